@@ -1,0 +1,338 @@
+//! File operations: exclusive creation, validated opening, growth with
+//! reserved blocks, and removal that only ever removes our own file.
+//!
+//! Everything here is safe code over `rustix`; the unsafe mapping calls are in
+//! `sys`. Paths are split once into a parent directory, opened and kept, and a
+//! final component that is opened `O_NOFOLLOW` relative to it.
+
+use std::ffi::OsString;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The directory a region's file lives in, and its name there.
+#[derive(Debug)]
+pub(crate) struct Location {
+    pub(crate) dir: OwnedFd,
+    pub(crate) name: OsString,
+}
+
+/// Identity and size of a validated file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FileInfo {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) size: u64,
+}
+
+/// Who may own, and who may write, a file we attach to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TrustPolicy {
+    pub(crate) allow_other_owner: bool,
+    pub(crate) allow_group_or_other_write: bool,
+}
+
+/// Retries `f` while it fails with `EINTR`.
+fn retry<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
+    loop {
+        match f() {
+            Err(Errno::INTR) => {}
+            other => return other,
+        }
+    }
+}
+
+/// Opens the parent directory of `path` and returns it with the final
+/// component. Symbolic links in the directory part are followed (they are
+/// the caller's choice of path); the final component never is.
+pub(crate) fn locate(path: &Path, op: &'static str) -> Result<Location> {
+    let name = path
+        .file_name()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| Error::new(ErrorKind::InvalidPath, op))?;
+    // `file_name` ignores a trailing `/.`-free slash ("a/b/" names "b"), but
+    // a path ending in a slash means "a directory": refuse it.
+    if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
+        return Err(Error::new(ErrorKind::InvalidPath, op));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = rustix::fs::open(
+        parent,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::os(op, e))?;
+    Ok(Location {
+        dir,
+        name: name.to_owned(),
+    })
+}
+
+/// Creates `loc.name` exclusively: `O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC`,
+/// with `mode` applied by the kernel at creation (the umask can only remove
+/// bits from it).
+pub(crate) fn create_exclusive(loc: &Location, mode: u32) -> Result<OwnedFd> {
+    let flags = OFlags::RDWR
+        | OFlags::CREATE
+        | OFlags::EXCL
+        | OFlags::NOFOLLOW
+        | OFlags::CLOEXEC
+        | OFlags::NOCTTY;
+    retry(|| rustix::fs::openat(&loc.dir, &*loc.name, flags, Mode::from_raw_mode(mode)))
+        .map_err(|e| Error::os("create", e))
+}
+
+/// Opens an existing file for mapping, refusing anything that is not a
+/// regular file before it is opened (so no device or FIFO is ever opened in
+/// the common case) and opening non-blocking (so a FIFO swapped in between
+/// the check and the open cannot block us; `validate` then refuses it).
+pub(crate) fn open_existing(loc: &Location, writable: bool) -> Result<OwnedFd> {
+    let st = rustix::fs::statat(&loc.dir, &*loc.name, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| Error::os("attach", e))?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err(Error::new(ErrorKind::NotRegularFile, "attach"));
+    }
+    let access = if writable {
+        OFlags::RDWR
+    } else {
+        OFlags::RDONLY
+    };
+    let flags = access | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let fd =
+        retry(|| rustix::fs::openat(&loc.dir, &*loc.name, flags, Mode::empty())).map_err(|e| {
+            match e {
+                // The name became a symlink, directory or socket since `statat`.
+                Errno::LOOP | Errno::ISDIR | Errno::NXIO | Errno::NODEV => {
+                    Error::with_errno(ErrorKind::NotRegularFile, "attach", e)
+                }
+                e => Error::os("attach", e),
+            }
+        })?;
+    Ok(fd)
+}
+
+/// Checks that `fd` is a regular, non-empty file we can map and may trust
+/// under `policy`, and returns its identity and size.
+pub(crate) fn validate(
+    fd: BorrowedFd<'_>,
+    policy: TrustPolicy,
+    op: &'static str,
+) -> Result<FileInfo> {
+    let st = rustix::fs::fstat(fd).map_err(|e| Error::os(op, e))?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err(Error::new(ErrorKind::NotRegularFile, op));
+    }
+    // Root bypasses permission bits, so ownership is compared explicitly.
+    if !policy.allow_other_owner && st.st_uid != rustix::process::geteuid().as_raw() {
+        return Err(Error::new(ErrorKind::UntrustedOwner, op));
+    }
+    if !policy.allow_group_or_other_write && st.st_mode & 0o022 != 0 {
+        return Err(Error::new(ErrorKind::InsecureMode, op));
+    }
+    let size = u64::try_from(st.st_size).map_err(|_| Error::new(ErrorKind::FileTooLarge, op))?;
+    if size == 0 {
+        return Err(Error::new(ErrorKind::EmptyFile, op));
+    }
+    Ok(FileInfo {
+        dev: st.st_dev,
+        ino: st.st_ino,
+        size,
+    })
+}
+
+/// The identity of an open file (no policy checks).
+pub(crate) fn identity(fd: BorrowedFd<'_>, op: &'static str) -> Result<FileInfo> {
+    let st = rustix::fs::fstat(fd).map_err(|e| Error::os(op, e))?;
+    Ok(FileInfo {
+        dev: st.st_dev,
+        ino: st.st_ino,
+        size: u64::try_from(st.st_size).map_err(|_| Error::new(ErrorKind::FileTooLarge, op))?,
+    })
+}
+
+/// The current size of the file, from `fstat`.
+pub(crate) fn size_of(fd: BorrowedFd<'_>, op: &'static str) -> Result<u64> {
+    let st = rustix::fs::fstat(fd).map_err(|e| Error::os(op, e))?;
+    u64::try_from(st.st_size).map_err(|_| Error::new(ErrorKind::FileTooLarge, op))
+}
+
+/// Converts a byte count into a file offset, refusing what `off_t` cannot
+/// hold.
+pub(crate) fn file_len(len: usize, op: &'static str) -> Result<u64> {
+    u64::try_from(len)
+        .ok()
+        .filter(|&n| i64::try_from(n).is_ok())
+        .ok_or_else(|| Error::new(ErrorKind::InvalidSize, op))
+}
+
+/// First half of growth: make sure blocks exist for `[from, to)` without
+/// changing the file's size, so that running out of space is reported now
+/// and peers never see a size whose pages cannot be backed.
+///
+/// On Linux this is `fallocate(FALLOC_FL_KEEP_SIZE)`. Elsewhere, and where
+/// the file system does not support it, the blocks are reserved by
+/// [`extend`] instead, which then writes zeros.
+pub(crate) fn reserve(
+    fd: BorrowedFd<'_>,
+    from: u64,
+    to: u64,
+    op: &'static str,
+) -> Result<Reserved> {
+    if to <= from {
+        return Ok(Reserved::Done);
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use rustix::fs::FallocateFlags;
+        match retry(|| rustix::fs::fallocate(fd, FallocateFlags::KEEP_SIZE, from, to - from)) {
+            Ok(()) => return Ok(Reserved::Done),
+            Err(Errno::OPNOTSUPP) => {}
+            Err(e) => return Err(Error::os(op, e)),
+        }
+    }
+    let _ = (fd, op);
+    Ok(Reserved::ByZeroFill)
+}
+
+/// How [`reserve`] secured the blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reserved {
+    /// The blocks are allocated; `extend` only changes the size.
+    Done,
+    /// Nothing was allocated yet; `extend` must write zeros.
+    ByZeroFill,
+    /// Sparse growth was asked for: no blocks are reserved.
+    Sparse,
+}
+
+/// Second half of growth: make the file at least `to` bytes long. It never
+/// shrinks the file.
+///
+/// - `Reserved::Done` on Linux: `fallocate` without `KEEP_SIZE`, which
+///   raises the size atomically to at least `to` and never lowers it.
+/// - `Reserved::ByZeroFill`: writes zeros from the current end to `to`
+///   (portable block reservation); on failure the file is cut back to the
+///   size it had, so a failed growth leaves it as it was.
+/// - `Reserved::Sparse`: `ftruncate(to)` if the file is shorter.
+pub(crate) fn extend(fd: BorrowedFd<'_>, to: u64, how: Reserved, op: &'static str) -> Result<()> {
+    match how {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        Reserved::Done => {
+            let cur = size_of(fd, op)?;
+            if cur >= to {
+                return Ok(());
+            }
+            retry(|| rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), cur, to - cur))
+                .map_err(|e| Error::os(op, e))
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        Reserved::Done => grow_sparse(fd, to, op),
+        Reserved::Sparse => grow_sparse(fd, to, op),
+        Reserved::ByZeroFill => zero_fill(fd, to, op),
+    }
+}
+
+fn grow_sparse(fd: BorrowedFd<'_>, to: u64, op: &'static str) -> Result<()> {
+    if size_of(fd, op)? < to {
+        retry(|| rustix::fs::ftruncate(fd, to)).map_err(|e| Error::os(op, e))?;
+    }
+    Ok(())
+}
+
+/// Portable block reservation: append zeros until the file is `to` bytes.
+pub(crate) fn zero_fill(fd: BorrowedFd<'_>, to: u64, op: &'static str) -> Result<()> {
+    const CHUNK: usize = 64 * 1024;
+    let start = size_of(fd, op)?;
+    let zeros = [0u8; CHUNK];
+    let mut at = start;
+    while at < to {
+        let n = usize::try_from(to - at).map_or(CHUNK, |left| left.min(CHUNK));
+        match retry(|| rustix::io::pwrite(fd, &zeros[..n], at)) {
+            Ok(0) => {
+                let _ = retry(|| rustix::fs::ftruncate(fd, start));
+                return Err(Error::new(ErrorKind::StorageFull, op));
+            }
+            Ok(written) => {
+                // `written <= n <= CHUNK`, so the conversion cannot fail.
+                at += u64::try_from(written).map_err(|_| Error::new(ErrorKind::Os, op))?;
+            }
+            Err(e) => {
+                let _ = retry(|| rustix::fs::ftruncate(fd, start));
+                return Err(Error::os(op, e));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes `loc.name` only if it still names the file `(dev, ino)`.
+///
+/// Returns whether something was removed. A file renamed over our name, or
+/// created after ours was removed, is left alone. (Between the check and the
+/// unlink a writer of the directory could swap the name once more; such a
+/// writer could remove the file itself anyway, so no new power is gained.)
+pub(crate) fn remove_if_same(loc: &Location, dev: u64, ino: u64) -> rustix::io::Result<bool> {
+    match rustix::fs::statat(&loc.dir, &*loc.name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if st.st_dev == dev && st.st_ino == ino => {
+            rustix::fs::unlinkat(&loc.dir, &*loc.name, AtFlags::empty()).map(|()| true)
+        }
+        Ok(_) | Err(Errno::NOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(all(test, not(miri), not(loom)))]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn zero_fill_grows_to_exact_size_with_zeros() {
+        let f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut &f, b"abc").unwrap();
+        zero_fill(f.as_fd(), 200_000, "t").unwrap();
+        assert_eq!(f.metadata().unwrap().len(), 200_000);
+        let mut all = vec![1u8; 200_000];
+        std::os::unix::fs::FileExt::read_exact_at(&f, &mut all, 0).unwrap();
+        assert_eq!(&all[..3], b"abc");
+        assert!(all[3..].iter().all(|&b| b == 0));
+        assert_eq!(all.len(), 200_000);
+    }
+
+    #[test]
+    fn extend_never_shrinks() {
+        let f = tempfile::tempfile().unwrap();
+        f.set_len(10_000).unwrap();
+        for how in [Reserved::Done, Reserved::Sparse, Reserved::ByZeroFill] {
+            extend(f.as_fd(), 5_000, how, "t").unwrap();
+            assert_eq!(f.metadata().unwrap().len(), 10_000, "{how:?}");
+        }
+    }
+
+    #[test]
+    fn file_len_refuses_what_off_t_cannot_hold() {
+        assert_eq!(file_len(4096, "t").unwrap(), 4096);
+        assert_eq!(
+            file_len(usize::MAX, "t").unwrap_err().kind(),
+            ErrorKind::InvalidSize
+        );
+    }
+
+    #[test]
+    fn locate_refuses_paths_without_a_file_name() {
+        for p in ["/", "..", "", "a/b/", "x/.."] {
+            assert_eq!(
+                locate(Path::new(p), "t").unwrap_err().kind(),
+                ErrorKind::InvalidPath,
+                "{p:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Hardened file-backed shared memory that grows in place while in use.
+//!
+//! One process [creates](MmapRegion::create) a `MAP_SHARED` mapping of a
+//! file; others [attach](MmapRegion::attach) by path or
+//! [by descriptor](MmapRegion::attach_fd); the creator
+//! [grows](MmapRegion::resize) it while they stay attached, and they notice
+//! with [`check_and_remap`](MmapRegion::check_and_remap) and remap. Memory is
+//! reached through [`Region`] views, tagged with the generation of the
+//! mapping they show, which keep that mapping alive for as long as they live.
+//!
+//! The crate is written for processes that do not fully trust each other or
+//! the file system: creation is exclusive and never follows symbolic links,
+//! attach refuses anything but a regular, non-empty file owned by the
+//! effective user, growth reserves blocks before the new size is visible,
+//! the attaching side never changes the file's size, a truncation by a peer
+//! is detected and fences every checked access, and a handle only ever
+//! removes the file it created. See `SECURITY.md` for the threat model and
+//! its one known limit (a peer with write access to a path-backed file can
+//! still truncate it between two checks).
+//!
+//! ```
+//! # fn main() -> Result<(), shm_region::Error> {
+//! use shm_region::{FileCleanup, MmapRegion};
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("segment");
+//!
+//! let mut host = MmapRegion::create(&path, 4096, FileCleanup::Manual)?;
+//! let mut guest = MmapRegion::attach(&path)?;
+//! let old_view = guest.region();
+//!
+//! host.region().atomic_u64(0)?.store(42, std::sync::atomic::Ordering::Release);
+//! host.resize(1 << 20)?;
+//! assert!(guest.check_and_remap()?);
+//! assert_eq!(guest.len(), 1 << 20);
+//! assert!(!old_view.is_current());                 // stale, but still valid memory
+//! assert_eq!(old_view.atomic_u64(0)?.load(std::sync::atomic::Ordering::Acquire), 42);
+//! assert_eq!(guest.region().as_ptr(), old_view.as_ptr()); // grown in place
+//! # Ok(()) }
+//! ```
+//!
+//! All `unsafe` code is in one module, `sys`, whose invariants are stated at
+//! its top; the remapping protocol is in `protocol`, generic over the mapping
+//! so that it can be model-checked.
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg(unix)]
+
+mod error;
+mod fs;
+mod protocol;
+mod region;
+mod sync;
+mod sys;
+
+pub use error::{Error, ErrorKind, Result};
+pub use region::{FileCleanup, MmapOptions, MmapRegion, Region};

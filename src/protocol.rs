@@ -1,0 +1,293 @@
+//! The remapping protocol, independent of what a mapping is.
+//!
+//! One [`Publisher`] (held by the `MmapRegion`) and any number of [`View`]s
+//! (the `Region`s) share a [`Shared`] block:
+//!
+//! - `current`, under a mutex, is the newest [`Snapshot`]: the mapping (an
+//!   `Arc`, so every view that holds it keeps it alive), its published length
+//!   and its generation. The three are written together under the lock and
+//!   read together under the lock, so a view that holds generation `g` holds
+//!   exactly `g`'s mapping and length.
+//! - `generation` mirrors `current.generation`. It is stored with `Release`
+//!   after the snapshot is replaced (still under the lock), and a view's
+//!   staleness check is one `Acquire` load of it compared with the view's own
+//!   generation: no lock and no system call on the fast path.
+//! - `limit` is the lowest file length seen after a peer truncated the file
+//!   (`usize::MAX` until then). Every checked access of every view bounds
+//!   itself by `min(view length, limit)`, so once a truncation is detected and
+//!   published, no checked access reaches past the new end.
+//!
+//! A mapping is released when the last `Arc` to it drops: the publisher drops
+//! its reference when it publishes a replacement, and each view drops its
+//! own when it refreshes or is dropped. Nothing ever frees a mapping a view
+//! still holds.
+//!
+//! The module is generic over the mapping type so that the protocol can be
+//! model-checked with loom and run under Miri over a heap stand-in.
+
+use crate::sync::{lock, Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::sys::range_fits;
+
+/// One published state: a mapping, the length valid in it, and its
+/// generation.
+pub(crate) struct Snapshot<M> {
+    map: Arc<M>,
+    len: usize,
+    generation: u64,
+}
+
+impl<M> Clone for Snapshot<M> {
+    fn clone(&self) -> Self {
+        Self {
+            map: Arc::clone(&self.map),
+            len: self.len,
+            generation: self.generation,
+        }
+    }
+}
+
+/// The state shared by a publisher and its views.
+pub(crate) struct Shared<M> {
+    generation: AtomicU64,
+    limit: AtomicUsize,
+    current: Mutex<Snapshot<M>>,
+}
+
+/// A handle on one published state, able to check whether it is still the
+/// newest and to move to the newest.
+pub(crate) struct View<M> {
+    shared: Arc<Shared<M>>,
+    snap: Snapshot<M>,
+}
+
+impl<M> Clone for View<M> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            snap: self.snap.clone(),
+        }
+    }
+}
+
+impl<M> View<M> {
+    /// The mapping this view holds.
+    #[inline]
+    pub(crate) fn map(&self) -> &M {
+        &self.snap.map
+    }
+
+    /// The shared reference to this view's mapping.
+    #[inline]
+    pub(crate) fn map_arc(&self) -> &Arc<M> {
+        &self.snap.map
+    }
+
+    /// The length published with this view's generation.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.snap.len
+    }
+
+    /// This view's generation.
+    #[inline]
+    pub(crate) fn generation(&self) -> u64 {
+        self.snap.generation
+    }
+
+    /// Whether no newer state has been published: one atomic load.
+    #[inline]
+    pub(crate) fn is_current(&self) -> bool {
+        self.shared.generation.load(Ordering::Acquire) == self.snap.generation
+    }
+
+    /// Moves to the newest published state; `true` if that changed anything.
+    pub(crate) fn refresh(&mut self) -> bool {
+        if self.is_current() {
+            return false;
+        }
+        let newest = lock(&self.shared.current).clone();
+        let changed = newest.generation != self.snap.generation;
+        // The old snapshot (and possibly the last reference to its mapping)
+        // is dropped here, outside the lock.
+        self.snap = newest;
+        changed
+    }
+
+    /// The number of bytes a checked access may reach: the view's length,
+    /// lowered to the truncation limit once one has been published.
+    #[inline]
+    pub(crate) fn accessible_len(&self) -> usize {
+        self.snap.len.min(self.shared.limit.load(Ordering::Acquire))
+    }
+
+    /// Whether `len` bytes at `offset` are within [`Self::accessible_len`].
+    #[inline]
+    pub(crate) fn check(&self, offset: usize, len: usize) -> bool {
+        range_fits(offset, len, self.accessible_len())
+    }
+
+    /// The truncation limit (`usize::MAX` when no truncation was seen).
+    pub(crate) fn truncation_limit(&self) -> usize {
+        self.shared.limit.load(Ordering::Acquire)
+    }
+}
+
+/// The one handle allowed to publish new states. Not `Clone`.
+pub(crate) struct Publisher<M> {
+    view: View<M>,
+}
+
+impl<M> Publisher<M> {
+    /// Starts generation 0 with `map` holding `len` valid bytes.
+    pub(crate) fn new(map: Arc<M>, len: usize) -> Self {
+        let snap = Snapshot {
+            map,
+            len,
+            generation: 0,
+        };
+        let shared = Arc::new(Shared {
+            generation: AtomicU64::new(0),
+            limit: AtomicUsize::new(usize::MAX),
+            current: Mutex::new(snap.clone()),
+        });
+        Self {
+            view: View { shared, snap },
+        }
+    }
+
+    /// The publisher's own view, always current.
+    #[inline]
+    pub(crate) fn current(&self) -> &View<M> {
+        &self.view
+    }
+
+    /// Publishes `map` with `len` valid bytes as the next generation and
+    /// returns that generation.
+    pub(crate) fn publish(&mut self, map: Arc<M>, len: usize) -> u64 {
+        // Wrapping is unreachable in practice (2^64 publications), and even
+        // then only `is_current` could answer wrongly: each view holds its
+        // own mapping, so memory safety does not rest on the counter.
+        let generation = self.view.snap.generation.wrapping_add(1);
+        let snap = Snapshot {
+            map,
+            len,
+            generation,
+        };
+        let old = {
+            let mut cur = lock(&self.view.shared.current);
+            let old = std::mem::replace(&mut *cur, snap.clone());
+            self.view
+                .shared
+                .generation
+                .store(generation, Ordering::Release);
+            old
+        };
+        // The previous snapshot's mapping is released here, outside the
+        // lock, unless a view still holds it.
+        drop(old);
+        self.view.snap = snap;
+        generation
+    }
+
+    /// Records that the backing file now ends at `end`: from now on no
+    /// checked access of any view reaches past it. Limits only ever go down.
+    pub(crate) fn truncate(&self, end: usize) {
+        let limit = &self.view.shared.limit;
+        let mut cur = limit.load(Ordering::Acquire);
+        while end < cur {
+            match limit.compare_exchange_weak(cur, end, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// A heap stand-in for a mapping whose release is observable.
+    struct Heap {
+        bytes: Vec<u8>,
+        released: Arc<AtomicBool>,
+    }
+
+    impl Drop for Heap {
+        fn drop(&mut self) {
+            assert!(
+                !self.released.swap(true, Ordering::SeqCst),
+                "released twice"
+            );
+        }
+    }
+
+    fn heap(len: usize) -> (Arc<Heap>, Arc<AtomicBool>) {
+        let released = Arc::new(AtomicBool::new(false));
+        let h = Heap {
+            bytes: vec![0; len],
+            released: Arc::clone(&released),
+        };
+        (Arc::new(h), released)
+    }
+
+    #[test]
+    fn publish_makes_old_views_stale_and_refresh_catches_up() {
+        let (m0, _) = heap(8);
+        let mut p = Publisher::new(m0, 8);
+        let mut v = p.current().clone();
+        assert!(v.is_current());
+        assert!(!v.refresh());
+        let (m1, _) = heap(16);
+        assert_eq!(p.publish(m1, 16), 1);
+        assert!(!v.is_current());
+        assert_eq!((v.generation(), v.len()), (0, 8));
+        assert!(v.refresh());
+        assert_eq!((v.generation(), v.len(), v.map().bytes.len()), (1, 16, 16));
+        assert!(v.is_current());
+    }
+
+    #[test]
+    fn mapping_is_released_after_the_last_view_only() {
+        let (m0, released0) = heap(8);
+        let mut p = Publisher::new(m0, 8);
+        let v = p.current().clone();
+        let (m1, released1) = heap(16);
+        p.publish(m1, 16);
+        assert!(!released0.load(Ordering::SeqCst), "a view still holds it");
+        drop(v);
+        assert!(released0.load(Ordering::SeqCst));
+        let v1 = p.current().clone();
+        drop(p);
+        assert!(!released1.load(Ordering::SeqCst));
+        drop(v1);
+        assert!(released1.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn truncation_limit_bounds_every_view_and_only_goes_down() {
+        let (m0, _) = heap(100);
+        let p = Publisher::new(m0, 100);
+        let v = p.current().clone();
+        assert!(v.check(90, 10));
+        p.truncate(50);
+        assert!(!v.check(49, 2));
+        assert!(v.check(48, 2));
+        assert!(!p.current().check(50, 1));
+        p.truncate(80);
+        assert_eq!(v.accessible_len(), 50);
+        assert_eq!(v.truncation_limit(), 50);
+    }
+
+    #[test]
+    fn checked_ranges_never_overflow() {
+        let (m0, _) = heap(10);
+        let p = Publisher::new(m0, 10);
+        let v = p.current();
+        assert!(v.check(10, 0));
+        assert!(!v.check(usize::MAX, 1));
+        assert!(!v.check(1, usize::MAX));
+        assert!(!v.check(11, 0));
+    }
+}
