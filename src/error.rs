@@ -48,6 +48,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// The [`std::io::ErrorKind`] this kind converts to.
+    #[must_use]
     pub fn io_kind(self) -> io::ErrorKind {
         match self {
             Self::InvalidSize
@@ -144,12 +145,14 @@ impl Error {
     }
 
     /// What went wrong.
+    #[must_use]
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
     /// The [`std::io::ErrorKind`] this error converts to. For
     /// [`ErrorKind::Os`] it is the kind the OS error code maps to.
+    #[must_use]
     pub fn io_kind(&self) -> io::ErrorKind {
         match (self.kind, self.errno) {
             (ErrorKind::Os, Some(code)) => io::Error::from_raw_os_error(code).kind(),
@@ -158,11 +161,13 @@ impl Error {
     }
 
     /// The OS error code behind this error, if a system call failed.
+    #[must_use]
     pub fn raw_os_error(&self) -> Option<i32> {
         self.errno
     }
 
     /// The operation that failed, for messages (for example `"create"`).
+    #[must_use]
     pub fn operation(&self) -> &'static str {
         self.op
     }

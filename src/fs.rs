@@ -24,7 +24,7 @@ pub(crate) struct Location {
 /// Identity and size of a validated file.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FileInfo {
-    pub(crate) dev: u64,
+    pub(crate) dev: rustix::fs::Dev,
     pub(crate) ino: u64,
     pub(crate) size: u64,
 }
@@ -78,14 +78,14 @@ pub(crate) fn locate(path: &Path, op: &'static str) -> Result<Location> {
 /// Creates `loc.name` exclusively: `O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC`,
 /// with `mode` applied by the kernel at creation (the umask can only remove
 /// bits from it).
-pub(crate) fn create_exclusive(loc: &Location, mode: u32) -> Result<OwnedFd> {
+pub(crate) fn create_exclusive(loc: &Location, mode: Mode) -> Result<OwnedFd> {
     let flags = OFlags::RDWR
         | OFlags::CREATE
         | OFlags::EXCL
         | OFlags::NOFOLLOW
         | OFlags::CLOEXEC
         | OFlags::NOCTTY;
-    retry(|| rustix::fs::openat(&loc.dir, &*loc.name, flags, Mode::from_raw_mode(mode)))
+    retry(|| rustix::fs::openat(&loc.dir, &*loc.name, flags, mode))
         .map_err(|e| Error::os("create", e))
 }
 
@@ -133,7 +133,9 @@ pub(crate) fn validate(
     if !policy.allow_other_owner && st.st_uid != rustix::process::geteuid().as_raw() {
         return Err(Error::new(ErrorKind::UntrustedOwner, op));
     }
-    if !policy.allow_group_or_other_write && st.st_mode & 0o022 != 0 {
+    if !policy.allow_group_or_other_write
+        && Mode::from_raw_mode(st.st_mode).intersects(Mode::WGRP | Mode::WOTH)
+    {
         return Err(Error::new(ErrorKind::InsecureMode, op));
     }
     let size = u64::try_from(st.st_size).map_err(|_| Error::new(ErrorKind::FileTooLarge, op))?;
@@ -249,12 +251,12 @@ fn grow_sparse(fd: BorrowedFd<'_>, to: u64, op: &'static str) -> Result<()> {
 /// Portable block reservation: append zeros until the file is `to` bytes.
 pub(crate) fn zero_fill(fd: BorrowedFd<'_>, to: u64, op: &'static str) -> Result<()> {
     const CHUNK: usize = 64 * 1024;
+    static ZEROS: [u8; CHUNK] = [0; CHUNK];
     let start = size_of(fd, op)?;
-    let zeros = [0u8; CHUNK];
     let mut at = start;
     while at < to {
         let n = usize::try_from(to - at).map_or(CHUNK, |left| left.min(CHUNK));
-        match retry(|| rustix::io::pwrite(fd, &zeros[..n], at)) {
+        match retry(|| rustix::io::pwrite(fd, &ZEROS[..n], at)) {
             Ok(0) => {
                 let _ = retry(|| rustix::fs::ftruncate(fd, start));
                 return Err(Error::new(ErrorKind::StorageFull, op));
@@ -278,7 +280,11 @@ pub(crate) fn zero_fill(fd: BorrowedFd<'_>, to: u64, op: &'static str) -> Result
 /// created after ours was removed, is left alone. (Between the check and the
 /// unlink a writer of the directory could swap the name once more; such a
 /// writer could remove the file itself anyway, so no new power is gained.)
-pub(crate) fn remove_if_same(loc: &Location, dev: u64, ino: u64) -> rustix::io::Result<bool> {
+pub(crate) fn remove_if_same(
+    loc: &Location,
+    dev: rustix::fs::Dev,
+    ino: u64,
+) -> rustix::io::Result<bool> {
     match rustix::fs::statat(&loc.dir, &*loc.name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) if st.st_dev == dev && st.st_ino == ino => {
             rustix::fs::unlinkat(&loc.dir, &*loc.name, AtFlags::empty()).map(|()| true)
@@ -304,6 +310,36 @@ mod tests {
         assert_eq!(&all[..3], b"abc");
         assert!(all[3..].iter().all(|&b| b == 0));
         assert_eq!(all.len(), 200_000);
+    }
+
+    #[test]
+    fn zero_fill_on_a_full_tmpfs_reports_storage_full_and_restores_the_size() {
+        // The portable reservation path (used off Linux, and on Linux file
+        // systems without fallocate), exercised here on a 1 MiB tmpfs.
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("SKIPPED zero_fill_on_a_full_tmpfs: needs root to mount");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        if !mounted.success() {
+            eprintln!("SKIPPED zero_fill_on_a_full_tmpfs: mount failed");
+            return;
+        }
+        let path = dir.path().join("f");
+        let f = std::fs::File::create(&path).unwrap();
+        zero_fill(f.as_fd(), 512 * 1024, "t").unwrap();
+        let err = zero_fill(f.as_fd(), 4 << 20, "t").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::StorageFull);
+        assert_eq!(f.metadata().unwrap().len(), 512 * 1024);
+        drop(f);
+        let _ = std::process::Command::new("umount")
+            .arg(dir.path())
+            .status();
     }
 
     #[test]

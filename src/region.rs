@@ -62,6 +62,7 @@ impl MmapOptions {
     /// address-space reservation of at least 1 GiB or 64 × the size, and
     /// attach only to files owned by the effective user and not writable by
     /// group or others.
+    #[must_use]
     pub fn new() -> Self {
         Self {
             reserve_blocks: true,
@@ -182,7 +183,7 @@ pub struct MmapRegion {
     path: PathBuf,
     /// Where the file is linked, while it may still be ours to remove.
     location: Option<Location>,
-    dev: u64,
+    dev: rustix::fs::Dev,
     ino: u64,
     owner: bool,
     options: MmapOptions,
@@ -227,7 +228,7 @@ impl MmapRegion {
         const OP: &str = "create";
         let file_len = checked_size(size, OP)?;
         let loc = fs::locate(path, OP)?;
-        let fd = fs::create_exclusive(&loc, 0o600)?;
+        let fd = fs::create_exclusive(&loc, rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR)?;
         let made = fs::identity(fd.as_fd(), OP).and_then(|id| {
             let mapped = Self::grow_and_map(options, fd.as_fd(), None, 0, size, file_len, OP);
             mapped.map(|map| (id, map))
@@ -373,6 +374,7 @@ impl MmapRegion {
 
     /// A view of the newest mapping. Views stay valid after this handle
     /// grows or is dropped; see [`Region`].
+    #[must_use]
     pub fn region(&self) -> Region {
         Region {
             view: self.publisher.current().clone(),
@@ -380,12 +382,14 @@ impl MmapRegion {
     }
 
     /// The mapped length in bytes.
+    #[must_use]
     pub fn len(&self) -> usize {
         self.publisher.current().len()
     }
 
     /// Whether the mapped length is zero (never true: regions are never
     /// empty; provided for API symmetry).
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -393,6 +397,7 @@ impl MmapRegion {
     /// The path given at creation or attach; empty for
     /// [`attach_fd`](Self::attach_fd). With [`FileCleanup::Auto`] nothing is
     /// linked there any more.
+    #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -411,6 +416,7 @@ impl MmapRegion {
 
     /// The generation of the newest mapping: 0 after create or attach, and
     /// one more for each growth this handle mapped.
+    #[must_use]
     pub fn generation(&self) -> u64 {
         self.publisher.current().generation()
     }
@@ -566,27 +572,32 @@ impl Region {
     /// [`len`](Self::len) bytes for as long as this view (or a clone) lives,
     /// unless a peer truncates the file, in which case touching pages past
     /// the new end raises `SIGBUS`.
+    #[must_use]
     pub fn as_ptr(&self) -> *mut u8 {
         self.view.map().base()
     }
 
     /// The length of this view's generation.
+    #[must_use]
     pub fn len(&self) -> usize {
         self.view.len()
     }
 
     /// Whether the view is empty (never true; provided for API symmetry).
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.view.len() == 0
     }
 
     /// The generation this view shows.
+    #[must_use]
     pub fn generation(&self) -> u64 {
         self.view.generation()
     }
 
     /// Whether this view shows the newest mapping its [`MmapRegion`]
     /// published. One atomic load; no system call.
+    #[must_use]
     pub fn is_current(&self) -> bool {
         self.view.is_current()
     }

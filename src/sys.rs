@@ -86,7 +86,7 @@ impl std::fmt::Debug for Mapping {
             .field("mapped", &self.mapped_len())
             .field("reserved", &self.reserved_len())
             .field("writable", &self.writable)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

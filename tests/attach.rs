@@ -1,0 +1,246 @@
+//! `MmapRegion::attach` and `attach_fd`: only regular, non-empty, trusted
+//! files are mapped, and refusals come back promptly as errors.
+#![cfg(unix)]
+
+mod common;
+
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::time::Duration;
+
+use common::*;
+use shm_region::{ErrorKind, FileCleanup, MmapOptions, MmapRegion};
+
+const PROMPT: Duration = Duration::from_secs(5);
+
+fn region_file(dir: &tempfile::TempDir) -> (std::path::PathBuf, MmapRegion) {
+    let path = seg(dir);
+    let r = MmapRegion::create(&path, 8192, FileCleanup::Manual).unwrap();
+    r.region().write_at(100, b"from the creator").unwrap();
+    (path, r)
+}
+
+fn open_fd(path: &std::path::Path, custom: i32) -> OwnedFd {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(custom == 0)
+        .custom_flags(custom)
+        .open(path)
+        .unwrap()
+        .into()
+}
+
+#[test]
+fn attach_maps_the_whole_file_and_sees_the_creators_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _creator) = region_file(&dir);
+    let guest = MmapRegion::attach(&path).unwrap();
+    assert_eq!(guest.len(), 8192);
+    assert_eq!(guest.generation(), 0);
+    let mut buf = [0u8; 16];
+    guest.region().read_at(100, &mut buf).unwrap();
+    assert_eq!(&buf, b"from the creator");
+    guest.region().write_at(200, b"guest").unwrap();
+    let mut back = [0u8; 5];
+    _creator.region().read_at(200, &mut back).unwrap();
+    assert_eq!(&back, b"guest");
+}
+
+#[test]
+fn attach_refuses_symlink_to_a_valid_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _creator) = region_file(&dir);
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    assert_eq!(kind(MmapRegion::attach(&link)), ErrorKind::NotRegularFile);
+}
+
+#[test]
+fn attach_refuses_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = seg(&dir);
+    std::fs::create_dir(&path).unwrap();
+    let err = MmapRegion::attach(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotRegularFile);
+    assert_eq!(
+        std::io::Error::from(err).kind(),
+        std::io::ErrorKind::InvalidInput
+    );
+}
+
+#[test]
+fn attach_of_fifo_returns_promptly_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = seg(&dir);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let p = path.clone();
+    let k = within(PROMPT, move || kind(MmapRegion::attach(&p)));
+    assert_eq!(k, ErrorKind::NotRegularFile);
+    // And by descriptor (opened non-blocking, as a hostile sender might).
+    let fd = open_fd(
+        &path,
+        i32::try_from(rustix::fs::OFlags::NONBLOCK.bits()).unwrap(),
+    );
+    let k = within(PROMPT, move || kind(MmapRegion::attach_fd(fd)));
+    assert_eq!(k, ErrorKind::NotRegularFile);
+}
+
+#[test]
+fn attach_refuses_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = seg(&dir);
+    let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let p = path.clone();
+    assert_eq!(
+        within(PROMPT, move || kind(MmapRegion::attach(&p))),
+        ErrorKind::NotRegularFile
+    );
+}
+
+#[test]
+fn attach_refuses_devices_by_path_and_by_descriptor() {
+    assert_eq!(
+        kind(MmapRegion::attach("/dev/null".as_ref())),
+        ErrorKind::NotRegularFile
+    );
+    let zero: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/zero")
+        .unwrap()
+        .into();
+    assert_eq!(kind(MmapRegion::attach_fd(zero)), ErrorKind::NotRegularFile);
+}
+
+#[test]
+fn attach_of_empty_file_is_invalid_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = seg(&dir);
+    std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap();
+    let err = MmapRegion::attach(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::EmptyFile);
+    assert_eq!(
+        std::io::Error::from(err).kind(),
+        std::io::ErrorKind::InvalidData
+    );
+    assert_eq!(
+        kind(MmapRegion::attach_fd(open_fd(&path, 0))),
+        ErrorKind::EmptyFile
+    );
+}
+
+#[test]
+fn attach_of_missing_path_is_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = MmapRegion::attach(&seg(&dir)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(
+        std::io::Error::from(err).kind(),
+        std::io::ErrorKind::NotFound
+    );
+}
+
+#[test]
+fn attach_refuses_files_writable_by_group_or_others_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _creator) = region_file(&dir);
+    for mode in [0o620, 0o602, 0o666] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let err = MmapRegion::attach(&path).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InsecureMode, "mode {mode:o}");
+        assert_eq!(
+            std::io::Error::from(err).kind(),
+            std::io::ErrorKind::PermissionDenied
+        );
+        assert_eq!(
+            kind(MmapRegion::attach_fd(open_fd(&path, 0))),
+            ErrorKind::InsecureMode
+        );
+        let widened = MmapOptions::new()
+            .allow_group_or_other_write(true)
+            .attach(&path)
+            .unwrap();
+        assert_eq!(widened.len(), 8192);
+    }
+    // Group- or other-readable is fine: only write access lets a peer
+    // truncate the file.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(MmapRegion::attach(&path).unwrap().len(), 8192);
+}
+
+#[test]
+fn attach_refuses_files_owned_by_another_user_unless_allowed() {
+    if !is_root() {
+        eprintln!("SKIPPED attach_refuses_files_owned_by_another_user: needs root to chown");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _creator) = region_file(&dir);
+    // nobody; root bypasses the mode bits, so only the uid check refuses it.
+    std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+    let err = MmapRegion::attach(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UntrustedOwner);
+    assert_eq!(
+        std::io::Error::from(err).kind(),
+        std::io::ErrorKind::PermissionDenied
+    );
+    assert_eq!(
+        kind(MmapRegion::attach_fd(open_fd(&path, 0))),
+        ErrorKind::UntrustedOwner
+    );
+    let trusted = MmapOptions::new()
+        .allow_other_owner(true)
+        .attach(&path)
+        .unwrap();
+    let mut buf = [0u8; 16];
+    trusted.region().read_at(100, &mut buf).unwrap();
+    assert_eq!(&buf, b"from the creator");
+}
+
+#[test]
+fn attach_fd_of_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fd: OwnedFd = std::fs::File::open(dir.path()).unwrap().into();
+    assert_eq!(kind(MmapRegion::attach_fd(fd)), ErrorKind::NotRegularFile);
+}
+
+#[test]
+fn attach_fd_maps_a_valid_descriptor_with_an_empty_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _creator) = region_file(&dir);
+    let guest = MmapRegion::attach_fd(open_fd(&path, 0)).unwrap();
+    assert_eq!(guest.len(), 8192);
+    assert_eq!(guest.path(), std::path::Path::new(""));
+    let mut buf = [0u8; 16];
+    guest.region().read_at(100, &mut buf).unwrap();
+    assert_eq!(&buf, b"from the creator");
+}
+
+#[test]
+fn attach_fd_of_read_only_descriptor_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _creator) = region_file(&dir);
+    let ro: OwnedFd = std::fs::File::open(&path).unwrap().into();
+    let err = MmapRegion::attach_fd(ro).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Os);
+    assert_eq!(
+        err.raw_os_error(),
+        Some(rustix::io::Errno::ACCESS.raw_os_error())
+    );
+    assert_eq!(
+        std::io::Error::from(err).kind(),
+        std::io::ErrorKind::PermissionDenied
+    );
+}

@@ -1,0 +1,167 @@
+//! Who removes the file, when, and that only our own file is ever removed;
+//! descriptors never leak into children.
+#![cfg(unix)]
+
+mod common;
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::MetadataExt;
+
+use common::*;
+use shm_region::{ErrorKind, FileCleanup, MmapRegion};
+
+#[test]
+fn manual_creator_owns_the_file_and_removes_it_on_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = seg(&dir);
+    let host = MmapRegion::create(&path, 4096, FileCleanup::Manual).unwrap();
+    assert!(path.exists());
+    let guest = MmapRegion::attach(&path).unwrap();
+    drop(guest);
+    assert!(path.exists(), "an attached handle removed the file");
+    drop(host);
+    assert!(!path.exists());
+}
+
+#[test]
+fn release_ownership_leaves_the_file_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = seg(&dir);
+    let mut host = MmapRegion::create(&path, 4096, FileCleanup::Manual).unwrap();
+    host.region().write_at(0, b"kept").unwrap();
+    host.release_ownership();
+    drop(host);
+    assert_eq!(&std::fs::read(&path).unwrap()[..4], b"kept");
+}
+
+#[test]
+fn attached_handle_removes_the_file_only_after_take_ownership() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = seg(&dir);
+    let mut host = MmapRegion::create(&path, 4096, FileCleanup::Manual).unwrap();
+    host.release_ownership();
+    drop(host);
+    drop(MmapRegion::attach(&path).unwrap());
+    assert!(path.exists());
+    let mut guest = MmapRegion::attach(&path).unwrap();
+    guest.take_ownership();
+    drop(guest);
+    assert!(!path.exists());
+}
+
+#[test]
+fn auto_cleanup_unlinks_at_once_and_shares_by_descriptor() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = seg(&dir);
+    let mut host = MmapRegion::create(&path, 4096, FileCleanup::Auto).unwrap();
+    assert!(std::fs::symlink_metadata(&path).is_err(), "still linked");
+    assert_eq!(host.path(), path);
+    assert_eq!(kind(MmapRegion::attach(&path)), ErrorKind::NotFound);
+    host.region().write_at(10, b"by fd").unwrap();
+    let mut guest = MmapRegion::attach_fd(host.as_fd().try_clone_to_owned().unwrap()).unwrap();
+    let mut buf = [0u8; 5];
+    guest.region().read_at(10, &mut buf).unwrap();
+    assert_eq!(&buf, b"by fd");
+    host.resize(8192).unwrap();
+    assert!(guest.check_and_remap().unwrap());
+    assert_eq!(guest.len(), 8192);
+    // Nothing to own: taking ownership removes nothing that appeared since.
+    std::fs::write(&path, b"newcomer").unwrap();
+    host.take_ownership();
+    drop(host);
+    assert_eq!(std::fs::read(&path).unwrap(), b"newcomer");
+}
+
+#[test]
+fn drop_leaves_a_different_file_renamed_over_the_path_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = seg(&dir);
+    let host = MmapRegion::create(&path, 4096, FileCleanup::Manual).unwrap();
+    let other = dir.path().join("other");
+    std::fs::write(&other, b"newer segment").unwrap();
+    std::fs::rename(&other, &path).unwrap();
+    drop(host);
+    assert_eq!(std::fs::read(&path).unwrap(), b"newer segment");
+}
+
+#[test]
+fn drop_leaves_a_file_recreated_at_the_path_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = seg(&dir);
+    let host = MmapRegion::create(&path, 4096, FileCleanup::Manual).unwrap();
+    let old_ino = std::fs::metadata(&path).unwrap().ino();
+    std::fs::remove_file(&path).unwrap();
+    // Keep the old inode number from being reused by holding the mapping;
+    // the new file is a different inode.
+    let successor = MmapRegion::create(&path, 4096, FileCleanup::Manual).unwrap();
+    assert_ne!(std::fs::metadata(&path).unwrap().ino(), old_ino);
+    successor.region().write_at(0, b"successor").unwrap();
+    drop(host);
+    assert!(path.exists(), "the old handle removed its successor");
+    let mut guest = MmapRegion::attach(&path).unwrap();
+    let mut buf = [0u8; 9];
+    guest.region().read_at(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"successor");
+    assert!(!guest.check_and_remap().unwrap());
+}
+
+#[test]
+fn drop_after_the_directory_was_renamed_removes_nothing_else() {
+    // The handle removes relative to the directory it opened at create time,
+    // so a new directory at the old path is not touched.
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("d");
+    std::fs::create_dir(&sub).unwrap();
+    let path = sub.join("segment");
+    let host = MmapRegion::create(&path, 4096, FileCleanup::Manual).unwrap();
+    let moved = dir.path().join("moved");
+    std::fs::rename(&sub, &moved).unwrap();
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(&path, b"unrelated").unwrap();
+    drop(host);
+    assert_eq!(std::fs::read(&path).unwrap(), b"unrelated");
+    assert!(
+        !moved.join("segment").exists(),
+        "our own file was removed where it is"
+    );
+}
+
+#[test]
+fn no_descriptor_of_the_crate_is_inherited_by_a_spawned_child() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = seg(&dir);
+    let host = MmapRegion::create(&path, 4096, FileCleanup::Manual).unwrap();
+    let guest = MmapRegion::attach(&path).unwrap();
+    let auto = MmapRegion::create(&dir.path().join("auto"), 4096, FileCleanup::Auto).unwrap();
+    let ours = [
+        host.as_fd().as_raw_fd(),
+        guest.as_fd().as_raw_fd(),
+        auto.as_fd().as_raw_fd(),
+    ];
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "for f in /proc/self/fd/*; do echo \"$f $(readlink $f)\"; done",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let listing = String::from_utf8(out.stdout).unwrap();
+    let dir_s = dir.path().to_str().unwrap();
+    for line in listing.lines() {
+        assert!(!line.contains(dir_s), "child inherited {line}");
+    }
+    for fd in ours {
+        assert!(
+            !listing
+                .lines()
+                .any(|l| l.starts_with(&format!("/proc/self/fd/{fd} ")) && l.contains("segment")),
+            "fd {fd} inherited"
+        );
+    }
+    // The child did list its own standard descriptors, so the check ran.
+    assert!(
+        listing.lines().any(|l| l.starts_with("/proc/self/fd/0 ")),
+        "{listing}"
+    );
+}
