@@ -54,3 +54,8 @@ mod sys;
 
 pub use error::{Error, ErrorKind, Result};
 pub use region::{FileCleanup, MmapOptions, MmapRegion, Region};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

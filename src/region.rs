@@ -439,8 +439,9 @@ impl MmapRegion {
     ///   (`new_size == len()` is a no-op);
     /// - [`ErrorKind::InvalidSize`] if `new_size` cannot be mapped;
     /// - [`ErrorKind::Truncated`] if a peer truncated the file below the
-    ///   mapped length (detected here, as by
-    ///   [`check_and_remap`](Self::check_and_remap));
+    ///   mapped length, detected now (as by
+    ///   [`check_and_remap`](Self::check_and_remap)) or earlier: a handle that
+    ///   saw a truncation never grows again; attach anew to recover;
     /// - [`ErrorKind::StorageFull`] if the blocks cannot be reserved;
     /// - [`ErrorKind::Os`] for other failures.
     ///
