@@ -97,6 +97,8 @@ impl ErrorKind {
 /// is recoverable from it with `get_ref()` and `downcast_ref::<Error>()`.
 ///
 /// ```
+/// # #[cfg(miri)] fn main() {} // Miri cannot open files.
+/// # #[cfg(not(miri))] fn main() {
 /// use shm_region::{Error, ErrorKind, MmapRegion};
 /// let err = MmapRegion::attach("/dev/null".as_ref()).unwrap_err();
 /// assert_eq!(err.kind(), ErrorKind::NotRegularFile);
@@ -104,6 +106,7 @@ impl ErrorKind {
 /// assert_eq!(io.kind(), std::io::ErrorKind::InvalidInput);
 /// let back = io.get_ref().unwrap().downcast_ref::<Error>().unwrap();
 /// assert_eq!(back.kind(), ErrorKind::NotRegularFile);
+/// # }
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Error {

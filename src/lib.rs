@@ -19,6 +19,8 @@
 //! still truncate it between two checks).
 //!
 //! ```
+//! # #[cfg(miri)] fn main() {} // Miri cannot map files.
+//! # #[cfg(not(miri))]
 //! # fn main() -> Result<(), shm_region::Error> {
 //! use shm_region::{FileCleanup, MmapRegion};
 //! let dir = tempfile::tempdir().unwrap();
@@ -47,6 +49,10 @@
 
 mod error;
 mod fs;
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod protocol;
+#[cfg(not(loom))]
 mod protocol;
 mod region;
 mod sync;

@@ -23,14 +23,16 @@
 //! still holds.
 //!
 //! The module is generic over the mapping type so that the protocol can be
-//! model-checked with loom and run under Miri over a heap stand-in.
+//! model-checked with loom and run under Miri over a heap stand-in. Built
+//! with `--cfg loom` it is public (and hidden from the docs) so that
+//! `tests/loom.rs` can drive it; otherwise it is private to the crate.
 
 use crate::sync::{lock, Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::sys::range_fits;
 
 /// One published state: a mapping, the length valid in it, and its
 /// generation.
-pub(crate) struct Snapshot<M> {
+struct Snapshot<M> {
     map: Arc<M>,
     len: usize,
     generation: u64,
@@ -47,7 +49,7 @@ impl<M> Clone for Snapshot<M> {
 }
 
 /// The state shared by a publisher and its views.
-pub(crate) struct Shared<M> {
+struct Shared<M> {
     generation: AtomicU64,
     limit: AtomicUsize,
     current: Mutex<Snapshot<M>>,
@@ -55,7 +57,7 @@ pub(crate) struct Shared<M> {
 
 /// A handle on one published state, able to check whether it is still the
 /// newest and to move to the newest.
-pub(crate) struct View<M> {
+pub struct View<M> {
     shared: Arc<Shared<M>>,
     snap: Snapshot<M>,
 }
@@ -69,39 +71,43 @@ impl<M> Clone for View<M> {
     }
 }
 
+#[allow(
+    clippy::len_without_is_empty,
+    reason = "internal type; lengths are never zero"
+)]
 impl<M> View<M> {
     /// The mapping this view holds.
     #[inline]
-    pub(crate) fn map(&self) -> &M {
+    pub fn map(&self) -> &M {
         &self.snap.map
     }
 
     /// The shared reference to this view's mapping.
     #[inline]
-    pub(crate) fn map_arc(&self) -> &Arc<M> {
+    pub fn map_arc(&self) -> &Arc<M> {
         &self.snap.map
     }
 
     /// The length published with this view's generation.
     #[inline]
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.snap.len
     }
 
     /// This view's generation.
     #[inline]
-    pub(crate) fn generation(&self) -> u64 {
+    pub fn generation(&self) -> u64 {
         self.snap.generation
     }
 
     /// Whether no newer state has been published: one atomic load.
     #[inline]
-    pub(crate) fn is_current(&self) -> bool {
+    pub fn is_current(&self) -> bool {
         self.shared.generation.load(Ordering::Acquire) == self.snap.generation
     }
 
     /// Moves to the newest published state; `true` if that changed anything.
-    pub(crate) fn refresh(&mut self) -> bool {
+    pub fn refresh(&mut self) -> bool {
         if self.is_current() {
             return false;
         }
@@ -116,30 +122,42 @@ impl<M> View<M> {
     /// The number of bytes a checked access may reach: the view's length,
     /// lowered to the truncation limit once one has been published.
     #[inline]
-    pub(crate) fn accessible_len(&self) -> usize {
+    pub fn accessible_len(&self) -> usize {
         self.snap.len.min(self.shared.limit.load(Ordering::Acquire))
     }
 
     /// Whether `len` bytes at `offset` are within [`Self::accessible_len`].
     #[inline]
-    pub(crate) fn check(&self, offset: usize, len: usize) -> bool {
+    pub fn check(&self, offset: usize, len: usize) -> bool {
         range_fits(offset, len, self.accessible_len())
     }
 
     /// The truncation limit (`usize::MAX` when no truncation was seen).
-    pub(crate) fn truncation_limit(&self) -> usize {
+    pub fn truncation_limit(&self) -> usize {
         self.shared.limit.load(Ordering::Acquire)
     }
 }
 
+/// What [`Publisher::follow`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    /// The file has the published length.
+    Unchanged,
+    /// The file grew; the new length was mapped and published.
+    Grew,
+    /// The file is shorter than the published length; the truncation limit
+    /// was lowered to its length.
+    Truncated,
+}
+
 /// The one handle allowed to publish new states. Not `Clone`.
-pub(crate) struct Publisher<M> {
+pub struct Publisher<M> {
     view: View<M>,
 }
 
 impl<M> Publisher<M> {
     /// Starts generation 0 with `map` holding `len` valid bytes.
-    pub(crate) fn new(map: Arc<M>, len: usize) -> Self {
+    pub fn new(map: Arc<M>, len: usize) -> Self {
         let snap = Snapshot {
             map,
             len,
@@ -157,13 +175,13 @@ impl<M> Publisher<M> {
 
     /// The publisher's own view, always current.
     #[inline]
-    pub(crate) fn current(&self) -> &View<M> {
+    pub fn current(&self) -> &View<M> {
         &self.view
     }
 
     /// Publishes `map` with `len` valid bytes as the next generation and
     /// returns that generation.
-    pub(crate) fn publish(&mut self, map: Arc<M>, len: usize) -> u64 {
+    pub fn publish(&mut self, map: Arc<M>, len: usize) -> u64 {
         // Wrapping is unreachable in practice (2^64 publications), and even
         // then only `is_current` could answer wrongly: each view holds its
         // own mapping, so memory safety does not rest on the counter.
@@ -189,17 +207,36 @@ impl<M> Publisher<M> {
         generation
     }
 
+    /// Brings the published state in line with a file that is now
+    /// `file_len` bytes long: publishes a mapping of the growth (made by
+    /// `remap` from the current mapping and the new length), or records a
+    /// truncation. Never asks for the file to change.
+    ///
+    /// # Errors
+    ///
+    /// Whatever `remap` returns; nothing is published then.
+    pub fn follow<E>(
+        &mut self,
+        file_len: usize,
+        remap: impl FnOnce(&Arc<M>, usize) -> Result<Arc<M>, E>,
+    ) -> Result<Follow, E> {
+        let cur = self.view.len();
+        if file_len == cur {
+            return Ok(Follow::Unchanged);
+        }
+        if file_len < cur {
+            self.truncate(file_len);
+            return Ok(Follow::Truncated);
+        }
+        let map = remap(self.view.map_arc(), file_len)?;
+        self.publish(map, file_len);
+        Ok(Follow::Grew)
+    }
+
     /// Records that the backing file now ends at `end`: from now on no
     /// checked access of any view reaches past it. Limits only ever go down.
-    pub(crate) fn truncate(&self, end: usize) {
-        let limit = &self.view.shared.limit;
-        let mut cur = limit.load(Ordering::Acquire);
-        while end < cur {
-            match limit.compare_exchange_weak(cur, end, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => break,
-                Err(seen) => cur = seen,
-            }
-        }
+    pub fn truncate(&self, end: usize) {
+        self.view.shared.limit.fetch_min(end, Ordering::AcqRel);
     }
 }
 
@@ -278,6 +315,61 @@ mod tests {
         p.truncate(80);
         assert_eq!(v.accessible_len(), 50);
         assert_eq!(v.truncation_limit(), 50);
+    }
+
+    #[test]
+    fn follow_publishes_growth_records_truncation_and_never_remaps_otherwise() {
+        let (m0, _) = heap(8);
+        let mut p = Publisher::new(Arc::clone(&m0), 8);
+        let never = |_: &Arc<Heap>, _: usize| -> Result<Arc<Heap>, ()> { panic!("remapped") };
+        assert_eq!(p.follow(8, never), Ok(Follow::Unchanged));
+        assert_eq!(p.current().generation(), 0);
+        assert_eq!(
+            p.follow(16, |cur, len| {
+                assert_eq!(len, 16);
+                Ok::<_, ()>(Arc::clone(cur))
+            }),
+            Ok(Follow::Grew)
+        );
+        assert_eq!((p.current().generation(), p.current().len()), (1, 16));
+        assert_eq!(p.follow(32, |_, _| Err("no memory")), Err("no memory"));
+        assert_eq!((p.current().generation(), p.current().len()), (1, 16));
+        assert_eq!(p.follow(4, never), Ok(Follow::Truncated));
+        assert_eq!(
+            (p.current().generation(), p.current().accessible_len()),
+            (1, 4)
+        );
+    }
+
+    #[test]
+    fn concurrent_refreshes_see_consistent_snapshots_while_publishing() {
+        // Under Miri this also runs the data-race detector over the protocol.
+        let (m0, _) = heap(1);
+        let mut p = Publisher::new(m0, 1);
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let mut v = p.current().clone();
+                std::thread::spawn(move || {
+                    let mut last = 0;
+                    for _ in 0..20 {
+                        v.refresh();
+                        // A snapshot's length always matches its mapping.
+                        assert_eq!(v.map().bytes.len(), v.len());
+                        assert_eq!(v.len(), usize::try_from(v.generation()).unwrap() + 1);
+                        assert!(v.generation() >= last);
+                        last = v.generation();
+                        std::thread::yield_now();
+                    }
+                })
+            })
+            .collect();
+        for g in 1..=10 {
+            let (m, _) = heap(g + 1);
+            p.publish(m, g + 1);
+        }
+        for r in readers {
+            r.join().unwrap();
+        }
     }
 
     #[test]

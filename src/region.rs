@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::fs::{self, Location, Reserved, TrustPolicy};
-use crate::protocol::{Publisher, View};
+use crate::protocol::{Follow, Publisher, View};
 use crate::sync::Arc;
 use crate::sys::Mapping;
 
@@ -34,6 +34,8 @@ const RESERVATION_FACTOR: usize = 64;
 /// hardened defaults.
 ///
 /// ```
+/// # #[cfg(miri)] fn main() {} // Miri cannot map files.
+/// # #[cfg(not(miri))]
 /// # fn main() -> Result<(), shm_region::Error> {
 /// use shm_region::{FileCleanup, MmapOptions};
 /// let dir = tempfile::tempdir().unwrap();
@@ -159,6 +161,8 @@ impl MmapOptions {
 /// keep their mapping alive for as long as they live.
 ///
 /// ```
+/// # #[cfg(miri)] fn main() {} // Miri cannot map files.
+/// # #[cfg(not(miri))]
 /// # fn main() -> Result<(), shm_region::Error> {
 /// use shm_region::{FileCleanup, MmapRegion};
 /// let dir = tempfile::tempdir().unwrap();
@@ -497,24 +501,15 @@ impl MmapRegion {
     pub fn check_and_remap(&mut self) -> Result<bool> {
         const OP: &str = "check_and_remap";
         let size = fs::size_of(self.fd.as_fd(), OP)?;
-        let cur = self.len();
         let len = Self::mappable(size, OP)?;
-        if len == cur {
-            return Ok(false);
+        let (options, fd) = (&self.options, self.fd.as_fd());
+        match self.publisher.follow(len, |cur, len| {
+            Self::map_len(options, fd, Some(cur), len, OP)
+        })? {
+            Follow::Unchanged => Ok(false),
+            Follow::Grew => Ok(true),
+            Follow::Truncated => Err(Error::new(ErrorKind::Truncated, OP)),
         }
-        if len < cur {
-            self.publisher.truncate(len);
-            return Err(Error::new(ErrorKind::Truncated, OP));
-        }
-        let map = Self::map_len(
-            &self.options,
-            self.fd.as_fd(),
-            Some(self.publisher.current().map_arc()),
-            len,
-            OP,
-        )?;
-        self.publisher.publish(map, len);
-        Ok(true)
     }
 }
 
@@ -597,7 +592,11 @@ impl Region {
     }
 
     /// Whether this view shows the newest mapping its [`MmapRegion`]
-    /// published. One atomic load; no system call.
+    /// published. One atomic load (`Acquire`); no system call.
+    ///
+    /// When it returns `false`, everything the publishing thread did before
+    /// the growth (for example bytes it wrote through its own view) is
+    /// visible to this thread.
     #[must_use]
     pub fn is_current(&self) -> bool {
         self.view.is_current()

@@ -395,16 +395,9 @@ impl Drop for Mapping {
     }
 }
 
-#[cfg(all(test, not(miri), not(loom)))]
-mod tests {
+#[cfg(test)]
+mod arithmetic_tests {
     use super::*;
-    use std::os::fd::AsFd;
-
-    fn file_of(len: u64) -> std::fs::File {
-        let f = tempfile::tempfile().unwrap();
-        f.set_len(len).unwrap();
-        f
-    }
 
     #[test]
     fn range_fits_rejects_overflowing_ranges() {
@@ -416,6 +409,30 @@ mod tests {
         assert!(!range_fits(2, usize::MAX, 10));
         assert!(!range_fits(1, usize::MAX, usize::MAX));
         assert!(range_fits(1, usize::MAX - 1, usize::MAX));
+    }
+
+    #[test]
+    fn round_up_to_page_is_exact_and_overflow_checked() {
+        let ps = page_size();
+        assert!(ps.is_power_of_two());
+        assert_eq!(round_up_to_page(0), Some(0));
+        assert_eq!(round_up_to_page(1), Some(ps));
+        assert_eq!(round_up_to_page(ps), Some(ps));
+        assert_eq!(round_up_to_page(ps + 1), Some(2 * ps));
+        assert_eq!(round_up_to_page(usize::MAX), None);
+        assert_eq!(round_up_to_page(usize::MAX - ps + 2), None);
+    }
+}
+
+#[cfg(all(test, not(miri), not(loom)))]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    fn file_of(len: u64) -> std::fs::File {
+        let f = tempfile::tempfile().unwrap();
+        f.set_len(len).unwrap();
+        f
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `MmapRegion::attach` and `attach_fd`: only regular, non-empty, trusted
 //! files are mapped, and refusals come back promptly as errors.
-#![cfg(unix)]
+#![cfg(all(unix, not(miri)))]
 
 mod common;
 

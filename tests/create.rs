@@ -1,6 +1,6 @@
 //! `MmapRegion::create`: exclusive, never following links, mode fixed at
 //! creation, blocks reserved, nothing left behind on failure.
-#![cfg(unix)]
+#![cfg(all(unix, not(miri)))]
 
 mod common;
 

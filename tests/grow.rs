@@ -1,5 +1,5 @@
 //! Growth, following growth, stale views, truncation and bounds.
-#![cfg(unix)]
+#![cfg(all(unix, not(miri)))]
 
 mod common;
 
@@ -116,9 +116,11 @@ fn growth_does_not_refault_pages_already_touched() {
     touch(&region, size);
     let faults = thread_minor_faults() - before;
     // 1024 pages were touched again; a remap that threw the page tables
-    // away would fault on every one of them.
+    // away would fault on every one of them. (A handful of faults come from
+    // elsewhere; under AddressSanitizer about 120 come from its shadow
+    // memory, hence the margin.)
     assert!(
-        faults < 32,
+        faults < 256,
         "{faults} minor faults re-touching 1024 pages after a grow"
     );
 }

@@ -1,7 +1,7 @@
 //! Behaviour across real process boundaries: a guest process follows the
 //! host's growth, and space exhaustion on a small tmpfs is an error, never
 //! SIGBUS.
-#![cfg(unix)]
+#![cfg(all(unix, not(miri)))]
 
 mod common;
 

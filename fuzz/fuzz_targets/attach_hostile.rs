@@ -1,0 +1,256 @@
+//! Hostile files at the path: arbitrary type, size (including 0 and huge
+//! sparse sizes), mode bits, owner (when running as root), and truncation
+//! after attach, followed by `attach` or `attach_fd` and accesses. The
+//! result must always be the error the file's state calls for, or a correct
+//! mapping; never a panic, a hang or a fault.
+#![no_main]
+
+use std::fs::OpenOptions;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use rustix::fs::{FileType, Mode, CWD};
+use shm_region::{ErrorKind, MmapOptions};
+
+#[derive(Arbitrary, Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Regular,
+    SymlinkToRegular,
+    DanglingSymlink,
+    Directory,
+    Fifo,
+    Socket,
+    CharDevice,
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Size {
+    Bytes(u16),
+    Pages(u8),
+    /// `1 << (20 + n % 27)`: sparse, up to 64 TiB.
+    Huge(u8),
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    kind: Kind,
+    size: Size,
+    mode: u16,
+    other_owner: bool,
+    by_fd: bool,
+    allow_other_owner: bool,
+    allow_shared_write: bool,
+    truncate_to: Option<u32>,
+    accesses: Vec<(u32, u16)>,
+}
+
+fn size_of(s: Size) -> u64 {
+    match s {
+        Size::Bytes(n) => u64::from(n),
+        Size::Pages(p) => u64::from(p) * 4096,
+        Size::Huge(n) => 1u64 << (20 + u32::from(n % 27)),
+    }
+}
+
+fn byte_at(i: u64) -> u8 {
+    u8::try_from(i % 251).unwrap()
+}
+
+/// Makes the hostile object at `path`; returns the regular file's real path
+/// (the link target for a symlink).
+fn plant(dir: &Path, path: &Path, input: &Input, size: u64) -> Option<std::path::PathBuf> {
+    let regular = dir.join("target");
+    let make_regular = |p: &Path| {
+        let f = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(p)
+            .unwrap();
+        f.set_len(size).unwrap();
+        // Recognisable bytes at the start and at the end.
+        let head = size.min(4096);
+        let bytes: Vec<u8> = (0..head).map(byte_at).collect();
+        std::os::unix::fs::FileExt::write_all_at(&f, &bytes, 0).unwrap();
+        std::fs::set_permissions(
+            p,
+            std::fs::Permissions::from_mode(u32::from(input.mode & 0o777)),
+        )
+        .unwrap();
+        if input.other_owner && rustix::process::geteuid().is_root() {
+            std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+        }
+    };
+    match input.kind {
+        Kind::Regular => {
+            make_regular(path);
+            Some(path.to_path_buf())
+        }
+        Kind::SymlinkToRegular => {
+            make_regular(&regular);
+            std::os::unix::fs::symlink(&regular, path).unwrap();
+            Some(regular)
+        }
+        Kind::DanglingSymlink => {
+            std::os::unix::fs::symlink(dir.join("nowhere"), path).unwrap();
+            None
+        }
+        Kind::Directory => {
+            std::fs::create_dir(path).unwrap();
+            None
+        }
+        Kind::Fifo => {
+            rustix::fs::mknodat(CWD, path, FileType::Fifo, Mode::from_raw_mode(0o600), 0).unwrap();
+            None
+        }
+        Kind::Socket => {
+            // The listener is dropped, the socket file stays.
+            drop(std::os::unix::net::UnixListener::bind(path).unwrap());
+            None
+        }
+        Kind::CharDevice => {
+            let null = rustix::fs::makedev(1, 3);
+            if rustix::fs::mknodat(
+                CWD,
+                path,
+                FileType::CharacterDevice,
+                Mode::from_raw_mode(0o600),
+                null,
+            )
+            .is_err()
+            {
+                // Not root: a FIFO stands in for "not a regular file".
+                rustix::fs::mknodat(CWD, path, FileType::Fifo, Mode::from_raw_mode(0o600), 0)
+                    .unwrap();
+            }
+            None
+        }
+    }
+}
+
+fuzz_target!(|input: Input| {
+    let dir = tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap();
+    let path = dir.path().join("segment");
+    let size = size_of(input.size);
+    let regular = plant(dir.path(), &path, &input, size);
+    let root = rustix::process::geteuid().is_root();
+
+    let mut options = MmapOptions::new();
+    options
+        .allow_other_owner(input.allow_other_owner)
+        .allow_group_or_other_write(input.allow_shared_write);
+
+    // Attach by descriptor: the sender opened it (following links, as a
+    // peer might) non-blocking; objects that cannot be opened so are skipped.
+    let result = if input.by_fd {
+        let fd: Option<OwnedFd> = OpenOptions::new()
+            .read(true)
+            .write(input.kind != Kind::Directory)
+            .custom_flags(i32::try_from(rustix::fs::OFlags::NONBLOCK.bits()).unwrap())
+            .open(&path)
+            .ok()
+            .map(Into::into);
+        match fd {
+            Some(fd) => options.attach_fd(fd),
+            None => return,
+        }
+    } else {
+        options.attach(&path)
+    };
+
+    // What the file's state calls for.
+    let by_fd_follows = input.by_fd && input.kind == Kind::SymlinkToRegular;
+    let is_regular = input.kind == Kind::Regular || by_fd_follows;
+    let mode = u32::from(input.mode & 0o777);
+    let expected = if !is_regular {
+        match input.kind {
+            Kind::DanglingSymlink | Kind::SymlinkToRegular | Kind::Directory | Kind::Fifo => {
+                Some(ErrorKind::NotRegularFile)
+            }
+            Kind::Socket | Kind::CharDevice => Some(ErrorKind::NotRegularFile),
+            Kind::Regular => unreachable!(),
+        }
+    } else if input.other_owner && root && !input.allow_other_owner {
+        Some(ErrorKind::UntrustedOwner)
+    } else if mode & 0o022 != 0 && !input.allow_shared_write {
+        Some(ErrorKind::InsecureMode)
+    } else if size == 0 {
+        Some(ErrorKind::EmptyFile)
+    } else {
+        None
+    };
+
+    let mut region = match (expected, result) {
+        (Some(kind), Err(e)) => {
+            assert_eq!(e.kind(), kind, "{input:?}: {e}");
+            return;
+        }
+        (Some(kind), Ok(_)) => panic!("attached where {kind:?} was due: {input:?}"),
+        (None, Err(e)) => {
+            // Only the OS may still refuse: permission without root, or no
+            // address space for a huge file.
+            assert_eq!(e.kind(), ErrorKind::Os, "{input:?}: {e}");
+            assert!(!root || size >= 1 << 40, "{input:?}: {e}");
+            return;
+        }
+        (None, Ok(r)) => r,
+    };
+    let len = usize::try_from(size).unwrap();
+    assert_eq!((region.len(), region.generation()), (len, 0));
+    let view = region.region();
+
+    // Accesses before any truncation: exact bytes or OutOfBounds.
+    let mut limit = len;
+    let check = |view: &shm_region::Region, limit: usize, accesses: &[(u32, u16)]| {
+        for &(off, n) in accesses.iter().take(16) {
+            let off = usize::try_from(off).unwrap() % (limit + 8192);
+            let n = usize::from(n % 4097);
+            let mut buf = vec![0xEE; n];
+            let res = view.read_at(off, &mut buf);
+            if off <= limit && n <= limit - off {
+                res.unwrap();
+                for (i, b) in buf.iter().enumerate() {
+                    let at = u64::try_from(off + i).unwrap();
+                    let want = if at < size.min(4096) { byte_at(at) } else { 0 };
+                    assert_eq!(*b, want, "byte {at}");
+                }
+            } else {
+                assert_eq!(res.unwrap_err().kind(), ErrorKind::OutOfBounds);
+            }
+            let aligned = off & !7;
+            match view.atomic_u64(aligned) {
+                Ok(a) => {
+                    assert!(aligned + 8 <= limit);
+                    let _ = a.load(Ordering::Acquire);
+                }
+                Err(e) => {
+                    assert_eq!(e.kind(), ErrorKind::OutOfBounds);
+                    assert!(aligned + 8 > limit);
+                }
+            }
+        }
+    };
+    check(&view, limit, &input.accesses);
+
+    // A hostile truncation after attach, then detection, then accesses.
+    if let Some(to) = input.truncate_to {
+        let to = u64::from(to) % size;
+        let target = regular.unwrap();
+        let f = OpenOptions::new().write(true).open(&target).unwrap();
+        f.set_len(to).unwrap();
+        let err = region.check_and_remap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Truncated);
+        limit = usize::try_from(to).unwrap();
+        check(&view, limit, &input.accesses);
+        check(&region.region(), limit, &input.accesses);
+        assert_eq!(region.region().len(), len, "the mapping length is kept");
+    } else {
+        assert!(!region.check_and_remap().unwrap());
+    }
+});
