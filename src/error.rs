@@ -42,6 +42,22 @@ pub enum ErrorKind {
     ReadOnly,
     /// The file system has no room (or the quota is exhausted).
     StorageFull,
+    /// The operation is not available on this platform (for example sealed
+    /// memfd regions off Linux, or atomic loads of read-only memory on a
+    /// target where std does not guarantee them).
+    Unsupported,
+    /// A descriptor without `F_SEAL_SHRINK` where the options require it.
+    NotSealed,
+    /// A descriptor-passing message carried no descriptor.
+    MissingDescriptor,
+    /// A descriptor-passing message carried more than one descriptor (all
+    /// were closed).
+    ExtraDescriptors,
+    /// A load was asked for with `Release` or `AcqRel` ordering.
+    InvalidOrdering,
+    /// `mlock` failed: the locked-memory limit (`RLIMIT_MEMLOCK`) or the
+    /// privilege to lock was missing.
+    LockLimit,
     /// Another operating-system error; see [`Error::raw_os_error`].
     Os,
 }
@@ -56,14 +72,21 @@ impl ErrorKind {
             | Self::NotRegularFile
             | Self::ShrinkRefused
             | Self::OutOfBounds
-            | Self::Misaligned => io::ErrorKind::InvalidInput,
+            | Self::Misaligned
+            | Self::InvalidOrdering => io::ErrorKind::InvalidInput,
             Self::AlreadyExists => io::ErrorKind::AlreadyExists,
             Self::NotFound => io::ErrorKind::NotFound,
-            Self::EmptyFile | Self::FileTooLarge | Self::Truncated => io::ErrorKind::InvalidData,
-            Self::UntrustedOwner | Self::InsecureMode | Self::ReadOnly => {
+            Self::EmptyFile
+            | Self::FileTooLarge
+            | Self::Truncated
+            | Self::MissingDescriptor
+            | Self::ExtraDescriptors => io::ErrorKind::InvalidData,
+            Self::UntrustedOwner | Self::InsecureMode | Self::ReadOnly | Self::NotSealed => {
                 io::ErrorKind::PermissionDenied
             }
             Self::StorageFull => io::ErrorKind::StorageFull,
+            Self::Unsupported => io::ErrorKind::Unsupported,
+            Self::LockLimit => io::ErrorKind::OutOfMemory,
             Self::Os => io::ErrorKind::Other,
         }
     }
@@ -85,6 +108,12 @@ impl ErrorKind {
             Self::Misaligned => "misaligned atomic access",
             Self::ReadOnly => "region is read-only",
             Self::StorageFull => "no space left for the region",
+            Self::Unsupported => "not supported on this platform",
+            Self::NotSealed => "descriptor is not sealed against shrinking",
+            Self::MissingDescriptor => "message carried no descriptor",
+            Self::ExtraDescriptors => "message carried more than one descriptor",
+            Self::InvalidOrdering => "not an ordering a load can use",
+            Self::LockLimit => "cannot lock the region in memory",
             Self::Os => "operating-system error",
         }
     }
@@ -239,6 +268,13 @@ mod tests {
             (ErrorKind::Misaligned, io::ErrorKind::InvalidInput),
             (ErrorKind::ShrinkRefused, io::ErrorKind::InvalidInput),
             (ErrorKind::StorageFull, io::ErrorKind::StorageFull),
+            (ErrorKind::Unsupported, io::ErrorKind::Unsupported),
+            (ErrorKind::NotSealed, io::ErrorKind::PermissionDenied),
+            (ErrorKind::ReadOnly, io::ErrorKind::PermissionDenied),
+            (ErrorKind::MissingDescriptor, io::ErrorKind::InvalidData),
+            (ErrorKind::ExtraDescriptors, io::ErrorKind::InvalidData),
+            (ErrorKind::InvalidOrdering, io::ErrorKind::InvalidInput),
+            (ErrorKind::LockLimit, io::ErrorKind::OutOfMemory),
         ];
         for (kind, io_kind) in cases {
             let e: io::Error = Error::new(kind, "op").into();

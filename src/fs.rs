@@ -5,8 +5,8 @@
 //! `sys`. Paths are split once into a parent directory, opened and kept, and a
 //! final component that is opened `O_NOFOLLOW` relative to it.
 
-use std::ffi::OsString;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
@@ -78,26 +78,25 @@ pub(crate) fn locate(path: &Path, op: &'static str) -> Result<Location> {
 /// Creates `loc.name` exclusively: `O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC`,
 /// with `mode` applied by the kernel at creation (the umask can only remove
 /// bits from it).
-pub(crate) fn create_exclusive(loc: &Location, mode: Mode) -> Result<OwnedFd> {
+pub(crate) fn create_exclusive(dir: BorrowedFd<'_>, name: &OsStr, mode: Mode) -> Result<OwnedFd> {
     let flags = OFlags::RDWR
         | OFlags::CREATE
         | OFlags::EXCL
         | OFlags::NOFOLLOW
         | OFlags::CLOEXEC
         | OFlags::NOCTTY;
-    retry(|| rustix::fs::openat(&loc.dir, &*loc.name, flags, mode))
-        .map_err(|e| Error::os("create", e))
+    retry(|| rustix::fs::openat(dir, name, flags, mode)).map_err(|e| Error::os("create", e))
 }
 
 /// Opens an existing file for mapping, refusing anything that is not a
 /// regular file before it is opened (so no device or FIFO is ever opened in
 /// the common case) and opening non-blocking (so a FIFO swapped in between
 /// the check and the open cannot block us; `validate` then refuses it).
-pub(crate) fn open_existing(loc: &Location, writable: bool) -> Result<OwnedFd> {
+pub(crate) fn open_existing(loc: &Location, writable: bool, op: &'static str) -> Result<OwnedFd> {
     let st = rustix::fs::statat(&loc.dir, &*loc.name, AtFlags::SYMLINK_NOFOLLOW)
-        .map_err(|e| Error::os("attach", e))?;
+        .map_err(|e| Error::os(op, e))?;
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-        return Err(Error::new(ErrorKind::NotRegularFile, "attach"));
+        return Err(Error::new(ErrorKind::NotRegularFile, op));
     }
     let access = if writable {
         OFlags::RDWR
@@ -147,6 +146,115 @@ pub(crate) fn validate(
         ino: st.st_ino,
         size,
     })
+}
+
+/// Creates a file under a fresh name beside `loc.name` in the same
+/// directory (`.<name>.<random>.stage`, `O_EXCL`, `mode`), for a region that
+/// is published under `loc.name` later. Returns the temporary name and the
+/// descriptor.
+pub(crate) fn create_temp(loc: &Location, mode: Mode) -> Result<(OsString, OwnedFd)> {
+    use std::hash::{BuildHasher, RandomState};
+    let mut last = Error::new(ErrorKind::AlreadyExists, "stage");
+    for attempt in 0u32..16 {
+        // RandomState is seeded randomly per process; the O_EXCL open below
+        // is what makes the name safe, the randomness only avoids clashes.
+        let suffix = RandomState::new().hash_one((attempt, std::process::id()));
+        let mut name = OsString::from(".");
+        name.push(&loc.name);
+        name.push(format!(".{suffix:016x}.stage"));
+        match create_exclusive(loc.dir.as_fd(), &name, mode) {
+            Ok(fd) => return Ok((name, fd)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+/// Renames `from` to `to` in `dir` only if nothing is at `to`:
+/// `renameat2(RENAME_NOREPLACE)` on Linux, `link` + `unlink` elsewhere (and
+/// where the file system does not support the flag).
+pub(crate) fn rename_noreplace(
+    dir: BorrowedFd<'_>,
+    from: &OsStr,
+    to: &OsStr,
+    op: &'static str,
+) -> Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use rustix::fs::RenameFlags;
+        match rustix::fs::renameat_with(dir, from, dir, to, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            Err(Errno::INVAL | Errno::NOSYS) => {}
+            Err(e) => return Err(Error::os(op, e)),
+        }
+    }
+    link_then_unlink(dir, from, to, op)
+}
+
+/// The portable no-replace rename: `link(from, to)` fails if `to` exists;
+/// then the old name is removed.
+pub(crate) fn link_then_unlink(
+    dir: BorrowedFd<'_>,
+    from: &OsStr,
+    to: &OsStr,
+    op: &'static str,
+) -> Result<()> {
+    rustix::fs::linkat(dir, from, dir, to, AtFlags::empty()).map_err(|e| Error::os(op, e))?;
+    // The file is now published under both names; dropping the temporary
+    // one cannot lose it.
+    rustix::fs::unlinkat(dir, from, AtFlags::empty()).map_err(|e| Error::os(op, e))
+}
+
+/// Renames `from` to `to` in `dir`, atomically replacing whatever file is
+/// at `to` (never a directory; a symbolic link is replaced, not followed).
+pub(crate) fn rename_replace(
+    dir: BorrowedFd<'_>,
+    from: &OsStr,
+    to: &OsStr,
+    op: &'static str,
+) -> Result<()> {
+    rustix::fs::renameat(dir, from, dir, to).map_err(|e| Error::os(op, e))
+}
+
+/// Creates an anonymous memory file that can be sealed (Linux).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn create_memfd(name: &str, mode: Mode, op: &'static str) -> Result<OwnedFd> {
+    use rustix::fs::MemfdFlags;
+    if name.contains('\0') {
+        return Err(Error::new(ErrorKind::InvalidPath, op));
+    }
+    let fd = rustix::fs::memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+        .map_err(|e| match e {
+            Errno::INVAL => Error::with_errno(ErrorKind::InvalidPath, op, e),
+            e => Error::os(op, e),
+        })?;
+    // memfds start with mode 0777; no one else can reach this one yet, so
+    // narrowing it now leaves no window.
+    rustix::fs::fchmod(&fd, mode).map_err(|e| Error::os(op, e))?;
+    Ok(fd)
+}
+
+/// Seals `fd` against shrinking, and its seal set against changes.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn seal_shrink(fd: BorrowedFd<'_>, op: &'static str) -> Result<()> {
+    use rustix::fs::SealFlags;
+    rustix::fs::fcntl_add_seals(fd, SealFlags::SHRINK | SealFlags::SEAL)
+        .map_err(|e| Error::os(op, e))
+}
+
+/// Whether the file open at `fd` is sealed against shrinking. Files that
+/// cannot carry seals (most file systems, all non-Linux systems) are not.
+pub(crate) fn is_shrink_sealed(fd: BorrowedFd<'_>) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        rustix::fs::fcntl_get_seals(fd).is_ok_and(|s| s.contains(rustix::fs::SealFlags::SHRINK))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = fd;
+        false
+    }
 }
 
 /// The identity of an open file (no policy checks).
@@ -214,26 +322,36 @@ pub(crate) enum Reserved {
     Sparse,
 }
 
-/// Second half of growth: make the file at least `to` bytes long. It never
-/// shrinks the file.
+/// Second half of growth: make the file at least `to` bytes long, after
+/// [`reserve`] secured `[from, to)`; `from` is the file's size as the caller
+/// last saw it (0 for a file it just created). It never shrinks the file
+/// below that size.
 ///
-/// - `Reserved::Done` on Linux: `fallocate` without `KEEP_SIZE`, which
-///   raises the size atomically to at least `to` and never lowers it.
+/// - `Reserved::Done` on Linux: `fallocate` without `KEEP_SIZE` over the
+///   reserved range, which raises the size atomically to at least `to` and
+///   never lowers it (one system call, no `fstat`).
 /// - `Reserved::ByZeroFill`: writes zeros from the current end to `to`
 ///   (portable block reservation); on failure the file is cut back to the
 ///   size it had, so a failed growth leaves it as it was.
-/// - `Reserved::Sparse`: `ftruncate(to)` if the file is shorter.
-pub(crate) fn extend(fd: BorrowedFd<'_>, to: u64, how: Reserved, op: &'static str) -> Result<()> {
+/// - `Reserved::Sparse`: `ftruncate(to)`. (A concurrent grower between the
+///   caller's `fstat` and this call can be cut back to `to`; growth is meant
+///   to come from one handle, see `SECURITY.md`.)
+pub(crate) fn extend(
+    fd: BorrowedFd<'_>,
+    from: u64,
+    to: u64,
+    how: Reserved,
+    op: &'static str,
+) -> Result<()> {
+    if to <= from {
+        return Ok(());
+    }
     match how {
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        Reserved::Done => {
-            let cur = size_of(fd, op)?;
-            if cur >= to {
-                return Ok(());
-            }
-            retry(|| rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), cur, to - cur))
-                .map_err(|e| Error::os(op, e))
-        }
+        Reserved::Done => retry(|| {
+            rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), from, to - from)
+        })
+        .map_err(|e| Error::os(op, e)),
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         Reserved::Done => grow_sparse(fd, to, op),
         Reserved::Sparse => grow_sparse(fd, to, op),
@@ -242,10 +360,7 @@ pub(crate) fn extend(fd: BorrowedFd<'_>, to: u64, how: Reserved, op: &'static st
 }
 
 fn grow_sparse(fd: BorrowedFd<'_>, to: u64, op: &'static str) -> Result<()> {
-    if size_of(fd, op)? < to {
-        retry(|| rustix::fs::ftruncate(fd, to)).map_err(|e| Error::os(op, e))?;
-    }
-    Ok(())
+    retry(|| rustix::fs::ftruncate(fd, to)).map_err(|e| Error::os(op, e))
 }
 
 /// Portable block reservation: append zeros until the file is `to` bytes.
@@ -343,13 +458,20 @@ mod tests {
     }
 
     #[test]
-    fn extend_never_shrinks() {
+    fn extend_never_shrinks_below_the_size_seen() {
         let f = tempfile::tempfile().unwrap();
         f.set_len(10_000).unwrap();
         for how in [Reserved::Done, Reserved::Sparse, Reserved::ByZeroFill] {
-            extend(f.as_fd(), 5_000, how, "t").unwrap();
+            extend(f.as_fd(), 10_000, 5_000, how, "t").unwrap();
+            assert_eq!(f.metadata().unwrap().len(), 10_000, "{how:?}");
+            extend(f.as_fd(), 10_000, 10_000, how, "t").unwrap();
             assert_eq!(f.metadata().unwrap().len(), 10_000, "{how:?}");
         }
+        // fallocate only ever raises the size, even from a stale `from`.
+        extend(f.as_fd(), 1_000, 5_000, Reserved::Done, "t").unwrap();
+        assert_eq!(f.metadata().unwrap().len(), 10_000);
+        extend(f.as_fd(), 10_000, 12_000, Reserved::Sparse, "t").unwrap();
+        assert_eq!(f.metadata().unwrap().len(), 12_000);
     }
 
     #[test]

@@ -48,18 +48,23 @@
 #![cfg(unix)]
 
 mod error;
+pub mod fdpass;
 mod fs;
+mod options;
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod protocol;
 #[cfg(not(loom))]
 mod protocol;
 mod region;
+mod staged;
 mod sync;
 mod sys;
 
 pub use error::{Error, ErrorKind, Result};
-pub use region::{FileCleanup, MmapOptions, MmapRegion, Region};
+pub use options::{Advice, FileCleanup, MmapOptions};
+pub use region::{MmapRegion, Region};
+pub use staged::{PublishError, Staged};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

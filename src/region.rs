@@ -1,157 +1,17 @@
 //! `MmapRegion`, the owning handle, and `Region`, its generation-tagged views.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::fs::{self, Location, Reserved, TrustPolicy};
+use crate::fs::{self, Location, Reserved};
+use crate::options::{Advice, FileCleanup, MmapOptions};
 use crate::protocol::{Follow, Publisher, View};
 use crate::sync::Arc;
-use crate::sys::Mapping;
-
-/// What happens to the backing file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FileCleanup {
-    /// The file stays at its path so that peers can attach by path. The
-    /// creator owns it and removes it when dropped, unless
-    /// [`MmapRegion::release_ownership`] was called; an attached handle
-    /// removes it only after [`MmapRegion::take_ownership`].
-    Manual,
-    /// The file is unlinked as soon as it is mapped; peers attach through the
-    /// descriptor ([`AsFd`] and [`MmapRegion::attach_fd`]), and
-    /// [`MmapRegion::attach`] by path finds nothing.
-    Auto,
-}
-
-/// One gibibyte: the smallest default address-space reservation.
-const MIN_DEFAULT_RESERVATION: usize = 1 << 30;
-/// The default reservation is this many times the mapped size, if larger.
-const RESERVATION_FACTOR: usize = 64;
-
-/// Options for the policies that the plain constructors fix to their
-/// hardened defaults.
-///
-/// ```
-/// # #[cfg(miri)] fn main() {} // Miri cannot map files.
-/// # #[cfg(not(miri))]
-/// # fn main() -> Result<(), shm_region::Error> {
-/// use shm_region::{FileCleanup, MmapOptions};
-/// let dir = tempfile::tempdir().unwrap();
-/// let region = MmapOptions::new()
-///     .reserve_blocks(false)          // sparse: faster, but a full disk means SIGBUS later
-///     .address_space(64 << 20)        // room to grow in place up to 64 MiB
-///     .create(&dir.path().join("seg"), 4096, FileCleanup::Manual)?;
-/// assert_eq!(region.len(), 4096);
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MmapOptions {
-    reserve_blocks: bool,
-    address_space: Option<usize>,
-    trust: TrustPolicy,
-}
-
-impl Default for MmapOptions {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl MmapOptions {
-    /// The hardened defaults: blocks reserved on create and grow, an
-    /// address-space reservation of at least 1 GiB or 64 × the size, and
-    /// attach only to files owned by the effective user and not writable by
-    /// group or others.
-    #[must_use]
-    pub fn new() -> Self {
-        Self {
-            reserve_blocks: true,
-            address_space: None,
-            trust: TrustPolicy {
-                allow_other_owner: false,
-                allow_group_or_other_write: false,
-            },
-        }
-    }
-
-    /// Whether `create` and `resize` reserve the file's blocks (`fallocate`,
-    /// or writing zeros where that is not available) before the new size
-    /// becomes visible. On (the default), a full file system is an error
-    /// from the call. Off, growth is sparse and cheaper, but a full file
-    /// system (tmpfs in particular) kills whoever first touches an unbacked
-    /// page with `SIGBUS`.
-    pub fn reserve_blocks(&mut self, yes: bool) -> &mut Self {
-        self.reserve_blocks = yes;
-        self
-    }
-
-    /// Bytes of address space to reserve for each mapping, so that growth
-    /// up to that size keeps the base address and the pages already faulted
-    /// in. The default is the larger of 1 GiB and 64 × the mapped size.
-    /// `0` maps exactly, so every growth moves the base (as the reference
-    /// implementation did). Reserved address space costs no memory.
-    pub fn address_space(&mut self, bytes: usize) -> &mut Self {
-        self.address_space = Some(bytes);
-        self
-    }
-
-    /// Whether `attach` accepts a file owned by a user other than the
-    /// effective user. Off by default: another user's file can be truncated
-    /// or rewritten by that user at any time.
-    pub fn allow_other_owner(&mut self, yes: bool) -> &mut Self {
-        self.trust.allow_other_owner = yes;
-        self
-    }
-
-    /// Whether `attach` accepts a file writable by its group or by others.
-    /// Off by default: anyone with write permission can truncate the file
-    /// under every peer.
-    pub fn allow_group_or_other_write(&mut self, yes: bool) -> &mut Self {
-        self.trust.allow_group_or_other_write = yes;
-        self
-    }
-
-    /// The address space to reserve for a mapping of `len` bytes.
-    fn reservation_for(&self, len: usize) -> usize {
-        match self.address_space {
-            Some(bytes) => bytes.max(len),
-            None => MIN_DEFAULT_RESERVATION.max(len.saturating_mul(RESERVATION_FACTOR)),
-        }
-    }
-
-    /// Creates a region with these options; see [`MmapRegion::create`].
-    ///
-    /// # Errors
-    ///
-    /// As [`MmapRegion::create`].
-    pub fn create(&self, path: &Path, size: usize, cleanup: FileCleanup) -> Result<MmapRegion> {
-        MmapRegion::create_with(self, path, size, cleanup)
-    }
-
-    /// Attaches to the file at `path` with these options; see
-    /// [`MmapRegion::attach`].
-    ///
-    /// # Errors
-    ///
-    /// As [`MmapRegion::attach`].
-    pub fn attach(&self, path: &Path) -> Result<MmapRegion> {
-        let loc = fs::locate(path, "attach")?;
-        let fd = fs::open_existing(&loc, true)?;
-        MmapRegion::from_fd(self, fd, Some(loc), path.to_path_buf(), "attach")
-    }
-
-    /// Attaches to an open file with these options; see
-    /// [`MmapRegion::attach_fd`].
-    ///
-    /// # Errors
-    ///
-    /// As [`MmapRegion::attach_fd`].
-    pub fn attach_fd(&self, fd: OwnedFd) -> Result<MmapRegion> {
-        MmapRegion::from_fd(self, fd, None, PathBuf::new(), "attach_fd")
-    }
-}
+use crate::sys::{self, Hint, Mapping};
 
 /// A file-backed, `MAP_SHARED` memory region that one process creates and
 /// grows and others attach to and follow.
@@ -190,11 +50,13 @@ pub struct MmapRegion {
     dev: rustix::fs::Dev,
     ino: u64,
     owner: bool,
+    writable: bool,
+    shrink_sealed: bool,
     options: MmapOptions,
 }
 
 /// Refuses sizes that cannot be mapped or stored as a file length.
-fn checked_size(size: usize, op: &'static str) -> Result<u64> {
+pub(crate) fn checked_size(size: usize, op: &'static str) -> Result<u64> {
     if size == 0 || isize::try_from(size).is_err() {
         return Err(Error::new(ErrorKind::InvalidSize, op));
     }
@@ -220,22 +82,39 @@ impl MmapRegion {
     /// - [`ErrorKind::NotFound`] if the parent directory does not exist;
     /// - [`ErrorKind::Os`] for other failures of the system calls.
     pub fn create(path: &Path, size: usize, cleanup: FileCleanup) -> Result<Self> {
-        Self::create_with(&MmapOptions::new(), path, size, cleanup)
+        MmapOptions::new().create(path, size, cleanup)
     }
 
-    fn create_with(
+    /// Creates the file `loc` names (exclusively, with the options' mode),
+    /// sizes and maps it; on any failure the file is removed again.
+    pub(crate) fn create_at(
         options: &MmapOptions,
-        path: &Path,
+        loc: Location,
+        path: PathBuf,
         size: usize,
         cleanup: FileCleanup,
     ) -> Result<Self> {
+        let file_len = checked_size(size, "create")?;
+        let fd = fs::create_exclusive(loc.dir.as_fd(), &loc.name, options.creation_mode())?;
+        Self::init_created(options, loc, fd, path, size, file_len, cleanup)
+    }
+
+    /// Sizes and maps the file this process just created at `loc` (open at
+    /// `fd`); on any failure the file is removed again.
+    pub(crate) fn init_created(
+        options: &MmapOptions,
+        loc: Location,
+        fd: OwnedFd,
+        path: PathBuf,
+        size: usize,
+        file_len: u64,
+        cleanup: FileCleanup,
+    ) -> Result<Self> {
         const OP: &str = "create";
-        let file_len = checked_size(size, OP)?;
-        let loc = fs::locate(path, OP)?;
-        let fd = fs::create_exclusive(&loc, rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR)?;
         let made = fs::identity(fd.as_fd(), OP).and_then(|id| {
-            let mapped = Self::grow_and_map(options, fd.as_fd(), None, 0, size, file_len, OP);
-            mapped.map(|map| (id, map))
+            let map = Self::grow_and_map(options, fd.as_fd(), None, 0, size, file_len, true, OP)?;
+            Self::prepare(options, &map, 0, size, OP)?;
+            Ok((id, map))
         });
         let (id, map) = match made {
             Ok(v) => v,
@@ -256,13 +135,90 @@ impl MmapRegion {
         Ok(Self {
             fd,
             publisher: Publisher::new(map, size),
-            path: path.to_path_buf(),
+            path,
             location,
             dev: id.dev,
             ino: id.ino,
             owner: cleanup == FileCleanup::Manual,
+            writable: true,
+            shrink_sealed: false,
             options: options.clone(),
         })
+    }
+
+    /// Creates an anonymous region of `size` zero bytes that no holder of
+    /// its descriptor can shrink (Linux).
+    ///
+    /// The file is a `memfd_create(MFD_CLOEXEC | MFD_ALLOW_SEALING)` sealed
+    /// with `F_SEAL_SHRINK | F_SEAL_SEAL` before it is sized: the kernel then
+    /// refuses every truncation, by anyone, so peers that receive the
+    /// descriptor (see [`fdpass`](crate::fdpass) and
+    /// [`attach_fd`](Self::attach_fd)) can never be made to fault by one
+    /// that shrinks it. Growth still works. `name` is only a label (it shows
+    /// in `/proc/<pid>/fd`); nothing is created in any directory, and
+    /// [`path`](Self::path) is empty.
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::Unsupported`] on systems without sealable memfds;
+    /// - [`ErrorKind::InvalidSize`] as for [`create`](Self::create);
+    /// - [`ErrorKind::InvalidPath`] if the kernel refuses `name` (a NUL
+    ///   byte, or longer than 249 bytes);
+    /// - [`ErrorKind::StorageFull`] and [`ErrorKind::Os`] as for `create`.
+    pub fn create_sealed(name: &str, size: usize) -> Result<Self> {
+        MmapOptions::new().create_sealed(name, size)
+    }
+
+    pub(crate) fn create_sealed_with(
+        options: &MmapOptions,
+        name: &str,
+        size: usize,
+    ) -> Result<Self> {
+        const OP: &str = "create_sealed";
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            let file_len = checked_size(size, OP)?;
+            let fd = fs::create_memfd(name, options.creation_mode(), OP)?;
+            fs::seal_shrink(fd.as_fd(), OP)?;
+            let id = fs::identity(fd.as_fd(), OP)?;
+            let map = Self::grow_and_map(options, fd.as_fd(), None, 0, size, file_len, true, OP)?;
+            Self::prepare(options, &map, 0, size, OP)?;
+            let shrink_sealed = fs::is_shrink_sealed(fd.as_fd());
+            Ok(Self {
+                fd,
+                publisher: Publisher::new(map, size),
+                path: PathBuf::new(),
+                location: None,
+                dev: id.dev,
+                ino: id.ino,
+                owner: false,
+                writable: true,
+                shrink_sealed,
+                options: options.clone(),
+            })
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            let _ = (options, name, size);
+            Err(Error::new(ErrorKind::Unsupported, OP))
+        }
+    }
+
+    /// Creates a region under a temporary name beside `path` for the caller
+    /// to initialise, to be published at `path` atomically with
+    /// [`Staged::publish`](crate::Staged::publish) (or
+    /// [`publish_replace`](crate::Staged::publish_replace)). Attachers thus
+    /// never see a partly initialised segment. The temporary file is created
+    /// like [`create`](Self::create)'s (`O_EXCL`, mode `0600`, blocks
+    /// reserved) under a random name `.<name>.<random>.stage` in the same
+    /// directory, and removed if the stage is dropped unpublished.
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create) (`AlreadyExists` only if sixteen random
+    /// names were all taken).
+    pub fn stage(path: &Path, size: usize) -> Result<crate::Staged> {
+        MmapOptions::new().stage(path, size)
     }
 
     /// Attaches to an existing region file at `path`.
@@ -302,17 +258,48 @@ impl MmapRegion {
         MmapOptions::new().attach_fd(fd)
     }
 
-    fn from_fd(
+    /// Attaches to the region file at `path` for reading only: the file is
+    /// opened `O_RDONLY` and mapped `PROT_READ`, so read permission is
+    /// enough (a file of mode `0400` attaches). Writes and atomic references
+    /// are refused with [`ErrorKind::ReadOnly`]; shared words are read with
+    /// [`Region::load_u32`] and [`Region::load_u64`]. Growth is followed
+    /// with [`check_and_remap`](Self::check_and_remap) as usual. The checks
+    /// are those of [`attach`](Self::attach).
+    ///
+    /// # Errors
+    ///
+    /// As [`attach`](Self::attach).
+    pub fn attach_read_only(path: &Path) -> Result<Self> {
+        MmapOptions::new().attach_read_only(path)
+    }
+
+    /// [`attach_read_only`](Self::attach_read_only) for an open descriptor
+    /// (open for reading; write access is not needed).
+    ///
+    /// # Errors
+    ///
+    /// As [`attach_fd`](Self::attach_fd).
+    pub fn attach_fd_read_only(fd: OwnedFd) -> Result<Self> {
+        MmapOptions::new().attach_fd_read_only(fd)
+    }
+
+    pub(crate) fn from_fd(
         options: &MmapOptions,
         fd: OwnedFd,
         location: Option<Location>,
         path: PathBuf,
+        writable: bool,
         op: &'static str,
     ) -> Result<Self> {
         let info = fs::validate(fd.as_fd(), options.trust, op)?;
-        let len = Self::mappable(info.size, op)?;
-        let map = Mapping::new(fd.as_fd(), len, options.reservation_for(len), true)
+        let shrink_sealed = fs::is_shrink_sealed(fd.as_fd());
+        if options.require_shrink_seal && !shrink_sealed {
+            return Err(Error::new(ErrorKind::NotSealed, op));
+        }
+        let len = Self::mappable(options, info.size, op)?;
+        let map = Mapping::new(fd.as_fd(), len, options.reservation_for(len), writable)
             .map_err(|e| Error::os(op, e))?;
+        Self::prepare(options, &map, 0, len, op)?;
         Ok(Self {
             fd,
             publisher: Publisher::new(Arc::new(map), len),
@@ -321,23 +308,61 @@ impl MmapRegion {
             dev: info.dev,
             ino: info.ino,
             owner: false,
+            writable,
+            shrink_sealed,
             options: options.clone(),
         })
     }
 
-    /// A file size as a mappable length.
-    fn mappable(size: u64, op: &'static str) -> Result<usize> {
+    /// A file size as a mappable length, within the options' limit.
+    fn mappable(options: &MmapOptions, size: u64, op: &'static str) -> Result<usize> {
         usize::try_from(size)
             .ok()
             .filter(|&n| isize::try_from(n).is_ok())
+            .filter(|&n| options.max_size.is_none_or(|max| n <= max))
             .ok_or_else(|| Error::new(ErrorKind::FileTooLarge, op))
     }
 
-    /// Reserves blocks for `[from, to)`, maps `len` bytes (extending
-    /// `current` in place when it has room), then raises the file size to
-    /// `to`. The size changes last, so a failure before it leaves the file as
-    /// it was; a failure of the size change itself leaves the new mapping
-    /// unpublished.
+    /// Applies the options' `populate` and `lock` to `[from, to)` of `map`.
+    fn prepare(
+        options: &MmapOptions,
+        map: &Mapping,
+        from: usize,
+        to: usize,
+        op: &'static str,
+    ) -> Result<()> {
+        let len = to - from;
+        if options.populate {
+            match map.advise(from, len, Hint::Populate) {
+                Ok(()) => {}
+                // Kernels before 5.14 do not know MADV_POPULATE_*.
+                Err(rustix::io::Errno::INVAL) => {
+                    map.advise(from, len, Hint::WillNeed)
+                        .map_err(|e| Error::os(op, e))?;
+                }
+                Err(e) => return Err(Error::os(op, e)),
+            }
+        }
+        if options.lock {
+            map.lock(from, len).map_err(|e| match e {
+                rustix::io::Errno::NOMEM | rustix::io::Errno::AGAIN | rustix::io::Errno::PERM => {
+                    Error::with_errno(ErrorKind::LockLimit, op, e)
+                }
+                e => Error::os(op, e),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Reserves blocks for `[from, to)` (`from` being the file's size as last
+    /// seen), makes sure a mapping covers `len` bytes (the current one when its reservation has room), then raises
+    /// the file size to `to`. The size changes last, so a failure before it
+    /// leaves the file as it was; a failure of the size change itself leaves
+    /// nothing published.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "private helper; each is one fact of the growth"
+    )]
     fn grow_and_map(
         options: &MmapOptions,
         fd: BorrowedFd<'_>,
@@ -345,6 +370,7 @@ impl MmapRegion {
         from: u64,
         len: usize,
         to: u64,
+        writable: bool,
         op: &'static str,
     ) -> Result<Arc<Mapping>> {
         let how = if options.reserve_blocks {
@@ -352,26 +378,25 @@ impl MmapRegion {
         } else {
             Reserved::Sparse
         };
-        let map = Self::map_len(options, fd, current, len, op)?;
-        fs::extend(fd, to, how, op)?;
+        let map = Self::map_len(options, fd, current, len, writable, op)?;
+        fs::extend(fd, from, to, how, op)?;
         Ok(map)
     }
 
-    /// A mapping covering `len` bytes: `current` extended in place if it has
-    /// room, otherwise a new one.
+    /// A mapping covering `len` bytes: `current` if its reservation covers
+    /// them (growth in place, no system call), otherwise a new one.
     fn map_len(
         options: &MmapOptions,
         fd: BorrowedFd<'_>,
         current: Option<&Arc<Mapping>>,
         len: usize,
+        writable: bool,
         op: &'static str,
     ) -> Result<Arc<Mapping>> {
-        if let Some(cur) = current {
-            if cur.extend(fd, len).map_err(|e| Error::os(op, e))? {
-                return Ok(Arc::clone(cur));
-            }
+        if let Some(cur) = current.filter(|m| m.covers(len)) {
+            return Ok(Arc::clone(cur));
         }
-        let map = Mapping::new(fd, len, options.reservation_for(len), true)
+        let map = Mapping::new(fd, len, options.reservation_for(len), writable)
             .map_err(|e| Error::os(op, e))?;
         Ok(Arc::new(map))
     }
@@ -453,6 +478,9 @@ impl MmapRegion {
     /// stays fully usable.
     pub fn resize(&mut self, new_size: usize) -> Result<()> {
         const OP: &str = "resize";
+        if !self.writable {
+            return Err(Error::new(ErrorKind::ReadOnly, OP));
+        }
         let cur = self.len();
         if new_size < cur {
             return Err(Error::new(ErrorKind::ShrinkRefused, OP));
@@ -461,24 +489,29 @@ impl MmapRegion {
             return Ok(());
         }
         let to = checked_size(new_size, OP)?;
-        let from = fs::file_len(cur, OP)?;
+        let mapped = fs::file_len(cur, OP)?;
         let now = fs::size_of(self.fd.as_fd(), OP)?;
-        if now < from {
-            self.publisher.truncate(Self::mappable(now, OP)?);
+        if now < mapped {
+            // `now < mapped <= isize::MAX`: the conversion cannot fail.
+            let end = usize::try_from(now).map_err(|_| Error::new(ErrorKind::FileTooLarge, OP))?;
+            self.publisher.truncate(end);
             return Err(Error::new(ErrorKind::Truncated, OP));
         }
         if self.publisher.current().truncation_limit() < cur {
             return Err(Error::new(ErrorKind::Truncated, OP));
         }
+        // `now >= mapped`: a peer may have grown the file further already.
         let map = Self::grow_and_map(
             &self.options,
             self.fd.as_fd(),
             Some(self.publisher.current().map_arc()),
-            from,
+            now,
             new_size,
             to,
+            true,
             OP,
         )?;
+        Self::prepare(&self.options, &map, cur, new_size, OP)?;
         self.publisher.publish(map, new_size);
         Ok(())
     }
@@ -501,15 +534,124 @@ impl MmapRegion {
     pub fn check_and_remap(&mut self) -> Result<bool> {
         const OP: &str = "check_and_remap";
         let size = fs::size_of(self.fd.as_fd(), OP)?;
-        let len = Self::mappable(size, OP)?;
-        let (options, fd) = (&self.options, self.fd.as_fd());
-        match self.publisher.follow(len, |cur, len| {
-            Self::map_len(options, fd, Some(cur), len, OP)
-        })? {
+        let len = Self::mappable(&self.options, size, OP)?;
+        let (options, fd, writable) = (&self.options, self.fd.as_fd(), self.writable);
+        let cur = self.publisher.current().len();
+        let followed = self.publisher.follow(len, |map, len| {
+            let map = Self::map_len(options, fd, Some(map), len, writable, OP)?;
+            Self::prepare(options, &map, cur, len, OP)?;
+            Ok(map)
+        })?;
+        match followed {
             Follow::Unchanged => Ok(false),
             Follow::Grew => Ok(true),
             Follow::Truncated => Err(Error::new(ErrorKind::Truncated, OP)),
         }
+    }
+
+    /// Whether this handle maps the file read-only
+    /// ([`attach_read_only`](Self::attach_read_only)).
+    #[must_use]
+    pub fn is_read_only(&self) -> bool {
+        !self.writable
+    }
+
+    /// Whether the file is sealed against shrinking (`F_SEAL_SHRINK`), as
+    /// regions from [`create_sealed`](Self::create_sealed) are: then no
+    /// holder can truncate it, and [`ErrorKind::Truncated`] cannot happen.
+    /// Checked with `F_GET_SEALS` at create or attach.
+    #[must_use]
+    pub fn is_shrink_sealed(&self) -> bool {
+        self.shrink_sealed
+    }
+
+    /// Writes the region's dirty pages back to the file and waits
+    /// (`msync(MS_SYNC)`). Only matters for files on persistent storage;
+    /// peers see each other's writes without it.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Os`] if `msync` fails.
+    pub fn flush(&self) -> Result<()> {
+        self.flush_range(0, self.len())
+    }
+
+    /// Starts writing the dirty pages back without waiting
+    /// (`msync(MS_ASYNC)`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Os`] if `msync` fails.
+    pub fn flush_async(&self) -> Result<()> {
+        self.sync_range(0, self.len(), false, "flush_async")
+    }
+
+    /// Writes back the pages covering `len` bytes at `offset` and waits.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::OutOfBounds`] if the range is not within
+    /// [`len`](Self::len); [`ErrorKind::Os`] if `msync` fails.
+    pub fn flush_range(&self, offset: usize, len: usize) -> Result<()> {
+        self.sync_range(offset, len, true, "flush_range")
+    }
+
+    fn sync_range(&self, offset: usize, len: usize, wait: bool, op: &'static str) -> Result<()> {
+        let view = self.publisher.current();
+        if !view.check(offset, len) {
+            return Err(Error::new(ErrorKind::OutOfBounds, op));
+        }
+        view.map()
+            .sync(offset, len, wait)
+            .map_err(|e| Error::os(op, e))
+    }
+
+    /// Advises the kernel how the whole region will be used (`madvise`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Os`] if `madvise` fails.
+    pub fn advise(&self, advice: Advice) -> Result<()> {
+        self.advise_range(0, self.len(), advice)
+    }
+
+    /// Advises the kernel how `len` bytes at `offset` will be used.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::OutOfBounds`] if the range is not within
+    /// [`len`](Self::len); [`ErrorKind::Os`] if `madvise` fails.
+    pub fn advise_range(&self, offset: usize, len: usize, advice: Advice) -> Result<()> {
+        const OP: &str = "advise";
+        let view = self.publisher.current();
+        if !view.check(offset, len) {
+            return Err(Error::new(ErrorKind::OutOfBounds, OP));
+        }
+        let hint = match advice {
+            Advice::Normal => Hint::Normal,
+            Advice::Random => Hint::Random,
+            Advice::Sequential => Hint::Sequential,
+            Advice::WillNeed => Hint::WillNeed,
+            Advice::DontNeed => Hint::DontNeed,
+        };
+        view.map()
+            .advise(offset, len, hint)
+            .map_err(|e| Error::os(OP, e))
+    }
+
+    /// The directory entry this handle may remove, for publishing a stage.
+    pub(crate) fn location(&self) -> Option<&Location> {
+        self.location.as_ref()
+    }
+
+    /// Records that the file is now linked as `name` (at `path`) and owned
+    /// by this handle, after a stage was published.
+    pub(crate) fn published_as(&mut self, name: OsString, path: PathBuf) {
+        if let Some(loc) = &mut self.location {
+            loc.name = name;
+        }
+        self.path = path;
+        self.owner = true;
     }
 }
 
@@ -672,15 +814,75 @@ impl Region {
             .ok_or_else(|| Error::new(ErrorKind::OutOfBounds, "atomic_u64"))
     }
 
-    fn check_atomic(&self, offset: usize, size: usize, op: &'static str) -> Result<()> {
+    /// An atomic load of the 4-byte word at `offset` with `order`, which
+    /// also works on read-only mappings (there, a relaxed load followed by a
+    /// fence, the way std documents for read-only memory).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Misaligned`], [`ErrorKind::OutOfBounds`] as for
+    /// [`atomic_u32`](Self::atomic_u32); [`ErrorKind::InvalidOrdering`] for
+    /// `Release` or `AcqRel`; [`ErrorKind::Unsupported`] on a read-only
+    /// mapping on a target where std does not guarantee such loads.
+    pub fn load_u32(&self, offset: usize, order: Ordering) -> Result<u32> {
+        self.check_load(offset, 4, order, "load_u32")?;
+        self.view
+            .map()
+            .load_u32(offset, order)
+            .ok_or_else(|| Error::new(ErrorKind::OutOfBounds, "load_u32"))
+    }
+
+    /// As [`load_u32`](Self::load_u32), for the 8-byte word at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// As [`load_u32`](Self::load_u32), with a multiple of 8.
+    pub fn load_u64(&self, offset: usize, order: Ordering) -> Result<u64> {
+        self.check_load(offset, 8, order, "load_u64")?;
+        self.view
+            .map()
+            .load_u64(offset, order)
+            .ok_or_else(|| Error::new(ErrorKind::OutOfBounds, "load_u64"))
+    }
+
+    /// Whether this view's mapping is read-only.
+    #[must_use]
+    pub fn is_read_only(&self) -> bool {
+        !self.view.map().is_writable()
+    }
+
+    fn check_load(
+        &self,
+        offset: usize,
+        size: usize,
+        order: Ordering,
+        op: &'static str,
+    ) -> Result<()> {
+        if matches!(order, Ordering::Release | Ordering::AcqRel) {
+            return Err(Error::new(ErrorKind::InvalidOrdering, op));
+        }
         if offset % size != 0 {
             return Err(Error::new(ErrorKind::Misaligned, op));
         }
         if !self.view.check(offset, size) {
             return Err(Error::new(ErrorKind::OutOfBounds, op));
         }
+        if !self.view.map().is_writable() && !sys::read_only_load_ok(size) {
+            return Err(Error::new(ErrorKind::Unsupported, op));
+        }
+        Ok(())
+    }
+
+    fn check_atomic(&self, offset: usize, size: usize, op: &'static str) -> Result<()> {
+        // A reference to an atomic could store, so read-only views get none.
         if !self.view.map().is_writable() {
             return Err(Error::new(ErrorKind::ReadOnly, op));
+        }
+        if offset % size != 0 {
+            return Err(Error::new(ErrorKind::Misaligned, op));
+        }
+        if !self.view.check(offset, size) {
+            return Err(Error::new(ErrorKind::OutOfBounds, op));
         }
         Ok(())
     }

@@ -8,16 +8,16 @@
 //! invariants, referred to by number in the `SAFETY:` comments below:
 //!
 //! 1. **Ownership.** A `Mapping` exclusively owns the address range
-//!    `[base, base + reserved)` from construction until `Drop`. It was
-//!    returned by `mmap` with a null hint (so the kernel chose a free range),
-//!    and nothing outside this module maps, unmaps or remaps inside it.
-//!    `reserved` only shrinks, and only when a failed `MAP_FIXED` may have
-//!    left a hole past `mapped` that we must no longer claim.
-//! 2. **Mapped prefix.** `[base, base + mapped)` is mapped readable (and
-//!    writable when `writable`) and `MAP_SHARED` to the file at offset 0.
-//!    `mapped` is a multiple of the page size, never exceeds `reserved`, and
-//!    only grows; it is published with `Release` after the `mmap` that backs
-//!    it returned, and read with `Acquire` before any access.
+//!    `[base, base + len)` from construction until `Drop`. It was returned by
+//!    `mmap` with a null hint (so the kernel chose a free range), nothing
+//!    outside this module maps, unmaps or remaps inside it, and it is
+//!    unmapped exactly once, in `Drop`.
+//! 2. **Whole range mapped.** All of `[base, base + len)` is mapped readable
+//!    (and writable when `writable`), `MAP_SHARED`, to the file from offset 0.
+//!    `len` is a multiple of the page size and never changes. The range may
+//!    extend past the file's end: that is how a region grows in place (the
+//!    file grows under an existing mapping, so the base address stays and no
+//!    page already faulted in is dropped).
 //! 3. **Foreign memory.** Other processes may write any byte of the mapping
 //!    at any time. No `&[u8]` or `&mut [u8]` is ever formed over it: bytes
 //!    move only through `ptr::copy_nonoverlapping` between the mapping and a
@@ -25,12 +25,13 @@
 //!    whose interior mutability makes concurrent foreign writes permitted.
 //!    A copy racing a peer's write may observe a mix of old and new bytes;
 //!    it never reads outside the mapping.
-//! 4. **File length.** Pages of `[base, base + mapped)` lying past the file's
-//!    current end raise `SIGBUS` when touched. That is a crash, not undefined
-//!    behaviour, and this module does not prevent it: the callers bound every
-//!    access by the length they last validated against `fstat`. A peer that
-//!    truncates the file between that check and the access can still cause
-//!    it; `SECURITY.md` documents this limit of path-backed files.
+//! 4. **File length.** Pages of the mapping that lie past the file's current
+//!    end raise `SIGBUS` when touched. That is a crash, not undefined
+//!    behaviour, and this module does not prevent it: its own checks keep
+//!    every access inside the mapping, and the callers bound every access by
+//!    the length they last validated against `fstat`. A peer that truncates
+//!    the file between that check and the access can still cause it;
+//!    `SECURITY.md` documents this limit of path-backed files.
 // Only this module may use unsafe code and the raw mapping calls.
 #![allow(unsafe_code)]
 #![allow(clippy::disallowed_methods)]
@@ -38,8 +39,7 @@
 use std::ffi::c_void;
 use std::os::fd::BorrowedFd;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
@@ -62,47 +62,30 @@ pub(crate) fn range_fits(offset: usize, len: usize, limit: usize) -> bool {
     offset <= limit && len <= limit - offset
 }
 
-/// A `MAP_SHARED` mapping of a file, inside an address-space reservation
-/// that lets it grow without moving.
+/// A `MAP_SHARED` mapping of a file, usually longer than the file so that
+/// the file can grow under it without the mapping moving.
 ///
-/// The mapping is released (`munmap` of the whole reservation) when the value
-/// is dropped; the crate keeps it in an `Arc` so that every view holding it
-/// keeps the memory valid.
+/// The mapping is released (`munmap`) when the value is dropped; the crate
+/// keeps it in an `Arc` so that every view holding it keeps the memory valid.
+#[derive(Debug)]
 pub(crate) struct Mapping {
     base: NonNull<u8>,
-    /// Bytes of address space owned (invariant 1).
-    reserved: AtomicUsize,
-    /// Bytes mapped to the file from offset 0 (invariant 2).
-    mapped: AtomicUsize,
+    /// Bytes mapped (invariants 1 and 2).
+    len: usize,
     writable: bool,
-    /// Serialises `extend`, so `mapped` and the address space change together.
-    grow_lock: Mutex<()>,
-}
-
-impl std::fmt::Debug for Mapping {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mapping")
-            .field("base", &self.base)
-            .field("mapped", &self.mapped_len())
-            .field("reserved", &self.reserved_len())
-            .field("writable", &self.writable)
-            .finish_non_exhaustive()
-    }
 }
 
 // SAFETY: `Mapping` holds a raw pointer only as the address of a range it
 // owns (invariant 1); the range is valid from any thread, and it is unmapped
-// exactly once, in `Drop`, which runs on whichever thread drops the last
-// owner. Moving the owner between threads changes nothing about that range.
+// exactly once, in `Drop`, on whichever thread drops the last owner.
 unsafe impl Send for Mapping {}
 
-// SAFETY: every method taking `&self` either reads the atomics `mapped` and
-// `reserved`, copies bytes through raw pointers after a bounds check against
-// `mapped` (invariants 2 and 3: no references to the bytes are formed, and
-// foreign concurrent writes are expected anyway), hands out atomic
-// references (which are `Sync`), or extends the mapping under `grow_lock`
-// into address space no other method touches (past `mapped`). Shared use from
-// many threads is therefore no different from use by many processes.
+// SAFETY: `Mapping` has no interior mutability of its own. Its `&self`
+// methods copy bytes through raw pointers after a bounds check (invariants 2
+// and 3: no references to the bytes are formed, and concurrent writes by
+// others are expected anyway) or hand out atomic references, which are
+// `Sync`. Shared use from many threads is no different from use by the many
+// processes that map the same file.
 unsafe impl Sync for Mapping {}
 
 fn prot(writable: bool) -> ProtFlags {
@@ -114,13 +97,14 @@ fn prot(writable: bool) -> ProtFlags {
 }
 
 impl Mapping {
-    /// Maps the first `len` bytes of `fd` shared, inside a reservation of at
-    /// least `reserve` bytes of address space.
+    /// Maps `fd` shared from offset 0 over at least `len` bytes, and over
+    /// `reserve` bytes when that is larger and the address space allows, so
+    /// that the file can grow to `reserve` bytes in place.
     ///
-    /// If the reservation cannot be made (or `reserve` is not larger than the
-    /// page-rounded `len`) the file is mapped exactly, with no room to grow in
-    /// place. The file may be shorter than `len`; callers must not publish
-    /// bytes past the file's end (invariant 4).
+    /// If the larger mapping cannot be made (address space, `RLIMIT_AS`, an
+    /// offset the file system cannot map), exactly the page-rounded `len` is
+    /// mapped. The file may be shorter than the mapping; callers must not
+    /// publish bytes past the file's end (invariant 4).
     ///
     /// # Errors
     ///
@@ -135,21 +119,25 @@ impl Mapping {
         if len == 0 {
             return Err(Errno::INVAL);
         }
-        let mapped = round_up_to_page(len).ok_or(Errno::INVAL)?;
-        let reserve = round_up_to_page(reserve).unwrap_or(mapped);
-        if reserve > mapped {
-            if let Ok(base) = Self::reserve_then_map(fd, mapped, reserve, writable) {
-                return Ok(Self::from_parts(base, reserve, mapped, writable));
+        let exact = round_up_to_page(len).ok_or(Errno::INVAL)?;
+        let want = round_up_to_page(reserve).unwrap_or(exact);
+        if want > exact {
+            if let Ok(m) = Self::map(fd, want, writable) {
+                return Ok(m);
             }
         }
+        Self::map(fd, exact, writable)
+    }
+
+    fn map(fd: BorrowedFd<'_>, len: usize, writable: bool) -> Result<Self, Errno> {
         // SAFETY: a null hint without `MAP_FIXED` lets the kernel choose a
-        // free range, so no existing mapping is replaced; the result is owned
-        // by the `Mapping` built below (invariant 1) and is mapped shared to
-        // `fd` from offset 0 for `mapped` bytes (invariant 2).
+        // free range, so no existing mapping is replaced; the range returned
+        // is owned by the `Mapping` built below (invariant 1) and is mapped
+        // shared to `fd` from offset 0 for `len` bytes (invariant 2).
         let base = unsafe {
             rustix::mm::mmap(
                 ptr::null_mut(),
-                mapped,
+                len,
                 prot(writable),
                 MapFlags::SHARED,
                 fd,
@@ -157,187 +145,67 @@ impl Mapping {
             )?
         };
         let base = NonNull::new(base.cast::<u8>()).ok_or(Errno::NOMEM)?;
-        Ok(Self::from_parts(base, mapped, mapped, writable))
-    }
-
-    fn from_parts(base: NonNull<u8>, reserved: usize, mapped: usize, writable: bool) -> Self {
-        Self {
+        Ok(Self {
             base,
-            reserved: AtomicUsize::new(reserved),
-            mapped: AtomicUsize::new(mapped),
+            len,
             writable,
-            grow_lock: Mutex::new(()),
-        }
+        })
     }
 
-    /// Reserves `reserve` bytes of inaccessible address space, then maps the
-    /// file over its first `mapped` bytes.
-    fn reserve_then_map(
-        fd: BorrowedFd<'_>,
-        mapped: usize,
-        reserve: usize,
-        writable: bool,
-    ) -> Result<NonNull<u8>, Errno> {
-        // SAFETY: a null hint without `MAP_FIXED` cannot replace an existing
-        // mapping; the returned range is ours alone. `PROT_NONE` private
-        // anonymous memory is neither accessible nor charged as committed.
-        let base = unsafe {
-            rustix::mm::mmap_anonymous(
-                ptr::null_mut(),
-                reserve,
-                ProtFlags::empty(),
-                MapFlags::PRIVATE,
-            )?
-        };
-        // SAFETY: `[base, base + mapped)` lies inside the reservation just
-        // made (`mapped < reserve`), which no one else knows of, so
-        // `MAP_FIXED` replaces only our own inaccessible pages.
-        let mapped_at = unsafe {
-            rustix::mm::mmap(
-                base,
-                mapped,
-                prot(writable),
-                MapFlags::SHARED | MapFlags::FIXED,
-                fd,
-                0,
-            )
-        };
-        match mapped_at {
-            Ok(p) => NonNull::new(p.cast::<u8>()).ok_or(Errno::NOMEM),
-            Err(e) => {
-                // SAFETY: `[base, base + reserve)` is the reservation made
-                // above, still owned by this function alone and never
-                // exposed; unmapping it returns the address space.
-                let _ = unsafe { rustix::mm::munmap(base, reserve) };
-                Err(e)
-            }
-        }
-    }
-
-    /// Extends the mapped prefix so that it covers `new_len` bytes of the
-    /// file, in place.
-    ///
-    /// Returns `Ok(true)` when the first `new_len` bytes are mapped at the
-    /// same base (nothing to do, or the tail was mapped into the
-    /// reservation), `Ok(false)` when `new_len` does not fit the reservation
-    /// (the caller must make a new `Mapping`).
-    ///
-    /// # Errors
-    ///
-    /// Whatever `mmap` reports; the mapping then covers what it covered
-    /// before the call.
-    pub(crate) fn extend(&self, fd: BorrowedFd<'_>, new_len: usize) -> Result<bool, Errno> {
-        let _guard = self
-            .grow_lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mapped = self.mapped.load(Ordering::Acquire);
-        let want = round_up_to_page(new_len).ok_or(Errno::INVAL)?;
-        if want <= mapped {
-            return Ok(true);
-        }
-        let reserved = self.reserved.load(Ordering::Acquire);
-        if want > reserved {
-            return Ok(false);
-        }
-        let tail_len = want - mapped;
-        let offset = u64::try_from(mapped).map_err(|_| Errno::INVAL)?;
-        // SAFETY: `mapped <= reserved` (invariant 2), so `base + mapped` is
-        // inside or one past the reserved range and the offset cannot wrap.
-        let tail = unsafe { self.base.as_ptr().add(mapped) };
-        // SAFETY: `[tail, tail + tail_len)` = `[base + mapped, base + want)`
-        // lies inside our reservation (`want <= reserved`) and past `mapped`,
-        // so it holds only our `PROT_NONE` pages (or pages a previous failed
-        // attempt left unpublished); no view reads there, because every
-        // access is bounded by `mapped`, which we raise only afterwards. We
-        // hold `grow_lock`, so no other extension races this one.
-        let res = unsafe {
-            rustix::mm::mmap(
-                tail.cast::<c_void>(),
-                tail_len,
-                prot(self.writable),
-                MapFlags::SHARED | MapFlags::FIXED,
-                fd,
-                offset,
-            )
-        };
-        match res {
-            Ok(_) => {
-                self.mapped.store(want, Ordering::Release);
-                Ok(true)
-            }
-            Err(e) => {
-                // A failed MAP_FIXED may have unmapped part of the range on
-                // older kernels. Put the reservation back; if even that
-                // fails, stop claiming the tail so that `Drop` never unmaps
-                // a range someone else may have been given since.
-                // SAFETY: same range and reasoning as the call above; an
-                // anonymous `PROT_NONE` mapping restores the reservation.
-                let restored = unsafe {
-                    rustix::mm::mmap_anonymous(
-                        tail.cast::<c_void>(),
-                        tail_len,
-                        ProtFlags::empty(),
-                        MapFlags::PRIVATE | MapFlags::FIXED,
-                    )
-                };
-                if restored.is_err() {
-                    self.reserved.store(mapped, Ordering::Release);
-                }
-                Err(e)
-            }
-        }
+    /// Whether the first `len` bytes of the file lie inside this mapping, so
+    /// that a growth to `len` needs no new mapping.
+    #[inline]
+    pub(crate) fn covers(&self, len: usize) -> bool {
+        len <= self.len
     }
 
     /// The address of the first byte.
+    #[inline]
     pub(crate) fn base(&self) -> *mut u8 {
         self.base.as_ptr()
     }
 
-    /// Bytes currently mapped to the file (a multiple of the page size).
+    /// Bytes mapped (a multiple of the page size).
+    #[cfg(test)]
     pub(crate) fn mapped_len(&self) -> usize {
-        self.mapped.load(Ordering::Acquire)
-    }
-
-    /// Bytes of address space owned, including the unmapped reservation.
-    pub(crate) fn reserved_len(&self) -> usize {
-        self.reserved.load(Ordering::Acquire)
+        self.len
     }
 
     /// Whether the pages were mapped writable.
+    #[inline]
     pub(crate) fn is_writable(&self) -> bool {
         self.writable
     }
 
     /// Returns the address of `base + offset` if `len` bytes from there are
-    /// inside the mapped prefix.
+    /// inside the mapping.
     #[inline]
     fn checked_ptr(&self, offset: usize, len: usize) -> Option<*mut u8> {
-        if !range_fits(offset, len, self.mapped.load(Ordering::Acquire)) {
+        if !range_fits(offset, len, self.len) {
             return None;
         }
-        // SAFETY: `offset <= mapped <= reserved` (checked above and
-        // invariant 2), so the result stays within our own range.
+        // SAFETY: `offset <= self.len` (checked above), so the result stays
+        // within, or one past the end of, our own range (invariant 1).
         Some(unsafe { self.base.as_ptr().add(offset) })
     }
 
     /// Copies `buf.len()` bytes starting at `offset` out of the mapping.
-    /// Returns `false`, copying nothing, if the range is not mapped.
+    /// Returns `false`, copying nothing, if the range is not inside it.
     #[inline]
     pub(crate) fn read(&self, offset: usize, buf: &mut [u8]) -> bool {
         let Some(src) = self.checked_ptr(offset, buf.len()) else {
             return false;
         };
-        // SAFETY: `[src, src + buf.len())` is inside the mapped prefix
-        // (checked by `checked_ptr`, invariant 2) and readable; `buf` is
-        // private memory of the caller, so the ranges cannot overlap. The
-        // copy goes through raw pointers only (invariant 3).
+        // SAFETY: `[src, src + buf.len())` is inside the mapping (checked by
+        // `checked_ptr`), mapped readable (invariant 2); `buf` is private
+        // memory of the caller, so the ranges cannot overlap. The copy goes
+        // through raw pointers only (invariant 3).
         unsafe { ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) };
         true
     }
 
     /// Copies `data` into the mapping at `offset`. Returns `false`, copying
-    /// nothing, if the range is not mapped or the mapping is read-only.
+    /// nothing, if the range is not inside it or the mapping is read-only.
     #[inline]
     pub(crate) fn write(&self, offset: usize, data: &[u8]) -> bool {
         if !self.writable {
@@ -346,10 +214,10 @@ impl Mapping {
         let Some(dst) = self.checked_ptr(offset, data.len()) else {
             return false;
         };
-        // SAFETY: `[dst, dst + data.len())` is inside the mapped prefix
-        // (invariant 2), mapped writable (checked above), and `data` is the
-        // caller's private memory, so the ranges cannot overlap. Concurrent
-        // writers elsewhere are expected (invariant 3); no reference to the
+        // SAFETY: `[dst, dst + data.len())` is inside the mapping, mapped
+        // writable (checked above, invariant 2), and `data` is the caller's
+        // private memory, so the ranges cannot overlap. Concurrent writers
+        // elsewhere are expected (invariant 3); no reference to the
         // destination is formed.
         unsafe { ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
         true
@@ -362,12 +230,12 @@ impl Mapping {
             return None;
         }
         let p = self.checked_ptr(offset, std::mem::size_of::<AtomicU32>())?;
-        // SAFETY: `p` is inside the mapped prefix for 4 bytes, aligned
-        // (the base is page-aligned and `offset` is a multiple of 4), and
-        // the pages are mapped writable, as atomics need even to load on
-        // some targets. The memory stays mapped for as long as `&self` lives
-        // (invariant 1: unmapped only in `Drop`). Other processes access it
-        // concurrently, which atomics permit (invariant 3).
+        // SAFETY: `p` is inside the mapping for 4 bytes, aligned (the base
+        // is page-aligned and `offset` is a multiple of 4), and the pages
+        // are mapped writable, as atomics need even to load on some targets.
+        // The memory stays mapped for as long as `&self` lives (invariant 1:
+        // unmapped only in `Drop`). Other processes access it concurrently,
+        // which atomics permit (invariant 3).
         Some(unsafe { AtomicU32::from_ptr(p.cast::<u32>()) })
     }
 
@@ -384,13 +252,191 @@ impl Mapping {
     }
 }
 
+/// Advice the crate passes to `madvise`: hints only, never anything that
+/// discards or changes the shared contents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hint {
+    Normal,
+    Random,
+    Sequential,
+    WillNeed,
+    /// Drop this process's page-table entries; the bytes stay in the file
+    /// and are faulted back in on the next access (shared file mappings).
+    DontNeed,
+    /// Fault the pages in now (`MADV_POPULATE_READ`/`WRITE`, Linux 5.14+).
+    Populate,
+}
+
+impl Mapping {
+    /// The page-aligned range covering `[offset, offset + len)`, if inside
+    /// the mapping, as a pointer and a length.
+    fn page_range(&self, offset: usize, len: usize) -> Option<(*mut c_void, usize)> {
+        if !range_fits(offset, len, self.len) {
+            return None;
+        }
+        let start = offset & !(page_size() - 1);
+        // `offset + len <= self.len` (checked), and `self.len` is a page
+        // multiple, so rounding up cannot pass it.
+        let end = round_up_to_page(offset + len)?;
+        let ptr = self.checked_ptr(start, end - start)?;
+        Some((ptr.cast::<c_void>(), end - start))
+    }
+
+    /// `madvise` over the pages covering `[offset, offset + len)`.
+    pub(crate) fn advise(&self, offset: usize, len: usize, hint: Hint) -> Result<(), Errno> {
+        use rustix::mm::Advice;
+        let (ptr, len) = self.page_range(offset, len).ok_or(Errno::INVAL)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let advice = match hint {
+            Hint::Normal => Advice::Normal,
+            Hint::Random => Advice::Random,
+            Hint::Sequential => Advice::Sequential,
+            Hint::WillNeed => Advice::WillNeed,
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Hint::DontNeed => Advice::LinuxDontNeed,
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            Hint::DontNeed => Advice::DontNeed,
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Hint::Populate if self.writable => Advice::LinuxPopulateWrite,
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Hint::Populate => Advice::LinuxPopulateRead,
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            Hint::Populate => Advice::WillNeed,
+        };
+        // SAFETY: `[ptr, ptr + len)` lies inside our mapping (checked by
+        // `page_range`). The advice values above are hints or, for
+        // `DontNeed` on a `MAP_SHARED` file mapping, drop page-table entries
+        // whose contents stay in the file; none discards shared data or
+        // touches memory we do not own.
+        unsafe { rustix::mm::madvise(ptr, len, advice) }
+    }
+
+    /// `msync` over the pages covering `[offset, offset + len)`.
+    pub(crate) fn sync(&self, offset: usize, len: usize, wait: bool) -> Result<(), Errno> {
+        use rustix::mm::MsyncFlags;
+        let (ptr, len) = self.page_range(offset, len).ok_or(Errno::INVAL)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let flags = if wait {
+            MsyncFlags::SYNC
+        } else {
+            MsyncFlags::ASYNC
+        };
+        // SAFETY: the range lies inside our mapping (checked by
+        // `page_range`); `msync` only writes dirty pages back to the file.
+        unsafe { rustix::mm::msync(ptr, len, flags) }
+    }
+
+    /// `mlock` over the pages covering `[offset, offset + len)`. The
+    /// pages are unlocked when the mapping is unmapped.
+    pub(crate) fn lock(&self, offset: usize, len: usize) -> Result<(), Errno> {
+        let (ptr, len) = self.page_range(offset, len).ok_or(Errno::INVAL)?;
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: the range lies inside our mapping (checked by
+        // `page_range`) and below the file's end (the caller passes a
+        // published length); locking faults the pages in and keeps them
+        // resident, changing no contents.
+        unsafe { rustix::mm::mlock(ptr, len) }
+    }
+
+    /// An atomic load of the aligned 4 bytes at `offset`, allowed on
+    /// read-only mappings too (see [`read_only_load_ok`]). `None` if the
+    /// word is not inside the mapping, misaligned, `order` is not a load
+    /// ordering, or the target cannot load read-only memory atomically.
+    pub(crate) fn load_u32(&self, offset: usize, order: Ordering) -> Option<u32> {
+        let p = self.load_ptr(offset, std::mem::size_of::<u32>(), order)?;
+        if self.writable {
+            // SAFETY: `p` is inside the mapping for 4 bytes, aligned, mapped
+            // writable, and stays mapped while `&self` lives (invariants 1
+            // to 3); `order` is a load ordering (checked by `load_ptr`).
+            return Some(unsafe { AtomicU32::from_ptr(p.cast::<u32>()) }.load(order));
+        }
+        // SAFETY: as above, except the pages are read-only: std documents
+        // relaxed atomic loads of this size as sound on read-only memory on
+        // the targets `read_only_load_ok` accepts (checked by `load_ptr`).
+        let v = unsafe { AtomicU32::from_ptr(p.cast::<u32>()) }.load(Ordering::Relaxed);
+        fence_for(order);
+        Some(v)
+    }
+
+    /// As [`load_u32`](Self::load_u32), for 8 bytes.
+    pub(crate) fn load_u64(&self, offset: usize, order: Ordering) -> Option<u64> {
+        let p = self.load_ptr(offset, std::mem::size_of::<u64>(), order)?;
+        if self.writable {
+            // SAFETY: as in `load_u32`, for 8 aligned bytes.
+            return Some(unsafe { AtomicU64::from_ptr(p.cast::<u64>()) }.load(order));
+        }
+        // SAFETY: as in `load_u32`, for 8 aligned bytes on a target where
+        // relaxed 8-byte loads of read-only memory are documented as sound.
+        let v = unsafe { AtomicU64::from_ptr(p.cast::<u64>()) }.load(Ordering::Relaxed);
+        fence_for(order);
+        Some(v)
+    }
+
+    /// The checks shared by the loads: alignment, bounds, a load ordering,
+    /// and read-only support for `size` on this target.
+    fn load_ptr(&self, offset: usize, size: usize, order: Ordering) -> Option<*mut u8> {
+        if offset % size != 0 || matches!(order, Ordering::Release | Ordering::AcqRel) {
+            return None;
+        }
+        if !self.writable && !read_only_load_ok(size) {
+            return None;
+        }
+        self.checked_ptr(offset, size)
+    }
+}
+
+/// After a relaxed load, the fence that gives it `order`'s guarantees (the
+/// way std recommends acquiring on read-only memory).
+fn fence_for(order: Ordering) {
+    match order {
+        Ordering::Acquire => std::sync::atomic::fence(Ordering::Acquire),
+        Ordering::SeqCst => std::sync::atomic::fence(Ordering::SeqCst),
+        _ => {}
+    }
+}
+
+/// Whether a relaxed atomic load of `size` bytes works on read-only memory
+/// on this target, per the table in `core::sync::atomic`'s documentation.
+pub(crate) const fn read_only_load_ok(size: usize) -> bool {
+    if cfg!(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "loongarch64",
+        target_arch = "mips64",
+        target_arch = "powerpc64",
+        target_arch = "riscv64",
+        target_arch = "sparc64",
+        target_arch = "s390x"
+    )) {
+        size <= 8
+    } else if cfg!(any(
+        target_arch = "x86",
+        target_arch = "arm",
+        target_arch = "loongarch32",
+        target_arch = "mips",
+        target_arch = "powerpc",
+        target_arch = "riscv32",
+        target_arch = "sparc",
+        target_arch = "hexagon"
+    )) {
+        size <= 4
+    } else {
+        false
+    }
+}
+
 impl Drop for Mapping {
     fn drop(&mut self) {
-        let reserved = *self.reserved.get_mut();
-        // SAFETY: we own `[base, base + reserved)` (invariant 1), and `Drop`
-        // runs once, when no `&Mapping` (and so no copy or atomic reference
+        // SAFETY: we own `[base, base + len)` (invariant 1), and `Drop` runs
+        // once, when no `&Mapping` (and so no copy or atomic reference
         // derived from one) can exist any more.
-        let res = unsafe { rustix::mm::munmap(self.base.as_ptr().cast::<c_void>(), reserved) };
+        let res = unsafe { rustix::mm::munmap(self.base.as_ptr().cast::<c_void>(), self.len) };
         debug_assert!(res.is_ok(), "munmap of an owned range failed: {res:?}");
     }
 }
@@ -436,36 +482,46 @@ mod tests {
     }
 
     #[test]
-    fn extend_in_reservation_keeps_base_and_bytes() {
+    fn file_grows_under_a_reserved_mapping_without_moving_it() {
         let ps = page_size();
         let f = file_of(u64::try_from(ps).unwrap());
         let m = Mapping::new(f.as_fd(), ps, 16 * ps, true).unwrap();
-        let base = m.base();
+        assert_eq!(m.mapped_len(), 16 * ps);
         assert!(m.write(0, b"head"));
+        assert!(m.covers(16 * ps) && !m.covers(16 * ps + 1));
         f.set_len(u64::try_from(4 * ps).unwrap()).unwrap();
-        assert_eq!(m.extend(f.as_fd(), 4 * ps), Ok(true));
-        assert_eq!(m.base(), base);
-        assert_eq!(m.mapped_len(), 4 * ps);
+        // The grown pages are reachable through the same mapping.
+        assert!(m.write(4 * ps - 4, b"tail"));
         let mut b = [0u8; 4];
         assert!(m.read(0, &mut b));
         assert_eq!(&b, b"head");
-        assert!(m.write(4 * ps - 4, b"tail"));
-        assert!(!m.read(4 * ps - 3, &mut b), "past the mapped prefix");
-        assert_eq!(
-            m.extend(f.as_fd(), 17 * ps),
-            Ok(false),
-            "beyond the reservation"
-        );
+        let mut from_file = [0u8; 4];
+        std::os::unix::fs::FileExt::read_exact_at(
+            &f,
+            &mut from_file,
+            u64::try_from(4 * ps - 4).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(&from_file, b"tail");
+        assert!(!m.read(16 * ps - 3, &mut b), "past the mapping");
     }
 
     #[test]
-    fn exact_mapping_cannot_extend() {
+    fn exact_mapping_covers_only_the_rounded_length() {
         let ps = page_size();
         let f = file_of(u64::try_from(ps).unwrap());
-        let m = Mapping::new(f.as_fd(), ps, 0, true).unwrap();
-        assert_eq!(m.reserved_len(), ps);
-        assert_eq!(m.extend(f.as_fd(), ps + 1), Ok(false));
-        assert_eq!(m.extend(f.as_fd(), ps), Ok(true));
+        let m = Mapping::new(f.as_fd(), 10, 0, true).unwrap();
+        assert_eq!(m.mapped_len(), ps);
+        assert!(m.covers(ps) && !m.covers(ps + 1));
+    }
+
+    #[test]
+    fn unmappable_reservation_falls_back_to_an_exact_mapping() {
+        let ps = page_size();
+        let f = file_of(u64::try_from(ps).unwrap());
+        // Far more address space than exists: the reservation fails.
+        let m = Mapping::new(f.as_fd(), ps, usize::MAX / 2, true).unwrap();
+        assert_eq!(m.mapped_len(), ps);
     }
 
     #[test]

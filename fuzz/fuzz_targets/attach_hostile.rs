@@ -209,8 +209,14 @@ fuzz_target!(|input: Input| {
     let mut limit = len;
     let check = |view: &shm_region::Region, limit: usize, accesses: &[(u32, u16)]| {
         for &(off, n) in accesses.iter().take(16) {
-            let off = usize::try_from(off).unwrap() % (limit + 8192);
             let n = usize::from(n % 4097);
+            // Half the accesses land around the end (or the fence).
+            let off = if off & 0x8000_0000 != 0 {
+                let jitter = usize::try_from(off & 0xf).unwrap();
+                (limit.saturating_sub(n) + jitter).saturating_sub(8)
+            } else {
+                usize::try_from(off).unwrap() % (limit + 8192)
+            };
             let mut buf = vec![0xEE; n];
             let res = view.read_at(off, &mut buf);
             if off <= limit && n <= limit - off {

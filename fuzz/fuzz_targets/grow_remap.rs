@@ -119,12 +119,17 @@ struct World {
     views: Vec<View>,
 }
 
-/// An offset near the interesting bounds, or one that overflows.
-fn offset_of(raw: u32, len: usize) -> usize {
-    if raw & 0x8000_0000 != 0 {
-        usize::MAX - usize::try_from(raw & 0xff).unwrap()
-    } else {
-        usize::try_from(raw).unwrap() % (len + 2 * PAGE)
+/// An offset chosen by the top two bits of `raw`: anywhere up to two pages
+/// past the view, just around the view's end or the truncation fence (for an
+/// access of `n` bytes), or one whose sum with `n` overflows.
+fn offset_of(raw: u32, n: usize, len: usize, accessible: usize) -> usize {
+    let low = usize::try_from(raw & 0xffff).unwrap();
+    let around = |end: usize| (end.saturating_sub(n) + low % 16).saturating_sub(8);
+    match raw >> 30 {
+        0 => low % (len + 2 * PAGE),
+        1 => around(len),
+        2 => around(accessible),
+        _ => usize::MAX - (low & 0xff),
     }
 }
 
@@ -298,8 +303,8 @@ impl World {
                 if let Some(v) = self.view(v) {
                     let view = &self.views[v];
                     let limit = self.accessible(view);
-                    let offset = offset_of(offset, view.len);
                     let n = usize::from(len);
+                    let offset = offset_of(offset, n, view.len, limit);
                     let mut buf = vec![0xA5; n];
                     let res = view.region.read_at(offset, &mut buf);
                     if fits(offset, n, limit) {
@@ -320,8 +325,8 @@ impl World {
                 if let Some(v) = self.view(v) {
                     let view = &self.views[v];
                     let limit = self.accessible(view);
-                    let offset = offset_of(offset, view.len);
                     let n = usize::from(len);
+                    let offset = offset_of(offset, n, view.len, limit);
                     let res = view.region.write_at(offset, &vec![byte; n]);
                     if fits(offset, n, limit) {
                         res.unwrap();
@@ -340,8 +345,8 @@ impl World {
                 if let Some(v) = self.view(v) {
                     let view = &self.views[v];
                     let limit = self.accessible(view);
-                    let offset = offset_of(offset, view.len);
                     let size = if wide { 8 } else { 4 };
+                    let offset = offset_of(offset, size, view.len, limit);
                     let expected_err = if offset % size != 0 {
                         Some(ErrorKind::Misaligned)
                     } else if !fits(offset, size, limit) {

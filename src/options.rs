@@ -1,0 +1,299 @@
+//! `MmapOptions`, `FileCleanup` and `Advice`: the policies the plain
+//! constructors fix to their hardened defaults.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use crate::error::Result;
+use crate::fs::{self, TrustPolicy};
+use crate::region::MmapRegion;
+use crate::staged::Staged;
+
+/// What happens to the backing file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileCleanup {
+    /// The file stays at its path so that peers can attach by path. The
+    /// creator owns it and removes it when dropped, unless
+    /// [`MmapRegion::release_ownership`] was called; an attached handle
+    /// removes it only after [`MmapRegion::take_ownership`].
+    Manual,
+    /// The file is unlinked as soon as it is mapped; peers attach through the
+    /// descriptor ([`std::os::fd::AsFd`] and [`MmapRegion::attach_fd`]), and
+    /// [`MmapRegion::attach`] by path finds nothing.
+    Auto,
+}
+
+/// Access-pattern advice for [`MmapRegion::advise`] (`madvise`). Only hints
+/// that never change the shared contents are offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Advice {
+    /// No special treatment (`MADV_NORMAL`).
+    Normal,
+    /// Expect random access: read ahead less (`MADV_RANDOM`).
+    Random,
+    /// Expect sequential access: read ahead more (`MADV_SEQUENTIAL`).
+    Sequential,
+    /// Expect access soon: start reading the pages in (`MADV_WILLNEED`).
+    WillNeed,
+    /// Not needed soon: drop this process's page-table entries. The bytes
+    /// stay in the shared file and are faulted back in on the next access
+    /// (`MADV_DONTNEED` on a shared file mapping discards nothing).
+    DontNeed,
+}
+
+/// One gibibyte: the smallest default address-space reservation.
+const MIN_DEFAULT_RESERVATION: usize = 1 << 30;
+/// The default reservation is this many times the mapped size, if larger.
+const RESERVATION_FACTOR: usize = 64;
+
+/// Options for the policies that the plain constructors fix to their
+/// hardened defaults. Each setter documents its trade-off.
+///
+/// ```
+/// # #[cfg(miri)] fn main() {} // Miri cannot map files.
+/// # #[cfg(not(miri))]
+/// # fn main() -> Result<(), shm_region::Error> {
+/// use shm_region::{FileCleanup, MmapOptions};
+/// let dir = tempfile::tempdir().unwrap();
+/// let region = MmapOptions::new()
+///     .reserve_blocks(false)          // sparse: faster, but a full disk means SIGBUS later
+///     .address_space(64 << 20)        // room to grow in place up to 64 MiB
+///     .populate(true)                 // fault the pages in at map time
+///     .create(&dir.path().join("seg"), 4096, FileCleanup::Manual)?;
+/// assert_eq!(region.len(), 4096);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MmapOptions {
+    pub(crate) reserve_blocks: bool,
+    pub(crate) address_space: Option<usize>,
+    pub(crate) trust: TrustPolicy,
+    pub(crate) require_shrink_seal: bool,
+    pub(crate) max_size: Option<usize>,
+    pub(crate) mode: u32,
+    pub(crate) populate: bool,
+    pub(crate) lock: bool,
+}
+
+impl Default for MmapOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MmapOptions {
+    /// The hardened defaults: blocks reserved on create and grow, an
+    /// address-space reservation of at least 1 GiB or 64 × the size, files
+    /// created with mode `0600`, attach only to files owned by the effective
+    /// user and not writable by group or others, no size limit beyond what
+    /// can be mapped, no seal required, no populating or locking.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            reserve_blocks: true,
+            address_space: None,
+            trust: TrustPolicy {
+                allow_other_owner: false,
+                allow_group_or_other_write: false,
+            },
+            require_shrink_seal: false,
+            max_size: None,
+            mode: 0o600,
+            populate: false,
+            lock: false,
+        }
+    }
+
+    /// Whether `create` and `resize` reserve the file's blocks (`fallocate`,
+    /// or writing zeros where that is not available) before the new size
+    /// becomes visible. On (the default), a full file system is an error
+    /// from the call, at the price of allocating (on tmpfs: zeroing) the
+    /// pages up front. Off, growth is sparse and cheaper, but a full file
+    /// system (tmpfs in particular) kills whoever first touches an unbacked
+    /// page with `SIGBUS` (unless [`populate`](Self::populate) is on, which
+    /// then reports it as an error from the call instead).
+    pub fn reserve_blocks(&mut self, yes: bool) -> &mut Self {
+        self.reserve_blocks = yes;
+        self
+    }
+
+    /// Bytes of address space to map for each mapping, so that growth up to
+    /// that size keeps the base address and the pages already faulted in.
+    /// The default is the larger of 1 GiB and 64 × the mapped size. `0` maps
+    /// exactly, so every growth makes a new mapping and moves the base (as
+    /// the reference implementation did). Address space past the file's end
+    /// costs no memory, but counts against `RLIMIT_AS`; if it cannot be had,
+    /// the file is mapped exactly instead.
+    pub fn address_space(&mut self, bytes: usize) -> &mut Self {
+        self.address_space = Some(bytes);
+        self
+    }
+
+    /// Whether `attach` accepts a file owned by a user other than the
+    /// effective user. Off by default: another user's file can be truncated
+    /// or rewritten by that user at any time.
+    pub fn allow_other_owner(&mut self, yes: bool) -> &mut Self {
+        self.trust.allow_other_owner = yes;
+        self
+    }
+
+    /// Whether `attach` accepts a file writable by its group or by others.
+    /// Off by default: anyone with write permission can truncate the file
+    /// under every peer.
+    pub fn allow_group_or_other_write(&mut self, yes: bool) -> &mut Self {
+        self.trust.allow_group_or_other_write = yes;
+        self
+    }
+
+    /// Whether `attach_fd` (and `attach`) refuse a file that is not sealed
+    /// against shrinking (`F_SEAL_SHRINK`, see
+    /// [`MmapRegion::create_sealed`]). Off by default, since files at a path
+    /// cannot be sealed. On, no holder of the file can truncate it under
+    /// this handle, which closes the `SIGBUS` window described in
+    /// `SECURITY.md`; only Linux memfds qualify.
+    pub fn require_shrink_seal(&mut self, yes: bool) -> &mut Self {
+        self.require_shrink_seal = yes;
+        self
+    }
+
+    /// The largest file `attach` maps and `check_and_remap` follows, in
+    /// bytes. A peer that grows the file past it gets
+    /// [`ErrorKind::FileTooLarge`](crate::ErrorKind::FileTooLarge) instead of
+    /// a mapping of its choosing. No limit by default (beyond what the
+    /// address space allows).
+    pub fn max_size(&mut self, bytes: usize) -> &mut Self {
+        self.max_size = Some(bytes);
+        self
+    }
+
+    /// The permission bits for files this crate creates (`create`, `stage`),
+    /// applied by the kernel at creation (the umask can only remove bits).
+    /// Only `0o777` is kept. The default `0o600` lets only the owner open
+    /// the file. Granting group or others write permission lets them
+    /// truncate it under every peer, and `attach` then needs
+    /// [`allow_group_or_other_write`](Self::allow_group_or_other_write);
+    /// read permission alone suits [`MmapRegion::attach_read_only`] peers.
+    pub fn mode(&mut self, mode: u32) -> &mut Self {
+        self.mode = mode & 0o777;
+        self
+    }
+
+    /// Whether to fault the pages in when mapping and after each growth
+    /// (`MADV_POPULATE_WRITE`/`READ` on Linux 5.14+, `MADV_WILLNEED`
+    /// elsewhere). Costs the page faults up front, so first accesses do not
+    /// pay them; with sparse growth it also turns a full file system into an
+    /// error from the call instead of `SIGBUS` later.
+    pub fn populate(&mut self, yes: bool) -> &mut Self {
+        self.populate = yes;
+        self
+    }
+
+    /// Whether to lock the mapped pages in memory (`mlock`) when mapping and
+    /// after each growth, so they are never swapped out. Locked memory
+    /// counts against `RLIMIT_MEMLOCK` (often 8 MiB for unprivileged users);
+    /// going past it is [`ErrorKind::LockLimit`](crate::ErrorKind::LockLimit).
+    /// When a growth cannot be locked, the file has already grown but the
+    /// handle keeps its old length; call `resize` or `check_and_remap` again
+    /// once the limit allows.
+    pub fn lock(&mut self, yes: bool) -> &mut Self {
+        self.lock = yes;
+        self
+    }
+
+    /// The mode for files this crate creates.
+    #[allow(
+        clippy::useless_conversion,
+        reason = "`RawMode` is `u16` on some targets"
+    )]
+    pub(crate) fn creation_mode(&self) -> rustix::fs::Mode {
+        // `mode` was masked to 0o777 by the setter, so it fits any `RawMode`.
+        rustix::fs::Mode::from_bits_truncate(self.mode.try_into().unwrap_or(0o600))
+    }
+
+    /// The address space to map for a mapping of `len` bytes.
+    pub(crate) fn reservation_for(&self, len: usize) -> usize {
+        match self.address_space {
+            Some(bytes) => bytes.max(len),
+            None => MIN_DEFAULT_RESERVATION.max(len.saturating_mul(RESERVATION_FACTOR)),
+        }
+    }
+
+    /// Creates a region with these options; see [`MmapRegion::create`].
+    ///
+    /// # Errors
+    ///
+    /// As [`MmapRegion::create`], and [`ErrorKind::LockLimit`] with
+    /// [`lock`](Self::lock).
+    ///
+    /// [`ErrorKind::LockLimit`]: crate::ErrorKind::LockLimit
+    pub fn create(&self, path: &Path, size: usize, cleanup: FileCleanup) -> Result<MmapRegion> {
+        let loc = fs::locate(path, "create")?;
+        MmapRegion::create_at(self, loc, path.to_path_buf(), size, cleanup)
+    }
+
+    /// Creates a sealed anonymous region with these options; see
+    /// [`MmapRegion::create_sealed`].
+    ///
+    /// # Errors
+    ///
+    /// As [`MmapRegion::create_sealed`].
+    pub fn create_sealed(&self, name: &str, size: usize) -> Result<MmapRegion> {
+        MmapRegion::create_sealed_with(self, name, size)
+    }
+
+    /// Stages a region with these options; see [`MmapRegion::stage`].
+    ///
+    /// # Errors
+    ///
+    /// As [`MmapRegion::stage`].
+    pub fn stage(&self, path: &Path, size: usize) -> Result<Staged> {
+        Staged::new(self, path, size)
+    }
+
+    /// Attaches to the file at `path` with these options; see
+    /// [`MmapRegion::attach`].
+    ///
+    /// # Errors
+    ///
+    /// As [`MmapRegion::attach`].
+    pub fn attach(&self, path: &Path) -> Result<MmapRegion> {
+        self.attach_path(path, true, "attach")
+    }
+
+    /// Attaches read-only to the file at `path` with these options; see
+    /// [`MmapRegion::attach_read_only`].
+    ///
+    /// # Errors
+    ///
+    /// As [`MmapRegion::attach_read_only`].
+    pub fn attach_read_only(&self, path: &Path) -> Result<MmapRegion> {
+        self.attach_path(path, false, "attach_read_only")
+    }
+
+    fn attach_path(&self, path: &Path, writable: bool, op: &'static str) -> Result<MmapRegion> {
+        let loc = fs::locate(path, op)?;
+        let fd = fs::open_existing(&loc, writable, op)?;
+        MmapRegion::from_fd(self, fd, Some(loc), path.to_path_buf(), writable, op)
+    }
+
+    /// Attaches to an open file with these options; see
+    /// [`MmapRegion::attach_fd`].
+    ///
+    /// # Errors
+    ///
+    /// As [`MmapRegion::attach_fd`].
+    pub fn attach_fd(&self, fd: OwnedFd) -> Result<MmapRegion> {
+        MmapRegion::from_fd(self, fd, None, PathBuf::new(), true, "attach_fd")
+    }
+
+    /// Attaches read-only to an open file with these options; see
+    /// [`MmapRegion::attach_fd_read_only`].
+    ///
+    /// # Errors
+    ///
+    /// As [`MmapRegion::attach_fd_read_only`].
+    pub fn attach_fd_read_only(&self, fd: OwnedFd) -> Result<MmapRegion> {
+        MmapRegion::from_fd(self, fd, None, PathBuf::new(), false, "attach_fd_read_only")
+    }
+}
