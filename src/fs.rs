@@ -475,6 +475,26 @@ mod tests {
     }
 
     #[test]
+    fn portable_publish_links_without_replacing_and_drops_the_old_name() {
+        // The non-Linux publish path (link + unlink), exercised on Linux.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tmp"), b"staged").unwrap();
+        std::fs::write(dir.path().join("taken"), b"someone").unwrap();
+        let d = rustix::fs::open(
+            dir.path(),
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        let taken = link_then_unlink(d.as_fd(), OsStr::new("tmp"), OsStr::new("taken"), "t");
+        assert_eq!(taken.unwrap_err().kind(), ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(dir.path().join("taken")).unwrap(), b"someone");
+        link_then_unlink(d.as_fd(), OsStr::new("tmp"), OsStr::new("final"), "t").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("final")).unwrap(), b"staged");
+        assert!(!dir.path().join("tmp").exists());
+    }
+
+    #[test]
     fn file_len_refuses_what_off_t_cannot_hold() {
         assert_eq!(file_len(4096, "t").unwrap(), 4096);
         assert_eq!(

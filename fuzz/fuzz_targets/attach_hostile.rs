@@ -25,6 +25,11 @@ enum Kind {
     Fifo,
     Socket,
     CharDevice,
+    /// A memfd sealed with `F_SEAL_SHRINK` (as `create_sealed` makes),
+    /// passed by descriptor.
+    SealedMemfd,
+    /// A memfd that allows sealing but was never sealed, by descriptor.
+    UnsealedMemfd,
 }
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
@@ -44,6 +49,7 @@ struct Input {
     by_fd: bool,
     allow_other_owner: bool,
     allow_shared_write: bool,
+    require_seal: bool,
     truncate_to: Option<u32>,
     accesses: Vec<(u32, u16)>,
 }
@@ -112,6 +118,7 @@ fn plant(dir: &Path, path: &Path, input: &Input, size: u64) -> Option<std::path:
             drop(std::os::unix::net::UnixListener::bind(path).unwrap());
             None
         }
+        Kind::SealedMemfd | Kind::UnsealedMemfd => None,
         Kind::CharDevice => {
             let null = rustix::fs::makedev(1, 3);
             if rustix::fs::mknodat(
@@ -132,6 +139,26 @@ fn plant(dir: &Path, path: &Path, input: &Input, size: u64) -> Option<std::path:
     }
 }
 
+/// A memfd of `size` bytes with the recognisable head, mode and owner of
+/// `plant`, sealed against shrinking or not.
+fn memfd(input: &Input, size: u64, sealed: bool) -> OwnedFd {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let fd =
+        rustix::fs::memfd_create("fuzz", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).unwrap();
+    if sealed {
+        rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::SEAL).unwrap();
+    }
+    rustix::fs::ftruncate(&fd, size).unwrap();
+    let head: Vec<u8> = (0..size.min(4096)).map(byte_at).collect();
+    rustix::io::pwrite(&fd, &head, 0).unwrap();
+    rustix::fs::fchmod(&fd, Mode::from_raw_mode(u32::from(input.mode & 0o777))).unwrap();
+    if input.other_owner && rustix::process::geteuid().is_root() {
+        let nobody = rustix::process::Uid::from_raw(65534);
+        rustix::fs::fchown(&fd, Some(nobody), None).unwrap();
+    }
+    fd
+}
+
 fuzz_target!(|input: Input| {
     let dir = tempfile::tempdir_in("/dev/shm")
         .or_else(|_| tempfile::tempdir())
@@ -144,11 +171,21 @@ fuzz_target!(|input: Input| {
     let mut options = MmapOptions::new();
     options
         .allow_other_owner(input.allow_other_owner)
-        .allow_group_or_other_write(input.allow_shared_write);
+        .allow_group_or_other_write(input.allow_shared_write)
+        .require_shrink_seal(input.require_seal);
+    let is_memfd = matches!(input.kind, Kind::SealedMemfd | Kind::UnsealedMemfd);
+    let memfd_fd = is_memfd.then(|| memfd(&input, size, input.kind == Kind::SealedMemfd));
 
+    let mut peer: Option<OwnedFd> = None;
     // Attach by descriptor: the sender opened it (following links, as a
     // peer might) non-blocking; objects that cannot be opened so are skipped.
-    let result = if input.by_fd {
+    let result = if let Some(fd) = memfd_fd {
+        // A second descriptor of the same file, for the hostile truncation.
+        let keep = fd.try_clone().unwrap();
+        let r = options.attach_fd(fd);
+        peer = Some(keep);
+        r
+    } else if input.by_fd {
         let fd: Option<OwnedFd> = OpenOptions::new()
             .read(true)
             .write(input.kind != Kind::Directory)
@@ -166,7 +203,8 @@ fuzz_target!(|input: Input| {
 
     // What the file's state calls for.
     let by_fd_follows = input.by_fd && input.kind == Kind::SymlinkToRegular;
-    let is_regular = input.kind == Kind::Regular || by_fd_follows;
+    let is_regular = input.kind == Kind::Regular || by_fd_follows || is_memfd;
+    let sealed = input.kind == Kind::SealedMemfd;
     let mode = u32::from(input.mode & 0o777);
     let expected = if !is_regular {
         match input.kind {
@@ -174,7 +212,7 @@ fuzz_target!(|input: Input| {
                 Some(ErrorKind::NotRegularFile)
             }
             Kind::Socket | Kind::CharDevice => Some(ErrorKind::NotRegularFile),
-            Kind::Regular => unreachable!(),
+            Kind::Regular | Kind::SealedMemfd | Kind::UnsealedMemfd => unreachable!(),
         }
     } else if input.other_owner && root && !input.allow_other_owner {
         Some(ErrorKind::UntrustedOwner)
@@ -182,6 +220,8 @@ fuzz_target!(|input: Input| {
         Some(ErrorKind::InsecureMode)
     } else if size == 0 {
         Some(ErrorKind::EmptyFile)
+    } else if input.require_seal && !sealed {
+        Some(ErrorKind::NotSealed)
     } else {
         None
     };
@@ -203,6 +243,7 @@ fuzz_target!(|input: Input| {
     };
     let len = usize::try_from(size).unwrap();
     assert_eq!((region.len(), region.generation()), (len, 0));
+    assert_eq!(region.is_shrink_sealed(), sealed);
     let view = region.region();
 
     // Accesses before any truncation: exact bytes or OutOfBounds.
@@ -247,9 +288,25 @@ fuzz_target!(|input: Input| {
     // A hostile truncation after attach, then detection, then accesses.
     if let Some(to) = input.truncate_to {
         let to = u64::from(to) % size;
-        let target = regular.unwrap();
-        let f = OpenOptions::new().write(true).open(&target).unwrap();
-        f.set_len(to).unwrap();
+        let result = match (&peer, &regular) {
+            (Some(fd), _) => rustix::fs::ftruncate(fd, to).map_err(std::io::Error::from),
+            (None, Some(target)) => OpenOptions::new()
+                .write(true)
+                .open(target)
+                .and_then(|f| f.set_len(to)),
+            (None, None) => unreachable!("attached without a file"),
+        };
+        if sealed {
+            // The kernel refuses; nothing changes for anyone.
+            assert_eq!(
+                result.unwrap_err().raw_os_error(),
+                Some(rustix::io::Errno::PERM.raw_os_error())
+            );
+            assert!(!region.check_and_remap().unwrap());
+            check(&view, limit, &input.accesses);
+            return;
+        }
+        result.unwrap();
         let err = region.check_and_remap().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Truncated);
         limit = usize::try_from(to).unwrap();
