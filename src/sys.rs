@@ -282,13 +282,23 @@ impl Mapping {
         Some((ptr.cast::<c_void>(), end - start))
     }
 
+    /// Runs `f` on the page-aligned range covering `[offset, offset + len)`
+    /// unless it is empty; `EINVAL` if the range is not inside the mapping.
+    fn on_pages(
+        &self,
+        offset: usize,
+        len: usize,
+        f: impl FnOnce(*mut c_void, usize) -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
+        match self.page_range(offset, len).ok_or(Errno::INVAL)? {
+            (_, 0) => Ok(()),
+            (ptr, len) => f(ptr, len),
+        }
+    }
+
     /// `madvise` over the pages covering `[offset, offset + len)`.
     pub(crate) fn advise(&self, offset: usize, len: usize, hint: Hint) -> Result<(), Errno> {
         use rustix::mm::Advice;
-        let (ptr, len) = self.page_range(offset, len).ok_or(Errno::INVAL)?;
-        if len == 0 {
-            return Ok(());
-        }
         let advice = match hint {
             Hint::Normal => Advice::Normal,
             Hint::Random => Advice::Random,
@@ -305,43 +315,42 @@ impl Mapping {
             #[cfg(not(any(target_os = "linux", target_os = "android")))]
             Hint::Populate => Advice::WillNeed,
         };
-        // SAFETY: `[ptr, ptr + len)` lies inside our mapping (checked by
-        // `page_range`). The advice values above are hints or, for
-        // `DontNeed` on a `MAP_SHARED` file mapping, drop page-table entries
-        // whose contents stay in the file; none discards shared data or
-        // touches memory we do not own.
-        unsafe { rustix::mm::madvise(ptr, len, advice) }
+        self.on_pages(offset, len, |ptr, len| {
+            // SAFETY: `[ptr, ptr + len)` lies inside our mapping (checked by
+            // `page_range`). The advice values above are hints or, for
+            // `DontNeed` on a `MAP_SHARED` file mapping, drop page-table
+            // entries whose contents stay in the file; none discards shared
+            // data or touches memory we do not own.
+            unsafe { rustix::mm::madvise(ptr, len, advice) }
+        })
     }
 
     /// `msync` over the pages covering `[offset, offset + len)`.
     pub(crate) fn sync(&self, offset: usize, len: usize, wait: bool) -> Result<(), Errno> {
         use rustix::mm::MsyncFlags;
-        let (ptr, len) = self.page_range(offset, len).ok_or(Errno::INVAL)?;
-        if len == 0 {
-            return Ok(());
-        }
         let flags = if wait {
             MsyncFlags::SYNC
         } else {
             MsyncFlags::ASYNC
         };
-        // SAFETY: the range lies inside our mapping (checked by
-        // `page_range`); `msync` only writes dirty pages back to the file.
-        unsafe { rustix::mm::msync(ptr, len, flags) }
+        self.on_pages(offset, len, |ptr, len| {
+            // SAFETY: the range lies inside our mapping (checked by
+            // `page_range`); `msync` only writes dirty pages back to the
+            // file.
+            unsafe { rustix::mm::msync(ptr, len, flags) }
+        })
     }
 
     /// `mlock` over the pages covering `[offset, offset + len)`. The
     /// pages are unlocked when the mapping is unmapped.
     pub(crate) fn lock(&self, offset: usize, len: usize) -> Result<(), Errno> {
-        let (ptr, len) = self.page_range(offset, len).ok_or(Errno::INVAL)?;
-        if len == 0 {
-            return Ok(());
-        }
-        // SAFETY: the range lies inside our mapping (checked by
-        // `page_range`) and below the file's end (the caller passes a
-        // published length); locking faults the pages in and keeps them
-        // resident, changing no contents.
-        unsafe { rustix::mm::mlock(ptr, len) }
+        self.on_pages(offset, len, |ptr, len| {
+            // SAFETY: the range lies inside our mapping (checked by
+            // `page_range`) and below the file's end (the caller passes a
+            // published length); locking faults the pages in and keeps them
+            // resident, changing no contents.
+            unsafe { rustix::mm::mlock(ptr, len) }
+        })
     }
 
     /// An atomic load of the aligned 4 bytes at `offset`, allowed on

@@ -5,7 +5,6 @@
 mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::time::Duration;
 
 use common::*;
 use shm_region::{ErrorKind, FileCleanup, MmapOptions, MmapRegion};
@@ -107,10 +106,7 @@ fn create_sets_mode_0600_at_open_even_with_umask_zero() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut child = spawn_self(NAME, dir.path().to_str().unwrap(), &[])
-        .spawn()
-        .unwrap();
-    assert!(wait_with_timeout(&mut child, Duration::from_secs(60)).success());
+    run_self(NAME, dir.path().to_str().unwrap());
     let md = std::fs::metadata(seg(&dir)).unwrap();
     assert_eq!(md.mode() & 0o7777, 0o600);
     let mut seen = [0u8; 4];

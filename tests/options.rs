@@ -7,7 +7,6 @@ mod common;
 
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
-use std::time::Duration;
 
 use common::*;
 use shm_region::{Advice, ErrorKind, FileCleanup, MmapOptions, MmapRegion};
@@ -101,7 +100,7 @@ fn lock_keeps_pages_resident_and_reports_the_limit() {
     let mut cmd = spawn_self(NAME, "child", &[("TMPDIR", "/tmp")]);
     cmd.uid(65534).gid(65534);
     match cmd.spawn() {
-        Ok(mut child) => assert!(wait_with_timeout(&mut child, Duration::from_secs(60)).success()),
+        Ok(mut child) => assert_child_succeeds(&mut child),
         Err(e) => eprintln!("SKIPPED lock limit as nobody: {e}"),
     }
 }
@@ -190,10 +189,7 @@ fn creation_mode_is_applied_at_open_and_masked_to_permission_bits() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut child = spawn_self(NAME, dir.path().to_str().unwrap(), &[])
-        .spawn()
-        .unwrap();
-    assert!(wait_with_timeout(&mut child, Duration::from_secs(60)).success());
+    run_self(NAME, dir.path().to_str().unwrap());
     let mode = |n: &str| std::fs::metadata(dir.path().join(n)).unwrap().mode() & 0o7777;
     assert_eq!(mode("m640"), 0o640);
     assert_eq!(mode("m4777"), 0o777, "set-id bits must never be applied");

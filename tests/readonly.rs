@@ -8,7 +8,6 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use common::*;
 use shm_region::{ErrorKind, FileCleanup, MmapRegion};
@@ -140,6 +139,6 @@ fn read_only_peer_needs_only_read_permission() {
             return;
         }
     };
-    assert!(wait_with_timeout(&mut child, Duration::from_secs(60)).success());
+    assert_child_succeeds(&mut child);
     drop(host);
 }

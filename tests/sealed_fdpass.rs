@@ -86,7 +86,7 @@ fn sealed_region_passed_to_another_process_cannot_be_shrunk_and_keeps_working() 
         .atomic_u64(8)
         .unwrap()
         .store(1, Ordering::Release);
-    assert!(wait_with_timeout(&mut child, Duration::from_secs(60)).success());
+    assert_child_succeeds(&mut child);
     assert_eq!(
         host.region().atomic_u64(0).unwrap().load(Ordering::Acquire),
         2
@@ -189,8 +189,7 @@ fn recv_refuses_anything_but_one_regular_file_and_leaks_no_descriptor() {
     // Descriptor counting needs a process to itself: run in a child.
     const NAME: &str = "recv_refuses_anything_but_one_regular_file_and_leaks_no_descriptor";
     if role().is_none() {
-        let mut child = spawn_self(NAME, "child", &[]).spawn().unwrap();
-        assert!(wait_with_timeout(&mut child, Duration::from_secs(60)).success());
+        run_self(NAME, "child");
         return;
     }
     let (tx, rx) = UnixStream::pair().unwrap();

@@ -46,6 +46,19 @@ pub fn wait_with_timeout(child: &mut std::process::Child, limit: Duration) -> Ex
     }
 }
 
+/// Waits (at most a minute) for a child started by [`spawn_self`] and
+/// asserts that it succeeded, i.e. that every assertion in it held.
+pub fn assert_child_succeeds(child: &mut std::process::Child) {
+    let status = wait_with_timeout(child, Duration::from_secs(60));
+    assert!(status.success(), "child failed: {status}");
+}
+
+/// Runs `test` in a child process in `role` and asserts that it succeeded.
+pub fn run_self(test: &str, role: &str) {
+    let mut child = spawn_self(test, role, &[]).spawn().unwrap();
+    assert_child_succeeds(&mut child);
+}
+
 /// Polls `cond` until it holds or `limit` passes; panics with `what` then.
 pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
