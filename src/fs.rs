@@ -1,7 +1,7 @@
 //! File operations: exclusive creation, validated opening, growth with
 //! reserved blocks, and removal that only ever removes our own file.
 //!
-//! Everything here is safe code over `rustix`; the unsafe mapping calls are in
+//! Everything here is safe code over `rustix`; mapping and memory access are in
 //! `sys`. Paths are split once into a parent directory, opened and kept, and a
 //! final component that is opened `O_NOFOLLOW` relative to it.
 
