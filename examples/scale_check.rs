@@ -43,28 +43,25 @@ fn checksum(r: &Region) -> Res<(u64, u64)> {
     Ok((sum, count))
 }
 
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+/// The number (in KiB) on the line starting with `key` in a /proc file.
+fn proc_kib(file: &str, key: &str) -> u64 {
+    std::fs::read_to_string(file)
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(key))
                 .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
         })
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
 
+fn vm_hwm_kib() -> u64 {
+    proc_kib("/proc/self/status", "VmHWM:")
+}
+
 fn shmem_kib() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Shmem:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
-        })
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    proc_kib("/proc/meminfo", "Shmem:")
 }
 
 fn guest(path: &Path) -> Res {

@@ -109,9 +109,9 @@ pub(crate) fn open_existing(loc: &Location, writable: bool, op: &'static str) ->
             match e {
                 // The name became a symlink, directory or socket since `statat`.
                 Errno::LOOP | Errno::ISDIR | Errno::NXIO | Errno::NODEV => {
-                    Error::with_errno(ErrorKind::NotRegularFile, "attach", e)
+                    Error::with_errno(ErrorKind::NotRegularFile, op, e)
                 }
-                e => Error::os("attach", e),
+                e => Error::os(op, e),
             }
         })?;
     Ok(fd)
@@ -137,15 +137,11 @@ pub(crate) fn validate(
     {
         return Err(Error::new(ErrorKind::InsecureMode, op));
     }
-    let size = u64::try_from(st.st_size).map_err(|_| Error::new(ErrorKind::FileTooLarge, op))?;
-    if size == 0 {
+    let info = info_of(&st, op)?;
+    if info.size == 0 {
         return Err(Error::new(ErrorKind::EmptyFile, op));
     }
-    Ok(FileInfo {
-        dev: st.st_dev,
-        ino: st.st_ino,
-        size,
-    })
+    Ok(info)
 }
 
 /// Creates a file under a fresh name beside `loc.name` in the same
@@ -257,9 +253,8 @@ pub(crate) fn is_shrink_sealed(fd: BorrowedFd<'_>) -> bool {
     }
 }
 
-/// The identity of an open file (no policy checks).
-pub(crate) fn identity(fd: BorrowedFd<'_>, op: &'static str) -> Result<FileInfo> {
-    let st = rustix::fs::fstat(fd).map_err(|e| Error::os(op, e))?;
+/// Identity and size from a `stat` result; a negative size is refused.
+fn info_of(st: &rustix::fs::Stat, op: &'static str) -> Result<FileInfo> {
     Ok(FileInfo {
         dev: st.st_dev,
         ino: st.st_ino,
@@ -267,10 +262,14 @@ pub(crate) fn identity(fd: BorrowedFd<'_>, op: &'static str) -> Result<FileInfo>
     })
 }
 
+/// The identity of an open file (no policy checks).
+pub(crate) fn identity(fd: BorrowedFd<'_>, op: &'static str) -> Result<FileInfo> {
+    info_of(&rustix::fs::fstat(fd).map_err(|e| Error::os(op, e))?, op)
+}
+
 /// The current size of the file, from `fstat`.
 pub(crate) fn size_of(fd: BorrowedFd<'_>, op: &'static str) -> Result<u64> {
-    let st = rustix::fs::fstat(fd).map_err(|e| Error::os(op, e))?;
-    u64::try_from(st.st_size).map_err(|_| Error::new(ErrorKind::FileTooLarge, op))
+    identity(fd, op).map(|info| info.size)
 }
 
 /// Converts a byte count into a file offset, refusing what `off_t` cannot

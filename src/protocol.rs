@@ -133,6 +133,7 @@ impl<M> View<M> {
     }
 
     /// The truncation limit (`usize::MAX` when no truncation was seen).
+    #[cfg(test)]
     pub fn truncation_limit(&self) -> usize {
         self.shared.limit.load(Ordering::Acquire)
     }
@@ -231,6 +232,18 @@ impl<M> Publisher<M> {
         let map = remap(self.view.map_arc(), file_len)?;
         self.publish(map, file_len);
         Ok(Follow::Grew)
+    }
+
+    /// Whether a growth of this handle must be refused because the file,
+    /// now `file_len` bytes long, is shorter than the published length, or
+    /// was seen shorter before (truncations are sticky). A new shortfall is
+    /// recorded, as [`follow`](Self::follow) records it.
+    pub fn refuses_growth(&self, file_len: usize) -> bool {
+        let len = self.view.len();
+        if file_len < len {
+            self.truncate(file_len);
+        }
+        self.view.accessible_len() < len
     }
 
     /// Records that the backing file now ends at `end`: from now on no
@@ -370,6 +383,17 @@ mod tests {
         for r in readers {
             r.join().unwrap();
         }
+    }
+
+    #[test]
+    fn growth_is_refused_after_a_shrink_even_once_the_file_regrew() {
+        let (m0, _) = heap(100);
+        let p = Publisher::new(m0, 100);
+        assert!(!p.refuses_growth(100));
+        assert!(!p.refuses_growth(150), "a peer's growth is no shrink");
+        assert!(p.refuses_growth(60));
+        assert_eq!(p.current().accessible_len(), 60);
+        assert!(p.refuses_growth(200), "sticky after the file regrew");
     }
 
     #[test]

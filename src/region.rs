@@ -100,7 +100,8 @@ impl MmapRegion {
     }
 
     /// Sizes and maps the file this process just created at `loc` (open at
-    /// `fd`); on any failure the file is removed again.
+    /// `fd`); on any failure the file is removed again, if it is still the
+    /// one at that name.
     pub(crate) fn init_created(
         options: &MmapOptions,
         loc: Location,
@@ -111,17 +112,19 @@ impl MmapRegion {
         cleanup: FileCleanup,
     ) -> Result<Self> {
         const OP: &str = "create";
-        let made = fs::identity(fd.as_fd(), OP).and_then(|id| {
-            let map = Self::grow_and_map(options, fd.as_fd(), None, 0, size, file_len, true, OP)?;
-            Self::prepare(options, &map, 0, size, OP)?;
-            Ok((id, map))
-        });
-        let (id, map) = match made {
-            Ok(v) => v,
+        let id = match fs::identity(fd.as_fd(), OP) {
+            Ok(id) => id,
             Err(e) => {
-                // We created the file; remove it, whatever is now at the
-                // name. Nothing may be left at the path after a failure.
+                // Without an identity to compare, remove the name we made
+                // an instant ago: nothing may be left after a failure.
                 let _ = rustix::fs::unlinkat(&loc.dir, &*loc.name, rustix::fs::AtFlags::empty());
+                return Err(e);
+            }
+        };
+        let map = match Self::map_new_file(options, fd.as_fd(), size, file_len, OP) {
+            Ok(map) => map,
+            Err(e) => {
+                let _ = fs::remove_if_same(&loc, id.dev, id.ino);
                 return Err(e);
             }
         };
@@ -132,18 +135,51 @@ impl MmapRegion {
                 None
             }
         };
-        Ok(Self {
+        // A file created at a path cannot carry F_SEAL_SHRINK.
+        let mut region = Self::with_mapping(options, fd, id, map, size, true, false);
+        region.path = path;
+        region.location = location;
+        region.owner = cleanup == FileCleanup::Manual;
+        Ok(region)
+    }
+
+    /// Grows a file this process just created (empty) to `size` bytes and
+    /// maps it, applying the options' `populate` and `lock`.
+    fn map_new_file(
+        options: &MmapOptions,
+        fd: BorrowedFd<'_>,
+        size: usize,
+        file_len: u64,
+        op: &'static str,
+    ) -> Result<Arc<Mapping>> {
+        let map = Self::grow_and_map(options, fd, None, 0, size, file_len, op)?;
+        Self::prepare(options, &map, 0, size, op)?;
+        Ok(map)
+    }
+
+    /// A handle on `fd` with `map` published as generation 0 holding `len`
+    /// bytes; no path, not owning.
+    fn with_mapping(
+        options: &MmapOptions,
+        fd: OwnedFd,
+        info: fs::FileInfo,
+        map: Arc<Mapping>,
+        len: usize,
+        writable: bool,
+        shrink_sealed: bool,
+    ) -> Self {
+        Self {
             fd,
-            publisher: Publisher::new(map, size),
-            path,
-            location,
-            dev: id.dev,
-            ino: id.ino,
-            owner: cleanup == FileCleanup::Manual,
-            writable: true,
-            shrink_sealed: false,
+            publisher: Publisher::new(map, len),
+            path: PathBuf::new(),
+            location: None,
+            dev: info.dev,
+            ino: info.ino,
+            owner: false,
+            writable,
+            shrink_sealed,
             options: options.clone(),
-        })
+        }
     }
 
     /// Creates an anonymous region of `size` zero bytes that no holder of
@@ -181,21 +217,9 @@ impl MmapRegion {
             let fd = fs::create_memfd(name, options.creation_mode(), OP)?;
             fs::seal_shrink(fd.as_fd(), OP)?;
             let id = fs::identity(fd.as_fd(), OP)?;
-            let map = Self::grow_and_map(options, fd.as_fd(), None, 0, size, file_len, true, OP)?;
-            Self::prepare(options, &map, 0, size, OP)?;
-            let shrink_sealed = fs::is_shrink_sealed(fd.as_fd());
-            Ok(Self {
-                fd,
-                publisher: Publisher::new(map, size),
-                path: PathBuf::new(),
-                location: None,
-                dev: id.dev,
-                ino: id.ino,
-                owner: false,
-                writable: true,
-                shrink_sealed,
-                options: options.clone(),
-            })
+            let map = Self::map_new_file(options, fd.as_fd(), size, file_len, OP)?;
+            let sealed = fs::is_shrink_sealed(fd.as_fd());
+            Ok(Self::with_mapping(options, fd, id, map, size, true, sealed))
         }
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         {
@@ -292,26 +316,17 @@ impl MmapRegion {
         op: &'static str,
     ) -> Result<Self> {
         let info = fs::validate(fd.as_fd(), options.trust, op)?;
-        let shrink_sealed = fs::is_shrink_sealed(fd.as_fd());
-        if options.require_shrink_seal && !shrink_sealed {
+        let sealed = fs::is_shrink_sealed(fd.as_fd());
+        if options.require_shrink_seal && !sealed {
             return Err(Error::new(ErrorKind::NotSealed, op));
         }
         let len = Self::mappable(options, info.size, op)?;
-        let map = Mapping::new(fd.as_fd(), len, options.reservation_for(len), writable)
-            .map_err(|e| Error::os(op, e))?;
+        let map = Self::map_len(options, fd.as_fd(), None, len, writable, op)?;
         Self::prepare(options, &map, 0, len, op)?;
-        Ok(Self {
-            fd,
-            publisher: Publisher::new(Arc::new(map), len),
-            path,
-            location,
-            dev: info.dev,
-            ino: info.ino,
-            owner: false,
-            writable,
-            shrink_sealed,
-            options: options.clone(),
-        })
+        let mut region = Self::with_mapping(options, fd, info, map, len, writable, sealed);
+        region.path = path;
+        region.location = location;
+        Ok(region)
     }
 
     /// A file size as a mappable length, within the options' limit.
@@ -359,10 +374,7 @@ impl MmapRegion {
     /// the file size to `to`. The size changes last, so a failure before it
     /// leaves the file as it was; a failure of the size change itself leaves
     /// nothing published.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "private helper; each is one fact of the growth"
-    )]
+    /// Only writable handles grow, so the mapping is writable.
     fn grow_and_map(
         options: &MmapOptions,
         fd: BorrowedFd<'_>,
@@ -370,7 +382,6 @@ impl MmapRegion {
         from: u64,
         len: usize,
         to: u64,
-        writable: bool,
         op: &'static str,
     ) -> Result<Arc<Mapping>> {
         let how = if options.reserve_blocks {
@@ -378,7 +389,7 @@ impl MmapRegion {
         } else {
             Reserved::Sparse
         };
-        let map = Self::map_len(options, fd, current, len, writable, op)?;
+        let map = Self::map_len(options, fd, current, len, true, op)?;
         fs::extend(fd, from, to, how, op)?;
         Ok(map)
     }
@@ -489,18 +500,15 @@ impl MmapRegion {
             return Ok(());
         }
         let to = checked_size(new_size, OP)?;
-        let mapped = fs::file_len(cur, OP)?;
         let now = fs::size_of(self.fd.as_fd(), OP)?;
-        if now < mapped {
-            // `now < mapped <= isize::MAX`: the conversion cannot fail.
-            let end = usize::try_from(now).map_err(|_| Error::new(ErrorKind::FileTooLarge, OP))?;
-            self.publisher.truncate(end);
+        // A size past `usize` is no shrink: saturate for the comparison.
+        if self
+            .publisher
+            .refuses_growth(usize::try_from(now).unwrap_or(usize::MAX))
+        {
             return Err(Error::new(ErrorKind::Truncated, OP));
         }
-        if self.publisher.current().truncation_limit() < cur {
-            return Err(Error::new(ErrorKind::Truncated, OP));
-        }
-        // `now >= mapped`: a peer may have grown the file further already.
+        // `now >= len`: a peer may have grown the file further already.
         let map = Self::grow_and_map(
             &self.options,
             self.fd.as_fd(),
@@ -508,7 +516,6 @@ impl MmapRegion {
             now,
             new_size,
             to,
-            true,
             OP,
         )?;
         Self::prepare(&self.options, &map, cur, new_size, OP)?;
