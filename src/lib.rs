@@ -60,11 +60,13 @@ mod region;
 mod staged;
 mod sync;
 mod sys;
+mod view;
 
 pub use error::{Error, ErrorKind, Result};
 pub use options::{Advice, FileCleanup, MmapOptions};
-pub use region::{MmapRegion, Region};
+pub use region::MmapRegion;
 pub use staged::{PublishError, Staged};
+pub use view::Region;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -1,17 +1,18 @@
-//! `MmapRegion`, the owning handle, and `Region`, its generation-tagged views.
+//! `MmapRegion`, the owning handle: creation, attach, growth and cleanup.
+//! Its generation-tagged views, [`Region`], are in `view.rs`.
 
 use std::ffi::OsString;
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::fs::{self, Location, Reserved};
 use crate::options::{Advice, FileCleanup, MmapOptions};
-use crate::protocol::{Follow, Publisher, View};
+use crate::protocol::{Follow, Publisher};
 use crate::sync::Arc;
-use crate::sys::{self, Hint, Mapping};
+use crate::sys::{Hint, Mapping};
+use crate::view::Region;
 
 /// A file-backed, `MAP_SHARED` memory region that one process creates and
 /// grows and others attach to and follow.
@@ -416,9 +417,7 @@ impl MmapRegion {
     /// grows or is dropped; see [`Region`].
     #[must_use]
     pub fn region(&self) -> Region {
-        Region {
-            view: self.publisher.current().clone(),
-        }
+        Region::new(self.publisher.current().clone())
     }
 
     /// The mapped length in bytes.
@@ -688,220 +687,5 @@ impl fmt::Debug for MmapRegion {
             .field("generation", &self.generation())
             .field("owner", &self.owner)
             .finish_non_exhaustive()
-    }
-}
-
-/// A view of one generation of a region's mapping.
-///
-/// A `Region` keeps its mapping alive: it stays valid memory after the
-/// region grows (the view is then *stale*: [`is_current`](Self::is_current)
-/// is false and [`refresh`](Self::refresh) moves it to the newest mapping)
-/// and after its [`MmapRegion`] is dropped. The mapping is released when the
-/// last view of it is dropped.
-///
-/// The memory is shared with other processes, which may write it at any
-/// time, so a `Region` never hands out `&[u8]`: bytes are copied in and out
-/// with [`read_at`](Self::read_at) and [`write_at`](Self::write_at), shared
-/// words are used through [`atomic_u32`](Self::atomic_u32) and
-/// [`atomic_u64`](Self::atomic_u64), and [`as_ptr`](Self::as_ptr) gives the
-/// raw base for code that takes responsibility itself. Every checked access
-/// is bounded by the view's length and, after a truncation was detected, by
-/// the file's new end.
-#[derive(Clone)]
-pub struct Region {
-    view: View<Mapping>,
-}
-
-impl Region {
-    /// The base address of this view's mapping. It is valid for
-    /// [`len`](Self::len) bytes for as long as this view (or a clone) lives,
-    /// unless a peer truncates the file, in which case touching pages past
-    /// the new end raises `SIGBUS`.
-    #[must_use]
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.view.map().base()
-    }
-
-    /// The length of this view's generation.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.view.len()
-    }
-
-    /// Whether the view is empty (never true; provided for API symmetry).
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.view.len() == 0
-    }
-
-    /// The generation this view shows.
-    #[must_use]
-    pub fn generation(&self) -> u64 {
-        self.view.generation()
-    }
-
-    /// Whether this view shows the newest mapping its [`MmapRegion`]
-    /// published. One atomic load (`Acquire`); no system call.
-    ///
-    /// When it returns `false`, everything the publishing thread did before
-    /// the growth (for example bytes it wrote through its own view) is
-    /// visible to this thread.
-    #[must_use]
-    pub fn is_current(&self) -> bool {
-        self.view.is_current()
-    }
-
-    /// Moves this view to the newest mapping; returns whether it changed.
-    /// It does not look at the file: call
-    /// [`MmapRegion::check_and_remap`] to follow a peer's growth first.
-    pub fn refresh(&mut self) -> bool {
-        self.view.refresh()
-    }
-
-    /// Copies `buf.len()` bytes at `offset` into `buf`.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::OutOfBounds`] if the range (computed without overflow)
-    /// is not within the view's length and the truncation limit.
-    pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
-        if self.view.check(offset, buf.len()) && self.view.map().read(offset, buf) {
-            Ok(())
-        } else {
-            Err(Error::new(ErrorKind::OutOfBounds, "read_at"))
-        }
-    }
-
-    /// Copies `data` into the region at `offset`.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::ReadOnly`] for a read-only mapping, and
-    /// [`ErrorKind::OutOfBounds`] as for [`read_at`](Self::read_at).
-    pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
-        const OP: &str = "write_at";
-        let map = self.view.map();
-        if !map.is_writable() {
-            return Err(Error::new(ErrorKind::ReadOnly, OP));
-        }
-        if self.view.check(offset, data.len()) && map.write(offset, data) {
-            Ok(())
-        } else {
-            Err(Error::new(ErrorKind::OutOfBounds, OP))
-        }
-    }
-
-    /// The 4-byte word at `offset` as an atomic shared with every process
-    /// mapping the file.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Misaligned`] if `offset` is not a multiple of 4,
-    /// [`ErrorKind::OutOfBounds`] if the word is not within the accessible
-    /// length, [`ErrorKind::ReadOnly`] for a read-only mapping.
-    pub fn atomic_u32(&self, offset: usize) -> Result<&AtomicU32> {
-        self.check_atomic(offset, 4, "atomic_u32")?;
-        self.view
-            .map()
-            .atomic_u32(offset)
-            .ok_or_else(|| Error::new(ErrorKind::OutOfBounds, "atomic_u32"))
-    }
-
-    /// The 8-byte word at `offset` as an atomic shared with every process
-    /// mapping the file.
-    ///
-    /// # Errors
-    ///
-    /// As [`atomic_u32`](Self::atomic_u32), with a multiple of 8.
-    pub fn atomic_u64(&self, offset: usize) -> Result<&AtomicU64> {
-        self.check_atomic(offset, 8, "atomic_u64")?;
-        self.view
-            .map()
-            .atomic_u64(offset)
-            .ok_or_else(|| Error::new(ErrorKind::OutOfBounds, "atomic_u64"))
-    }
-
-    /// An atomic load of the 4-byte word at `offset` with `order`, which
-    /// also works on read-only mappings (there, a relaxed load followed by a
-    /// fence, the way std documents for read-only memory).
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Misaligned`], [`ErrorKind::OutOfBounds`] as for
-    /// [`atomic_u32`](Self::atomic_u32); [`ErrorKind::InvalidOrdering`] for
-    /// `Release` or `AcqRel`; [`ErrorKind::Unsupported`] on a read-only
-    /// mapping on a target where std does not guarantee such loads.
-    pub fn load_u32(&self, offset: usize, order: Ordering) -> Result<u32> {
-        self.check_load(offset, 4, order, "load_u32")?;
-        self.view
-            .map()
-            .load_u32(offset, order)
-            .ok_or_else(|| Error::new(ErrorKind::OutOfBounds, "load_u32"))
-    }
-
-    /// As [`load_u32`](Self::load_u32), for the 8-byte word at `offset`.
-    ///
-    /// # Errors
-    ///
-    /// As [`load_u32`](Self::load_u32), with a multiple of 8.
-    pub fn load_u64(&self, offset: usize, order: Ordering) -> Result<u64> {
-        self.check_load(offset, 8, order, "load_u64")?;
-        self.view
-            .map()
-            .load_u64(offset, order)
-            .ok_or_else(|| Error::new(ErrorKind::OutOfBounds, "load_u64"))
-    }
-
-    /// Whether this view's mapping is read-only.
-    #[must_use]
-    pub fn is_read_only(&self) -> bool {
-        !self.view.map().is_writable()
-    }
-
-    fn check_load(
-        &self,
-        offset: usize,
-        size: usize,
-        order: Ordering,
-        op: &'static str,
-    ) -> Result<()> {
-        if matches!(order, Ordering::Release | Ordering::AcqRel) {
-            return Err(Error::new(ErrorKind::InvalidOrdering, op));
-        }
-        if offset % size != 0 {
-            return Err(Error::new(ErrorKind::Misaligned, op));
-        }
-        if !self.view.check(offset, size) {
-            return Err(Error::new(ErrorKind::OutOfBounds, op));
-        }
-        if !self.view.map().is_writable() && !sys::read_only_load_ok(size) {
-            return Err(Error::new(ErrorKind::Unsupported, op));
-        }
-        Ok(())
-    }
-
-    fn check_atomic(&self, offset: usize, size: usize, op: &'static str) -> Result<()> {
-        // A reference to an atomic could store, so read-only views get none.
-        if !self.view.map().is_writable() {
-            return Err(Error::new(ErrorKind::ReadOnly, op));
-        }
-        if offset % size != 0 {
-            return Err(Error::new(ErrorKind::Misaligned, op));
-        }
-        if !self.view.check(offset, size) {
-            return Err(Error::new(ErrorKind::OutOfBounds, op));
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for Region {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Region")
-            .field("ptr", &self.as_ptr())
-            .field("len", &self.len())
-            .field("generation", &self.generation())
-            .field("current", &self.is_current())
-            .finish()
     }
 }

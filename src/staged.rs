@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fs;
 use crate::options::{FileCleanup, MmapOptions};
-use crate::region::{MmapRegion, Region};
+use crate::region::MmapRegion;
+use crate::view::Region;
 
 /// A region created under a temporary name, not yet visible at its path.
 ///

@@ -1,0 +1,227 @@
+//! `Region`, the generation-tagged view of one mapping of a region.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::View;
+use crate::sys::{self, Mapping};
+
+/// A view of one generation of a region's mapping.
+///
+/// A `Region` keeps its mapping alive: it stays valid memory after the
+/// region grows (the view is then *stale*: [`is_current`](Self::is_current)
+/// is false and [`refresh`](Self::refresh) moves it to the newest mapping)
+/// and after its [`MmapRegion`](crate::MmapRegion) is dropped. The mapping is released when the
+/// last view of it is dropped.
+///
+/// The memory is shared with other processes, which may write it at any
+/// time, so a `Region` never hands out `&[u8]`: bytes are copied in and out
+/// with [`read_at`](Self::read_at) and [`write_at`](Self::write_at), shared
+/// words are used through [`atomic_u32`](Self::atomic_u32) and
+/// [`atomic_u64`](Self::atomic_u64), and [`as_ptr`](Self::as_ptr) gives the
+/// raw base for code that takes responsibility itself. Every checked access
+/// is bounded by the view's length and, after a truncation was detected, by
+/// the file's new end.
+#[derive(Clone)]
+pub struct Region {
+    view: View<Mapping>,
+}
+
+impl Region {
+    pub(crate) fn new(view: View<Mapping>) -> Self {
+        Self { view }
+    }
+
+    /// The base address of this view's mapping. It is valid for
+    /// [`len`](Self::len) bytes for as long as this view (or a clone) lives,
+    /// unless a peer truncates the file, in which case touching pages past
+    /// the new end raises `SIGBUS`.
+    #[must_use]
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.view.map().base()
+    }
+
+    /// The length of this view's generation.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.view.len()
+    }
+
+    /// Whether the view is empty (never true; provided for API symmetry).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.view.len() == 0
+    }
+
+    /// The generation this view shows.
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.view.generation()
+    }
+
+    /// Whether this view shows the newest mapping its [`MmapRegion`](crate::MmapRegion)
+    /// published. One atomic load (`Acquire`); no system call.
+    ///
+    /// When it returns `false`, everything the publishing thread did before
+    /// the growth (for example bytes it wrote through its own view) is
+    /// visible to this thread.
+    #[must_use]
+    pub fn is_current(&self) -> bool {
+        self.view.is_current()
+    }
+
+    /// Moves this view to the newest mapping; returns whether it changed.
+    /// It does not look at the file: call
+    /// [`MmapRegion::check_and_remap`](crate::MmapRegion::check_and_remap) to follow a peer's growth first.
+    pub fn refresh(&mut self) -> bool {
+        self.view.refresh()
+    }
+
+    /// Copies `buf.len()` bytes at `offset` into `buf`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::OutOfBounds`] if the range (computed without overflow)
+    /// is not within the view's length and the truncation limit.
+    pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        if self.view.check(offset, buf.len()) && self.view.map().read(offset, buf) {
+            Ok(())
+        } else {
+            Err(Error::new(ErrorKind::OutOfBounds, "read_at"))
+        }
+    }
+
+    /// Copies `data` into the region at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::ReadOnly`] for a read-only mapping, and
+    /// [`ErrorKind::OutOfBounds`] as for [`read_at`](Self::read_at).
+    pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
+        const OP: &str = "write_at";
+        let map = self.view.map();
+        if !map.is_writable() {
+            return Err(Error::new(ErrorKind::ReadOnly, OP));
+        }
+        if self.view.check(offset, data.len()) && map.write(offset, data) {
+            Ok(())
+        } else {
+            Err(Error::new(ErrorKind::OutOfBounds, OP))
+        }
+    }
+
+    /// The 4-byte word at `offset` as an atomic shared with every process
+    /// mapping the file.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Misaligned`] if `offset` is not a multiple of 4,
+    /// [`ErrorKind::OutOfBounds`] if the word is not within the accessible
+    /// length, [`ErrorKind::ReadOnly`] for a read-only mapping.
+    pub fn atomic_u32(&self, offset: usize) -> Result<&AtomicU32> {
+        self.check_atomic(offset, 4, "atomic_u32")?;
+        self.view
+            .map()
+            .atomic_u32(offset)
+            .ok_or_else(|| Error::new(ErrorKind::OutOfBounds, "atomic_u32"))
+    }
+
+    /// The 8-byte word at `offset` as an atomic shared with every process
+    /// mapping the file.
+    ///
+    /// # Errors
+    ///
+    /// As [`atomic_u32`](Self::atomic_u32), with a multiple of 8.
+    pub fn atomic_u64(&self, offset: usize) -> Result<&AtomicU64> {
+        self.check_atomic(offset, 8, "atomic_u64")?;
+        self.view
+            .map()
+            .atomic_u64(offset)
+            .ok_or_else(|| Error::new(ErrorKind::OutOfBounds, "atomic_u64"))
+    }
+
+    /// An atomic load of the 4-byte word at `offset` with `order`, which
+    /// also works on read-only mappings (there, a relaxed load followed by a
+    /// fence, the way std documents for read-only memory).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Misaligned`], [`ErrorKind::OutOfBounds`] as for
+    /// [`atomic_u32`](Self::atomic_u32); [`ErrorKind::InvalidOrdering`] for
+    /// `Release` or `AcqRel`; [`ErrorKind::Unsupported`] on a read-only
+    /// mapping on a target where std does not guarantee such loads.
+    pub fn load_u32(&self, offset: usize, order: Ordering) -> Result<u32> {
+        self.check_load(offset, 4, order, "load_u32")?;
+        self.view
+            .map()
+            .load_u32(offset, order)
+            .ok_or_else(|| Error::new(ErrorKind::OutOfBounds, "load_u32"))
+    }
+
+    /// As [`load_u32`](Self::load_u32), for the 8-byte word at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// As [`load_u32`](Self::load_u32), with a multiple of 8.
+    pub fn load_u64(&self, offset: usize, order: Ordering) -> Result<u64> {
+        self.check_load(offset, 8, order, "load_u64")?;
+        self.view
+            .map()
+            .load_u64(offset, order)
+            .ok_or_else(|| Error::new(ErrorKind::OutOfBounds, "load_u64"))
+    }
+
+    /// Whether this view's mapping is read-only.
+    #[must_use]
+    pub fn is_read_only(&self) -> bool {
+        !self.view.map().is_writable()
+    }
+
+    fn check_load(
+        &self,
+        offset: usize,
+        size: usize,
+        order: Ordering,
+        op: &'static str,
+    ) -> Result<()> {
+        if matches!(order, Ordering::Release | Ordering::AcqRel) {
+            return Err(Error::new(ErrorKind::InvalidOrdering, op));
+        }
+        if offset % size != 0 {
+            return Err(Error::new(ErrorKind::Misaligned, op));
+        }
+        if !self.view.check(offset, size) {
+            return Err(Error::new(ErrorKind::OutOfBounds, op));
+        }
+        if !self.view.map().is_writable() && !sys::read_only_load_ok(size) {
+            return Err(Error::new(ErrorKind::Unsupported, op));
+        }
+        Ok(())
+    }
+
+    fn check_atomic(&self, offset: usize, size: usize, op: &'static str) -> Result<()> {
+        // A reference to an atomic could store, so read-only views get none.
+        if !self.view.map().is_writable() {
+            return Err(Error::new(ErrorKind::ReadOnly, op));
+        }
+        if offset % size != 0 {
+            return Err(Error::new(ErrorKind::Misaligned, op));
+        }
+        if !self.view.check(offset, size) {
+            return Err(Error::new(ErrorKind::OutOfBounds, op));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Region")
+            .field("ptr", &self.as_ptr())
+            .field("len", &self.len())
+            .field("generation", &self.generation())
+            .field("current", &self.is_current())
+            .finish()
+    }
+}
