@@ -30,6 +30,10 @@ pub enum ErrorKind {
     UntrustedOwner,
     /// The file is writable by its group or by others.
     InsecureMode,
+    /// The file has more than one name (hard link count above 1): someone
+    /// who can write the directory may have linked a file of ours that was
+    /// never meant to be shared.
+    HardLinked,
     /// `resize` was asked to shrink the region.
     ShrinkRefused,
     /// The file is shorter than the mapped length: a peer truncated it.
@@ -81,9 +85,11 @@ impl ErrorKind {
             | Self::Truncated
             | Self::MissingDescriptor
             | Self::ExtraDescriptors => io::ErrorKind::InvalidData,
-            Self::UntrustedOwner | Self::InsecureMode | Self::ReadOnly | Self::NotSealed => {
-                io::ErrorKind::PermissionDenied
-            }
+            Self::UntrustedOwner
+            | Self::InsecureMode
+            | Self::HardLinked
+            | Self::ReadOnly
+            | Self::NotSealed => io::ErrorKind::PermissionDenied,
             Self::StorageFull => io::ErrorKind::StorageFull,
             Self::Unsupported => io::ErrorKind::Unsupported,
             Self::LockLimit => io::ErrorKind::OutOfMemory,
@@ -102,6 +108,7 @@ impl ErrorKind {
             Self::FileTooLarge => "file is too large to map",
             Self::UntrustedOwner => "file is owned by another user",
             Self::InsecureMode => "file is writable by group or others",
+            Self::HardLinked => "file has more than one hard link",
             Self::ShrinkRefused => "a region can only grow",
             Self::Truncated => "file was truncated below the mapped length",
             Self::OutOfBounds => "access out of bounds",
@@ -264,6 +271,7 @@ mod tests {
             (ErrorKind::Truncated, io::ErrorKind::InvalidData),
             (ErrorKind::UntrustedOwner, io::ErrorKind::PermissionDenied),
             (ErrorKind::InsecureMode, io::ErrorKind::PermissionDenied),
+            (ErrorKind::HardLinked, io::ErrorKind::PermissionDenied),
             (ErrorKind::OutOfBounds, io::ErrorKind::InvalidInput),
             (ErrorKind::Misaligned, io::ErrorKind::InvalidInput),
             (ErrorKind::ShrinkRefused, io::ErrorKind::InvalidInput),

@@ -34,6 +34,7 @@ pub(crate) struct FileInfo {
 pub(crate) struct TrustPolicy {
     pub(crate) allow_other_owner: bool,
     pub(crate) allow_group_or_other_write: bool,
+    pub(crate) allow_hard_links: bool,
 }
 
 /// Retries `f` while it fails with `EINTR`.
@@ -50,6 +51,13 @@ fn retry<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> rustix::io::Result<
 /// component. Symbolic links in the directory part are followed (they are
 /// the caller's choice of path); the final component never is.
 pub(crate) fn locate(path: &Path, op: &'static str) -> Result<Location> {
+    // `Path::file_name` skips a final `.` ("seg/." names "seg"), so look at
+    // the last component as written: `.` and `..` name directories.
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let last = bytes.rsplit(|&b| b == b'/').next().unwrap_or(bytes);
+    if last == b"." || last == b".." {
+        return Err(Error::new(ErrorKind::InvalidPath, op));
+    }
     let name = path
         .file_name()
         .filter(|n| !n.is_empty())
@@ -88,33 +96,96 @@ pub(crate) fn create_exclusive(dir: BorrowedFd<'_>, name: &OsStr, mode: Mode) ->
     retry(|| rustix::fs::openat(dir, name, flags, mode)).map_err(|e| Error::os("create", e))
 }
 
-/// Opens an existing file for mapping, refusing anything that is not a
-/// regular file before it is opened (so no device or FIFO is ever opened in
-/// the common case) and opening non-blocking (so a FIFO swapped in between
-/// the check and the open cannot block us; `validate` then refuses it).
+/// Opens an existing file for mapping. Nothing but a regular file is ever
+/// opened for reading or writing, even if the name is swapped between our
+/// system calls:
+///
+/// - On Linux the name is opened `O_PATH|O_NOFOLLOW` (which grants no
+///   access and has no side effect on a FIFO or device), the descriptor is
+///   checked to be a regular file, and that very inode is then reopened for
+///   reading (and writing) through `/proc/self/fd`, after checking that
+///   `/proc` really is procfs. If procfs is not available the attach is
+///   refused ([`ErrorKind::Unsupported`]) rather than falling back to a
+///   racy open.
+/// - Elsewhere the name is `lstat`-ed and refused unless it is a regular
+///   file, then opened `O_NOFOLLOW|O_NONBLOCK|O_NOCTTY` (so a FIFO swapped in
+///   between the two calls cannot block us); [`validate`] then refuses it.
+///   In that window such an object is opened, which on a FIFO can wake a
+///   blocked reader; `SECURITY.md` documents this.
 pub(crate) fn open_existing(loc: &Location, writable: bool, op: &'static str) -> Result<OwnedFd> {
-    let st = rustix::fs::statat(&loc.dir, &*loc.name, AtFlags::SYMLINK_NOFOLLOW)
-        .map_err(|e| Error::os(op, e))?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-        return Err(Error::new(ErrorKind::NotRegularFile, op));
-    }
     let access = if writable {
         OFlags::RDWR
     } else {
         OFlags::RDONLY
     };
-    let flags = access | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
-    let fd =
-        retry(|| rustix::fs::openat(&loc.dir, &*loc.name, flags, Mode::empty())).map_err(|e| {
-            match e {
-                // The name became a symlink, directory or socket since `statat`.
-                Errno::LOOP | Errno::ISDIR | Errno::NXIO | Errno::NODEV => {
-                    Error::with_errno(ErrorKind::NotRegularFile, op, e)
-                }
-                e => Error::os(op, e),
+    let flags = access | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let path_flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let pinned = retry(|| rustix::fs::openat(&loc.dir, &*loc.name, path_flags, Mode::empty()))
+            .map_err(|e| Error::os(op, e))?;
+        let st = rustix::fs::fstat(&pinned).map_err(|e| Error::os(op, e))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(Error::new(ErrorKind::NotRegularFile, op));
+        }
+        let fd = reopen(pinned.as_fd(), flags, op)?;
+        let again = rustix::fs::fstat(&fd).map_err(|e| Error::os(op, e))?;
+        if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
+            // procfs hands back the inode the descriptor pins; anything
+            // else means /proc is not what it claims to be.
+            return Err(Error::new(ErrorKind::Unsupported, op));
+        }
+        Ok(fd)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let st = rustix::fs::statat(&loc.dir, &*loc.name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| Error::os(op, e))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(Error::new(ErrorKind::NotRegularFile, op));
+        }
+        retry(|| {
+            rustix::fs::openat(
+                &loc.dir,
+                &*loc.name,
+                flags | OFlags::NOFOLLOW,
+                Mode::empty(),
+            )
+        })
+        .map_err(|e| match e {
+            // The name became a symlink, directory or socket since `statat`.
+            Errno::LOOP | Errno::ISDIR | Errno::NXIO | Errno::NODEV => {
+                Error::with_errno(ErrorKind::NotRegularFile, op, e)
             }
-        })?;
-    Ok(fd)
+            e => Error::os(op, e),
+        })
+    }
+}
+
+/// The file-system magic number of procfs (`PROC_SUPER_MAGIC`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// Opens the inode `pinned` (an `O_PATH` descriptor) again with `flags`,
+/// through `/proc/self/fd/N`. Refuses with [`ErrorKind::Unsupported`] when
+/// `/proc/self/fd` is missing or is not procfs.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn reopen(pinned: BorrowedFd<'_>, flags: OFlags, op: &'static str) -> Result<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    let unsupported = |e| Error::with_errno(ErrorKind::Unsupported, op, e);
+    let dir = rustix::fs::open(
+        "/proc/self/fd",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(unsupported)?;
+    let fs = rustix::fs::fstatfs(&dir).map_err(unsupported)?;
+    if i64::from(fs.f_type) != PROC_SUPER_MAGIC {
+        return Err(Error::new(ErrorKind::Unsupported, op));
+    }
+    let name = pinned.as_raw_fd().to_string();
+    retry(|| rustix::fs::openat(&dir, name.as_str(), flags, Mode::empty()))
+        .map_err(|e| Error::os(op, e))
 }
 
 /// Checks that `fd` is a regular, non-empty file we can map and may trust
@@ -136,6 +207,12 @@ pub(crate) fn validate(
         && Mode::from_raw_mode(st.st_mode).intersects(Mode::WGRP | Mode::WOTH)
     {
         return Err(Error::new(ErrorKind::InsecureMode, op));
+    }
+    // A hard link planted by a writer of the directory would carry the
+    // victim's own owner and mode; a region file has exactly one name
+    // (0 once unlinked, as memfds and `FileCleanup::Auto` files are).
+    if !policy.allow_hard_links && st.st_nlink > 1 {
+        return Err(Error::new(ErrorKind::HardLinked, op));
     }
     let info = info_of(&st, op)?;
     if info.size == 0 {
@@ -504,7 +581,7 @@ mod tests {
 
     #[test]
     fn locate_refuses_paths_without_a_file_name() {
-        for p in ["/", "..", "", "a/b/", "x/.."] {
+        for p in ["/", "..", "", "a/b/", "x/..", ".", "seg/.", "x/y/.", "/."] {
             assert_eq!(
                 locate(Path::new(p), "t").unwrap_err().kind(),
                 ErrorKind::InvalidPath,

@@ -86,7 +86,8 @@ impl MmapOptions {
     /// The hardened defaults: blocks reserved on create and grow, an
     /// address-space reservation of at least 1 GiB or 64 × the size, files
     /// created with mode `0600`, attach only to files owned by the effective
-    /// user and not writable by group or others, no size limit beyond what
+    /// user, not writable by group or others and with exactly one name (no
+    /// hard links), no size limit beyond what
     /// can be mapped, no seal required, no populating or locking.
     #[must_use]
     pub fn new() -> Self {
@@ -96,6 +97,7 @@ impl MmapOptions {
             trust: TrustPolicy {
                 allow_other_owner: false,
                 allow_group_or_other_write: false,
+                allow_hard_links: false,
             },
             require_shrink_seal: false,
             max_size: None,
@@ -143,6 +145,19 @@ impl MmapOptions {
     /// under every peer.
     pub fn allow_group_or_other_write(&mut self, yes: bool) -> &mut Self {
         self.trust.allow_group_or_other_write = yes;
+        self
+    }
+
+    /// Whether `attach` and `attach_fd` (and their read-only forms) accept
+    /// a regular file with more than one name (a link count above 1). Off
+    /// by default: where the system lets users hard-link files they do not
+    /// own (Linux with `fs.protected_hardlinks=0`, the BSDs, macOS), a
+    /// writer of the shared directory could plant a link to one of *your*
+    /// private files, whose owner and mode then pass every other check, and
+    /// the application would read and write that file as if it were the
+    /// region. Files with no name at all (memfds, unlinked files) are fine.
+    pub fn allow_hard_links(&mut self, yes: bool) -> &mut Self {
+        self.trust.allow_hard_links = yes;
         self
     }
 

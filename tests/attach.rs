@@ -244,3 +244,182 @@ fn attach_fd_of_read_only_descriptor_fails_cleanly() {
         std::io::ErrorKind::PermissionDenied
     );
 }
+
+#[test]
+fn attach_refuses_a_hard_linked_file_unless_allowed() {
+    // A writer of a shared directory links the victim's own private file
+    // into it: owner and mode are the victim's, so only the link count
+    // gives it away.
+    let private = tempfile::tempdir().unwrap();
+    let secret = private.path().join("secret");
+    std::fs::write(&secret, b"the victim's secret").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    let planted = seg(&shared);
+    std::fs::hard_link(&secret, &planted).unwrap();
+
+    let refused = [
+        kind(MmapRegion::attach(&planted)),
+        kind(MmapRegion::attach_read_only(&planted)),
+        kind(MmapRegion::attach_fd(open_fd(&planted, 0))),
+        kind(MmapRegion::attach_fd_read_only(
+            std::fs::File::open(&planted).unwrap().into(),
+        )),
+    ];
+    assert_eq!(refused, [ErrorKind::HardLinked; 4]);
+    let io: std::io::Error = MmapRegion::attach(&planted).unwrap_err().into();
+    assert_eq!(io.kind(), std::io::ErrorKind::PermissionDenied);
+    assert_eq!(std::fs::read(&secret).unwrap(), b"the victim's secret");
+
+    // Explicitly allowed, it maps (and the bytes are the linked file's).
+    let allowed = MmapOptions::new()
+        .allow_hard_links(true)
+        .attach(&planted)
+        .unwrap();
+    let mut buf = [0u8; 10];
+    allowed.region().read_at(4, &mut buf).unwrap();
+    assert_eq!(&buf, b"victim's s");
+
+    // One name again: attach works as for any region file.
+    drop(allowed);
+    std::fs::remove_file(&secret).unwrap();
+    assert_eq!(MmapRegion::attach(&planted).unwrap().len(), 19);
+}
+
+#[test]
+fn attach_never_opens_a_fifo_swapped_in_under_the_name() {
+    // A FIFO and a valid region file swap names as fast as the kernel
+    // allows (renameat2 RENAME_EXCHANGE) while we attach by that name. A
+    // reader blocked on the FIFO would be woken by any open for writing; it
+    // must stay blocked, and every attach must end in `Ok` or
+    // `NotRegularFile`.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _creator) = region_file(&dir);
+    let fifo = dir.path().join("fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let fifo_ino = ino(&fifo);
+    // The reader blocks in open(O_RDONLY) until someone opens for writing.
+    let woken = Arc::new(AtomicBool::new(false));
+    let ending = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (fifo, woken, ending) = (fifo.clone(), Arc::clone(&woken), Arc::clone(&ending));
+        std::thread::spawn(move || {
+            let f = std::fs::File::open(&fifo).unwrap();
+            if !ending.load(Ordering::SeqCst) {
+                woken.store(true, Ordering::SeqCst);
+            }
+            drop(f);
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let (dir_path, stop) = (dir.path().to_path_buf(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let d = std::fs::File::open(&dir_path).unwrap();
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                rustix::fs::renameat_with(
+                    &d,
+                    "segment",
+                    &d,
+                    "fifo",
+                    rustix::fs::RenameFlags::EXCHANGE,
+                )
+                .unwrap();
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let (mut ok, mut refused) = (0u32, 0u32);
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < deadline && !woken.load(Ordering::SeqCst) {
+        let p = path.clone();
+        match within(PROMPT, move || MmapRegion::attach(&p).map(|r| r.len())) {
+            Ok(len) => {
+                assert_eq!(len, 8192);
+                ok += 1;
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::NotRegularFile, "{e:?}");
+                refused += 1;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    let was_woken = woken.load(Ordering::SeqCst);
+    // Release the reader (if still blocked) ourselves: open the FIFO by
+    // whichever name it has now, read-write, which never blocks on Linux.
+    ending.store(true, Ordering::SeqCst);
+    let name = if ino(&fifo) == fifo_ino { &fifo } else { &path };
+    let _w = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name)
+        .unwrap();
+    reader.join().unwrap();
+    eprintln!("{ok} attached, {refused} refused, {swaps} swaps");
+    assert!(!was_woken, "an attach opened the FIFO for writing");
+    assert!(ok > 0 && refused > 0, "the race was not exercised");
+}
+
+#[test]
+fn attach_by_path_is_refused_when_procfs_is_missing() {
+    // On Linux, attach reopens the verified inode through /proc/self/fd;
+    // without procfs it refuses instead of opening the name racily. The
+    // child runs in its own mount namespace with a tmpfs over /proc.
+    if role().as_deref() == Some("no-procfs") {
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "tmpfs", "/proc"])
+            .status()
+            .unwrap();
+        assert!(mounted.success());
+        let dir = tempfile::tempdir().unwrap();
+        let path = seg(&dir);
+        let host = MmapRegion::create(&path, 4096, FileCleanup::Manual).unwrap();
+        assert_eq!(kind(MmapRegion::attach(&path)), ErrorKind::Unsupported);
+        assert_eq!(
+            kind(MmapRegion::attach_read_only(&path)),
+            ErrorKind::Unsupported
+        );
+        // Descriptors need no reopening.
+        let fd = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        assert_eq!(MmapRegion::attach_fd(fd.into()).unwrap().len(), 4096);
+        drop(host);
+        return;
+    }
+    if !is_root() || !cfg!(target_os = "linux") {
+        eprintln!("SKIPPED attach_by_path_is_refused_when_procfs_is_missing: needs root on Linux");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut child = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--"])
+        .arg(exe)
+        .args([
+            "attach_by_path_is_refused_when_procfs_is_missing",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ROLE, "no-procfs")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert_child_succeeds(&mut child);
+}
