@@ -11,7 +11,11 @@
 //!    `[base, base + len)` from construction until `Drop`. It was returned by
 //!    `mmap` with a null hint (so the kernel chose a free range), nothing
 //!    outside this module maps, unmaps or remaps inside it, and it is
-//!    unmapped exactly once, in `Drop`.
+//!    unmapped exactly once, in `Drop`. (Where the kernel backs the file
+//!    with pages larger than the base page, i.e. hugetlbfs, it rounds the
+//!    range it hands out up to that page size, and owns
+//!    `[base, base + round_up(len, that size))`; the crate refuses such files
+//!    before mapping them, so this only matters to `Drop`'s fallback.)
 //! 2. **Whole range mapped.** All of `[base, base + len)` is mapped readable
 //!    (and writable when `writable`), `MAP_SHARED`, to the file from offset 0.
 //!    `len` is a multiple of the page size and never changes. The range may
@@ -32,6 +36,14 @@
 //!    the length they last validated against `fstat`. A peer that truncates
 //!    the file between that check and the access can still cause it;
 //!    `SECURITY.md` documents this limit of path-backed files.
+//! 5. **Release.** `Drop` never panics and never leaks silently. It unmaps
+//!    `[base, base + len)`; if the kernel refuses with `EINVAL` and
+//!    `/proc/self/smaps` reports for the mapping at `base` a page size
+//!    larger than the base page of which `len` is not a multiple, it unmaps
+//!    `len` rounded up to that page size, which is exactly the range `mmap`
+//!    handed out (invariant 1). If the range still cannot be unmapped it stays mapped
+//!    (nothing else may be placed there, so no memory is misused) and the
+//!    crate-global counter read by [`unmap_failures`] goes up by one.
 // Only this module may use unsafe code and the raw mapping calls.
 #![allow(unsafe_code)]
 #![allow(clippy::disallowed_methods)]
@@ -43,6 +55,26 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
+
+/// Mappings that `Drop` could not unmap (invariant 5).
+static UNMAP_FAILURES: AtomicU64 = AtomicU64::new(0);
+
+/// How many mappings this process could not release.
+///
+/// A mapping is released (`munmap`) when the last [`Region`](crate::Region)
+/// view and [`MmapRegion`](crate::MmapRegion) handle holding it are
+/// dropped. Dropping never panics; if the kernel refuses to unmap even after
+/// the length is rounded up to the mapping's real page size, the address
+/// range stays reserved for the rest of the process's life and this
+/// counter, shared by the whole crate, goes up by one. It stays 0 in normal
+/// use: the kernel refuses only if something outside this crate unmapped or
+/// remapped part of a mapping the crate owns, or, rarely, if unmapping would
+/// need a new kernel mapping entry while the process is at
+/// `vm.max_map_count`.
+#[must_use]
+pub fn unmap_failures() -> u64 {
+    UNMAP_FAILURES.load(Ordering::Relaxed)
+}
 
 /// The system page size in bytes (a power of two).
 pub(crate) fn page_size() -> usize {
@@ -440,13 +472,73 @@ pub(crate) const fn read_only_load_ok(size: usize) -> bool {
     }
 }
 
+impl Mapping {
+    /// The length the kernel really mapped at `base`, when it differs from
+    /// `len`: `len` rounded up to the page size the kernel reports for the
+    /// range (larger than the base page on hugetlbfs). `None` if it cannot
+    /// be told or is `len` itself.
+    fn real_len(&self) -> Option<usize> {
+        let kernel_page = kernel_page_size_at(self.base.as_ptr() as usize)?;
+        if kernel_page <= page_size() || !kernel_page.is_power_of_two() {
+            return None;
+        }
+        let mask = kernel_page - 1;
+        let real = self.len.checked_add(mask)? & !mask;
+        (real != self.len).then_some(real)
+    }
+}
+
+/// The page size the kernel uses for the mapping that starts at `addr`
+/// (`KernelPageSize` in `/proc/self/smaps`), if there is one.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn kernel_page_size_at(addr: usize) -> Option<usize> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+    let mut ours = false;
+    for line in smaps.lines() {
+        // A mapping's header line starts with `start-end `, in hex; its
+        // field lines start with `Name:`.
+        let first = line.split(' ').next().unwrap_or("");
+        if let Some((start, _end)) = first.split_once('-') {
+            ours = usize::from_str_radix(start, 16) == Ok(addr);
+            continue;
+        }
+        if ours {
+            if let Some(v) = line.strip_prefix("KernelPageSize:") {
+                let kib: usize = v.trim().strip_suffix("kB")?.trim().parse().ok()?;
+                return kib.checked_mul(1024);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn kernel_page_size_at(_addr: usize) -> Option<usize> {
+    None
+}
+
 impl Drop for Mapping {
     fn drop(&mut self) {
+        let base = self.base.as_ptr().cast::<c_void>();
         // SAFETY: we own `[base, base + len)` (invariant 1), and `Drop` runs
         // once, when no `&Mapping` (and so no copy or atomic reference
         // derived from one) can exist any more.
-        let res = unsafe { rustix::mm::munmap(self.base.as_ptr().cast::<c_void>(), self.len) };
-        debug_assert!(res.is_ok(), "munmap of an owned range failed: {res:?}");
+        let mut res = unsafe { rustix::mm::munmap(base, self.len) };
+        if res == Err(Errno::INVAL) {
+            if let Some(real) = self.real_len() {
+                // SAFETY: the kernel maps files with large pages in whole
+                // pages of that size, so the range `mmap` handed out (and we
+                // own, invariant 1) is `[base, base + real)`: `len` rounded
+                // up to the page size it reports for the mapping at `base`.
+                // The first `munmap` failed, so nothing of it was unmapped,
+                // and no reference into it exists any more (as above).
+                res = unsafe { rustix::mm::munmap(base, real) };
+            }
+        }
+        if res.is_err() {
+            // Invariant 5: the range stays mapped, and the leak is counted.
+            UNMAP_FAILURES.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -555,6 +647,94 @@ mod tests {
         assert!(m.atomic_u64(ps).is_none());
         m.atomic_u64(ps - 8).unwrap().store(7, Ordering::SeqCst);
         assert_eq!(m.atomic_u32(ps - 8).unwrap().load(Ordering::SeqCst), 7);
+    }
+
+    /// Serialises the tests that read `unmap_failures`, which is global.
+    static UNMAP_COUNTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    #[test]
+    fn failed_unmap_is_counted_instead_of_panicking() {
+        let _serial = UNMAP_COUNTER.lock().unwrap();
+        let before = unmap_failures();
+        // Not page-aligned, so `munmap` refuses it (EINVAL) without
+        // touching anything; no mapping starts there, so there is no
+        // larger page size to retry with.
+        let bogus = Mapping {
+            base: NonNull::dangling(),
+            len: page_size(),
+            writable: false,
+        };
+        assert_eq!(bogus.real_len(), None);
+        drop(bogus);
+        assert_eq!(unmap_failures(), before + 1);
+    }
+
+    #[test]
+    fn kernel_page_size_of_an_ordinary_mapping_is_the_base_page() {
+        let ps = page_size();
+        let f = file_of(u64::try_from(ps).unwrap());
+        let m = Mapping::new(f.as_fd(), ps, 4 * ps, true).unwrap();
+        assert_eq!(kernel_page_size_at(m.base() as usize), Some(ps));
+        assert_eq!(m.real_len(), None);
+    }
+
+    /// Makes `nr_hugepages` at least `n` for the guard's life.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    struct HugePages {
+        old: String,
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    impl HugePages {
+        fn get(n: u64) -> Result<Self, String> {
+            let old = std::fs::read_to_string(NR_HUGEPAGES).map_err(|e| e.to_string())?;
+            let have: u64 = old.trim().parse().map_err(|_| "unreadable".to_string())?;
+            if have < n {
+                std::fs::write(NR_HUGEPAGES, n.to_string()).map_err(|e| e.to_string())?;
+            }
+            let guard = Self { old };
+            let now = std::fs::read_to_string(NR_HUGEPAGES).map_err(|e| e.to_string())?;
+            if now.trim().parse::<u64>().map_err(|e| e.to_string())? < n {
+                return Err(format!("only {} huge pages", now.trim()));
+            }
+            Ok(guard)
+        }
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    impl Drop for HugePages {
+        fn drop(&mut self) {
+            let _ = std::fs::write(NR_HUGEPAGES, self.old.trim());
+        }
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn hugetlb_mapping_of_a_base_page_length_is_unmapped_whole_on_drop() {
+        use rustix::fs::MemfdFlags;
+        let _serial = UNMAP_COUNTER.lock().unwrap();
+        let _pages = match HugePages::get(2) {
+            Ok(p) => p,
+            Err(why) => {
+                eprintln!("SKIPPED hugetlb_mapping_..._on_drop: no huge pages: {why}");
+                return;
+            }
+        };
+        let fd = rustix::fs::memfd_create("h", MemfdFlags::CLOEXEC | MemfdFlags::HUGETLB).unwrap();
+        rustix::fs::ftruncate(&fd, 2 << 20).unwrap();
+        let before = unmap_failures();
+        // One base page of a 2 MiB-page file: the kernel hands out 2 MiB.
+        let m = Mapping::new(fd.as_fd(), page_size(), 0, true).unwrap();
+        assert_eq!(m.mapped_len(), page_size());
+        let base = m.base() as usize;
+        assert_eq!(kernel_page_size_at(base), Some(2 << 20));
+        assert_eq!(m.real_len(), Some(2 << 20));
+        drop(m);
+        assert_eq!(unmap_failures(), before);
+        assert_eq!(kernel_page_size_at(base), None, "the range was unmapped");
     }
 
     #[test]
