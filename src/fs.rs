@@ -118,7 +118,8 @@ pub(crate) fn open_existing(loc: &Location, writable: bool, op: &'static str) ->
 }
 
 /// Checks that `fd` is a regular, non-empty file we can map and may trust
-/// under `policy`, and returns its identity and size.
+/// under `policy`, and returns its identity and size. Files on hugetlbfs are
+/// refused with `Unsupported` (see [`refuse_hugetlbfs`]).
 pub(crate) fn validate(
     fd: BorrowedFd<'_>,
     policy: TrustPolicy,
@@ -128,6 +129,7 @@ pub(crate) fn validate(
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
         return Err(Error::new(ErrorKind::NotRegularFile, op));
     }
+    refuse_hugetlbfs(fd, op)?;
     // Root bypasses permission bits, so ownership is compared explicitly.
     if !policy.allow_other_owner && st.st_uid != rustix::process::geteuid().as_raw() {
         return Err(Error::new(ErrorKind::UntrustedOwner, op));
@@ -142,6 +144,39 @@ pub(crate) fn validate(
         return Err(Error::new(ErrorKind::EmptyFile, op));
     }
     Ok(info)
+}
+
+/// `f_type` of hugetlbfs in `statfs` (`HUGETLBFS_MAGIC`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const HUGETLBFS_MAGIC: u32 = 0x9584_58f6;
+
+/// Refuses a file on hugetlbfs (a file on a `hugetlbfs` mount, or a memfd
+/// made with `MFD_HUGETLB`) with `Unsupported`.
+///
+/// Such a file cannot be mapped safely: its pages come from a fixed pool, so
+/// a holder that punches a page out (`fallocate(PUNCH_HOLE)`, which
+/// `F_SEAL_SHRINK` does not prevent) and exhausts the pool makes the next
+/// access of every peer raise `SIGBUS`; and its mappings can only be unmapped
+/// in whole huge pages. Other systems have no hugetlbfs: nothing to refuse.
+pub(crate) fn refuse_hugetlbfs(fd: BorrowedFd<'_>, op: &'static str) -> Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let st = rustix::fs::fstatfs(fd).map_err(|e| Error::os(op, e))?;
+        // `f_type` is a signed or unsigned word depending on the target; the
+        // magic numbers are 32-bit values, so compare the low 32 bits of
+        // the (sign-extended) word.
+        #[allow(
+            clippy::useless_conversion,
+            reason = "`f_type`'s width and signedness vary by target"
+        )]
+        let f_type = i128::from(st.f_type) & 0xffff_ffff;
+        if f_type == i128::from(HUGETLBFS_MAGIC) {
+            return Err(Error::new(ErrorKind::Unsupported, op));
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (fd, op);
+    Ok(())
 }
 
 /// Creates a file under a fresh name beside `loc.name` in the same
