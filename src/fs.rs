@@ -164,7 +164,7 @@ pub(crate) fn open_existing(loc: &Location, writable: bool, op: &'static str) ->
 
 /// The file-system magic number of procfs (`PROC_SUPER_MAGIC`).
 #[cfg(any(target_os = "linux", target_os = "android"))]
-const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+const PROC_SUPER_MAGIC: u32 = 0x9fa0;
 
 /// Opens the inode `pinned` (an `O_PATH` descriptor) again with `flags`,
 /// through `/proc/self/fd/N`. Refuses with [`ErrorKind::Unsupported`] when
@@ -179,8 +179,7 @@ fn reopen(pinned: BorrowedFd<'_>, flags: OFlags, op: &'static str) -> Result<Own
         Mode::empty(),
     )
     .map_err(unsupported)?;
-    let fs = rustix::fs::fstatfs(&dir).map_err(unsupported)?;
-    if i64::from(fs.f_type) != PROC_SUPER_MAGIC {
+    if fs_magic(dir.as_fd()).map_err(unsupported)? != PROC_SUPER_MAGIC {
         return Err(Error::new(ErrorKind::Unsupported, op));
     }
     let name = pinned.as_raw_fd().to_string();
@@ -189,7 +188,8 @@ fn reopen(pinned: BorrowedFd<'_>, flags: OFlags, op: &'static str) -> Result<Own
 }
 
 /// Checks that `fd` is a regular, non-empty file we can map and may trust
-/// under `policy`, and returns its identity and size.
+/// under `policy`, and returns its identity and size. Files on hugetlbfs are
+/// refused with `Unsupported` (see [`refuse_hugetlbfs`]).
 pub(crate) fn validate(
     fd: BorrowedFd<'_>,
     policy: TrustPolicy,
@@ -199,6 +199,7 @@ pub(crate) fn validate(
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
         return Err(Error::new(ErrorKind::NotRegularFile, op));
     }
+    refuse_hugetlbfs(fd, op)?;
     // Root bypasses permission bits, so ownership is compared explicitly.
     if !policy.allow_other_owner && st.st_uid != rustix::process::geteuid().as_raw() {
         return Err(Error::new(ErrorKind::UntrustedOwner, op));
@@ -219,6 +220,45 @@ pub(crate) fn validate(
         return Err(Error::new(ErrorKind::EmptyFile, op));
     }
     Ok(info)
+}
+
+/// The file-system type (`statfs`'s `f_type`) of the file open at `fd`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn fs_magic(fd: BorrowedFd<'_>) -> rustix::io::Result<u32> {
+    let st = rustix::fs::fstatfs(fd)?;
+    // `f_type` is a signed or unsigned word depending on the target; the
+    // magic numbers are 32-bit values, so keep the low 32 bits of the
+    // (sign-extended) word.
+    #[allow(
+        clippy::useless_conversion,
+        reason = "`f_type`'s width and signedness vary by target"
+    )]
+    let low = i128::from(st.f_type) & 0xffff_ffff;
+    Ok(u32::try_from(low).unwrap_or(0))
+}
+
+/// `f_type` of hugetlbfs in `statfs` (`HUGETLBFS_MAGIC`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const HUGETLBFS_MAGIC: u32 = 0x9584_58f6;
+
+/// Refuses a file on hugetlbfs (a file on a `hugetlbfs` mount, or a memfd
+/// made with `MFD_HUGETLB`) with `Unsupported`.
+///
+/// Such a file cannot be mapped safely: its pages come from a fixed pool, so
+/// a holder that punches a page out (`fallocate(PUNCH_HOLE)`, which
+/// `F_SEAL_SHRINK` does not prevent) and exhausts the pool makes the next
+/// access of every peer raise `SIGBUS`; and its mappings can only be unmapped
+/// in whole huge pages. Other systems have no hugetlbfs: nothing to refuse.
+pub(crate) fn refuse_hugetlbfs(fd: BorrowedFd<'_>, op: &'static str) -> Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        if fs_magic(fd).map_err(|e| Error::os(op, e))? == HUGETLBFS_MAGIC {
+            return Err(Error::new(ErrorKind::Unsupported, op));
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (fd, op);
+    Ok(())
 }
 
 /// Creates a file under a fresh name beside `loc.name` in the same

@@ -66,6 +66,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use options::{Advice, FileCleanup, MmapOptions};
 pub use region::MmapRegion;
 pub use staged::{PublishError, Staged};
+pub use sys::unmap_failures;
 pub use view::Region;
 
 /// The README's examples, compiled and run as doctests.

@@ -46,6 +46,56 @@ pub enum Advice {
 const MIN_DEFAULT_RESERVATION: usize = 1 << 30;
 /// The default reservation is this many times the mapped size, if larger.
 const RESERVATION_FACTOR: usize = 64;
+/// Under a finite `RLIMIT_AS`, the default reservation takes at most
+/// `1 / BUDGET_DIVISOR` of the address space the limit leaves.
+const BUDGET_DIVISOR: usize = 8;
+
+/// The default reservation for a mapping of `len` bytes, given the address
+/// space `RLIMIT_AS` leaves (`None`: no limit): the larger of 1 GiB and 64 ×
+/// `len`, capped to an eighth of `left` rounded down to pages, but never
+/// less than `len`.
+fn default_reservation(len: usize, left: Option<usize>) -> usize {
+    let wanted = MIN_DEFAULT_RESERVATION.max(len.saturating_mul(RESERVATION_FACTOR));
+    match left {
+        None => wanted,
+        Some(left) => {
+            let budget = (left / BUDGET_DIVISOR) & !(crate::sys::page_size() - 1);
+            wanted.min(budget).max(len)
+        }
+    }
+}
+
+/// The address space `RLIMIT_AS` still allows this process, in bytes:
+/// `None` if the limit is infinite. It is the limit minus the current
+/// address-space use (`/proc/self/statm`'s first field on Linux); where the
+/// current use cannot be read (other systems, no `/proc`), the limit itself.
+fn address_space_left() -> Option<usize> {
+    #[cfg(not(target_os = "openbsd"))]
+    {
+        use rustix::process::{getrlimit, Resource};
+        let limit = getrlimit(Resource::As).current?;
+        // A limit past `usize` cannot constrain this process's addresses.
+        let limit = usize::try_from(limit).ok()?;
+        Some(address_space_used().map_or(limit, |used| limit.saturating_sub(used)))
+    }
+    #[cfg(target_os = "openbsd")]
+    {
+        None
+    }
+}
+
+/// This process's current address-space use in bytes (`VmSize`), if known.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn address_space_used() -> Option<usize> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: usize = statm.split_whitespace().next()?.parse().ok()?;
+    pages.checked_mul(crate::sys::page_size())
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "openbsd")))]
+fn address_space_used() -> Option<usize> {
+    None
+}
 
 /// Options for the policies that the plain constructors fix to their
 /// hardened defaults. Each setter documents its trade-off.
@@ -84,10 +134,12 @@ impl Default for MmapOptions {
 
 impl MmapOptions {
     /// The hardened defaults: blocks reserved on create and grow, an
-    /// address-space reservation of at least 1 GiB or 64 × the size, files
-    /// created with mode `0600`, attach only to files owned by the effective
-    /// user, not writable by group or others and with exactly one name (no
-    /// hard links), no size limit beyond what
+    /// address-space reservation of the larger of 1 GiB and 64 × the size
+    /// (at most an eighth of what a finite `RLIMIT_AS` leaves; see
+    /// [`address_space`](Self::address_space)), files created with mode
+    /// `0600`, attach only to files owned by the effective user, not
+    /// writable by group or others and with exactly one name (no hard
+    /// links), no size limit beyond what
     /// can be mapped, no seal required, no populating or locking.
     #[must_use]
     pub fn new() -> Self {
@@ -122,10 +174,21 @@ impl MmapOptions {
 
     /// Bytes of address space to map for each mapping, so that growth up to
     /// that size keeps the base address and the pages already faulted in.
-    /// The default is the larger of 1 GiB and 64 × the mapped size. `0` maps
-    /// exactly, so every growth makes a new mapping and moves the base (as
-    /// the reference implementation did). Address space past the file's end
-    /// costs no memory, but counts against `RLIMIT_AS`; if it cannot be had,
+    /// Growth past it still works: a new mapping is made (the base moves,
+    /// views taken before keep the old one).
+    ///
+    /// Address space past the file's end costs no memory, but counts against
+    /// `RLIMIT_AS`. The default is the larger of 1 GiB and 64 × the mapped
+    /// size; when `RLIMIT_AS` is finite, it is capped to one eighth of what
+    /// the limit leaves when the mapping is made (the limit minus the
+    /// process's current address-space use, read from `/proc/self/statm`
+    /// on Linux; where that use cannot be read, one eighth of the limit
+    /// itself), so a region leaves at least seven eighths of that room to
+    /// the rest of the program. A value set here is used as given, whatever
+    /// `RLIMIT_AS` is. Either way a mapping is never shorter than the mapped
+    /// length rounded up to pages: `0` maps exactly, so every growth makes
+    /// a new mapping and moves the base (as the reference implementation
+    /// did). If the reservation cannot be had (address space, `RLIMIT_AS`),
     /// the file is mapped exactly instead.
     pub fn address_space(&mut self, bytes: usize) -> &mut Self {
         self.address_space = Some(bytes);
@@ -166,7 +229,11 @@ impl MmapOptions {
     /// [`MmapRegion::create_sealed`]). Off by default, since files at a path
     /// cannot be sealed. On, no holder of the file can truncate it under
     /// this handle, which closes the `SIGBUS` window described in
-    /// `SECURITY.md`; only Linux memfds qualify.
+    /// `SECURITY.md`; only Linux memfds qualify. Memfds made with
+    /// `MFD_HUGETLB` are refused with
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) whatever
+    /// their seals: a holder can punch their pages out, which the seal does
+    /// not prevent.
     pub fn require_shrink_seal(&mut self, yes: bool) -> &mut Self {
         self.require_shrink_seal = yes;
         self
@@ -226,11 +293,13 @@ impl MmapOptions {
         rustix::fs::Mode::from_bits_truncate(self.mode.try_into().unwrap_or(0o600))
     }
 
-    /// The address space to map for a mapping of `len` bytes.
+    /// The address space to map for a mapping of `len` bytes. Called only
+    /// when a mapping is made (the default reads `RLIMIT_AS` and, under a
+    /// finite limit, `/proc/self/statm`).
     pub(crate) fn reservation_for(&self, len: usize) -> usize {
         match self.address_space {
             Some(bytes) => bytes.max(len),
-            None => MIN_DEFAULT_RESERVATION.max(len.saturating_mul(RESERVATION_FACTOR)),
+            None => default_reservation(len, address_space_left()),
         }
     }
 
@@ -310,5 +379,50 @@ impl MmapOptions {
     /// As [`MmapRegion::attach_fd_read_only`].
     pub fn attach_fd_read_only(&self, fd: OwnedFd) -> Result<MmapRegion> {
         MmapRegion::from_fd(self, fd, None, PathBuf::new(), false, "attach_fd_read_only")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: usize = 1 << 30;
+    const MIB: usize = 1 << 20;
+
+    #[test]
+    fn default_reservation_without_a_limit_is_a_gibibyte_or_64_times_the_size() {
+        assert_eq!(default_reservation(4096, None), GIB);
+        assert_eq!(default_reservation(16 * MIB, None), GIB);
+        assert_eq!(default_reservation(64 * MIB, None), 64 * 64 * MIB);
+        assert_eq!(default_reservation(usize::MAX, None), usize::MAX);
+    }
+
+    #[test]
+    fn default_reservation_takes_at_most_an_eighth_of_what_the_limit_leaves() {
+        let ps = crate::sys::page_size();
+        assert_eq!(default_reservation(4096, Some(2 * GIB)), 256 * MIB);
+        assert_eq!(default_reservation(4096, Some(16 * GIB)), GIB);
+        assert_eq!(default_reservation(4096, Some(64 * GIB)), GIB);
+        assert_eq!(default_reservation(256 * MIB, Some(64 * GIB)), 8 * GIB);
+        // An eighth that is not a page multiple is rounded down to pages.
+        assert_eq!(default_reservation(1, Some(8 * ps + 8 * (ps - 1))), ps);
+        assert_eq!(default_reservation(1, Some(8 * ps - 1)), 1);
+    }
+
+    #[test]
+    fn default_reservation_is_never_shorter_than_the_length() {
+        assert_eq!(default_reservation(4096, Some(0)), 4096);
+        assert_eq!(default_reservation(512 * MIB, Some(2 * GIB)), 512 * MIB);
+        assert_eq!(default_reservation(3 * GIB, Some(GIB)), 3 * GIB);
+    }
+
+    #[test]
+    fn explicit_address_space_is_used_as_given_but_never_below_the_length() {
+        let mut o = MmapOptions::new();
+        o.address_space(GIB);
+        assert_eq!(o.reservation_for(4096), GIB);
+        assert_eq!(o.reservation_for(2 * GIB), 2 * GIB);
+        o.address_space(0);
+        assert_eq!(o.reservation_for(4096), 4096);
     }
 }

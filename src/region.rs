@@ -81,6 +81,9 @@ impl MmapRegion {
     /// - [`ErrorKind::AlreadyExists`] if anything exists at `path`;
     /// - [`ErrorKind::StorageFull`] if the file system has no room;
     /// - [`ErrorKind::NotFound`] if the parent directory does not exist;
+    /// - [`ErrorKind::Unsupported`] if the directory is on hugetlbfs (whose
+    ///   pages a holder can punch out, making every peer's next access raise
+    ///   `SIGBUS`); the file is removed again;
     /// - [`ErrorKind::Os`] for other failures of the system calls.
     pub fn create(path: &Path, size: usize, cleanup: FileCleanup) -> Result<Self> {
         MmapOptions::new().create(path, size, cleanup)
@@ -122,6 +125,11 @@ impl MmapRegion {
                 return Err(e);
             }
         };
+        // A file created on a hugetlbfs mount: refused like an attach to one.
+        if let Err(e) = fs::refuse_hugetlbfs(fd.as_fd(), OP) {
+            let _ = fs::remove_if_same(&loc, id.dev, id.ino);
+            return Err(e);
+        }
         let map = match Self::map_new_file(options, fd.as_fd(), size, file_len, OP) {
             Ok(map) => map,
             Err(e) => {
@@ -263,6 +271,10 @@ impl MmapRegion {
     /// - [`ErrorKind::UntrustedOwner`] for a file owned by another user, and
     ///   [`ErrorKind::InsecureMode`] for one writable by group or others
     ///   (see [`MmapOptions`] to widen this);
+    /// - [`ErrorKind::Unsupported`] for a file on hugetlbfs (a `hugetlbfs`
+    ///   mount, or a memfd made with `MFD_HUGETLB`): a holder can punch its
+    ///   pages out, which `F_SEAL_SHRINK` does not prevent, and every peer's
+    ///   next access would raise `SIGBUS`;
     /// - [`ErrorKind::Os`] for other failures (for example permission).
     pub fn attach(path: &Path) -> Result<Self> {
         MmapOptions::new().attach(path)

@@ -11,7 +11,9 @@
 //!    `[base, base + len)` from construction until `Drop`. It was returned by
 //!    `mmap` with a null hint (so the kernel chose a free range), nothing
 //!    outside this module maps, unmaps or remaps inside it, and it is
-//!    unmapped exactly once, in `Drop`.
+//!    unmapped exactly once, in `Drop`. The file is never on hugetlbfs
+//!    (`fs::validate` and the create path refuse it), so the kernel backs
+//!    the range with base pages and `munmap(base, len)` covers all of it.
 //! 2. **Whole range mapped.** All of `[base, base + len)` is mapped readable
 //!    (and writable when `writable`), `MAP_SHARED`, to the file from offset 0.
 //!    `len` is a multiple of the page size and never changes. The range may
@@ -32,6 +34,10 @@
 //!    the length they last validated against `fstat`. A peer that truncates
 //!    the file between that check and the access can still cause it;
 //!    `SECURITY.md` documents this limit of path-backed files.
+//! 5. **Release.** `Drop` never panics and never leaks silently: if the
+//!    kernel refuses to unmap the range, it stays mapped (nothing else can
+//!    be placed there, so no memory is misused) and the crate-global counter
+//!    read by [`unmap_failures`] goes up by one.
 // Only this module may use unsafe code and the raw mapping calls.
 #![allow(unsafe_code)]
 #![allow(clippy::disallowed_methods)]
@@ -43,6 +49,24 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
+
+/// Mappings that `Drop` could not unmap (invariant 5).
+static UNMAP_FAILURES: AtomicU64 = AtomicU64::new(0);
+
+/// How many mappings this process could not release.
+///
+/// A mapping is released (`munmap`) when the last [`Region`](crate::Region)
+/// view and [`MmapRegion`](crate::MmapRegion) handle holding it are
+/// dropped. Dropping never panics; if the kernel refuses to unmap, the
+/// address range stays reserved for the rest of the process's life and this
+/// counter, shared by the whole crate, goes up by one. It stays 0 in normal
+/// use: the crate maps only whole base pages of files not on hugetlbfs, so
+/// the kernel refuses only if code outside this crate unmapped or remapped
+/// part of a mapping the crate owns.
+#[must_use]
+pub fn unmap_failures() -> u64 {
+    UNMAP_FAILURES.load(Ordering::Relaxed)
+}
 
 /// The system page size in bytes (a power of two).
 pub(crate) fn page_size() -> usize {
@@ -442,11 +466,15 @@ pub(crate) const fn read_only_load_ok(size: usize) -> bool {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
+        let base = self.base.as_ptr().cast::<c_void>();
         // SAFETY: we own `[base, base + len)` (invariant 1), and `Drop` runs
         // once, when no `&Mapping` (and so no copy or atomic reference
         // derived from one) can exist any more.
-        let res = unsafe { rustix::mm::munmap(self.base.as_ptr().cast::<c_void>(), self.len) };
-        debug_assert!(res.is_ok(), "munmap of an owned range failed: {res:?}");
+        let res = unsafe { rustix::mm::munmap(base, self.len) };
+        if res.is_err() {
+            // Invariant 5: the range stays mapped, and the leak is counted.
+            UNMAP_FAILURES.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -555,6 +583,20 @@ mod tests {
         assert!(m.atomic_u64(ps).is_none());
         m.atomic_u64(ps - 8).unwrap().store(7, Ordering::SeqCst);
         assert_eq!(m.atomic_u32(ps - 8).unwrap().load(Ordering::SeqCst), 7);
+    }
+
+    #[test]
+    fn failed_unmap_is_counted_instead_of_panicking() {
+        let before = unmap_failures();
+        // Not page-aligned, so `munmap` refuses it (EINVAL) without
+        // touching anything.
+        let bogus = Mapping {
+            base: NonNull::dangling(),
+            len: page_size(),
+            writable: false,
+        };
+        drop(bogus);
+        assert_eq!(unmap_failures(), before + 1);
     }
 
     #[test]

@@ -30,6 +30,10 @@ enum Kind {
     SealedMemfd,
     /// A memfd that allows sealing but was never sealed, by descriptor.
     UnsealedMemfd,
+    /// A memfd made with `MFD_HUGETLB` and sealed with `F_SEAL_SHRINK`, by
+    /// descriptor: always `Unsupported` (skipped where the kernel has no
+    /// hugetlbfs).
+    HugetlbMemfd,
 }
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
@@ -118,7 +122,7 @@ fn plant(dir: &Path, path: &Path, input: &Input, size: u64) -> Option<std::path:
             drop(std::os::unix::net::UnixListener::bind(path).unwrap());
             None
         }
-        Kind::SealedMemfd | Kind::UnsealedMemfd => None,
+        Kind::SealedMemfd | Kind::UnsealedMemfd | Kind::HugetlbMemfd => None,
         Kind::CharDevice => {
             let null = rustix::fs::makedev(1, 3);
             if rustix::fs::mknodat(
@@ -159,6 +163,24 @@ fn memfd(input: &Input, size: u64, sealed: bool) -> OwnedFd {
     fd
 }
 
+/// A sealed `MFD_HUGETLB` memfd of `size` rounded up to 2 MiB, with the
+/// mode and owner of `plant`; `None` where hugetlb memfds cannot be made.
+/// Sizing needs no huge pages (they are taken at mapping time).
+fn hugetlb_memfd(input: &Input, size: u64) -> Option<OwnedFd> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING | MemfdFlags::HUGETLB;
+    let fd = rustix::fs::memfd_create("fuzz-huge", flags).ok()?;
+    let huge = 2u64 << 20;
+    rustix::fs::ftruncate(&fd, size.checked_add(huge - 1)? / huge * huge).ok()?;
+    rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::SEAL).ok()?;
+    rustix::fs::fchmod(&fd, Mode::from_raw_mode(u32::from(input.mode & 0o777))).unwrap();
+    if input.other_owner && rustix::process::geteuid().is_root() {
+        let nobody = rustix::process::Uid::from_raw(65534);
+        rustix::fs::fchown(&fd, Some(nobody), None).unwrap();
+    }
+    Some(fd)
+}
+
 fuzz_target!(|input: Input| {
     let dir = tempfile::tempdir_in("/dev/shm")
         .or_else(|_| tempfile::tempdir())
@@ -173,6 +195,19 @@ fuzz_target!(|input: Input| {
         .allow_other_owner(input.allow_other_owner)
         .allow_group_or_other_write(input.allow_shared_write)
         .require_shrink_seal(input.require_seal);
+    if input.kind == Kind::HugetlbMemfd {
+        // Refused before any other check (owner, mode, size, seal), by
+        // both descriptor attaches.
+        let Some(fd) = hugetlb_memfd(&input, size) else {
+            return;
+        };
+        let again = fd.try_clone().unwrap();
+        for result in [options.attach_fd(fd), options.attach_fd_read_only(again)] {
+            let err = result.expect_err("attached a hugetlb memfd");
+            assert_eq!(err.kind(), ErrorKind::Unsupported, "{input:?}: {err}");
+        }
+        return;
+    }
     let is_memfd = matches!(input.kind, Kind::SealedMemfd | Kind::UnsealedMemfd);
     let memfd_fd = is_memfd.then(|| memfd(&input, size, input.kind == Kind::SealedMemfd));
 
@@ -212,7 +247,9 @@ fuzz_target!(|input: Input| {
                 Some(ErrorKind::NotRegularFile)
             }
             Kind::Socket | Kind::CharDevice => Some(ErrorKind::NotRegularFile),
-            Kind::Regular | Kind::SealedMemfd | Kind::UnsealedMemfd => unreachable!(),
+            Kind::Regular | Kind::SealedMemfd | Kind::UnsealedMemfd | Kind::HugetlbMemfd => {
+                unreachable!()
+            }
         }
     } else if input.other_owner && root && !input.allow_other_owner {
         Some(ErrorKind::UntrustedOwner)
