@@ -24,7 +24,11 @@ pub enum ErrorKind {
     NotRegularFile,
     /// The file is empty: there is nothing to map.
     EmptyFile,
-    /// The file is larger than this process can map.
+    /// The file, or the size asked for, is larger than this process can
+    /// map: past `isize::MAX`, past [`MmapOptions::max_size`], or more than
+    /// the address space left (`mmap` failed with `ENOMEM`).
+    ///
+    /// [`MmapOptions::max_size`]: crate::MmapOptions::max_size
     FileTooLarge,
     /// The file belongs to another user (compared with the effective uid).
     UntrustedOwner,

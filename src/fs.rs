@@ -96,6 +96,38 @@ pub(crate) fn create_exclusive(dir: BorrowedFd<'_>, name: &OsStr, mode: Mode) ->
     retry(|| rustix::fs::openat(dir, name, flags, mode)).map_err(|e| Error::os("create", e))
 }
 
+/// Creates a file with no name in `loc.dir` (`O_TMPFILE|O_EXCL`, so it can
+/// never be linked either) with `mode`, after checking that nothing is at
+/// `loc.name` (creation at a path is exclusive, whether or not the name is
+/// then used). `None` where the system or file system has no `O_TMPFILE`:
+/// the caller then creates the file at the name and unlinks it.
+pub(crate) fn create_unnamed(
+    loc: &Location,
+    mode: Mode,
+    op: &'static str,
+) -> Result<Option<OwnedFd>> {
+    match rustix::fs::statat(&loc.dir, &*loc.name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(_) => return Err(Error::new(ErrorKind::AlreadyExists, op)),
+        Err(Errno::NOENT) => {}
+        Err(e) => return Err(Error::os(op, e)),
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::EXCL | OFlags::CLOEXEC;
+        match retry(|| rustix::fs::openat(&loc.dir, ".", flags, mode)) {
+            Ok(fd) => Ok(Some(fd)),
+            // Kernels and file systems without O_TMPFILE.
+            Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => Ok(None),
+            Err(e) => Err(Error::os(op, e)),
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = mode;
+        Ok(None)
+    }
+}
+
 /// Opens an existing file for mapping. Nothing but a regular file is ever
 /// opened for reading or writing, even if the name is swapped between our
 /// system calls:

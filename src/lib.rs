@@ -13,8 +13,8 @@
 //! attach refuses anything but a regular, non-empty file owned by the
 //! effective user, growth reserves blocks before the new size is visible,
 //! the attaching side never changes the file's size, a truncation by a peer
-//! is detected and fences every checked access, and a handle only ever
-//! removes the file it created. See `SECURITY.md` for the threat model and
+//! is detected and fences every checked access through the handle that saw
+//! it, and a handle only ever removes the file it created. See `SECURITY.md` for the threat model and
 //! its one known limit (a peer with write access to a path-backed file can
 //! still truncate it between two checks).
 //!

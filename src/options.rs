@@ -17,9 +17,14 @@ pub enum FileCleanup {
     /// [`MmapRegion::release_ownership`] was called; an attached handle
     /// removes it only after [`MmapRegion::take_ownership`].
     Manual,
-    /// The file is unlinked as soon as it is mapped; peers attach through the
-    /// descriptor ([`std::os::fd::AsFd`] and [`MmapRegion::attach_fd`]), and
-    /// [`MmapRegion::attach`] by path finds nothing.
+    /// The file never keeps a name: peers attach through the descriptor
+    /// ([`std::os::fd::AsFd`] and [`MmapRegion::attach_fd`]), and
+    /// [`MmapRegion::attach`] by path finds nothing. On Linux it is created
+    /// with `O_TMPFILE|O_EXCL` in the path's directory, so no name ever
+    /// exists (the name at the path is only checked to be free). Elsewhere,
+    /// and on file systems without `O_TMPFILE`, it is created at the path
+    /// and unlinked as soon as it is mapped: until then a process of the
+    /// same user can open it by name.
     Auto,
 }
 
@@ -239,11 +244,12 @@ impl MmapOptions {
         self
     }
 
-    /// The largest file `attach` maps and `check_and_remap` follows, in
-    /// bytes. A peer that grows the file past it gets
-    /// [`ErrorKind::FileTooLarge`](crate::ErrorKind::FileTooLarge) instead of
-    /// a mapping of its choosing. No limit by default (beyond what the
-    /// address space allows).
+    /// The largest size, in bytes, that a handle made with these options
+    /// maps: `attach` refuses a longer file, `check_and_remap` refuses to
+    /// follow a peer's growth past it, and `create`, `stage`,
+    /// `create_sealed` and `resize` refuse to make the file longer, each
+    /// with [`ErrorKind::FileTooLarge`](crate::ErrorKind::FileTooLarge) and
+    /// nothing changed. No limit by default beyond what can be mapped.
     pub fn max_size(&mut self, bytes: usize) -> &mut Self {
         self.max_size = Some(bytes);
         self

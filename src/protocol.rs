@@ -211,7 +211,9 @@ impl<M> Publisher<M> {
     /// Brings the published state in line with a file that is now
     /// `file_len` bytes long: publishes a mapping of the growth (made by
     /// `remap` from the current mapping and the new length), or records a
-    /// truncation. Never asks for the file to change.
+    /// truncation. Once a truncation was recorded, by this call or an
+    /// earlier one, it returns [`Follow::Truncated`] whatever `file_len` is
+    /// and publishes nothing. Never asks for the file to change.
     ///
     /// # Errors
     ///
@@ -222,12 +224,16 @@ impl<M> Publisher<M> {
         remap: impl FnOnce(&Arc<M>, usize) -> Result<Arc<M>, E>,
     ) -> Result<Follow, E> {
         let cur = self.view.len();
-        if file_len == cur {
-            return Ok(Follow::Unchanged);
-        }
         if file_len < cur {
             self.truncate(file_len);
+        }
+        // Truncations are sticky: once one was seen, the handle never
+        // follows again, even if the file has since grown back.
+        if self.truncated() {
             return Ok(Follow::Truncated);
+        }
+        if file_len == cur {
+            return Ok(Follow::Unchanged);
         }
         let map = remap(self.view.map_arc(), file_len)?;
         self.publish(map, file_len);
@@ -239,11 +245,15 @@ impl<M> Publisher<M> {
     /// was seen shorter before (truncations are sticky). A new shortfall is
     /// recorded, as [`follow`](Self::follow) records it.
     pub fn refuses_growth(&self, file_len: usize) -> bool {
-        let len = self.view.len();
-        if file_len < len {
+        if file_len < self.view.len() {
             self.truncate(file_len);
         }
-        self.view.accessible_len() < len
+        self.truncated()
+    }
+
+    /// Whether a truncation below the published length was ever recorded.
+    fn truncated(&self) -> bool {
+        self.view.accessible_len() < self.view.len()
     }
 
     /// Records that the backing file now ends at `end`: from now on no
@@ -352,6 +362,10 @@ mod tests {
             (p.current().generation(), p.current().accessible_len()),
             (1, 4)
         );
+        // Sticky: a file grown back (or unchanged) is still reported.
+        assert_eq!(p.follow(64, never), Ok(Follow::Truncated));
+        assert_eq!(p.follow(16, never), Ok(Follow::Truncated));
+        assert_eq!((p.current().generation(), p.current().len()), (1, 16));
     }
 
     #[test]

@@ -56,10 +56,14 @@ pub struct MmapRegion {
     options: MmapOptions,
 }
 
-/// Refuses sizes that cannot be mapped or stored as a file length.
-pub(crate) fn checked_size(size: usize, op: &'static str) -> Result<u64> {
+/// Refuses sizes that cannot be mapped or stored as a file length
+/// (`InvalidSize`) and sizes past the options' `max_size` (`FileTooLarge`).
+pub(crate) fn checked_size(options: &MmapOptions, size: usize, op: &'static str) -> Result<u64> {
     if size == 0 || isize::try_from(size).is_err() {
         return Err(Error::new(ErrorKind::InvalidSize, op));
+    }
+    if options.max_size.is_some_and(|max| size > max) {
+        return Err(Error::new(ErrorKind::FileTooLarge, op));
     }
     fs::file_len(size, op)
 }
@@ -76,8 +80,11 @@ impl MmapRegion {
     ///
     /// # Errors
     ///
-    /// - [`ErrorKind::InvalidSize`] if `size` is 0 or cannot be mapped;
-    /// - [`ErrorKind::InvalidPath`] if `path` has no file name;
+    /// - [`ErrorKind::InvalidSize`] if `size` is 0 or over `isize::MAX`;
+    /// - [`ErrorKind::FileTooLarge`] if `size` is past
+    ///   [`MmapOptions::max_size`] or more than the address space left;
+    /// - [`ErrorKind::InvalidPath`] if `path` has no file name, or its last
+    ///   component is `.` or `..`;
     /// - [`ErrorKind::AlreadyExists`] if anything exists at `path`;
     /// - [`ErrorKind::StorageFull`] if the file system has no room;
     /// - [`ErrorKind::NotFound`] if the parent directory does not exist;
@@ -90,7 +97,9 @@ impl MmapRegion {
     }
 
     /// Creates the file `loc` names (exclusively, with the options' mode),
-    /// sizes and maps it; on any failure the file is removed again.
+    /// sizes and maps it; on any failure the file is removed again. With
+    /// [`FileCleanup::Auto`] the file gets no name at all where the system
+    /// allows (`O_TMPFILE`), and is otherwise unlinked once mapped.
     pub(crate) fn create_at(
         options: &MmapOptions,
         loc: Location,
@@ -98,22 +107,36 @@ impl MmapRegion {
         size: usize,
         cleanup: FileCleanup,
     ) -> Result<Self> {
-        let file_len = checked_size(size, "create")?;
+        const OP: &str = "create";
+        let file_len = checked_size(options, size, OP)?;
+        if cleanup == FileCleanup::Auto {
+            if let Some(fd) = fs::create_unnamed(&loc, options.creation_mode(), OP)? {
+                return Self::init_created(options, None, fd, path, size, file_len);
+            }
+        }
         let fd = fs::create_exclusive(loc.dir.as_fd(), &loc.name, options.creation_mode())?;
-        Self::init_created(options, loc, fd, path, size, file_len, cleanup)
+        let mut region = Self::init_created(options, Some(loc), fd, path, size, file_len)?;
+        if cleanup == FileCleanup::Auto {
+            // No O_TMPFILE here: the name existed from the open until now.
+            region.owner = false;
+            if let Some(loc) = region.location.take() {
+                fs::remove_if_same(&loc, region.dev, region.ino).map_err(|e| Error::os(OP, e))?;
+            }
+        }
+        Ok(region)
     }
 
-    /// Sizes and maps the file this process just created at `loc` (open at
-    /// `fd`); on any failure the file is removed again, if it is still the
-    /// one at that name.
+    /// Sizes and maps the file this process just created (open at `fd`,
+    /// linked at `loc` if it has a name), giving a handle for `path` that
+    /// owns the name. On any failure the name is removed again, if it still is the
+    /// file's.
     pub(crate) fn init_created(
         options: &MmapOptions,
-        loc: Location,
+        loc: Option<Location>,
         fd: OwnedFd,
         path: PathBuf,
         size: usize,
         file_len: u64,
-        cleanup: FileCleanup,
     ) -> Result<Self> {
         const OP: &str = "create";
         let id = match fs::identity(fd.as_fd(), OP) {
@@ -121,34 +144,29 @@ impl MmapRegion {
             Err(e) => {
                 // Without an identity to compare, remove the name we made
                 // an instant ago: nothing may be left after a failure.
-                let _ = rustix::fs::unlinkat(&loc.dir, &*loc.name, rustix::fs::AtFlags::empty());
+                if let Some(loc) = &loc {
+                    let _ =
+                        rustix::fs::unlinkat(&loc.dir, &*loc.name, rustix::fs::AtFlags::empty());
+                }
                 return Err(e);
             }
         };
-        // A file created on a hugetlbfs mount: refused like an attach to one.
-        if let Err(e) = fs::refuse_hugetlbfs(fd.as_fd(), OP) {
-            let _ = fs::remove_if_same(&loc, id.dev, id.ino);
-            return Err(e);
-        }
-        let map = match Self::map_new_file(options, fd.as_fd(), size, file_len, OP) {
+        let map = fs::refuse_hugetlbfs(fd.as_fd(), OP)
+            .and_then(|()| Self::map_new_file(options, fd.as_fd(), size, file_len, OP));
+        let map = match map {
             Ok(map) => map,
             Err(e) => {
-                let _ = fs::remove_if_same(&loc, id.dev, id.ino);
+                if let Some(loc) = &loc {
+                    let _ = fs::remove_if_same(loc, id.dev, id.ino);
+                }
                 return Err(e);
-            }
-        };
-        let location = match cleanup {
-            FileCleanup::Manual => Some(loc),
-            FileCleanup::Auto => {
-                fs::remove_if_same(&loc, id.dev, id.ino).map_err(|e| Error::os(OP, e))?;
-                None
             }
         };
         // A file created at a path cannot carry F_SEAL_SHRINK.
         let mut region = Self::with_mapping(options, fd, id, map, size, true, false);
         region.path = path;
-        region.location = location;
-        region.owner = cleanup == FileCleanup::Manual;
+        region.owner = loc.is_some();
+        region.location = loc;
         Ok(region)
     }
 
@@ -222,7 +240,7 @@ impl MmapRegion {
         const OP: &str = "create_sealed";
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
-            let file_len = checked_size(size, OP)?;
+            let file_len = checked_size(options, size, OP)?;
             let fd = fs::create_memfd(name, options.creation_mode(), OP)?;
             fs::seal_shrink(fd.as_fd(), OP)?;
             let id = fs::identity(fd.as_fd(), OP)?;
@@ -256,21 +274,35 @@ impl MmapRegion {
 
     /// Attaches to an existing region file at `path`.
     ///
-    /// Before anything is opened, the final path component must be a regular
-    /// file (not a symbolic link, directory, FIFO, socket or device); it is
-    /// then opened `O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC` and checked again on the
-    /// descriptor, as [`attach_fd`](Self::attach_fd) does. The whole file
-    /// is mapped. The attached handle does not own the file.
+    /// Nothing but a regular file is ever opened for reading or writing:
+    /// a symbolic link, directory, FIFO, socket or device at the final path
+    /// component is refused. On Linux the name is opened `O_PATH|O_NOFOLLOW`
+    /// (no access, no side effect on a FIFO or device), checked, and the
+    /// verified inode is reopened through `/proc/self/fd`, so swapping the
+    /// name between our calls cannot get anything else opened. Elsewhere the
+    /// name is `lstat`-ed, then opened `O_NOFOLLOW|O_NONBLOCK|O_NOCTTY`; an
+    /// object swapped in between the two calls is opened (without
+    /// blocking) and refused at once (see `SECURITY.md`). The descriptor is
+    /// then checked as [`attach_fd`](Self::attach_fd) checks one, and the
+    /// whole file is mapped. The attached handle does not own the file.
     ///
     /// # Errors
     ///
     /// - [`ErrorKind::NotFound`] if nothing is at `path`;
     /// - [`ErrorKind::NotRegularFile`] for anything but a regular file;
     /// - [`ErrorKind::EmptyFile`] for a file of length 0;
-    /// - [`ErrorKind::FileTooLarge`] for a file larger than `isize::MAX`;
-    /// - [`ErrorKind::UntrustedOwner`] for a file owned by another user, and
-    ///   [`ErrorKind::InsecureMode`] for one writable by group or others
-    ///   (see [`MmapOptions`] to widen this);
+    /// - [`ErrorKind::InvalidPath`] if `path` has no file name, or its last
+    ///   component is `.` or `..`;
+    /// - [`ErrorKind::FileTooLarge`] for a file larger than `isize::MAX`,
+    ///   than [`MmapOptions::max_size`], or than the address space left;
+    /// - [`ErrorKind::UntrustedOwner`] for a file owned by another user,
+    ///   [`ErrorKind::InsecureMode`] for one writable by group or others,
+    ///   and [`ErrorKind::HardLinked`] for one with more than one name (see
+    ///   [`MmapOptions`] to widen these);
+    /// - [`ErrorKind::Unsupported`] (Linux) if `/proc/self/fd` is not
+    ///   procfs: the verified file is reopened through it, and without it
+    ///   the name cannot be opened without a race (attach by descriptor
+    ///   still works);
     /// - [`ErrorKind::Unsupported`] for a file on hugetlbfs (a `hugetlbfs`
     ///   mount, or a memfd made with `MFD_HUGETLB`): a holder can punch its
     ///   pages out, which `F_SEAL_SHRINK` does not prevent, and every peer's
@@ -289,8 +321,9 @@ impl MmapRegion {
     ///
     /// # Errors
     ///
-    /// As [`attach`](Self::attach), except `NotFound`; a descriptor not open
-    /// for writing fails with [`ErrorKind::Os`] (`EACCES`).
+    /// As [`attach`](Self::attach), except `NotFound`, `InvalidPath` and the
+    /// procfs case of `Unsupported`; a descriptor not open for writing fails
+    /// with [`ErrorKind::Os`] (`EACCES`).
     pub fn attach_fd(fd: OwnedFd) -> Result<Self> {
         MmapOptions::new().attach_fd(fd)
     }
@@ -420,8 +453,13 @@ impl MmapRegion {
         if let Some(cur) = current.filter(|m| m.covers(len)) {
             return Ok(Arc::clone(cur));
         }
-        let map = Mapping::new(fd, len, options.reservation_for(len), writable)
-            .map_err(|e| Error::os(op, e))?;
+        let map = Mapping::new(fd, len, options.reservation_for(len), writable).map_err(|e| {
+            // Not enough address space (or mapping slots) for the file.
+            match e {
+                rustix::io::Errno::NOMEM => Error::with_errno(ErrorKind::FileTooLarge, op, e),
+                e => Error::os(op, e),
+            }
+        })?;
         Ok(Arc::new(map))
     }
 
@@ -488,7 +526,9 @@ impl MmapRegion {
     ///
     /// - [`ErrorKind::ShrinkRefused`] if `new_size < len()`
     ///   (`new_size == len()` is a no-op);
-    /// - [`ErrorKind::InvalidSize`] if `new_size` cannot be mapped;
+    /// - [`ErrorKind::InvalidSize`] if `new_size` is over `isize::MAX`;
+    /// - [`ErrorKind::FileTooLarge`] if `new_size` is past
+    ///   [`MmapOptions::max_size`] or more than the address space left;
     /// - [`ErrorKind::Truncated`] if a peer truncated the file below the
     ///   mapped length, detected now (as by
     ///   [`check_and_remap`](Self::check_and_remap)) or earlier: a handle that
@@ -510,7 +550,7 @@ impl MmapRegion {
         if new_size == cur {
             return Ok(());
         }
-        let to = checked_size(new_size, OP)?;
+        let to = checked_size(&self.options, new_size, OP)?;
         let now = fs::size_of(self.fd.as_fd(), OP)?;
         // A size past `usize` is no shrink: saturate for the comparison.
         if self
@@ -544,18 +584,25 @@ impl MmapRegion {
     /// # Errors
     ///
     /// - [`ErrorKind::Truncated`] if the file is now shorter than the mapped
-    ///   length. From then on every checked access of every [`Region`] of
-    ///   this handle refuses offsets past the new end, and this call keeps
-    ///   returning the error while the file stays short;
-    /// - [`ErrorKind::FileTooLarge`] if the file grew past what can be mapped;
+    ///   length, or was seen shorter by an earlier call of this handle (or
+    ///   by [`resize`](Self::resize)): truncations are sticky. From the
+    ///   first detection on, every checked access of every [`Region`] taken
+    ///   from this handle refuses offsets past the lowest end seen, and
+    ///   this call returns the error whatever the file's size is, even if a
+    ///   peer grows the file back. To use the file again, attach anew;
+    /// - [`ErrorKind::FileTooLarge`] if the file grew past what this process
+    ///   can map or past [`MmapOptions::max_size`]; nothing is published;
     /// - [`ErrorKind::Os`] if `fstat` or `mmap` fails.
     pub fn check_and_remap(&mut self) -> Result<bool> {
         const OP: &str = "check_and_remap";
         let size = fs::size_of(self.fd.as_fd(), OP)?;
-        let len = Self::mappable(&self.options, size, OP)?;
         let (options, fd, writable) = (&self.options, self.fd.as_fd(), self.writable);
         let cur = self.publisher.current().len();
-        let followed = self.publisher.follow(len, |map, len| {
+        // A size past `usize` is no shrink: saturate for the comparison;
+        // `mappable` refuses it when the growth is followed.
+        let file_len = usize::try_from(size).unwrap_or(usize::MAX);
+        let followed = self.publisher.follow(file_len, |map, _| {
+            let len = Self::mappable(options, size, OP)?;
             let map = Self::map_len(options, fd, Some(map), len, writable, OP)?;
             Self::prepare(options, &map, cur, len, OP)?;
             Ok(map)

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::fs;
-use crate::options::{FileCleanup, MmapOptions};
+use crate::options::MmapOptions;
 use crate::region::MmapRegion;
 use crate::view::Region;
 
@@ -49,22 +49,14 @@ impl Staged {
         const OP: &str = "stage";
         let loc = fs::locate(path, OP)?;
         let final_name = loc.name.clone();
-        let file_len = crate::region::checked_size(size, OP)?;
+        let file_len = crate::region::checked_size(options, size, OP)?;
         let (tmp_name, fd) = fs::create_temp(&loc, options.creation_mode())?;
         let tmp_path = path.with_file_name(&tmp_name);
         let tmp = fs::Location {
             dir: loc.dir,
             name: tmp_name,
         };
-        let region = MmapRegion::init_created(
-            options,
-            tmp,
-            fd,
-            tmp_path,
-            size,
-            file_len,
-            FileCleanup::Manual,
-        )?;
+        let region = MmapRegion::init_created(options, Some(tmp), fd, tmp_path, size, file_len)?;
         Ok(Self {
             region,
             final_name,
@@ -92,7 +84,7 @@ impl Staged {
     /// Publishes the region at its path, atomically and only if nothing is
     /// there (`renameat2(RENAME_NOREPLACE)` on Linux, `link` + `unlink`
     /// elsewhere). The returned handle owns the file, as a
-    /// [`FileCleanup::Manual`] creator does.
+    /// [`FileCleanup::Manual`](crate::FileCleanup::Manual) creator does.
     ///
     /// # Errors
     ///

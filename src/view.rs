@@ -33,10 +33,18 @@ impl Region {
         Self { view }
     }
 
-    /// The base address of this view's mapping. It is valid for
-    /// [`len`](Self::len) bytes for as long as this view (or a clone) lives,
-    /// unless a peer truncates the file, in which case touching pages past
-    /// the new end raises `SIGBUS`.
+    /// The base address of this view's mapping, for code that takes
+    /// responsibility for its accesses itself.
+    ///
+    /// It points to [`len`](Self::len) mapped bytes until this view is
+    /// refreshed or dropped: [`refresh`](Self::refresh) may move the view to
+    /// a new mapping, and dropping the last view of a mapping unmaps it. (A
+    /// clone of the view, or another view of the same generation, keeps the
+    /// mapping alive too, but this method promises nothing past this view.)
+    /// If a peer truncates the file, touching pages past its new end raises
+    /// `SIGBUS`. Accesses through the pointer must be atomic or otherwise
+    /// race-free: other threads and processes may write the bytes at any
+    /// time.
     #[must_use]
     pub fn as_ptr(&self) -> *mut u8 {
         self.view.map().base()

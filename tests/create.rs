@@ -211,3 +211,54 @@ fn create_rejects_paths_without_a_file_name_and_missing_directories() {
         ErrorKind::NotFound
     );
 }
+
+#[test]
+fn create_attach_and_stage_refuse_a_final_dot_or_dot_dot_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = dir.path().join("x");
+    for p in [
+        dir.path().join("x/."),
+        dir.path().join("x/.."),
+        dir.path().join("."),
+    ] {
+        assert_eq!(
+            kind(MmapRegion::create(&p, 4096, FileCleanup::Manual)),
+            ErrorKind::InvalidPath,
+            "{p:?}"
+        );
+        assert_eq!(kind(MmapRegion::stage(&p, 4096)), ErrorKind::InvalidPath);
+        assert_eq!(
+            kind(MmapRegion::create(&p, 4096, FileCleanup::Auto)),
+            ErrorKind::InvalidPath
+        );
+    }
+    assert!(std::fs::symlink_metadata(&x).is_err(), "x was created");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // "seg/." must not attach "seg".
+    let path = seg(&dir);
+    let _host = MmapRegion::create(&path, 4096, FileCleanup::Manual).unwrap();
+    let dotted = dir.path().join("segment/.");
+    assert_eq!(kind(MmapRegion::attach(&dotted)), ErrorKind::InvalidPath);
+    assert_eq!(
+        kind(MmapRegion::attach_read_only(&dotted)),
+        ErrorKind::InvalidPath
+    );
+}
+
+#[test]
+fn create_past_max_size_is_file_too_large_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = seg(&dir);
+    let mut opts = MmapOptions::new();
+    opts.max_size(4096);
+    assert_eq!(
+        kind(opts.create(&path, 4097, FileCleanup::Manual)),
+        ErrorKind::FileTooLarge
+    );
+    assert_eq!(kind(opts.stage(&path, 8192)), ErrorKind::FileTooLarge);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    assert_eq!(
+        opts.create(&path, 4096, FileCleanup::Manual).unwrap().len(),
+        4096
+    );
+}

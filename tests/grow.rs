@@ -387,3 +387,81 @@ fn handles_and_views_are_send_sync_and_views_work_across_threads() {
     host.region().write_at(16 * PAGE - 3, b"end").unwrap();
     assert_eq!(reader.join().unwrap(), 1);
 }
+
+#[test]
+fn check_and_remap_stays_truncated_after_the_file_grows_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_host, mut guest) = pair(&dir, 4 * PAGE);
+    let view = guest.region();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(seg(&dir))
+        .unwrap();
+    file.set_len(u64::try_from(PAGE).unwrap()).unwrap();
+    assert_eq!(kind(guest.check_and_remap()), ErrorKind::Truncated);
+    // The peer grows the file back, past its old length.
+    file.set_len(u64::try_from(8 * PAGE).unwrap()).unwrap();
+    for _ in 0..2 {
+        assert_eq!(kind(guest.check_and_remap()), ErrorKind::Truncated);
+    }
+    assert_eq!((guest.len(), guest.generation()), (4 * PAGE, 0));
+    let mut b = [0u8; 1];
+    for v in [&view, &guest.region()] {
+        assert_eq!(kind(v.read_at(PAGE, &mut b)), ErrorKind::OutOfBounds);
+        v.read_at(PAGE - 1, &mut b).unwrap();
+    }
+    assert_eq!(kind(guest.resize(16 * PAGE)), ErrorKind::Truncated);
+    // A fresh attach sees the file as it is now.
+    let again = MmapRegion::attach(&seg(&dir)).unwrap();
+    assert_eq!(again.len(), 8 * PAGE);
+    again.region().read_at(8 * PAGE - 1, &mut b).unwrap();
+}
+
+#[test]
+fn resize_past_max_size_is_file_too_large_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut host = MmapOptions::new()
+        .max_size(2 * PAGE)
+        .create(&seg(&dir), PAGE, FileCleanup::Manual)
+        .unwrap();
+    host.region().write_at(0, b"kept").unwrap();
+    assert_eq!(kind(host.resize(2 * PAGE + 1)), ErrorKind::FileTooLarge);
+    assert_eq!((host.len(), host.generation()), (PAGE, 0));
+    assert_eq!(file_len(&dir), u64::try_from(PAGE).unwrap());
+    host.resize(2 * PAGE).unwrap();
+    assert_eq!((host.len(), host.generation()), (2 * PAGE, 1));
+    let mut b = [0u8; 4];
+    host.region().read_at(0, &mut b).unwrap();
+    assert_eq!(&b, b"kept");
+}
+
+#[test]
+fn attach_of_a_file_larger_than_the_address_space_is_file_too_large() {
+    // Sparse files this large exist on tmpfs and ext4 alike; no process can
+    // map them, and the error says so instead of `Os(ENOMEM)`.
+    let dir = tempfile::tempdir().unwrap();
+    let path = seg(&dir);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .unwrap();
+    for size in [u64::try_from(isize::MAX).unwrap(), 1 << 50] {
+        if f.set_len(size).is_err() {
+            eprintln!("SKIPPED size {size}: the file system refuses it");
+            continue;
+        }
+        assert_eq!(kind(MmapRegion::attach(&path)), ErrorKind::FileTooLarge);
+        assert_eq!(
+            kind(MmapRegion::attach_fd(f.try_clone().unwrap().into())),
+            ErrorKind::FileTooLarge
+        );
+    }
+    if let Ok(shm) = tempfile::tempdir_in("/dev/shm") {
+        let p = shm.path().join("huge");
+        let f = std::fs::File::create_new(&p).unwrap();
+        f.set_len(u64::try_from(isize::MAX).unwrap()).unwrap();
+        assert_eq!(kind(MmapRegion::attach(&p)), ErrorKind::FileTooLarge);
+    }
+}

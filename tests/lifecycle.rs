@@ -165,3 +165,56 @@ fn no_descriptor_of_the_crate_is_inherited_by_a_spawned_child() {
         "{listing}"
     );
 }
+
+#[test]
+fn auto_cleanup_never_gives_the_file_a_name() {
+    // A same-user process watching the directory must never see (and so
+    // never open) the file, even while its blocks are being reserved, which
+    // on tmpfs means zeroing every page.
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let tmpfs = Tmpfs::mount("96m");
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = match &tmpfs {
+        Ok(t) => t.path().to_path_buf(),
+        Err(why) => {
+            eprintln!("no tmpfs ({why}); watching a directory on the default file system");
+            scratch.path().to_path_buf()
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(AtomicUsize::new(0));
+    let watcher = {
+        let (dir, stop, seen) = (dir.clone(), Arc::clone(&stop), Arc::clone(&seen));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let n = std::fs::read_dir(&dir).unwrap().count();
+                seen.fetch_add(n, Ordering::Relaxed);
+            }
+        })
+    };
+    for i in 0..20 {
+        let r =
+            MmapRegion::create(&dir.join(format!("auto{i}")), 32 << 20, FileCleanup::Auto).unwrap();
+        let st = rustix::fs::fstat(r.as_fd()).unwrap();
+        assert_eq!(st.st_nlink, 0, "the file has a name");
+        r.region().write_at((32 << 20) - 1, &[1]).unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    watcher.join().unwrap();
+    assert_eq!(
+        seen.load(Ordering::Relaxed),
+        0,
+        "a name appeared in the directory"
+    );
+    // An existing name still makes create fail, as for Manual.
+    std::fs::write(dir.join("taken"), b"x").unwrap();
+    assert_eq!(
+        kind(MmapRegion::create(
+            &dir.join("taken"),
+            4096,
+            FileCleanup::Auto
+        )),
+        ErrorKind::AlreadyExists
+    );
+}
