@@ -108,17 +108,24 @@ fn reader_without_write_permission(path: &str) {
     // Writable attach needs write permission, which mode 0400 does not give.
     let err = MmapRegion::attach(path.as_ref()).unwrap_err();
     assert_eq!(err.io_kind(), std::io::ErrorKind::PermissionDenied);
+    // Read-only attach guards against mistakes, not against the file's
+    // owner: a hostile peer of the same user grants itself write
+    // permission and truncates.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.set_len(100).unwrap();
 }
 
 #[test]
-fn read_only_peer_needs_only_read_permission() {
-    const NAME: &str = "read_only_peer_needs_only_read_permission";
+fn read_only_peer_needs_only_read_permission_and_cannot_stop_its_owner_truncating() {
+    const NAME: &str =
+        "read_only_peer_needs_only_read_permission_and_cannot_stop_its_owner_truncating";
     if let Some(path) = role() {
         reader_without_write_permission(&path);
         return;
     }
     if !is_root() {
-        eprintln!("SKIPPED read_only_peer_needs_only_read_permission: needs root to switch users");
+        eprintln!("SKIPPED read_only_peer_needs_only_read_permission_and_cannot_stop_its_owner_truncating: needs root to switch users");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -134,11 +141,12 @@ fn read_only_peer_needs_only_read_permission() {
         Ok(c) => c,
         Err(e) => {
             eprintln!(
-                "SKIPPED read_only_peer_needs_only_read_permission: cannot run as nobody: {e}"
+                "SKIPPED read_only_peer_needs_only_read_permission_and_cannot_stop_its_owner_truncating: cannot run as nobody: {e}"
             );
             return;
         }
     };
     assert_child_succeeds(&mut child);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 100);
     drop(host);
 }

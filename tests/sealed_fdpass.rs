@@ -232,3 +232,35 @@ fn recv_refuses_anything_but_one_regular_file_and_leaks_no_descriptor() {
     drop(tx);
     assert_eq!(kind(fdpass::recv(&rx)), ErrorKind::MissingDescriptor);
 }
+
+#[test]
+fn hole_punched_in_a_sealed_memfd_reads_back_as_zeros_without_a_fault() {
+    // F_SEAL_SHRINK does not stop a holder punching holes: the bytes are
+    // lost, but the pages come back as zeros on the next touch (shmem), so
+    // a peer reading there gets zeros, not SIGBUS.
+    let host = MmapRegion::create_sealed("punched", 3 * 4096).unwrap();
+    let r = host.region();
+    for page in 0..3u8 {
+        r.write_at(usize::from(page) * 4096, &[page + 1; 4096])
+            .unwrap();
+    }
+    rustix::fs::fallocate(
+        host.as_fd(),
+        rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE,
+        4096,
+        4096,
+    )
+    .unwrap();
+    let peer = MmapOptions::new()
+        .require_shrink_seal(true)
+        .attach_fd(host.as_fd().try_clone_to_owned().unwrap())
+        .unwrap();
+    let mut buf = [0xFFu8; 4096];
+    for (page, want) in [(0usize, 1u8), (1, 0), (2, 3)] {
+        for view in [&r, &peer.region()] {
+            view.read_at(page * 4096, &mut buf).unwrap();
+            assert!(buf.iter().all(|&b| b == want), "page {page}");
+        }
+    }
+    assert_eq!(peer.len(), 3 * 4096);
+}
