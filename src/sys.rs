@@ -129,8 +129,8 @@ const PORTABLE_COPY: bool = cfg!(any(
 /// accessing at the same time (invariant 3) into the private buffer `dst`.
 ///
 /// Sound when it races any access to the source from another thread of
-/// this process, except, on targets other than x86 and x86_64, an atomic
-/// write wider than a byte (the mixed-size rule of invariant 3). Each byte
+/// this process, except, where [`PORTABLE_COPY`] is true (targets other
+/// than x86 and x86_64, and Miri), an atomic write wider than a byte (the mixed-size rule of invariant 3). Each byte
 /// of `dst` receives a value that some write stored at the corresponding
 /// source byte.
 ///
@@ -153,7 +153,7 @@ pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
         let byte = unsafe { AtomicU8::from_ptr(p) };
         *d = byte.load(Ordering::Relaxed);
     }
-    #[cfg(not(any(miri, not(any(target_arch = "x86", target_arch = "x86_64")))))]
+    #[cfg(all(not(miri), any(target_arch = "x86", target_arch = "x86_64")))]
     // SAFETY: the source is valid for reads and `dst` for writes, both for
     // `dst.len()` bytes, and they do not overlap (caller's contract, and
     // `dst` is a unique borrow). The block is opaque to the compiler and
@@ -167,8 +167,8 @@ pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
 /// may be accessing at the same time (invariant 3).
 ///
 /// Sound when it races any access to the destination from another thread
-/// of this process, except, on targets other than x86 and x86_64, an
-/// atomic access wider than a byte (the mixed-size rule of invariant 3).
+/// of this process, except, where [`PORTABLE_COPY`] is true (targets other
+/// than x86 and x86_64, and Miri), an atomic access wider than a byte (the mixed-size rule of invariant 3).
 /// A racing reader sees, in each byte, a value some write stored there.
 ///
 /// # Safety
@@ -186,7 +186,7 @@ pub(crate) unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
         let byte = unsafe { AtomicU8::from_ptr(p) };
         byte.store(s, Ordering::Relaxed);
     }
-    #[cfg(not(any(miri, not(any(target_arch = "x86", target_arch = "x86_64")))))]
+    #[cfg(all(not(miri), any(target_arch = "x86", target_arch = "x86_64")))]
     // SAFETY: `src` is valid for reads and the destination for writes, both
     // for `src.len()` bytes, and they do not overlap (caller's contract).
     // The block is opaque to the compiler and its accesses are the
