@@ -88,6 +88,17 @@ impl Region {
 
     /// Copies `buf.len()` bytes at `offset` into `buf`.
     ///
+    /// The copy may race writes by other processes and by other threads of
+    /// this process (through this view, a clone, or another view of the
+    /// same file); that is not undefined behaviour. Each byte of `buf` then
+    /// holds a value some write stored at that byte, and the bytes may come
+    /// from different writes. On x86 and x86_64 the copy is inline assembly
+    /// the compiler cannot see into; on other targets it is one relaxed
+    /// 1-byte atomic load per byte, so there it must not race a store
+    /// through [`atomic_u32`](Self::atomic_u32) or
+    /// [`atomic_u64`](Self::atomic_u64) from another thread of this process
+    /// (see the mixed-size rule there).
+    ///
     /// # Errors
     ///
     /// [`ErrorKind::OutOfBounds`] if the range (computed without overflow)
@@ -101,6 +112,13 @@ impl Region {
     }
 
     /// Copies `data` into the region at `offset`.
+    ///
+    /// As for [`read_at`](Self::read_at), the copy may race any other access
+    /// from this or another process (on targets other than x86 and x86_64,
+    /// except an atomic access through [`atomic_u32`](Self::atomic_u32) or
+    /// [`atomic_u64`](Self::atomic_u64) from another thread of this
+    /// process); a racing reader sees, in each byte, a value some write
+    /// stored there.
     ///
     /// # Errors
     ///
@@ -122,6 +140,25 @@ impl Region {
     /// The 4-byte word at `offset` as an atomic shared with every process
     /// mapping the file.
     ///
+    /// # Mixed-size accesses are the caller's responsibility
+    ///
+    /// Std's atomic memory model (the `core::sync::atomic` module
+    /// documentation, "Memory model for atomic accesses") allows racing
+    /// atomic accesses of different sizes to overlapping bytes only if both
+    /// are reads. So two threads of this process must not race an access
+    /// through `atomic_u32(off)` with a store through
+    /// [`atomic_u64`](Self::atomic_u64) at overlapping bytes (or the other
+    /// way round) without synchronizing, and on targets other than x86 and
+    /// x86_64, where [`read_at`](Self::read_at) and
+    /// [`write_at`](Self::write_at) copy with 1-byte atomics, a copy must not
+    /// race a store through either accessor at those bytes, nor a copy into
+    /// them race a load. The crate does not detect this: refusing it would
+    /// need a per-byte registry consulted on every access through every
+    /// view, it could not cover other processes anyway, and the hardware
+    /// keeps such accesses coherent: on x86, Arm, RISC-V and POWER each byte
+    /// that a racing access of any size reads is a value some store wrote to
+    /// it. Use one size per location, or synchronize the accesses.
+    ///
     /// # Errors
     ///
     /// [`ErrorKind::Misaligned`] if `offset` is not a multiple of 4,
@@ -137,6 +174,16 @@ impl Region {
 
     /// The 8-byte word at `offset` as an atomic shared with every process
     /// mapping the file.
+    ///
+    /// # Mixed-size accesses are the caller's responsibility
+    ///
+    /// As for [`atomic_u32`](Self::atomic_u32): without synchronization, two
+    /// threads of this process must not race a store through
+    /// `atomic_u64(off)` with an access of another size to overlapping bytes
+    /// (a load or store through `atomic_u32`, or, on targets other than x86
+    /// and x86_64, a [`read_at`](Self::read_at) or
+    /// [`write_at`](Self::write_at) copy), nor a load through it with a store
+    /// of another size there (through `atomic_u32`, or such a `write_at`).
     ///
     /// # Errors
     ///
