@@ -35,9 +35,11 @@
 //!    undefined behaviour, so a plain `ptr::copy_nonoverlapping` racing
 //!    another thread's copy or atomic store would be. The copies therefore
 //!    are:
-//!    - on x86 and x86_64 (outside Miri), one `asm!` block running
-//!      `rep movsb`. By the Rust Reference's rules for inline assembly the
-//!      compiler treats the block as a black box and may assume only its
+//!    - on x86 and x86_64 (outside Miri), `asm!` blocks: `rep movsb`, or on
+//!      x86_64 for copies of at most 64 bytes a few overlapping 16-, 8-, 4-
+//!      and 1-byte moves (a byte written twice gets the same value twice).
+//!      By the Rust Reference's rules for inline assembly the
+//!      compiler treats each block as a black box and may assume only its
 //!      declared interface (`asm.rules.black-box`): its register operands,
 //!      `nostack`, `preserves_flags`, and that it may read and write any
 //!      memory an FFI function could (`asm.rules.mem-same-as-ffi`; neither
