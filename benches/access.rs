@@ -3,7 +3,7 @@
 //! same mapped memory (what the checked, race-tolerant copies cost over a
 //! raw copy). One run prints the six ratios with their targets.
 // The baseline copies through raw pointers; each unsafe block says why it
-// is sound. The crate's own unsafe code stays in src/sys.rs.
+// is sound. The crate's own unsafe code stays in src/sys/.
 #![allow(unsafe_code)]
 
 #[path = "support/mod.rs"]

@@ -18,7 +18,7 @@
 //! `target/tmp/criterion/grow_in_use_cumulative.csv`, which
 //! `benches/plot_grow_in_use.py` turns into `benches/grow_in_use.png`.
 // The baselines map and touch memory themselves; each unsafe block says why
-// it is sound. The crate's own unsafe code stays in src/sys.rs.
+// it is sound. The crate's own unsafe code stays in src/sys/.
 #![allow(unsafe_code)]
 #![allow(
     clippy::disallowed_methods,

@@ -13,7 +13,7 @@
 //! release is reported and a read after one fails its assertion.
 #![cfg(loom)]
 // The stand-in reads and writes loom cells, which takes `unsafe`; each use
-// is justified where it appears. The crate itself keeps its unsafe in sys.rs.
+// is justified where it appears. The crate itself keeps its unsafe in src/sys/.
 #![allow(unsafe_code)]
 
 use loom::cell::UnsafeCell;

@@ -1,0 +1,389 @@
+//! Copies between a caller's private buffer and memory that other threads
+//! and processes may access at the same time (invariant 3 of the parent
+//! module).
+
+#[cfg(any(miri, not(any(target_arch = "x86", target_arch = "x86_64"))))]
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Whether copies use the portable per-byte atomic loop (invariant 3)
+/// rather than inline assembly.
+pub(super) const PORTABLE_COPY: bool = cfg!(any(
+    miri,
+    not(any(target_arch = "x86", target_arch = "x86_64"))
+));
+
+/// Copies `dst.len()` bytes from memory other threads and processes may be
+/// accessing at the same time (invariant 3) into the private buffer `dst`.
+///
+/// Sound when it races any access to the source from another thread of
+/// this process, except, where [`PORTABLE_COPY`] is true (targets other
+/// than x86 and x86_64, and Miri), an atomic write wider than a byte (the mixed-size rule of invariant 3). Each byte
+/// of `dst` receives a value that some write stored at the corresponding
+/// source byte.
+///
+/// # Safety
+///
+/// - `[src, src + dst.len())` must be valid for reads for the duration of
+///   the call, and must not overlap `dst`;
+/// - when [`PORTABLE_COPY`] is true, the source must also be valid for
+///   writes, unless [`read_only_load_ok`](super::read_only_load_ok)`(1)` holds (relaxed 1-byte atomic
+///   loads of read-only memory are then allowed).
+#[inline]
+pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
+    #[cfg(any(miri, not(any(target_arch = "x86", target_arch = "x86_64"))))]
+    for (i, d) in dst.iter_mut().enumerate() {
+        let p = src.wrapping_add(i).cast_mut();
+        // SAFETY: `p` is inside the source range, valid for reads (and for
+        // writes, or a target where relaxed byte loads of read-only memory
+        // are allowed) by the caller's contract; `AtomicU8` has alignment 1.
+        // Every racing access a copy makes is a 1-byte atomic (invariant 3).
+        let byte = unsafe { AtomicU8::from_ptr(p) };
+        *d = byte.load(Ordering::Relaxed);
+    }
+    #[cfg(all(not(miri), any(target_arch = "x86", target_arch = "x86_64")))]
+    // SAFETY: the source is valid for reads and `dst` for writes, both for
+    // `dst.len()` bytes, and they do not overlap (caller's contract, and
+    // `dst` is a unique borrow). The block is opaque to the compiler and
+    // its accesses are the hardware's byte-atomic ones (invariant 3).
+    unsafe {
+        asm_copy(src, dst.as_mut_ptr(), dst.len());
+    }
+}
+
+/// Copies the private buffer `src` into memory other threads and processes
+/// may be accessing at the same time (invariant 3).
+///
+/// Sound when it races any access to the destination from another thread
+/// of this process, except, where [`PORTABLE_COPY`] is true (targets other
+/// than x86 and x86_64, and Miri), an atomic access wider than a byte (the mixed-size rule of invariant 3).
+/// A racing reader sees, in each byte, a value some write stored there.
+///
+/// # Safety
+///
+/// `[dst, dst + src.len())` must be valid for reads and writes for the
+/// duration of the call, and must not overlap `src`.
+#[inline]
+pub(crate) unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
+    #[cfg(any(miri, not(any(target_arch = "x86", target_arch = "x86_64"))))]
+    for (i, &s) in src.iter().enumerate() {
+        let p = dst.wrapping_add(i);
+        // SAFETY: `p` is inside the destination range, valid for reads and
+        // writes by the caller's contract; `AtomicU8` has alignment 1.
+        // Every racing access a copy makes is a 1-byte atomic (invariant 3).
+        let byte = unsafe { AtomicU8::from_ptr(p) };
+        byte.store(s, Ordering::Relaxed);
+    }
+    #[cfg(all(not(miri), any(target_arch = "x86", target_arch = "x86_64")))]
+    // SAFETY: `src` is valid for reads and the destination for writes, both
+    // for `src.len()` bytes, and they do not overlap (caller's contract).
+    // The block is opaque to the compiler and its accesses are the
+    // hardware's byte-atomic ones (invariant 3).
+    unsafe {
+        asm_copy(src.as_ptr(), dst, src.len());
+    }
+}
+
+/// Copies `len` bytes from `src` to `dst` in inline assembly the compiler
+/// cannot see into (invariant 3): `rep movsb` above 64 bytes, and below
+/// that, where `rep movsb`'s start-up cost dominates, a pair of possibly
+/// overlapping loads and stores of the widest size that fits (two 16-byte
+/// pairs from 33 bytes). Overlapping parts are read twice and written
+/// twice: each destination byte still ends up holding one value read from
+/// its source byte, and every value a racing reader can see was written by
+/// someone.
+///
+/// # Safety
+///
+/// `[src, src + len)` must be valid for reads and `[dst, dst + len)` for
+/// writes, and the ranges must not overlap.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[inline(always)]
+unsafe fn asm_copy(src: *const u8, dst: *mut u8, len: usize) {
+    if len > 64 {
+        // SAFETY: the caller's contract is `rep_movsb`'s.
+        unsafe { rep_movsb(src, dst, len) }
+    } else if len > 32 {
+        // SAFETY: 33 <= len <= 64, so the four 16-byte accesses at 0, 16,
+        // len - 32 and len - 16 lie inside both ranges (caller's contract).
+        // The block reads and writes memory (no `nomem`/`readonly`), uses no
+        // stack and writes no flags; the xmm registers are declared.
+        unsafe {
+            core::arch::asm!(
+                "movups {a}, xmmword ptr [{s}]",
+                "movups {b}, xmmword ptr [{s} + 16]",
+                "movups {c}, xmmword ptr [{s} + {n} - 32]",
+                "movups {e}, xmmword ptr [{s} + {n} - 16]",
+                "movups xmmword ptr [{d}], {a}",
+                "movups xmmword ptr [{d} + 16], {b}",
+                "movups xmmword ptr [{d} + {n} - 32], {c}",
+                "movups xmmword ptr [{d} + {n} - 16], {e}",
+                s = in(reg) src,
+                d = in(reg) dst,
+                n = in(reg) len,
+                a = out(xmm_reg) _,
+                b = out(xmm_reg) _,
+                c = out(xmm_reg) _,
+                e = out(xmm_reg) _,
+                options(nostack, preserves_flags),
+            );
+        }
+    } else if len >= 16 {
+        // SAFETY: 16 <= len <= 32: the 16-byte accesses at 0 and len - 16
+        // lie inside both ranges; declared as above.
+        unsafe {
+            core::arch::asm!(
+                "movups {a}, xmmword ptr [{s}]",
+                "movups {b}, xmmword ptr [{s} + {n} - 16]",
+                "movups xmmword ptr [{d}], {a}",
+                "movups xmmword ptr [{d} + {n} - 16], {b}",
+                s = in(reg) src,
+                d = in(reg) dst,
+                n = in(reg) len,
+                a = out(xmm_reg) _,
+                b = out(xmm_reg) _,
+                options(nostack, preserves_flags),
+            );
+        }
+    } else if len >= 8 {
+        // SAFETY: 8 <= len < 16: the 8-byte accesses at 0 and len - 8 lie
+        // inside both ranges. `out` (not `lateout`) keeps the scratch
+        // registers apart from the inputs.
+        unsafe {
+            core::arch::asm!(
+                "mov {a}, qword ptr [{s}]",
+                "mov {b}, qword ptr [{s} + {n} - 8]",
+                "mov qword ptr [{d}], {a}",
+                "mov qword ptr [{d} + {n} - 8], {b}",
+                s = in(reg) src,
+                d = in(reg) dst,
+                n = in(reg) len,
+                a = out(reg) _,
+                b = out(reg) _,
+                options(nostack, preserves_flags),
+            );
+        }
+    } else if len >= 4 {
+        // SAFETY: 4 <= len < 8: the 4-byte accesses at 0 and len - 4 lie
+        // inside both ranges; declared as above.
+        unsafe {
+            core::arch::asm!(
+                "mov {a:e}, dword ptr [{s}]",
+                "mov {b:e}, dword ptr [{s} + {n} - 4]",
+                "mov dword ptr [{d}], {a:e}",
+                "mov dword ptr [{d} + {n} - 4], {b:e}",
+                s = in(reg) src,
+                d = in(reg) dst,
+                n = in(reg) len,
+                a = out(reg) _,
+                b = out(reg) _,
+                options(nostack, preserves_flags),
+            );
+        }
+    } else if len > 0 {
+        // SAFETY: 1 <= len <= 3: bytes 0, len / 2 and len - 1 lie inside
+        // both ranges and together cover them; declared as above.
+        unsafe {
+            core::arch::asm!(
+                "movzx {a:e}, byte ptr [{s}]",
+                "movzx {b:e}, byte ptr [{s} + {h}]",
+                "movzx {c:e}, byte ptr [{s} + {n} - 1]",
+                "mov byte ptr [{d}], {a:l}",
+                "mov byte ptr [{d} + {h}], {b:l}",
+                "mov byte ptr [{d} + {n} - 1], {c:l}",
+                s = in(reg) src,
+                d = in(reg) dst,
+                n = in(reg) len,
+                h = in(reg) len / 2,
+                a = out(reg) _,
+                b = out(reg) _,
+                c = out(reg) _,
+                options(nostack, preserves_flags),
+            );
+        }
+    }
+}
+
+/// 32-bit x86 copies with `rep movsb` at every length.
+///
+/// # Safety
+///
+/// As for `rep_movsb`.
+#[cfg(all(target_arch = "x86", not(miri)))]
+#[inline(always)]
+unsafe fn asm_copy(src: *const u8, dst: *mut u8, len: usize) {
+    // SAFETY: the caller's contract is `rep_movsb`'s.
+    unsafe { rep_movsb(src, dst, len) }
+}
+
+/// `rep movsb`: copies `len` bytes from `src` to `dst`, forwards, in one
+/// `asm!` block the compiler cannot see into (invariant 3).
+///
+/// # Safety
+///
+/// `[src, src + len)` must be valid for reads and `[dst, dst + len)` for
+/// writes, and the ranges must not overlap.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[inline(always)]
+unsafe fn rep_movsb(src: *const u8, dst: *mut u8, len: usize) {
+    // SAFETY: the ranges are valid and disjoint (caller's contract).
+    // `rep movsb` reads `[rsi, rsi + rcx)`, writes `[rdi, rdi + rcx)` in
+    // ascending order (the direction flag is clear on entry to `asm!`,
+    // `asm.rules.x86-df`), and leaves rcx, rsi and rdi changed, which the
+    // operands declare. It writes no flags (`preserves_flags`) and no stack
+    // (`nostack`); memory is neither `nomem` nor `readonly`, because it is
+    // read and written.
+    unsafe {
+        core::arch::asm!(
+            "rep movsb",
+            inout("rcx") len => _,
+            inout("rsi") src => _,
+            inout("rdi") dst => _,
+            options(nostack, preserves_flags),
+        );
+    }
+}
+
+/// As the x86_64 `rep_movsb`, for 32-bit x86, where `esi` cannot be an
+/// operand (LLVM may use it as a base pointer), so the block saves and
+/// restores it around the copy.
+///
+/// # Safety
+///
+/// As for the x86_64 version.
+#[cfg(all(target_arch = "x86", not(miri)))]
+#[inline(always)]
+unsafe fn rep_movsb(src: *const u8, dst: *mut u8, len: usize) {
+    // SAFETY: as for x86_64. `xchg` and `mov` write no flags; the
+    // register holding `src` on entry holds the caller's `esi` after the
+    // `xchg`, and `esi` is restored from it before the block exits
+    // (`asm.rules.reg-not-output`); that register is declared clobbered.
+    unsafe {
+        core::arch::asm!(
+            "xchg esi, {src}",
+            "rep movsb",
+            "mov esi, {src}",
+            src = inout(reg) src => _,
+            inout("ecx") len => _,
+            inout("edi") dst => _,
+            options(nostack, preserves_flags),
+        );
+    }
+}
+
+/// The copy primitives over heap memory, so that they also run under Miri
+/// (the portable per-byte atomic copy there, `rep movsb` elsewhere on x86).
+#[cfg(test)]
+mod copy_tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    /// A recognisable byte for position `i` of pattern `seed`.
+    fn pattern(seed: u8, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|i| u8::try_from((i * 31 + usize::from(seed)) % 251).unwrap())
+            .collect()
+    }
+
+    /// Copies `len` bytes at every offset 0..8 into and out of a guarded
+    /// "shared" buffer and checks exactly which bytes changed.
+    fn round_trip(len: usize) {
+        const GUARD: u8 = 0xEE;
+        let data = pattern(1, len);
+        for offset in 0..8 {
+            let mut shared = vec![GUARD; len + 16];
+            // SAFETY: `shared` has `offset + len` bytes from its start
+            // (`offset < 16`), is valid for reads and writes, and is a
+            // different allocation from `data`.
+            unsafe { copy_to_shared(&data, shared.as_mut_ptr().wrapping_add(offset)) };
+            assert!(shared[..offset].iter().all(|&b| b == GUARD), "before");
+            assert_eq!(&shared[offset..offset + len], &data[..], "copied");
+            assert!(shared[offset + len..].iter().all(|&b| b == GUARD), "after");
+
+            let mut out = vec![GUARD; len + 2];
+            let src = shared.as_ptr().wrapping_add(offset);
+            // SAFETY: `[src, src + len)` lies inside `shared` (as above),
+            // which is valid for reads and writes and is not `out`.
+            unsafe { copy_from_shared(src, &mut out[1..=len]) };
+            assert_eq!(out[0], GUARD);
+            assert_eq!(&out[1..=len], &data[..]);
+            assert_eq!(out[len + 1], GUARD);
+        }
+    }
+
+    #[test]
+    fn copies_are_exact_for_every_length_to_70_at_every_offset_to_8() {
+        for len in 0..=70 {
+            round_trip(len);
+        }
+    }
+
+    #[test]
+    fn copies_are_exact_for_a_large_buffer() {
+        // 1 MiB natively; Miri runs a smaller one (its per-byte atomics are
+        // slow there) that still spans many words and cache lines.
+        let len = if cfg!(miri) { 4096 + 3 } else { 1 << 20 };
+        let data = pattern(7, len);
+        let mut shared = vec![0u8; len + 1];
+        // SAFETY: `shared` holds `len + 1` bytes; we write `len` from offset
+        // 1. Distinct allocations.
+        unsafe { copy_to_shared(&data, shared.as_mut_ptr().wrapping_add(1)) };
+        assert_eq!(shared[0], 0);
+        assert!(shared[1..] == data[..]);
+        let mut out = vec![0u8; len];
+        // SAFETY: `len` bytes from offset 1 are inside `shared`; `out` is
+        // another allocation.
+        unsafe { copy_from_shared(shared.as_ptr().wrapping_add(1), &mut out) };
+        assert!(out == data);
+    }
+
+    #[test]
+    fn four_threads_racing_copies_over_the_same_bytes_read_only_written_values() {
+        // Two writers copy buffers filled with their own byte into the same
+        // range, two readers copy it out; every byte read must be the
+        // initial byte or one writer's. Miri's data-race detector checks
+        // that the race itself is allowed.
+        const LEN: usize = if cfg!(miri) { 48 } else { 4096 };
+        const ROUNDS: usize = if cfg!(miri) { 12 } else { 2000 };
+        const INITIAL: u8 = 0x5A;
+        const FILLS: [u8; 2] = [0x11, 0x22];
+        // The "shared memory": heap bytes reached only through a raw
+        // pointer derived from the `UnsafeCell`s inside the atomics.
+        let shared: Vec<AtomicU8> = (0..LEN + 8).map(|_| AtomicU8::new(INITIAL)).collect();
+        let shared = &shared[..];
+        std::thread::scope(|s| {
+            for (t, fill) in FILLS.into_iter().enumerate() {
+                s.spawn(move || {
+                    let data = [fill; LEN];
+                    let base = shared.as_ptr().cast::<u8>().cast_mut();
+                    for round in 0..ROUNDS {
+                        let offset = (round + t) % 8;
+                        let len = LEN - (round * 7) % LEN;
+                        // SAFETY: `offset + len <= LEN + 8` bytes of
+                        // `shared`, valid for reads and writes (interior
+                        // mutability); `data` is this thread's own.
+                        unsafe { copy_to_shared(&data[..len], base.wrapping_add(offset)) };
+                    }
+                });
+            }
+            for t in 0..2 {
+                s.spawn(move || {
+                    let mut buf = [0u8; LEN];
+                    let base = shared.as_ptr().cast::<u8>().cast_mut();
+                    for round in 0..ROUNDS {
+                        let offset = (round * 3 + t) % 8;
+                        let len = LEN - (round * 5) % LEN;
+                        // SAFETY: as for the writers; `buf` is private.
+                        unsafe { copy_from_shared(base.wrapping_add(offset), &mut buf[..len]) };
+                        for &b in &buf[..len] {
+                            assert!(b == INITIAL || FILLS.contains(&b), "read {b:#04x}");
+                        }
+                    }
+                });
+            }
+        });
+        for b in shared {
+            let b = b.load(Ordering::Relaxed);
+            assert!(b == INITIAL || FILLS.contains(&b));
+        }
+    }
+}

@@ -1,0 +1,502 @@
+//! `Mapping`: a `MAP_SHARED` mapping of a file, the bounds-checked accesses
+//! to it, and its release (invariants 1, 2, 4 and 5 of the parent module).
+
+use std::ffi::c_void;
+use std::os::fd::BorrowedFd;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use rustix::io::Errno;
+use rustix::mm::{MapFlags, ProtFlags};
+
+use super::copy::{copy_from_shared, copy_to_shared, PORTABLE_COPY};
+use super::{fence_for, page_size, range_fits, read_only_load_ok, round_up_to_page};
+
+/// Mappings that `Drop` could not unmap (invariant 5).
+static UNMAP_FAILURES: AtomicU64 = AtomicU64::new(0);
+
+/// How many mappings this process could not release.
+///
+/// A mapping is released (`munmap`) when the last [`Region`](crate::Region)
+/// view and [`MmapRegion`](crate::MmapRegion) handle holding it are
+/// dropped. Dropping never panics; if the kernel refuses to unmap, the
+/// address range stays reserved for the rest of the process's life and this
+/// counter, shared by the whole crate, goes up by one. It stays 0 in normal
+/// use: the crate maps only whole base pages of files not on hugetlbfs, so
+/// the kernel refuses only if code outside this crate unmapped or remapped
+/// part of a mapping the crate owns.
+#[must_use]
+pub fn unmap_failures() -> u64 {
+    UNMAP_FAILURES.load(Ordering::Relaxed)
+}
+
+/// A `MAP_SHARED` mapping of a file, usually longer than the file so that
+/// the file can grow under it without the mapping moving.
+///
+/// The mapping is released (`munmap`) when the value is dropped; the crate
+/// keeps it in an `Arc` so that every view holding it keeps the memory valid.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    base: NonNull<u8>,
+    /// Bytes mapped (invariants 1 and 2).
+    len: usize,
+    writable: bool,
+}
+
+// SAFETY: `Mapping` holds a raw pointer only as the address of a range it
+// owns (invariant 1); the range is valid from any thread, and it is unmapped
+// exactly once, in `Drop`, on whichever thread drops the last owner.
+unsafe impl Send for Mapping {}
+
+// SAFETY: `Mapping` has no state that its `&self` methods change; they
+// reach the mapped bytes only (a) through `copy_from_shared` and
+// `copy_to_shared`, which are sound when they race any access from another
+// thread (invariant 3: an opaque `asm!` copy on x86 and x86_64, per-byte
+// relaxed atomics elsewhere), and (b) through `AtomicU32`/`AtomicU64`
+// references, which are `Sync`. The one race this does not exclude is the
+// mixed-size one of invariant 3, left to the caller and documented on the
+// public atomic accessors.
+unsafe impl Sync for Mapping {}
+
+fn prot(writable: bool) -> ProtFlags {
+    if writable {
+        ProtFlags::READ | ProtFlags::WRITE
+    } else {
+        ProtFlags::READ
+    }
+}
+
+impl Mapping {
+    /// Maps `fd` shared from offset 0 over at least `len` bytes, and over
+    /// `reserve` bytes when that is larger and the address space allows, so
+    /// that the file can grow to `reserve` bytes in place.
+    ///
+    /// If the larger mapping cannot be made (address space, `RLIMIT_AS`, an
+    /// offset the file system cannot map), exactly the page-rounded `len` is
+    /// mapped. The file may be shorter than the mapping; callers must not
+    /// publish bytes past the file's end (invariant 4).
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for `len == 0` or a length that overflows when rounded to
+    /// pages, and whatever `mmap` reports.
+    pub(crate) fn new(
+        fd: BorrowedFd<'_>,
+        len: usize,
+        reserve: usize,
+        writable: bool,
+    ) -> Result<Self, Errno> {
+        if len == 0 {
+            return Err(Errno::INVAL);
+        }
+        let exact = round_up_to_page(len).ok_or(Errno::INVAL)?;
+        let want = round_up_to_page(reserve).unwrap_or(exact);
+        if want > exact {
+            if let Ok(m) = Self::map(fd, want, writable) {
+                return Ok(m);
+            }
+        }
+        Self::map(fd, exact, writable)
+    }
+
+    fn map(fd: BorrowedFd<'_>, len: usize, writable: bool) -> Result<Self, Errno> {
+        // SAFETY: a null hint without `MAP_FIXED` lets the kernel choose a
+        // free range, so no existing mapping is replaced; the range returned
+        // is owned by the `Mapping` built below (invariant 1) and is mapped
+        // shared to `fd` from offset 0 for `len` bytes (invariant 2).
+        let base = unsafe {
+            rustix::mm::mmap(
+                ptr::null_mut(),
+                len,
+                prot(writable),
+                MapFlags::SHARED,
+                fd,
+                0,
+            )?
+        };
+        let base = NonNull::new(base.cast::<u8>()).ok_or(Errno::NOMEM)?;
+        Ok(Self {
+            base,
+            len,
+            writable,
+        })
+    }
+
+    /// Whether the first `len` bytes of the file lie inside this mapping, so
+    /// that a growth to `len` needs no new mapping.
+    #[inline]
+    pub(crate) fn covers(&self, len: usize) -> bool {
+        len <= self.len
+    }
+
+    /// The address of the first byte.
+    #[inline]
+    pub(crate) fn base(&self) -> *mut u8 {
+        self.base.as_ptr()
+    }
+
+    /// Bytes mapped (a multiple of the page size).
+    #[cfg(test)]
+    pub(crate) fn mapped_len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the pages were mapped writable.
+    #[inline]
+    pub(crate) fn is_writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Returns the address of `base + offset` if `len` bytes from there are
+    /// inside the mapping.
+    #[inline]
+    fn checked_ptr(&self, offset: usize, len: usize) -> Option<*mut u8> {
+        if !range_fits(offset, len, self.len) {
+            return None;
+        }
+        // SAFETY: `offset <= self.len` (checked above), so the result stays
+        // within, or one past the end of, our own range (invariant 1).
+        Some(unsafe { self.base.as_ptr().add(offset) })
+    }
+
+    /// Copies `buf.len()` bytes starting at `offset` out of the mapping.
+    /// Returns `false`, copying nothing, if the range is not inside it.
+    #[inline]
+    pub(crate) fn read(&self, offset: usize, buf: &mut [u8]) -> bool {
+        let Some(src) = self.checked_ptr(offset, buf.len()) else {
+            return false;
+        };
+        if PORTABLE_COPY && !self.writable && !read_only_load_ok(1) {
+            // SAFETY: `[src, src + buf.len())` is inside the mapping (checked
+            // by `checked_ptr`) and mapped readable (invariant 2); `buf` is
+            // the caller's private memory, so the ranges cannot overlap. The
+            // pages are read-only, so no thread of this process writes them
+            // and this plain copy races only reads (invariant 3).
+            unsafe { ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) };
+        } else {
+            // SAFETY: `[src, src + buf.len())` is inside the mapping (checked
+            // by `checked_ptr`), mapped readable, and writable or read through
+            // relaxed byte loads that std allows on read-only memory
+            // (`read_only_load_ok(1)`, checked above for the portable copy;
+            // invariants 2 and 3). `buf` is the caller's private memory, so
+            // the ranges cannot overlap.
+            unsafe { copy_from_shared(src, buf) };
+        }
+        true
+    }
+
+    /// Copies `data` into the mapping at `offset`. Returns `false`, copying
+    /// nothing, if the range is not inside it or the mapping is read-only.
+    #[inline]
+    pub(crate) fn write(&self, offset: usize, data: &[u8]) -> bool {
+        if !self.writable {
+            return false;
+        }
+        let Some(dst) = self.checked_ptr(offset, data.len()) else {
+            return false;
+        };
+        // SAFETY: `[dst, dst + data.len())` is inside the mapping, mapped
+        // readable and writable (checked above, invariant 2), and `data` is
+        // the caller's private memory, so the ranges cannot overlap. Racing
+        // accesses from other threads and processes are expected
+        // (invariant 3); no reference to the destination is formed.
+        unsafe { copy_to_shared(data, dst) };
+        true
+    }
+
+    /// An atomic view of the aligned 4 bytes at `offset`, if mapped writable
+    /// and aligned.
+    pub(crate) fn atomic_u32(&self, offset: usize) -> Option<&AtomicU32> {
+        if !self.writable || offset % std::mem::align_of::<AtomicU32>() != 0 {
+            return None;
+        }
+        let p = self.checked_ptr(offset, std::mem::size_of::<AtomicU32>())?;
+        // SAFETY: `p` is inside the mapping for 4 bytes, aligned (the base
+        // is page-aligned and `offset` is a multiple of 4), and the pages
+        // are mapped writable, as atomics need even to load on some targets.
+        // The memory stays mapped for as long as `&self` lives (invariant 1:
+        // unmapped only in `Drop`). Other processes access it concurrently,
+        // which atomics permit (invariant 3).
+        Some(unsafe { AtomicU32::from_ptr(p.cast::<u32>()) })
+    }
+
+    /// An atomic view of the aligned 8 bytes at `offset`, if mapped writable
+    /// and aligned.
+    pub(crate) fn atomic_u64(&self, offset: usize) -> Option<&AtomicU64> {
+        if !self.writable || offset % std::mem::align_of::<AtomicU64>() != 0 {
+            return None;
+        }
+        let p = self.checked_ptr(offset, std::mem::size_of::<AtomicU64>())?;
+        // SAFETY: as in `atomic_u32`, for 8 bytes aligned to
+        // `align_of::<AtomicU64>()`.
+        Some(unsafe { AtomicU64::from_ptr(p.cast::<u64>()) })
+    }
+}
+
+/// Advice the crate passes to `madvise`: hints only, never anything that
+/// discards or changes the shared contents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hint {
+    Normal,
+    Random,
+    Sequential,
+    WillNeed,
+    /// Drop this process's page-table entries; the bytes stay in the file
+    /// and are faulted back in on the next access (shared file mappings).
+    DontNeed,
+    /// Fault the pages in now (`MADV_POPULATE_READ`/`WRITE`, Linux 5.14+).
+    Populate,
+}
+
+impl Mapping {
+    /// The page-aligned range covering `[offset, offset + len)`, if inside
+    /// the mapping, as a pointer and a length.
+    fn page_range(&self, offset: usize, len: usize) -> Option<(*mut c_void, usize)> {
+        if !range_fits(offset, len, self.len) {
+            return None;
+        }
+        let start = offset & !(page_size() - 1);
+        // `offset + len <= self.len` (checked), and `self.len` is a page
+        // multiple, so rounding up cannot pass it.
+        let end = round_up_to_page(offset + len)?;
+        let ptr = self.checked_ptr(start, end - start)?;
+        Some((ptr.cast::<c_void>(), end - start))
+    }
+
+    /// Runs `f` on the page-aligned range covering `[offset, offset + len)`
+    /// unless it is empty; `EINVAL` if the range is not inside the mapping.
+    fn on_pages(
+        &self,
+        offset: usize,
+        len: usize,
+        f: impl FnOnce(*mut c_void, usize) -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
+        match self.page_range(offset, len).ok_or(Errno::INVAL)? {
+            (_, 0) => Ok(()),
+            (ptr, len) => f(ptr, len),
+        }
+    }
+
+    /// `madvise` over the pages covering `[offset, offset + len)`.
+    pub(crate) fn advise(&self, offset: usize, len: usize, hint: Hint) -> Result<(), Errno> {
+        use rustix::mm::Advice;
+        let advice = match hint {
+            Hint::Normal => Advice::Normal,
+            Hint::Random => Advice::Random,
+            Hint::Sequential => Advice::Sequential,
+            Hint::WillNeed => Advice::WillNeed,
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Hint::DontNeed => Advice::LinuxDontNeed,
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            Hint::DontNeed => Advice::DontNeed,
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Hint::Populate if self.writable => Advice::LinuxPopulateWrite,
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Hint::Populate => Advice::LinuxPopulateRead,
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            Hint::Populate => Advice::WillNeed,
+        };
+        self.on_pages(offset, len, |ptr, len| {
+            // SAFETY: `[ptr, ptr + len)` lies inside our mapping (checked by
+            // `page_range`). The advice values above are hints or, for
+            // `DontNeed` on a `MAP_SHARED` file mapping, drop page-table
+            // entries whose contents stay in the file; none discards shared
+            // data or touches memory we do not own.
+            unsafe { rustix::mm::madvise(ptr, len, advice) }
+        })
+    }
+
+    /// `msync` over the pages covering `[offset, offset + len)`.
+    pub(crate) fn sync(&self, offset: usize, len: usize, wait: bool) -> Result<(), Errno> {
+        use rustix::mm::MsyncFlags;
+        let flags = if wait {
+            MsyncFlags::SYNC
+        } else {
+            MsyncFlags::ASYNC
+        };
+        self.on_pages(offset, len, |ptr, len| {
+            // SAFETY: the range lies inside our mapping (checked by
+            // `page_range`); `msync` only writes dirty pages back to the
+            // file.
+            unsafe { rustix::mm::msync(ptr, len, flags) }
+        })
+    }
+
+    /// `mlock` over the pages covering `[offset, offset + len)`. The
+    /// pages are unlocked when the mapping is unmapped.
+    pub(crate) fn lock(&self, offset: usize, len: usize) -> Result<(), Errno> {
+        self.on_pages(offset, len, |ptr, len| {
+            // SAFETY: the range lies inside our mapping (checked by
+            // `page_range`) and below the file's end (the caller passes a
+            // published length); locking faults the pages in and keeps them
+            // resident, changing no contents.
+            unsafe { rustix::mm::mlock(ptr, len) }
+        })
+    }
+
+    /// An atomic load of the aligned 4 bytes at `offset`, allowed on
+    /// read-only mappings too (see [`read_only_load_ok`]). `None` if the
+    /// word is not inside the mapping, misaligned, `order` is not a load
+    /// ordering, or the target cannot load read-only memory atomically.
+    pub(crate) fn load_u32(&self, offset: usize, order: Ordering) -> Option<u32> {
+        let p = self.load_ptr(offset, std::mem::size_of::<u32>(), order)?;
+        if self.writable {
+            // SAFETY: `p` is inside the mapping for 4 bytes, aligned, mapped
+            // writable, and stays mapped while `&self` lives (invariants 1
+            // to 3); `order` is a load ordering (checked by `load_ptr`).
+            return Some(unsafe { AtomicU32::from_ptr(p.cast::<u32>()) }.load(order));
+        }
+        // SAFETY: as above, except the pages are read-only: std documents
+        // relaxed atomic loads of this size as sound on read-only memory on
+        // the targets `read_only_load_ok` accepts (checked by `load_ptr`).
+        let v = unsafe { AtomicU32::from_ptr(p.cast::<u32>()) }.load(Ordering::Relaxed);
+        fence_for(order);
+        Some(v)
+    }
+
+    /// As [`load_u32`](Self::load_u32), for 8 bytes.
+    pub(crate) fn load_u64(&self, offset: usize, order: Ordering) -> Option<u64> {
+        let p = self.load_ptr(offset, std::mem::size_of::<u64>(), order)?;
+        if self.writable {
+            // SAFETY: as in `load_u32`, for 8 aligned bytes.
+            return Some(unsafe { AtomicU64::from_ptr(p.cast::<u64>()) }.load(order));
+        }
+        // SAFETY: as in `load_u32`, for 8 aligned bytes on a target where
+        // relaxed 8-byte loads of read-only memory are documented as sound.
+        let v = unsafe { AtomicU64::from_ptr(p.cast::<u64>()) }.load(Ordering::Relaxed);
+        fence_for(order);
+        Some(v)
+    }
+
+    /// The checks shared by the loads: alignment, bounds, a load ordering,
+    /// and read-only support for `size` on this target.
+    fn load_ptr(&self, offset: usize, size: usize, order: Ordering) -> Option<*mut u8> {
+        if offset % size != 0 || matches!(order, Ordering::Release | Ordering::AcqRel) {
+            return None;
+        }
+        if !self.writable && !read_only_load_ok(size) {
+            return None;
+        }
+        self.checked_ptr(offset, size)
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        let base = self.base.as_ptr().cast::<c_void>();
+        // SAFETY: we own `[base, base + len)` (invariant 1), and `Drop` runs
+        // once, when no `&Mapping` (and so no copy or atomic reference
+        // derived from one) can exist any more.
+        let res = unsafe { rustix::mm::munmap(base, self.len) };
+        if res.is_err() {
+            // Invariant 5: the range stays mapped, and the leak is counted.
+            UNMAP_FAILURES.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(all(test, not(miri), not(loom)))]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    fn file_of(len: u64) -> std::fs::File {
+        let f = tempfile::tempfile().unwrap();
+        f.set_len(len).unwrap();
+        f
+    }
+
+    #[test]
+    fn file_grows_under_a_reserved_mapping_without_moving_it() {
+        let ps = page_size();
+        let f = file_of(u64::try_from(ps).unwrap());
+        let m = Mapping::new(f.as_fd(), ps, 16 * ps, true).unwrap();
+        assert_eq!(m.mapped_len(), 16 * ps);
+        assert!(m.write(0, b"head"));
+        assert!(m.covers(16 * ps) && !m.covers(16 * ps + 1));
+        f.set_len(u64::try_from(4 * ps).unwrap()).unwrap();
+        // The grown pages are reachable through the same mapping.
+        assert!(m.write(4 * ps - 4, b"tail"));
+        let mut b = [0u8; 4];
+        assert!(m.read(0, &mut b));
+        assert_eq!(&b, b"head");
+        let mut from_file = [0u8; 4];
+        std::os::unix::fs::FileExt::read_exact_at(
+            &f,
+            &mut from_file,
+            u64::try_from(4 * ps - 4).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(&from_file, b"tail");
+        assert!(!m.read(16 * ps - 3, &mut b), "past the mapping");
+    }
+
+    #[test]
+    fn exact_mapping_covers_only_the_rounded_length() {
+        let ps = page_size();
+        let f = file_of(u64::try_from(ps).unwrap());
+        let m = Mapping::new(f.as_fd(), 10, 0, true).unwrap();
+        assert_eq!(m.mapped_len(), ps);
+        assert!(m.covers(ps) && !m.covers(ps + 1));
+    }
+
+    #[test]
+    fn unmappable_reservation_falls_back_to_an_exact_mapping() {
+        let ps = page_size();
+        let f = file_of(u64::try_from(ps).unwrap());
+        // Far more address space than exists: the reservation fails.
+        let m = Mapping::new(f.as_fd(), ps, usize::MAX / 2, true).unwrap();
+        assert_eq!(m.mapped_len(), ps);
+    }
+
+    #[test]
+    fn read_only_mapping_refuses_writes_and_atomics() {
+        let ps = page_size();
+        let f = file_of(u64::try_from(ps).unwrap());
+        let m = Mapping::new(f.as_fd(), ps, 0, false).unwrap();
+        assert!(!m.write(0, b"x"));
+        assert!(m.atomic_u32(0).is_none());
+        let mut b = [1u8; 1];
+        assert!(m.read(0, &mut b));
+        assert_eq!(b, [0]);
+    }
+
+    #[test]
+    fn atomics_require_alignment_and_bounds() {
+        let ps = page_size();
+        let f = file_of(u64::try_from(ps).unwrap());
+        let m = Mapping::new(f.as_fd(), ps, 0, true).unwrap();
+        assert!(m.atomic_u32(2).is_none());
+        assert!(m.atomic_u64(4).is_none());
+        assert!(m.atomic_u64(ps).is_none());
+        m.atomic_u64(ps - 8).unwrap().store(7, Ordering::SeqCst);
+        assert_eq!(m.atomic_u32(ps - 8).unwrap().load(Ordering::SeqCst), 7);
+    }
+
+    #[test]
+    fn failed_unmap_is_counted_instead_of_panicking() {
+        let before = unmap_failures();
+        // Not page-aligned, so `munmap` refuses it (EINVAL) without
+        // touching anything.
+        let bogus = Mapping {
+            base: NonNull::dangling(),
+            len: page_size(),
+            writable: false,
+        };
+        drop(bogus);
+        assert_eq!(unmap_failures(), before + 1);
+    }
+
+    #[test]
+    fn zero_length_mapping_is_refused() {
+        let f = file_of(1);
+        assert_eq!(
+            Mapping::new(f.as_fd(), 0, 0, true).unwrap_err(),
+            Errno::INVAL
+        );
+        assert_eq!(
+            Mapping::new(f.as_fd(), usize::MAX, 0, true).unwrap_err(),
+            Errno::INVAL
+        );
+    }
+}

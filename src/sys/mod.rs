@@ -1,0 +1,197 @@
+//! The audited module: every `unsafe` operation of the crate lives here,
+//! in its submodules `copy` (copies in and out of shared memory) and
+//! `mapping` (file mappings, their accesses and their release).
+//!
+//! # Safety
+//!
+//! This module owns address-space ranges created with `mmap` and is the only
+//! code that maps, unmaps or dereferences them. The rest of the crate reaches
+//! the memory through the safe, bounds-checked methods of [`Mapping`]. The
+//! invariants, referred to by number in the `SAFETY:` comments below:
+//!
+//! 1. **Ownership.** A `Mapping` exclusively owns the address range
+//!    `[base, base + len)` from construction until `Drop`. It was returned by
+//!    `mmap` with a null hint (so the kernel chose a free range), nothing
+//!    outside this module maps, unmaps or remaps inside it, and it is
+//!    unmapped exactly once, in `Drop`. The file is never on hugetlbfs
+//!    (`fs::validate` and the create path refuse it), so the kernel backs
+//!    the range with base pages and `munmap(base, len)` covers all of it.
+//! 2. **Whole range mapped.** All of `[base, base + len)` is mapped readable
+//!    (and writable when `writable`), `MAP_SHARED`, to the file from offset 0.
+//!    `len` is a multiple of the page size and never changes. The range may
+//!    extend past the file's end: that is how a region grows in place (the
+//!    file grows under an existing mapping, so the base address stays and no
+//!    page already faulted in is dropped).
+//! 3. **Foreign memory.** Other processes may write any byte of the mapping
+//!    at any time, and so may other threads of this process through other
+//!    views. No `&[u8]` or `&mut [u8]` is ever formed over it: bytes move
+//!    only through [`copy_from_shared`](copy::copy_from_shared) and [`copy_to_shared`](copy::copy_to_shared) between the
+//!    mapping and a caller's private buffer, or through
+//!    `AtomicU32`/`AtomicU64` references. A copy racing a write may observe
+//!    a mix of old and new bytes, but every byte it reads is a value some
+//!    write stored there; it never reads outside the mapping.
+//!
+//!    *Copies racing accesses from this process.* The `core::sync::atomic`
+//!    module documentation, "Memory model for atomic accesses", makes a data
+//!    race (conflicting, unsynchronized accesses, at least one non-atomic)
+//!    undefined behaviour, so a plain `ptr::copy_nonoverlapping` racing
+//!    another thread's copy or atomic store would be. The copies therefore
+//!    are:
+//!    - on x86 and x86_64 (outside Miri), `asm!` blocks: `rep movsb`, or on
+//!      x86_64 for copies of at most 64 bytes a few overlapping 16-, 8-, 4-
+//!      and 1-byte moves (a byte written twice gets the same value twice).
+//!      By the Rust Reference's rules for inline assembly the
+//!      compiler treats each block as a black box and may assume only its
+//!      declared interface (`asm.rules.black-box`): its register operands,
+//!      `nostack`, `preserves_flags`, and that it may read and write any
+//!      memory an FFI function could (`asm.rules.mem-same-as-ffi`; neither
+//!      `nomem` nor `readonly` is declared). The block is not a Rust
+//!      non-atomic access, so there is no data race for the compiler to
+//!      assume absent, and what the copy observes is defined by the
+//!      hardware: x86 memory is coherent (x86-TSO) and every byte load and
+//!      store is single-copy atomic, so each byte the copy reads or writes
+//!      holds a value some store wrote. That is the outcome a loop of
+//!      per-byte relaxed atomic accesses would give.
+//!    - on every other target, and under Miri (which cannot run `asm!`), a
+//!      loop of per-byte `AtomicU8` accesses with `Ordering::Relaxed`. The
+//!      `AtomicU8::from_ptr` requirements hold: the alignment of `AtomicU8`
+//!      is 1; the bytes are valid for reads and writes for the duration of
+//!      each access (invariants 1 and 2), except on read-only mappings,
+//!      where only relaxed loads are made, which the module documentation's
+//!      "Atomic accesses to read-only memory" allows for sizes up to 4 or 8
+//!      bytes on the targets it lists ([`read_only_load_ok`]); and the
+//!      memory model is followed, since every copy uses the same 1-byte size
+//!      and so races other copies only with same-size atomic accesses. Word
+//!      and byte accesses are never mixed inside copies: two copies at
+//!      different alignments would then race with different sizes. On
+//!      targets outside that table a read-only mapping is read with
+//!      `ptr::copy_nonoverlapping`: nothing in this process writes through a
+//!      read-only mapping (the crate refuses, and the pages fault on a
+//!      store), so that copy races only reads, which is no data race.
+//!
+//!    *Mixed-size atomics.* `Mapping::atomic_u32` and
+//!    `Mapping::atomic_u64` at overlapping offsets (and, wherever copies are
+//!    the per-byte loop, a copy's 1-byte atomics and a wider atomic) are
+//!    atomic accesses of different sizes to the same bytes. The memory-model
+//!    section allows racing ones only if both are reads, and the `from_ptr`
+//!    requirements repeat that atomic accesses of different sizes may not be
+//!    mixed without synchronization. The crate does not prevent such a race
+//!    between two threads of this process: that is the caller's
+//!    responsibility, documented on `Region::atomic_u32` and
+//!    `Region::atomic_u64`. Refusing it would need a per-byte registry
+//!    consulted on every access through every view, it could not cover
+//!    other processes anyway, and the hardware keeps such accesses coherent:
+//!    on x86, Arm, RISC-V and POWER each byte that a racing access of any
+//!    size reads is a value some store wrote to it. Racing mixed-size reads
+//!    are allowed by std. On x86 and x86_64 (outside Miri) a copy racing an
+//!    atomic is not in this case: the copy is not a Rust atomic access.
+//! 4. **File length.** Pages of the mapping that lie past the file's current
+//!    end raise `SIGBUS` when touched. That is a crash, not undefined
+//!    behaviour, and this module does not prevent it: its own checks keep
+//!    every access inside the mapping, and the callers bound every access by
+//!    the length they last validated against `fstat`. A peer that truncates
+//!    the file between that check and the access can still cause it;
+//!    `SECURITY.md` documents this limit of path-backed files.
+//! 5. **Release.** `Drop` never panics and never leaks silently: if the
+//!    kernel refuses to unmap the range, it stays mapped (nothing else can
+//!    be placed there, so no memory is misused) and the crate-global counter
+//!    read by [`unmap_failures`] goes up by one.
+// Only this module (and its submodules) may use unsafe code and the raw
+// mapping calls.
+#![allow(unsafe_code)]
+#![allow(clippy::disallowed_methods)]
+
+mod copy;
+mod mapping;
+
+use std::sync::atomic::Ordering;
+
+pub use mapping::unmap_failures;
+pub(crate) use mapping::{Hint, Mapping};
+
+/// The system page size in bytes (a power of two).
+pub(crate) fn page_size() -> usize {
+    rustix::param::page_size()
+}
+
+/// Rounds `n` up to a multiple of the page size, or `None` on overflow.
+pub(crate) fn round_up_to_page(n: usize) -> Option<usize> {
+    let mask = page_size() - 1;
+    n.checked_add(mask).map(|v| v & !mask)
+}
+
+/// Whether `len` bytes starting at `offset` lie inside `0..limit`, computed
+/// without overflow (`offset + len` is never formed).
+#[inline]
+pub(crate) fn range_fits(offset: usize, len: usize, limit: usize) -> bool {
+    offset <= limit && len <= limit - offset
+}
+
+/// After a relaxed load, the fence that gives it `order`'s guarantees (the
+/// way std recommends acquiring on read-only memory).
+pub(crate) fn fence_for(order: Ordering) {
+    match order {
+        Ordering::Acquire => std::sync::atomic::fence(Ordering::Acquire),
+        Ordering::SeqCst => std::sync::atomic::fence(Ordering::SeqCst),
+        _ => {}
+    }
+}
+
+/// Whether a relaxed atomic load of `size` bytes works on read-only memory
+/// on this target, per the table in `core::sync::atomic`'s documentation.
+pub(crate) const fn read_only_load_ok(size: usize) -> bool {
+    if cfg!(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "loongarch64",
+        target_arch = "mips64",
+        target_arch = "powerpc64",
+        target_arch = "riscv64",
+        target_arch = "sparc64",
+        target_arch = "s390x"
+    )) {
+        size <= 8
+    } else if cfg!(any(
+        target_arch = "x86",
+        target_arch = "arm",
+        target_arch = "loongarch32",
+        target_arch = "mips",
+        target_arch = "powerpc",
+        target_arch = "riscv32",
+        target_arch = "sparc",
+        target_arch = "hexagon"
+    )) {
+        size <= 4
+    } else {
+        false
+    }
+}
+
+#[cfg(test)]
+mod arithmetic_tests {
+    use super::*;
+
+    #[test]
+    fn range_fits_rejects_overflowing_ranges() {
+        assert!(range_fits(0, 10, 10));
+        assert!(range_fits(10, 0, 10));
+        assert!(!range_fits(10, 1, 10));
+        assert!(!range_fits(11, 0, 10));
+        assert!(!range_fits(usize::MAX, 2, 10));
+        assert!(!range_fits(2, usize::MAX, 10));
+        assert!(!range_fits(1, usize::MAX, usize::MAX));
+        assert!(range_fits(1, usize::MAX - 1, usize::MAX));
+    }
+
+    #[test]
+    fn round_up_to_page_is_exact_and_overflow_checked() {
+        let ps = page_size();
+        assert!(ps.is_power_of_two());
+        assert_eq!(round_up_to_page(0), Some(0));
+        assert_eq!(round_up_to_page(1), Some(ps));
+        assert_eq!(round_up_to_page(ps), Some(ps));
+        assert_eq!(round_up_to_page(ps + 1), Some(2 * ps));
+        assert_eq!(round_up_to_page(usize::MAX), None);
+        assert_eq!(round_up_to_page(usize::MAX - ps + 2), None);
+    }
+}
