@@ -6,7 +6,6 @@
 mod support;
 
 use std::hint::black_box;
-use std::os::fd::AsFd;
 
 use shm_region::{FileCleanup, MmapRegion};
 use support::Row;
@@ -26,7 +25,7 @@ fn main() {
         b.iter(|| black_box(guest.check_and_remap().expect("check")));
     });
     g.bench_function("fstat", |b| {
-        b.iter(|| black_box(rustix::fs::fstat(black_box(host.as_fd())).expect("fstat")));
+        b.iter(|| black_box(rustix::fs::fstat(black_box(host.fd().unwrap())).expect("fstat")));
     });
     g.bench_function("is_current", |b| {
         b.iter(|| black_box(black_box(&view).is_current()));

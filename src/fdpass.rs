@@ -10,14 +10,13 @@
 //! # #[cfg(miri)] fn main() {} // Miri cannot map files.
 //! # #[cfg(not(miri))]
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use std::os::fd::AsFd;
 //! use std::os::unix::net::UnixStream;
 //! use shm_region::{fdpass, MmapRegion};
 //!
 //! let (host_end, guest_end) = UnixStream::pair()?;   // across processes in practice
 //! let host = MmapRegion::create_sealed("example", 4096)?;
 //! host.region().write_at(0, b"sent by fd")?;
-//! fdpass::send(&host_end, host.as_fd())?;
+//! fdpass::send(&host_end, host.fd().unwrap())?;
 //!
 //! let guest = MmapRegion::attach_fd(fdpass::recv(&guest_end)?)?;
 //! assert!(guest.is_shrink_sealed());

@@ -18,7 +18,7 @@ pub enum FileCleanup {
     /// removes it only after [`MmapRegion::take_ownership`].
     Manual,
     /// The file never keeps a name: peers attach through the descriptor
-    /// ([`std::os::fd::AsFd`] and [`MmapRegion::attach_fd`]), and
+    /// ([`MmapRegion::fd`] and [`MmapRegion::attach_fd`]), and
     /// [`MmapRegion::attach`] by path finds nothing. On Linux it is created
     /// with `O_TMPFILE|O_EXCL` in the path's directory, so no name ever
     /// exists (the name at the path is only checked to be free). Elsewhere,
@@ -306,6 +306,31 @@ impl MmapOptions {
         match self.address_space {
             Some(bytes) => bytes.max(len),
             None => default_reservation(len, address_space_left()),
+        }
+    }
+
+    /// Creates an in-memory region with these options; see
+    /// [`MmapRegion::in_memory`]. Of the options, `address_space` (the
+    /// capacity), `max_size`, `populate` and `lock` apply.
+    ///
+    /// # Errors
+    ///
+    /// As [`MmapRegion::in_memory`], and [`ErrorKind::LockLimit`] with
+    /// [`lock`](Self::lock).
+    ///
+    /// [`ErrorKind::LockLimit`]: crate::ErrorKind::LockLimit
+    pub fn in_memory(&self, size: usize) -> Result<MmapRegion> {
+        MmapRegion::in_memory_with(self, size)
+    }
+
+    /// The capacity of an in-memory region of `len` bytes: the explicit
+    /// address space, or the default reservation (64 × `len` under Miri and
+    /// loom, which allocate all of it).
+    pub(crate) fn capacity_for(&self, len: usize) -> usize {
+        match self.address_space {
+            Some(bytes) => bytes.max(len),
+            None if cfg!(any(miri, loom)) => len.saturating_mul(RESERVATION_FACTOR),
+            None => self.reservation_for(len),
         }
     }
 

@@ -10,7 +10,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::fs::{self, Location, Reserved};
 use crate::options::{Advice, FileCleanup, MmapOptions};
 use crate::protocol::{Follow, Publisher};
-use crate::sync::Arc;
+use crate::sync::{Arc, AtomicUsize, Ordering};
 use crate::sys::{Hint, Mapping};
 use crate::view::Region;
 
@@ -43,7 +43,7 @@ use crate::view::Region;
 /// # Ok(()) }
 /// ```
 pub struct MmapRegion {
-    fd: OwnedFd,
+    source: Source,
     publisher: Publisher<Mapping>,
     path: PathBuf,
     /// Where the file is linked, while it may still be ours to remove.
@@ -54,6 +54,16 @@ pub struct MmapRegion {
     writable: bool,
     shrink_sealed: bool,
     options: MmapOptions,
+}
+
+/// What backs a region.
+enum Source {
+    /// A file, open at this descriptor; its size is the published length.
+    File(OwnedFd),
+    /// Process memory ([`MmapRegion::in_memory`]): one allocation shared by
+    /// every handle, and the length the handles published, which stands in
+    /// for the file's size. It only ever grows.
+    Memory(Arc<AtomicUsize>),
 }
 
 /// Refuses sizes that cannot be mapped or stored as a file length
@@ -163,7 +173,7 @@ impl MmapRegion {
             }
         };
         // A file created at a path cannot carry F_SEAL_SHRINK.
-        let mut region = Self::with_mapping(options, fd, id, map, size, true, false);
+        let mut region = Self::with_mapping(options, Source::File(fd), id, map, size, true, false);
         region.path = path;
         region.owner = loc.is_some();
         region.location = loc;
@@ -188,7 +198,7 @@ impl MmapRegion {
     /// bytes; no path, not owning.
     fn with_mapping(
         options: &MmapOptions,
-        fd: OwnedFd,
+        source: Source,
         info: fs::FileInfo,
         map: Arc<Mapping>,
         len: usize,
@@ -196,7 +206,7 @@ impl MmapRegion {
         shrink_sealed: bool,
     ) -> Self {
         Self {
-            fd,
+            source,
             publisher: Publisher::new(map, len),
             path: PathBuf::new(),
             location: None,
@@ -246,7 +256,15 @@ impl MmapRegion {
             let id = fs::identity(fd.as_fd(), OP)?;
             let map = Self::map_new_file(options, fd.as_fd(), size, file_len, OP)?;
             let sealed = fs::is_shrink_sealed(fd.as_fd());
-            Ok(Self::with_mapping(options, fd, id, map, size, true, sealed))
+            Ok(Self::with_mapping(
+                options,
+                Source::File(fd),
+                id,
+                map,
+                size,
+                true,
+                sealed,
+            ))
         }
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         {
@@ -369,10 +387,160 @@ impl MmapRegion {
         let len = Self::mappable(options, info.size, op)?;
         let map = Self::map_len(options, fd.as_fd(), None, len, writable, op)?;
         Self::prepare(options, &map, 0, len, op)?;
-        let mut region = Self::with_mapping(options, fd, info, map, len, writable, sealed);
+        let mut region =
+            Self::with_mapping(options, Source::File(fd), info, map, len, writable, sealed);
         region.path = path;
         region.location = location;
         Ok(region)
+    }
+
+    /// Creates a region of `size` zero bytes in this process's memory, with
+    /// no file behind it: the same [`Region`] views, generations, growth
+    /// and checks as a file-backed region, for code that runs where files
+    /// cannot be mapped (Miri, loom models, fuzz targets) or needs none.
+    ///
+    /// The memory is one zeroed, page-aligned allocation of a capacity
+    /// fixed now: [`MmapOptions::address_space`], by default the same as a
+    /// file mapping's reservation (under Miri and loom, which allocate the
+    /// whole capacity at once, 64 × the size instead). [`resize`](Self::resize)
+    /// grows in place within it and returns [`ErrorKind::Unsupported`]
+    /// beyond. [`peer`](Self::peer) gives further handles on the same memory,
+    /// as attaching gives for a file; they follow growth only through
+    /// [`check_and_remap`](Self::check_and_remap), which reads the length
+    /// the handles published instead of a file's size. That length only
+    /// grows, so [`ErrorKind::Truncated`] cannot happen. There is no
+    /// descriptor ([`fd`](Self::fd) is `None`) and no path; `flush` and
+    /// `advise` do nothing, and the memory is freed when the last handle and
+    /// view are dropped. Other processes cannot see it.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), shm_region::Error> {
+    /// use shm_region::{MmapOptions, MmapRegion};
+    /// let mut host = MmapOptions::new().address_space(1 << 20).in_memory(4096)?;
+    /// let mut peer = host.peer()?;
+    /// host.region().write_at(0, b"hello")?;
+    /// host.resize(8192)?;
+    /// assert!(peer.check_and_remap()?);
+    /// let mut buf = [0u8; 5];
+    /// peer.region().read_at(0, &mut buf)?;
+    /// assert_eq!((&buf, peer.len()), (b"hello", 8192));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::InvalidSize`] if `size` is 0 or over `isize::MAX`;
+    /// - [`ErrorKind::FileTooLarge`] if `size` is past
+    ///   [`MmapOptions::max_size`] or the allocator has no room for the
+    ///   capacity.
+    pub fn in_memory(size: usize) -> Result<Self> {
+        MmapOptions::new().in_memory(size)
+    }
+
+    pub(crate) fn in_memory_with(options: &MmapOptions, size: usize) -> Result<Self> {
+        const OP: &str = "in_memory";
+        checked_size(options, size, OP)?;
+        let map = Mapping::in_memory(options.capacity_for(size)).map_err(|e| match e {
+            rustix::io::Errno::NOMEM => Error::with_errno(ErrorKind::FileTooLarge, OP, e),
+            e => Error::os(OP, e),
+        })?;
+        Self::prepare(options, &map, 0, size, OP)?;
+        let source = Source::Memory(Arc::new(AtomicUsize::new(size)));
+        let info = fs::FileInfo {
+            dev: Default::default(),
+            ino: 0,
+            size: 0,
+        };
+        Ok(Self::with_mapping(
+            options,
+            source,
+            info,
+            Arc::new(map),
+            size,
+            true,
+            false,
+        ))
+    }
+
+    /// Another handle on the same region, as a second process gets by
+    /// attaching: its own generations (starting at 0 with the length
+    /// published now), following growth only through
+    /// [`check_and_remap`](Self::check_and_remap), never owning the file,
+    /// read-only if this handle is.
+    ///
+    /// For a file-backed region the descriptor is duplicated
+    /// (close-on-exec) and checked with this handle's options, exactly as
+    /// [`attach_fd`](Self::attach_fd) (or
+    /// [`attach_fd_read_only`](Self::attach_fd_read_only)) checks a
+    /// descriptor, so a file that changed owner, mode or links since is
+    /// refused. For an [in-memory](Self::in_memory) region the new handle
+    /// shares the memory and the published length.
+    ///
+    /// # Errors
+    ///
+    /// For a file, as [`attach_fd`](Self::attach_fd), and
+    /// [`ErrorKind::Os`] if the descriptor cannot be duplicated. An
+    /// in-memory region always succeeds.
+    pub fn peer(&self) -> Result<Self> {
+        const OP: &str = "peer";
+        match &self.source {
+            Source::File(fd) => {
+                let dup = rustix::io::fcntl_dupfd_cloexec(fd, 0).map_err(|e| Error::os(OP, e))?;
+                Self::from_fd(&self.options, dup, None, PathBuf::new(), self.writable, OP)
+            }
+            Source::Memory(published) => {
+                let len = published.load(Ordering::Acquire);
+                let map = Arc::clone(self.publisher.current().map_arc());
+                let info = fs::FileInfo {
+                    dev: Default::default(),
+                    ino: 0,
+                    size: 0,
+                };
+                let source = Source::Memory(Arc::clone(published));
+                Ok(Self::with_mapping(
+                    &self.options,
+                    source,
+                    info,
+                    map,
+                    len,
+                    self.writable,
+                    false,
+                ))
+            }
+        }
+    }
+
+    /// The descriptor of the file behind the region, or `None` for an
+    /// [in-memory](Self::in_memory) region. Share it with
+    /// [`fdpass::send`](crate::fdpass::send) or
+    /// [`attach_fd`](Self::attach_fd) (after
+    /// [`try_clone_to_owned`](BorrowedFd::try_clone_to_owned)).
+    #[must_use]
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.source {
+            Source::File(fd) => Some(fd.as_fd()),
+            Source::Memory(_) => None,
+        }
+    }
+
+    /// The size of what backs the region: the file's (`fstat`), or the
+    /// length the handles of an in-memory region published.
+    fn source_len(&self, op: &'static str) -> Result<u64> {
+        match &self.source {
+            Source::File(fd) => fs::size_of(fd.as_fd(), op),
+            Source::Memory(published) => u64::try_from(published.load(Ordering::Acquire))
+                .map_err(|_| Error::new(ErrorKind::FileTooLarge, op)),
+        }
+    }
+
+    /// For an in-memory region, `map` itself if it holds `len` bytes;
+    /// growth past the capacity fixed at creation is unsupported.
+    fn within_capacity(map: &Arc<Mapping>, len: usize, op: &'static str) -> Result<Arc<Mapping>> {
+        if map.covers(len) {
+            Ok(Arc::clone(map))
+        } else {
+            Err(Error::new(ErrorKind::Unsupported, op))
+        }
     }
 
     /// A file size as a mappable length, within the options' limit.
@@ -551,7 +719,7 @@ impl MmapRegion {
             return Ok(());
         }
         let to = checked_size(&self.options, new_size, OP)?;
-        let now = fs::size_of(self.fd.as_fd(), OP)?;
+        let now = self.source_len(OP)?;
         // A size past `usize` is no shrink: saturate for the comparison.
         if self
             .publisher
@@ -559,16 +727,24 @@ impl MmapRegion {
         {
             return Err(Error::new(ErrorKind::Truncated, OP));
         }
-        // `now >= len`: a peer may have grown the file further already.
-        let map = Self::grow_and_map(
-            &self.options,
-            self.fd.as_fd(),
-            Some(self.publisher.current().map_arc()),
-            now,
-            new_size,
-            to,
-            OP,
-        )?;
+        let map = match &self.source {
+            // `now >= len`: a peer may have grown the file further already.
+            Source::File(fd) => Self::grow_and_map(
+                &self.options,
+                fd.as_fd(),
+                Some(self.publisher.current().map_arc()),
+                now,
+                new_size,
+                to,
+                OP,
+            )?,
+            Source::Memory(published) => {
+                let map = Self::within_capacity(self.publisher.current().map_arc(), new_size, OP)?;
+                // The "size" changes last, as a file's does.
+                published.fetch_max(new_size, Ordering::Release);
+                map
+            }
+        };
         Self::prepare(&self.options, &map, cur, new_size, OP)?;
         self.publisher.publish(map, new_size);
         Ok(())
@@ -595,15 +771,20 @@ impl MmapRegion {
     /// - [`ErrorKind::Os`] if `fstat` or `mmap` fails.
     pub fn check_and_remap(&mut self) -> Result<bool> {
         const OP: &str = "check_and_remap";
-        let size = fs::size_of(self.fd.as_fd(), OP)?;
-        let (options, fd, writable) = (&self.options, self.fd.as_fd(), self.writable);
+        let size = self.source_len(OP)?;
+        let (options, source, writable) = (&self.options, &self.source, self.writable);
         let cur = self.publisher.current().len();
         // A size past `usize` is no shrink: saturate for the comparison;
         // `mappable` refuses it when the growth is followed.
         let file_len = usize::try_from(size).unwrap_or(usize::MAX);
         let followed = self.publisher.follow(file_len, |map, _| {
             let len = Self::mappable(options, size, OP)?;
-            let map = Self::map_len(options, fd, Some(map), len, writable, OP)?;
+            let map = match source {
+                Source::File(fd) => {
+                    Self::map_len(options, fd.as_fd(), Some(map), len, writable, OP)?
+                }
+                Source::Memory(_) => Self::within_capacity(map, len, OP)?,
+            };
             Self::prepare(options, &map, cur, len, OP)?;
             Ok(map)
         })?;
@@ -731,17 +912,11 @@ impl Drop for MmapRegion {
     }
 }
 
-impl AsFd for MmapRegion {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
 impl fmt::Debug for MmapRegion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MmapRegion")
             .field("path", &self.path)
-            .field("fd", &self.fd)
+            .field("fd", &self.fd())
             .field("len", &self.len())
             .field("generation", &self.generation())
             .field("owner", &self.owner)

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 
 use common::*;
@@ -58,7 +58,8 @@ fn auto_cleanup_unlinks_at_once_and_shares_by_descriptor() {
     assert_eq!(host.path(), path);
     assert_eq!(kind(MmapRegion::attach(&path)), ErrorKind::NotFound);
     host.region().write_at(10, b"by fd").unwrap();
-    let mut guest = MmapRegion::attach_fd(host.as_fd().try_clone_to_owned().unwrap()).unwrap();
+    let mut guest =
+        MmapRegion::attach_fd(host.fd().unwrap().try_clone_to_owned().unwrap()).unwrap();
     let mut buf = [0u8; 5];
     guest.region().read_at(10, &mut buf).unwrap();
     assert_eq!(&buf, b"by fd");
@@ -134,9 +135,9 @@ fn no_descriptor_of_the_crate_is_inherited_by_a_spawned_child() {
     let guest = MmapRegion::attach(&path).unwrap();
     let auto = MmapRegion::create(&dir.path().join("auto"), 4096, FileCleanup::Auto).unwrap();
     let ours = [
-        host.as_fd().as_raw_fd(),
-        guest.as_fd().as_raw_fd(),
-        auto.as_fd().as_raw_fd(),
+        host.fd().unwrap().as_raw_fd(),
+        guest.fd().unwrap().as_raw_fd(),
+        auto.fd().unwrap().as_raw_fd(),
     ];
     let out = std::process::Command::new("sh")
         .args([
@@ -196,7 +197,7 @@ fn auto_cleanup_never_gives_the_file_a_name() {
     for i in 0..20 {
         let r =
             MmapRegion::create(&dir.join(format!("auto{i}")), 32 << 20, FileCleanup::Auto).unwrap();
-        let st = rustix::fs::fstat(r.as_fd()).unwrap();
+        let st = rustix::fs::fstat(r.fd().unwrap()).unwrap();
         assert_eq!(st.st_nlink, 0, "the file has a name");
         r.region().write_at((32 << 20) - 1, &[1]).unwrap();
     }

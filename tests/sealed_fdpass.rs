@@ -30,10 +30,13 @@ fn guest(socket: &str) {
     assert_eq!(region.len(), SIZE);
     // A hostile peer's truncation is refused by the kernel.
     assert_eq!(
-        rustix::fs::ftruncate(region.as_fd(), 4096),
+        rustix::fs::ftruncate(region.fd().unwrap(), 4096),
         Err(Errno::PERM)
     );
-    assert_eq!(rustix::fs::ftruncate(region.as_fd(), 0), Err(Errno::PERM));
+    assert_eq!(
+        rustix::fs::ftruncate(region.fd().unwrap(), 0),
+        Err(Errno::PERM)
+    );
     let r = region.region();
     let mut all = vec![0u8; SIZE];
     r.read_at(0, &mut all).unwrap();
@@ -74,13 +77,16 @@ fn sealed_region_passed_to_another_process_cannot_be_shrunk_and_keeps_working() 
         .spawn()
         .unwrap();
     let (stream, _) = listener.accept().unwrap();
-    fdpass::send(&stream, host.as_fd()).unwrap();
+    fdpass::send(&stream, host.fd().unwrap()).unwrap();
     let r = host.region();
     wait_until(Duration::from_secs(60), "the guest's first ack", || {
         r.atomic_u64(0).unwrap().load(Ordering::Acquire) == 1
     });
     // The guest's truncation attempts changed nothing.
-    assert_eq!(rustix::fs::fstat(host.as_fd()).unwrap().st_size, 64 << 10);
+    assert_eq!(
+        rustix::fs::fstat(host.fd().unwrap()).unwrap().st_size,
+        64 << 10
+    );
     host.resize(2 * SIZE).unwrap();
     host.region()
         .atomic_u64(8)
@@ -101,16 +107,19 @@ fn create_sealed_grows_but_never_shrinks() {
     let mut r = MmapRegion::create_sealed("grow", 4096).unwrap();
     r.resize(3 * 4096).unwrap();
     assert_eq!(r.len(), 3 * 4096);
-    assert_eq!(rustix::fs::ftruncate(r.as_fd(), 4096), Err(Errno::PERM));
-    let seals = rustix::fs::fcntl_get_seals(r.as_fd()).unwrap();
+    assert_eq!(
+        rustix::fs::ftruncate(r.fd().unwrap(), 4096),
+        Err(Errno::PERM)
+    );
+    let seals = rustix::fs::fcntl_get_seals(r.fd().unwrap()).unwrap();
     assert!(seals.contains(rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::SEAL));
     assert!(!seals.contains(rustix::fs::SealFlags::GROW));
     // No more seals can be added (F_SEAL_SEAL), so no one can forbid growth.
     assert_eq!(
-        rustix::fs::fcntl_add_seals(r.as_fd(), rustix::fs::SealFlags::GROW),
+        rustix::fs::fcntl_add_seals(r.fd().unwrap(), rustix::fs::SealFlags::GROW),
         Err(Errno::PERM)
     );
-    let dup = r.as_fd().try_clone_to_owned().unwrap();
+    let dup = r.fd().unwrap().try_clone_to_owned().unwrap();
     let peer = MmapRegion::attach_fd(dup).unwrap();
     assert!(peer.is_shrink_sealed());
     assert_eq!(peer.len(), 3 * 4096);
@@ -146,7 +155,7 @@ fn require_shrink_seal_refuses_unsealed_descriptors_and_paths() {
         std::io::Error::from(err).kind(),
         std::io::ErrorKind::PermissionDenied
     );
-    let fd = plain.as_fd().try_clone_to_owned().unwrap();
+    let fd = plain.fd().unwrap().try_clone_to_owned().unwrap();
     assert_eq!(kind(strict.attach_fd(fd)), ErrorKind::NotSealed);
     // A memfd that allows sealing but was never sealed is refused too.
     let unsealed = rustix::fs::memfd_create(
@@ -159,7 +168,7 @@ fn require_shrink_seal_refuses_unsealed_descriptors_and_paths() {
     assert_eq!(kind(strict.attach_fd(unsealed)), ErrorKind::NotSealed);
     // A sealed one is accepted.
     let sealed = MmapRegion::create_sealed("ok", 4096).unwrap();
-    let fd = sealed.as_fd().try_clone_to_owned().unwrap();
+    let fd = sealed.fd().unwrap().try_clone_to_owned().unwrap();
     assert!(strict.attach_fd(fd).unwrap().is_shrink_sealed());
 }
 
@@ -245,7 +254,7 @@ fn hole_punched_in_a_sealed_memfd_reads_back_as_zeros_without_a_fault() {
             .unwrap();
     }
     rustix::fs::fallocate(
-        host.as_fd(),
+        host.fd().unwrap(),
         rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE,
         4096,
         4096,
@@ -253,7 +262,7 @@ fn hole_punched_in_a_sealed_memfd_reads_back_as_zeros_without_a_fault() {
     .unwrap();
     let peer = MmapOptions::new()
         .require_shrink_seal(true)
-        .attach_fd(host.as_fd().try_clone_to_owned().unwrap())
+        .attach_fd(host.fd().unwrap().try_clone_to_owned().unwrap())
         .unwrap();
     let mut buf = [0xFFu8; 4096];
     for (page, want) in [(0usize, 1u8), (1, 0), (2, 3)] {

@@ -15,7 +15,6 @@
 //! nothing could fence (the documented `SIGBUS` window of path-backed files).
 #![no_main]
 
-use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 
 use arbitrary::Arbitrary;
@@ -415,7 +414,7 @@ impl World {
     /// Sets the file's length as a peer with its own descriptor would.
     fn truncate_file(&self, to: usize) {
         let region = self.handles.iter().find_map(|h| h.region.as_ref()).unwrap();
-        rustix::fs::ftruncate(region.as_fd(), u64::try_from(to).unwrap()).unwrap();
+        rustix::fs::ftruncate(region.fd().unwrap(), u64::try_from(to).unwrap()).unwrap();
     }
 
     /// The checks made after every step.
@@ -423,7 +422,7 @@ impl World {
         for h in &self.handles {
             if let Some(r) = &h.region {
                 assert_eq!((r.len(), r.generation()), (h.len, h.generation));
-                let st = rustix::fs::fstat(r.as_fd()).unwrap();
+                let st = rustix::fs::fstat(r.fd().unwrap()).unwrap();
                 assert_eq!(
                     u64::try_from(st.st_size).unwrap(),
                     u64::try_from(self.file.len()).unwrap()

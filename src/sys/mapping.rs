@@ -37,10 +37,22 @@ pub fn unmap_failures() -> u64 {
 /// keeps it in an `Arc` so that every view holding it keeps the memory valid.
 #[derive(Debug)]
 pub(crate) struct Mapping {
-    base: NonNull<u8>,
+    pub(super) base: NonNull<u8>,
     /// Bytes mapped (invariants 1 and 2).
-    len: usize,
-    writable: bool,
+    pub(super) len: usize,
+    pub(super) writable: bool,
+    /// How the range was obtained, and so how it is released (invariant 1).
+    pub(super) origin: Origin,
+}
+
+/// Where a [`Mapping`]'s range came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// `mmap` of a file; released with `munmap`.
+    File,
+    /// The global allocator (`alloc_zeroed` with this layout), for
+    /// in-memory regions; released with `dealloc`.
+    Heap(std::alloc::Layout),
 }
 
 // SAFETY: `Mapping` holds a raw pointer only as the address of a range it
@@ -119,6 +131,7 @@ impl Mapping {
             base,
             len,
             writable,
+            origin: Origin::File,
         })
     }
 
@@ -280,6 +293,11 @@ impl Mapping {
     /// `madvise` over the pages covering `[offset, offset + len)`.
     pub(crate) fn advise(&self, offset: usize, len: usize, hint: Hint) -> Result<(), Errno> {
         use rustix::mm::Advice;
+        if self.origin != Origin::File {
+            // Private heap memory: `MADV_DONTNEED` would discard it, and the
+            // other hints mean nothing for memory with no file behind it.
+            return self.page_range(offset, len).map(drop).ok_or(Errno::INVAL);
+        }
         let advice = match hint {
             Hint::Normal => Advice::Normal,
             Hint::Random => Advice::Random,
@@ -309,6 +327,10 @@ impl Mapping {
     /// `msync` over the pages covering `[offset, offset + len)`.
     pub(crate) fn sync(&self, offset: usize, len: usize, wait: bool) -> Result<(), Errno> {
         use rustix::mm::MsyncFlags;
+        if self.origin != Origin::File {
+            // No file to write back to.
+            return self.page_range(offset, len).map(drop).ok_or(Errno::INVAL);
+        }
         let flags = if wait {
             MsyncFlags::SYNC
         } else {
@@ -383,10 +405,15 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
+        if let Origin::Heap(layout) = self.origin {
+            super::memory::release(self.base, layout);
+            return;
+        }
         let base = self.base.as_ptr().cast::<c_void>();
-        // SAFETY: we own `[base, base + len)` (invariant 1), and `Drop` runs
-        // once, when no `&Mapping` (and so no copy or atomic reference
-        // derived from one) can exist any more.
+        // SAFETY: we own `[base, base + len)` (invariant 1), obtained from
+        // `mmap` (`Origin::File`), and `Drop` runs once, when no `&Mapping`
+        // (and so no copy or atomic reference derived from one) can exist
+        // any more.
         let res = unsafe { rustix::mm::munmap(base, self.len) };
         if res.is_err() {
             // Invariant 5: the range stays mapped, and the leak is counted.
@@ -482,6 +509,7 @@ mod tests {
             base: NonNull::dangling(),
             len: page_size(),
             writable: false,
+            origin: Origin::File,
         };
         drop(bogus);
         assert_eq!(unmap_failures(), before + 1);

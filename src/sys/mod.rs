@@ -10,14 +10,18 @@
 //! invariants, referred to by number in the `SAFETY:` comments below:
 //!
 //! 1. **Ownership.** A `Mapping` exclusively owns the address range
-//!    `[base, base + len)` from construction until `Drop`. It was returned by
-//!    `mmap` with a null hint (so the kernel chose a free range), nothing
-//!    outside this module maps, unmaps or remaps inside it, and it is
-//!    unmapped exactly once, in `Drop`. The file is never on hugetlbfs
+//!    `[base, base + len)` from construction until `Drop`. For a file it was
+//!    returned by `mmap` with a null hint (so the kernel chose a free
+//!    range), nothing outside this module maps, unmaps or remaps inside it,
+//!    and it is unmapped exactly once, in `Drop`. For an in-memory region
+//!    (`memory.rs`) it was returned by the global allocator's
+//!    `alloc_zeroed` with a page-aligned layout, and it is deallocated with
+//!    that layout exactly once, in `Drop`. The file is never on hugetlbfs
 //!    (`fs::validate` and the create path refuse it), so the kernel backs
 //!    the range with base pages and `munmap(base, len)` covers all of it.
 //! 2. **Whole range mapped.** All of `[base, base + len)` is mapped readable
-//!    (and writable when `writable`), `MAP_SHARED`, to the file from offset 0.
+//!    (and writable when `writable`), `MAP_SHARED`, to the file from offset 0,
+//!    or, in memory, is allocated, zero-initialised and writable.
 //!    `len` is a multiple of the page size and never changes. The range may
 //!    extend past the file's end: that is how a region grows in place (the
 //!    file grows under an existing mapping, so the base address stays and no
@@ -103,6 +107,7 @@
 
 mod copy;
 mod mapping;
+mod memory;
 
 use std::sync::atomic::Ordering;
 
