@@ -25,8 +25,10 @@ pub enum ErrorKind {
     /// The file is empty: there is nothing to map.
     EmptyFile,
     /// The file, or the size asked for, is larger than this process can
-    /// map: past `isize::MAX`, past [`MmapOptions::max_size`], or more than
-    /// the address space left (`mmap` failed with `ENOMEM`).
+    /// map or store: past `isize::MAX`, past [`MmapOptions::max_size`] or
+    /// the file-size limit (`RLIMIT_FSIZE`), or `mmap` failed with `ENOMEM`
+    /// (no address space, or no mapping slots under `vm.max_map_count`,
+    /// left for it).
     ///
     /// [`MmapOptions::max_size`]: crate::MmapOptions::max_size
     FileTooLarge,

@@ -135,22 +135,82 @@ pub(crate) fn create_unnamed(
 /// - On Linux the name is opened `O_PATH|O_NOFOLLOW` (which grants no
 ///   access and has no side effect on a FIFO or device), the descriptor is
 ///   checked to be a regular file, and that very inode is then reopened for
-///   reading (and writing) through `/proc/self/fd`, after checking that
-///   `/proc` really is procfs. If procfs is not available the attach is
-///   refused ([`ErrorKind::Unsupported`]) rather than falling back to a
-///   racy open.
+///   reading (and writing) through `/proc/thread-self/fd` (the calling
+///   thread's own descriptor table, which differs from the process's after
+///   `unshare(CLONE_FILES)`), after checking that it really is procfs. If
+///   procfs is not available the attach is refused
+///   ([`ErrorKind::Unsupported`]) rather than falling back to a racy open.
 /// - Elsewhere the name is `lstat`-ed and refused unless it is a regular
 ///   file, then opened `O_NOFOLLOW|O_NONBLOCK|O_NOCTTY` (so a FIFO swapped in
 ///   between the two calls cannot block us); [`validate`] then refuses it.
 ///   In that window such an object is opened, which on a FIFO can wake a
 ///   blocked reader; `SECURITY.md` documents this.
-pub(crate) fn open_existing(loc: &Location, writable: bool, op: &'static str) -> Result<OwnedFd> {
+///
+/// Then the name is looked up once more ([`confirm_name`]): it must still
+/// name the file opened, and, unless `allow_hard_links`, that file must
+/// have one name in that same look-up. Checking the link count there,
+/// rather than only on the descriptor, defeats a hard link planted for our
+/// open and removed before our `fstat`, but not one whose removal is under
+/// way during the look-up: the kernel lowers the count before it drops the
+/// name, so the look-up can see the name with a count of 1 (`SECURITY.md`
+/// documents this). A name that changed meanwhile is opened again, a few
+/// times at most.
+pub(crate) fn open_existing(
+    loc: &Location,
+    writable: bool,
+    allow_hard_links: bool,
+    op: &'static str,
+) -> Result<OwnedFd> {
+    const TRIES: usize = 4;
     let access = if writable {
         OFlags::RDWR
     } else {
         OFlags::RDONLY
     };
     let flags = access | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let mut moved = Error::with_errno(ErrorKind::Os, op, Errno::AGAIN);
+    for _ in 0..TRIES {
+        let (fd, st) = open_regular(loc, flags, op)?;
+        match confirm_name(loc, st.st_dev, st.st_ino, allow_hard_links, op) {
+            Ok(()) => return Ok(fd),
+            // Renamed away, or another file renamed over the name: look
+            // again.
+            Err(e) if e.kind() != ErrorKind::HardLinked => moved = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(moved)
+}
+
+/// Checks that `loc` still names the file `(dev, ino)` and, unless
+/// `allow_hard_links`, that this one look-up sees it with one name:
+/// `HardLinked` if not; `NotFound` if the name is gone; `Os(EAGAIN)` if it
+/// names another file now.
+fn confirm_name(
+    loc: &Location,
+    dev: rustix::fs::Dev,
+    ino: u64,
+    allow_hard_links: bool,
+    op: &'static str,
+) -> Result<()> {
+    let named = rustix::fs::statat(&loc.dir, &*loc.name, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| Error::os(op, e))?;
+    if (named.st_dev, named.st_ino) != (dev, ino) {
+        return Err(Error::with_errno(ErrorKind::Os, op, Errno::AGAIN));
+    }
+    if !allow_hard_links && named.st_nlink > 1 {
+        return Err(Error::new(ErrorKind::HardLinked, op));
+    }
+    Ok(())
+}
+
+/// Opens the regular file `loc` names with `flags` (see [`open_existing`])
+/// and returns it with its `fstat`.
+fn open_regular(
+    loc: &Location,
+    flags: OFlags,
+    op: &'static str,
+) -> Result<(OwnedFd, rustix::fs::Stat)> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         let path_flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
@@ -167,7 +227,7 @@ pub(crate) fn open_existing(loc: &Location, writable: bool, op: &'static str) ->
             // else means /proc is not what it claims to be.
             return Err(Error::new(ErrorKind::Unsupported, op));
         }
-        Ok(fd)
+        Ok((fd, again))
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
@@ -176,7 +236,7 @@ pub(crate) fn open_existing(loc: &Location, writable: bool, op: &'static str) ->
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return Err(Error::new(ErrorKind::NotRegularFile, op));
         }
-        retry(|| {
+        let fd = retry(|| {
             rustix::fs::openat(
                 &loc.dir,
                 &*loc.name,
@@ -190,7 +250,12 @@ pub(crate) fn open_existing(loc: &Location, writable: bool, op: &'static str) ->
                 Error::with_errno(ErrorKind::NotRegularFile, op, e)
             }
             e => Error::os(op, e),
-        })
+        })?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| Error::os(op, e))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(Error::new(ErrorKind::NotRegularFile, op));
+        }
+        Ok((fd, st))
     }
 }
 
@@ -199,14 +264,19 @@ pub(crate) fn open_existing(loc: &Location, writable: bool, op: &'static str) ->
 const PROC_SUPER_MAGIC: u32 = 0x9fa0;
 
 /// Opens the inode `pinned` (an `O_PATH` descriptor) again with `flags`,
-/// through `/proc/self/fd/N`. Refuses with [`ErrorKind::Unsupported`] when
-/// `/proc/self/fd` is missing or is not procfs.
+/// through `/proc/thread-self/fd/N` (Linux 3.17+). Refuses with
+/// [`ErrorKind::Unsupported`] when that directory is missing or is not
+/// procfs; other failures (such as running out of descriptors) are
+/// reported as they are.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn reopen(pinned: BorrowedFd<'_>, flags: OFlags, op: &'static str) -> Result<OwnedFd> {
     use std::os::fd::AsRawFd;
-    let unsupported = |e| Error::with_errno(ErrorKind::Unsupported, op, e);
+    let unsupported = |e| match e {
+        Errno::NOENT | Errno::NOTDIR => Error::with_errno(ErrorKind::Unsupported, op, e),
+        e => Error::os(op, e),
+    };
     let dir = rustix::fs::open(
-        "/proc/self/fd",
+        "/proc/thread-self/fd",
         OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )
@@ -504,6 +574,18 @@ pub(crate) fn extend(
         Reserved::Done => grow_sparse(fd, to, op),
         Reserved::Sparse => grow_sparse(fd, to, op),
         Reserved::ByZeroFill => zero_fill(fd, to, op),
+    }
+}
+
+/// Refuses a growth to `to` bytes that the process's file-size limit
+/// (`RLIMIT_FSIZE`) forbids, before anything is reserved or written: the
+/// kernel would otherwise send `SIGXFSZ` (which ends the process by
+/// default) or fail half-way, after blocks were reserved.
+pub(crate) fn check_file_size_limit(to: u64, op: &'static str) -> Result<()> {
+    use rustix::process::{getrlimit, Resource};
+    match getrlimit(Resource::Fsize).current {
+        Some(limit) if to > limit => Err(Error::new(ErrorKind::FileTooLarge, op)),
+        _ => Ok(()),
     }
 }
 

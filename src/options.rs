@@ -388,7 +388,7 @@ impl MmapOptions {
 
     fn attach_path(&self, path: &Path, writable: bool, op: &'static str) -> Result<MmapRegion> {
         let loc = fs::locate(path, op)?;
-        let fd = fs::open_existing(&loc, writable, op)?;
+        let fd = fs::open_existing(&loc, writable, self.trust.allow_hard_links, op)?;
         MmapRegion::from_fd(self, fd, Some(loc), path.to_path_buf(), writable, op)
     }
 

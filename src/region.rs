@@ -92,7 +92,8 @@ impl MmapRegion {
     ///
     /// - [`ErrorKind::InvalidSize`] if `size` is 0 or over `isize::MAX`;
     /// - [`ErrorKind::FileTooLarge`] if `size` is past
-    ///   [`MmapOptions::max_size`] or more than the address space left;
+    ///   [`MmapOptions::max_size`] or the file-size limit (`RLIMIT_FSIZE`),
+    ///   or cannot be mapped (no address space or mapping slots left);
     /// - [`ErrorKind::InvalidPath`] if `path` has no file name, or its last
     ///   component is `.` or `..`;
     /// - [`ErrorKind::AlreadyExists`] if anything exists at `path`;
@@ -311,8 +312,9 @@ impl MmapRegion {
     /// - [`ErrorKind::EmptyFile`] for a file of length 0;
     /// - [`ErrorKind::InvalidPath`] if `path` has no file name, or its last
     ///   component is `.` or `..`;
-    /// - [`ErrorKind::FileTooLarge`] for a file larger than `isize::MAX`,
-    ///   than [`MmapOptions::max_size`], or than the address space left;
+    /// - [`ErrorKind::FileTooLarge`] for a file larger than `isize::MAX` or
+    ///   [`MmapOptions::max_size`], or one that cannot be mapped (no address
+    ///   space or mapping slots left);
     /// - [`ErrorKind::UntrustedOwner`] for a file owned by another user,
     ///   [`ErrorKind::InsecureMode`] for one writable by group or others,
     ///   and [`ErrorKind::HardLinked`] for one with more than one name (see
@@ -325,6 +327,9 @@ impl MmapRegion {
     ///   mount, or a memfd made with `MFD_HUGETLB`): a holder can punch its
     ///   pages out, which `F_SEAL_SHRINK` does not prevent, and every peer's
     ///   next access would raise `SIGBUS`;
+    /// - [`ErrorKind::Os`] with `EAGAIN` ([`std::io::ErrorKind::WouldBlock`])
+    ///   if each time the name was opened it named another file by the time
+    ///   it was looked up again (it is being renamed over): try again;
     /// - [`ErrorKind::Os`] for other failures (for example permission).
     pub fn attach(path: &Path) -> Result<Self> {
         MmapOptions::new().attach(path)
@@ -583,12 +588,14 @@ impl MmapRegion {
         Ok(())
     }
 
-    /// Reserves blocks for `[from, to)` (`from` being the file's size as last
-    /// seen), makes sure a mapping covers `len` bytes (the current one when its reservation has room), then raises
-    /// the file size to `to`. The size changes last, so a failure before it
-    /// leaves the file as it was; a failure of the size change itself leaves
-    /// nothing published.
-    /// Only writable handles grow, so the mapping is writable.
+    /// Checks `to` against `RLIMIT_FSIZE`, makes sure a mapping covers `len`
+    /// bytes (the current one when its reservation has room), reserves
+    /// blocks for `[from, to)` (`from` being the file's size as last seen),
+    /// then raises the file size to `to`. Whatever can fail for want of
+    /// room (the limit, address space, blocks) fails before anything is
+    /// reserved or the size changes, and the size changes last; nothing is
+    /// published on failure. Only writable handles grow, so the mapping is
+    /// writable.
     fn grow_and_map(
         options: &MmapOptions,
         fd: BorrowedFd<'_>,
@@ -598,12 +605,13 @@ impl MmapRegion {
         to: u64,
         op: &'static str,
     ) -> Result<Arc<Mapping>> {
+        fs::check_file_size_limit(to, op)?;
+        let map = Self::map_len(options, fd, current, len, true, op)?;
         let how = if options.reserve_blocks {
             fs::reserve(fd, from, to, op)?
         } else {
             Reserved::Sparse
         };
-        let map = Self::map_len(options, fd, current, len, true, op)?;
         fs::extend(fd, from, to, how, op)?;
         Ok(map)
     }
@@ -696,11 +704,16 @@ impl MmapRegion {
     ///   (`new_size == len()` is a no-op);
     /// - [`ErrorKind::InvalidSize`] if `new_size` is over `isize::MAX`;
     /// - [`ErrorKind::FileTooLarge`] if `new_size` is past
-    ///   [`MmapOptions::max_size`] or more than the address space left;
+    ///   [`MmapOptions::max_size`] or the file-size limit (`RLIMIT_FSIZE`),
+    ///   or a new mapping cannot be made (`mmap` failed with `ENOMEM`: no
+    ///   address space or mapping slots left);
     /// - [`ErrorKind::Truncated`] if a peer truncated the file below the
     ///   mapped length, detected now (as by
-    ///   [`check_and_remap`](Self::check_and_remap)) or earlier: a handle that
-    ///   saw a truncation never grows again; attach anew to recover;
+    ///   [`check_and_remap`](Self::check_and_remap)) or earlier, whatever
+    ///   `new_size` is: a handle that saw a truncation never resizes again;
+    ///   attach anew to recover;
+    /// - [`ErrorKind::Unsupported`] for an [in-memory](Self::in_memory)
+    ///   region grown past its capacity;
     /// - [`ErrorKind::StorageFull`] if the blocks cannot be reserved;
     /// - [`ErrorKind::Os`] for other failures.
     ///
@@ -711,14 +724,8 @@ impl MmapRegion {
         if !self.writable {
             return Err(Error::new(ErrorKind::ReadOnly, OP));
         }
-        let cur = self.len();
-        if new_size < cur {
-            return Err(Error::new(ErrorKind::ShrinkRefused, OP));
-        }
-        if new_size == cur {
-            return Ok(());
-        }
-        let to = checked_size(&self.options, new_size, OP)?;
+        // A handle that saw a truncation refuses every resize, whatever the
+        // size asked for (sticky, as `check_and_remap`).
         let now = self.source_len(OP)?;
         // A size past `usize` is no shrink: saturate for the comparison.
         if self
@@ -727,6 +734,14 @@ impl MmapRegion {
         {
             return Err(Error::new(ErrorKind::Truncated, OP));
         }
+        let cur = self.len();
+        if new_size < cur {
+            return Err(Error::new(ErrorKind::ShrinkRefused, OP));
+        }
+        if new_size == cur {
+            return Ok(());
+        }
+        let to = checked_size(&self.options, new_size, OP)?;
         let map = match &self.source {
             // `now >= len`: a peer may have grown the file further already.
             Source::File(fd) => Self::grow_and_map(
@@ -812,14 +827,15 @@ impl MmapRegion {
     }
 
     /// Writes the region's dirty pages back to the file and waits
-    /// (`msync(MS_SYNC)`). Only matters for files on persistent storage;
-    /// peers see each other's writes without it.
+    /// (`msync(MS_SYNC)`), over the accessible length (all of it, or up to
+    /// the end a detected truncation left). Only matters for files on
+    /// persistent storage; peers see each other's writes without it.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::Os`] if `msync` fails.
     pub fn flush(&self) -> Result<()> {
-        self.flush_range(0, self.len())
+        self.flush_range(0, self.accessible_len())
     }
 
     /// Starts writing the dirty pages back without waiting
@@ -829,7 +845,13 @@ impl MmapRegion {
     ///
     /// [`ErrorKind::Os`] if `msync` fails.
     pub fn flush_async(&self) -> Result<()> {
-        self.sync_range(0, self.len(), false, "flush_async")
+        self.sync_range(0, self.accessible_len(), false, "flush_async")
+    }
+
+    /// The bytes the checked accessors may reach: [`len`](Self::len), or
+    /// less once a truncation was detected.
+    fn accessible_len(&self) -> usize {
+        self.publisher.current().accessible_len()
     }
 
     /// Writes back the pages covering `len` bytes at `offset` and waits.
@@ -852,13 +874,14 @@ impl MmapRegion {
             .map_err(|e| Error::os(op, e))
     }
 
-    /// Advises the kernel how the whole region will be used (`madvise`).
+    /// Advises the kernel how the whole region will be used (`madvise`),
+    /// up to the accessible length (see [`flush`](Self::flush)).
     ///
     /// # Errors
     ///
     /// [`ErrorKind::Os`] if `madvise` fails.
     pub fn advise(&self, advice: Advice) -> Result<()> {
-        self.advise_range(0, self.len(), advice)
+        self.advise_range(0, self.accessible_len(), advice)
     }
 
     /// Advises the kernel how `len` bytes at `offset` will be used.

@@ -291,8 +291,8 @@ fn attach_never_opens_a_fifo_swapped_in_under_the_name() {
     // A FIFO and a valid region file swap names as fast as the kernel
     // allows (renameat2 RENAME_EXCHANGE) while we attach by that name. A
     // reader blocked on the FIFO would be woken by any open for writing; it
-    // must stay blocked, and every attach must end in `Ok` or
-    // `NotRegularFile`.
+    // must stay blocked, and every attach must end in `Ok` (the region),
+    // `NotRegularFile`, or `Os(EAGAIN)`.
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
@@ -349,6 +349,11 @@ fn attach_never_opens_a_fifo_swapped_in_under_the_name() {
             Ok(len) => {
                 assert_eq!(len, 8192);
                 ok += 1;
+            }
+            // The name named another file at each of attach's looks:
+            // "try again" (EAGAIN), never a wrong file.
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::AGAIN.raw_os_error()) => {
+                refused += 1;
             }
             Err(e) => {
                 assert_eq!(e.kind(), ErrorKind::NotRegularFile, "{e:?}");
@@ -422,4 +427,74 @@ fn attach_by_path_is_refused_when_procfs_is_missing() {
         .spawn()
         .unwrap();
     assert_child_succeeds(&mut child);
+}
+
+#[test]
+fn attach_from_a_thread_with_its_own_descriptor_table_opens_its_own_file() {
+    // After unshare(CLONE_FILES) a thread's descriptor numbers differ from
+    // the process's; reopening through /proc/self/fd would open whatever
+    // the *process* has at that number (here: a FIFO, whose blocked reader
+    // any open for writing wakes). Through /proc/thread-self/fd the thread
+    // gets its own file.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _creator) = region_file(&dir);
+    let fifo = dir.path().join("fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let unshared = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            // SAFETY: this thread uses no descriptor created by another
+            // thread after the unshare (it only attaches by path and drops
+            // what it made), as `unshare_unsafe` requires for `FILES`.
+            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FILES) }.unwrap();
+            ready_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            let r = MmapRegion::attach(&path).unwrap();
+            let mut b = [0u8; 16];
+            r.region().read_at(100, &mut b).unwrap();
+            b
+        })
+    };
+    ready_rx.recv().unwrap();
+    // In the process's table, take the numbers the thread's attach will
+    // use for its directory and its O_PATH descriptor: the second is a FIFO.
+    let _dir_fd = std::fs::File::open(dir.path()).unwrap();
+    let _fifo_fd = rustix::fs::open(
+        &fifo,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
+    let woken = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (fifo, woken) = (fifo.clone(), Arc::clone(&woken));
+        std::thread::spawn(move || {
+            let _f = std::fs::File::open(&fifo).unwrap();
+            woken.store(true, Ordering::SeqCst);
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    go_tx.send(()).unwrap();
+    let bytes = unshared.join().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let was_woken = woken.load(Ordering::SeqCst);
+    let _w = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    reader.join().unwrap();
+    assert_eq!(&bytes, b"from the creator");
+    assert!(!was_woken, "attach opened the process's FIFO");
 }

@@ -465,3 +465,24 @@ fn attach_of_a_file_larger_than_the_address_space_is_file_too_large() {
         assert_eq!(kind(MmapRegion::attach(&p)), ErrorKind::FileTooLarge);
     }
 }
+
+#[test]
+fn every_resize_after_a_truncation_is_truncated_and_flush_and_advise_cover_what_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_host, mut guest) = pair(&dir, 4 * PAGE);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(seg(&dir))
+        .unwrap();
+    file.set_len(u64::try_from(PAGE).unwrap()).unwrap();
+    assert_eq!(kind(guest.check_and_remap()), ErrorKind::Truncated);
+    file.set_len(u64::try_from(8 * PAGE).unwrap()).unwrap();
+    for size in [4 * PAGE, PAGE, 16 * PAGE] {
+        assert_eq!(kind(guest.resize(size)), ErrorKind::Truncated, "{size}");
+    }
+    assert_eq!((guest.len(), guest.generation()), (4 * PAGE, 0));
+    guest.flush().unwrap();
+    guest.flush_async().unwrap();
+    guest.advise(shm_region::Advice::WillNeed).unwrap();
+    assert_eq!(kind(guest.flush_range(PAGE, 1)), ErrorKind::OutOfBounds);
+}

@@ -21,10 +21,12 @@ static UNMAP_FAILURES: AtomicU64 = AtomicU64::new(0);
 /// view and [`MmapRegion`](crate::MmapRegion) handle holding it are
 /// dropped. Dropping never panics; if the kernel refuses to unmap, the
 /// address range stays reserved for the rest of the process's life and this
-/// counter, shared by the whole crate, goes up by one. It stays 0 in normal
-/// use: the crate maps only whole base pages of files not on hugetlbfs, so
-/// the kernel refuses only if code outside this crate unmapped or remapped
-/// part of a mapping the crate owns.
+/// counter, shared by the whole crate, goes up by one. The crate unmaps
+/// exactly the whole base pages it mapped (never of a file on hugetlbfs),
+/// so the kernel can refuse only for want of memory to split its own
+/// records of the range: when the process is at its mapping-count limit
+/// (`vm.max_map_count`) and the range shares a record with a neighbour or
+/// code outside the crate changed part of it (`mprotect`, `madvise`).
 #[must_use]
 pub fn unmap_failures() -> u64 {
     UNMAP_FAILURES.load(Ordering::Relaxed)
