@@ -72,14 +72,7 @@ fn attach_refuses_directory() {
 fn attach_of_fifo_returns_promptly_with_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = seg(&dir);
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &path,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
+    mkfifo(&path);
     let p = path.clone();
     let k = within(PROMPT, move || kind(MmapRegion::attach(&p)));
     assert_eq!(k, ErrorKind::NotRegularFile);
@@ -298,14 +291,7 @@ fn attach_never_opens_a_fifo_swapped_in_under_the_name() {
     let dir = tempfile::tempdir().unwrap();
     let (path, _creator) = region_file(&dir);
     let fifo = dir.path().join("fifo");
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &fifo,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
+    mkfifo(&fifo);
     let fifo_ino = ino(&fifo);
     // The reader blocks in open(O_RDONLY) until someone opens for writing.
     let woken = Arc::new(AtomicBool::new(false));
@@ -441,14 +427,7 @@ fn attach_from_a_thread_with_its_own_descriptor_table_opens_its_own_file() {
     let dir = tempfile::tempdir().unwrap();
     let (path, _creator) = region_file(&dir);
     let fifo = dir.path().join("fifo");
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &fifo,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
+    mkfifo(&fifo);
     let (ready_tx, ready_rx) = mpsc::channel();
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let unshared = {

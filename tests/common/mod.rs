@@ -163,3 +163,15 @@ pub fn ino(path: &Path) -> u64 {
 pub fn seg(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("segment")
 }
+
+/// Makes a FIFO (mode 0600) at `path`.
+pub fn mkfifo(path: &Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+}
