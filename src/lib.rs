@@ -42,7 +42,9 @@
 //!
 //! All `unsafe` code is in one module, `sys`, whose invariants are stated at
 //! its top; the remapping protocol is in `protocol`, generic over the mapping
-//! so that it can be model-checked.
+//! so that it can be model-checked. Built with `RUSTFLAGS="--cfg loom"`,
+//! [in-memory regions](MmapRegion::in_memory) are modelled by loom, so that
+//! protocols built on a [`Region`] can be model-checked too.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg(unix)]

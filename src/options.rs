@@ -4,7 +4,7 @@
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::fs::{self, TrustPolicy};
 use crate::region::MmapRegion;
 use crate::staged::Staged;
@@ -343,6 +343,7 @@ impl MmapOptions {
     ///
     /// [`ErrorKind::LockLimit`]: crate::ErrorKind::LockLimit
     pub fn create(&self, path: &Path, size: usize, cleanup: FileCleanup) -> Result<MmapRegion> {
+        refuse_files_under_loom("create")?;
         let loc = fs::locate(path, "create")?;
         MmapRegion::create_at(self, loc, path.to_path_buf(), size, cleanup)
     }
@@ -354,6 +355,7 @@ impl MmapOptions {
     ///
     /// As [`MmapRegion::create_sealed`].
     pub fn create_sealed(&self, name: &str, size: usize) -> Result<MmapRegion> {
+        refuse_files_under_loom("create_sealed")?;
         MmapRegion::create_sealed_with(self, name, size)
     }
 
@@ -363,6 +365,7 @@ impl MmapOptions {
     ///
     /// As [`MmapRegion::stage`].
     pub fn stage(&self, path: &Path, size: usize) -> Result<Staged> {
+        refuse_files_under_loom("stage")?;
         Staged::new(self, path, size)
     }
 
@@ -387,6 +390,7 @@ impl MmapOptions {
     }
 
     fn attach_path(&self, path: &Path, writable: bool, op: &'static str) -> Result<MmapRegion> {
+        refuse_files_under_loom(op)?;
         let loc = fs::locate(path, op)?;
         let fd = fs::open_existing(&loc, writable, self.trust.allow_hard_links, op)?;
         MmapRegion::from_fd(self, fd, Some(loc), path.to_path_buf(), writable, op)
@@ -399,6 +403,7 @@ impl MmapOptions {
     ///
     /// As [`MmapRegion::attach_fd`].
     pub fn attach_fd(&self, fd: OwnedFd) -> Result<MmapRegion> {
+        refuse_files_under_loom("attach_fd")?;
         MmapRegion::from_fd(self, fd, None, PathBuf::new(), true, "attach_fd")
     }
 
@@ -409,7 +414,21 @@ impl MmapOptions {
     ///
     /// As [`MmapRegion::attach_fd_read_only`].
     pub fn attach_fd_read_only(&self, fd: OwnedFd) -> Result<MmapRegion> {
+        refuse_files_under_loom("attach_fd_read_only")?;
         MmapRegion::from_fd(self, fd, None, PathBuf::new(), false, "attach_fd_read_only")
+    }
+}
+
+/// Loom models no system calls, so under `--cfg loom` every file-backed
+/// constructor is refused with [`ErrorKind::Unsupported`] (in-memory regions
+/// are modelled instead; see `sys/loom_memory.rs`). Otherwise it is
+/// `Ok(())`, a constant the compiler removes.
+#[inline(always)]
+fn refuse_files_under_loom(op: &'static str) -> Result<()> {
+    if cfg!(loom) {
+        Err(Error::new(ErrorKind::Unsupported, op))
+    } else {
+        Ok(())
     }
 }
 

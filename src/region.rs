@@ -418,6 +418,21 @@ impl MmapRegion {
     /// `advise` do nothing, and the memory is freed when the last handle and
     /// view are dropped. Other processes cannot see it.
     ///
+    /// # Under loom
+    ///
+    /// Built with `RUSTFLAGS="--cfg loom"` (loom 0.7), the memory is modelled
+    /// by loom so that protocols over it can be model-checked (the file-backed
+    /// constructors then return [`ErrorKind::Unsupported`]): one loom
+    /// `AtomicU32` per aligned 4-byte word of the capacity, which the copies
+    /// and 4-byte atomics use, and one loom `AtomicU64` per aligned 8-byte
+    /// slot, which the 8-byte atomics and loads use (so do not mix 8-byte
+    /// accesses with others over the same bytes). The capacity is rounded
+    /// up to 8 bytes and costs capacity / 4 + capacity / 8 objects, created
+    /// with the region: 96 for 256 bytes. Keep it small with
+    /// [`MmapOptions::address_space`]: the default under loom, 64 × the
+    /// size, gives a 256-byte region 6,144 objects. The README's section
+    /// "Checking your protocol with loom" has the command and an example.
+    ///
     /// ```
     /// # fn main() -> Result<(), shm_region::Error> {
     /// use shm_region::{MmapOptions, MmapRegion};

@@ -1,16 +1,18 @@
-//! The synchronisation primitives the remapping protocol uses: `std`'s
+//! The synchronisation primitives the remapping protocol uses, and the
+//! atomic types `Region::atomic_u32`/`atomic_u64` hand out: `std`'s
 //! normally, loom's when built with `RUSTFLAGS="--cfg loom"` so that the
-//! protocol can be model-checked.
+//! protocol, and downstream protocols over in-memory regions, can be
+//! model-checked.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{
-    atomic::{AtomicU64, AtomicUsize, Ordering},
+    atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering},
     Arc, Mutex, MutexGuard,
 };
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
-    atomic::{AtomicU64, AtomicUsize, Ordering},
+    atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering},
     Arc, Mutex, MutexGuard,
 };
 

@@ -1,10 +1,12 @@
 //! `Region`, the generation-tagged view of one mapping of a region.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::View;
+// `std`'s atomics, or loom's under `--cfg loom` (see "Under loom" below).
+use crate::sync::{AtomicU32, AtomicU64};
 use crate::sys::{self, Mapping};
 
 /// A view of one generation of a region's mapping.
@@ -23,6 +25,18 @@ use crate::sys::{self, Mapping};
 /// raw base for code that takes responsibility itself. Every checked access
 /// is bounded by the view's length and, after a truncation was detected, by
 /// the file's new end.
+///
+/// # Under loom
+///
+/// Built with `RUSTFLAGS="--cfg loom"`, only in-memory regions exist and
+/// their bytes are loom objects: [`atomic_u32`](Self::atomic_u32) and
+/// [`atomic_u64`](Self::atomic_u64) return `loom::sync::atomic` types, the
+/// copies and loads are loom-tracked (copies relaxed, per 4-byte word),
+/// bytes used through the 8-byte accessors are modelled apart from the
+/// others (do not mix them), and [`as_ptr`](Self::as_ptr) identifies the
+/// mapping without pointing at the bytes. See
+/// [`MmapRegion::in_memory`](crate::MmapRegion::in_memory) for the object
+/// count.
 #[derive(Clone)]
 pub struct Region {
     view: View<Mapping>,

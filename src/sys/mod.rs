@@ -1,6 +1,14 @@
 //! The audited module: every `unsafe` operation of the crate lives here,
-//! in its submodules `copy` (copies in and out of shared memory) and
-//! `mapping` (file mappings, their accesses and their release).
+//! in its submodules `copy` (copies in and out of shared memory),
+//! `mapping` (file mappings, their accesses and their release) and `memory`
+//! (the heap allocation behind in-memory regions).
+//!
+//! Built with `--cfg loom`, the crate's `Mapping` is instead the loom model
+//! in `loom_memory` (safe code: a table of loom atomics standing in for the
+//! bytes of an in-memory region; see its documentation for the modelling
+//! rules and the object count). The modules above still compile then, but
+//! nothing creates their mappings: the file-backed constructors refuse with
+//! `ErrorKind::Unsupported` and in-memory regions use the model.
 //!
 //! # Safety
 //!
@@ -105,14 +113,24 @@
 #![allow(unsafe_code)]
 #![allow(clippy::disallowed_methods)]
 
+// Under loom their mappings are never made (see above).
+#[cfg_attr(loom, allow(dead_code))]
 mod copy;
+#[cfg(loom)]
+mod loom_memory;
+#[cfg_attr(loom, allow(dead_code))]
 mod mapping;
+#[cfg_attr(loom, allow(dead_code))]
 mod memory;
 
 use std::sync::atomic::Ordering;
 
+#[cfg(loom)]
+pub(crate) use loom_memory::Mapping;
 pub use mapping::unmap_failures;
-pub(crate) use mapping::{Hint, Mapping};
+pub(crate) use mapping::Hint;
+#[cfg(not(loom))]
+pub(crate) use mapping::Mapping;
 
 /// The system page size in bytes (a power of two).
 pub(crate) fn page_size() -> usize {
