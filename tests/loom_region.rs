@@ -1,0 +1,175 @@
+//! Loom models of the real `MmapRegion::resize`, `check_and_remap` and
+//! `peer` over in-memory regions (whose bytes are loom-modelled under
+//! `--cfg loom`, see `src/sys/loom_memory.rs`): nothing of the remapping
+//! logic is re-implemented here.
+//!
+//! Run with (as CI does):
+//!
+//! ```text
+//! LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+//!     cargo test --release --test loom_region -- --nocapture
+//! ```
+#![cfg(loom)]
+
+use std::time::Instant;
+
+use loom::thread;
+use shm_region::{MmapOptions, MmapRegion, Region};
+
+/// Runs `f` as a loom model (`LOOM_MAX_PREEMPTIONS` as set, unbounded if
+/// unset) and prints its iteration count and wall time.
+fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
+    let iterations = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&iterations);
+    let builder = loom::model::Builder::new();
+    let bound = builder.preemption_bound;
+    let start = Instant::now();
+    builder.check(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        f();
+    });
+    eprintln!(
+        "loom model {name}: passed after {} iterations in {:.2?} (preemption bound {bound:?})",
+        iterations.load(std::sync::atomic::Ordering::Relaxed),
+        start.elapsed()
+    );
+}
+
+/// The region starts 8 bytes long and grows to 16, then 24 (its whole
+/// capacity: 6 loom words and 3 wide slots).
+const CAPACITY: usize = 24;
+
+/// The host writes bytes `0..4` before anything is shared, `4..8` before
+/// its first growth and `8..16` between the two growths.
+fn host_side(mut host: MmapRegion) -> MmapRegion {
+    host.region().write_at(4, &[5; 4]).unwrap();
+    host.resize(16).unwrap();
+    host.region().write_at(8, &[9; 8]).unwrap();
+    host.resize(CAPACITY).unwrap();
+    host
+}
+
+/// Reads the whole of `r` and checks every byte that a handle of this
+/// length must see: a length of 16 or more was published after `4..8` was
+/// written, and one of 24 after `8..16`; bytes past 16 stay zero.
+fn assert_contents(r: &Region) {
+    let mut bytes = vec![0xAA; r.len()];
+    r.read_at(0, &mut bytes).unwrap();
+    assert_eq!(bytes[..4], [1; 4]);
+    if r.len() >= 16 {
+        assert_eq!(
+            bytes[4..8],
+            [5; 4],
+            "bytes written before the growth to {} are stale",
+            r.len()
+        );
+    }
+    if r.len() >= 24 {
+        assert_eq!(
+            bytes[8..16],
+            [9; 8],
+            "bytes written before the growth to 24 are stale"
+        );
+        assert_eq!(bytes[16..24], [0; 8]);
+    }
+}
+
+/// Model 1. The host grows its in-memory region twice (in place) on one
+/// thread while, on another, a peer made before follows with
+/// `check_and_remap` (twice) and a second peer is made from it mid-growth.
+/// Proves, for the crate's real code: a handle's generation goes up by one
+/// exactly when `check_and_remap` reports a growth; a view taken before is
+/// then stale, and its `refresh` moves it to the handle's newest length and
+/// generation; a length published by `resize`, `check_and_remap` or `peer`
+/// comes with every byte the host wrote before that growth; the host's own
+/// stale view (each growth in place bumps the generation) refreshes to the
+/// final length.
+#[test]
+fn resize_races_check_and_remap_and_peer() {
+    model("resize_races_check_and_remap_and_peer", || {
+        let host = MmapOptions::new()
+            .address_space(CAPACITY)
+            .in_memory(8)
+            .unwrap();
+        host.region().write_at(0, &[1; 4]).unwrap();
+        let mut peer = host.peer().unwrap();
+        let mut host_view = host.region();
+        let grower = thread::spawn(move || host_side(host));
+
+        let late = peer.peer().unwrap();
+        assert_eq!(late.generation(), 0);
+        assert_contents(&late.region());
+
+        let mut view = peer.region();
+        for _ in 0..2 {
+            let before = peer.generation();
+            let grew = peer.check_and_remap().unwrap();
+            assert_eq!(peer.generation(), before + u64::from(grew));
+            assert_contents(&peer.region());
+            assert_eq!(
+                view.is_current(),
+                !grew,
+                "staleness disagrees with the growth"
+            );
+            assert_eq!(view.refresh(), grew);
+            assert_eq!(
+                (view.len(), view.generation()),
+                (peer.len(), peer.generation())
+            );
+        }
+
+        let host = grower.join().unwrap();
+        assert_eq!((host.len(), host.generation()), (CAPACITY, 2));
+        assert!(
+            !host_view.is_current(),
+            "growth in place left the generation"
+        );
+        assert!(host_view.refresh());
+        assert_eq!((host_view.len(), host_view.generation()), (CAPACITY, 2));
+        assert_contents(&host_view);
+        peer.check_and_remap().unwrap();
+        assert_eq!(peer.len(), CAPACITY);
+        assert_contents(&peer.region());
+    });
+}
+
+/// Model 2. A view of the host is cloned into two threads, which refresh
+/// and read it, while the host grows (once, in place) on the main thread.
+/// Proves: a clone seen stale is moved by `refresh` to the new length and
+/// generation together, and reads through it see the bytes written before
+/// the growth.
+#[test]
+fn host_views_cloned_into_threads_follow_a_growth_in_place() {
+    model(
+        "host_views_cloned_into_threads_follow_a_growth_in_place",
+        || {
+            let mut host = MmapOptions::new().address_space(16).in_memory(8).unwrap();
+            let view = host.region();
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    let mut v = view.clone();
+                    thread::spawn(move || {
+                        let stale = !v.is_current();
+                        let moved = v.refresh();
+                        assert!(moved || !stale, "refresh did not move a view seen stale");
+                        assert_eq!(
+                            (v.len(), v.generation()),
+                            if moved { (16, 1) } else { (8, 0) }
+                        );
+                        if moved {
+                            let mut b = [0; 4];
+                            v.read_at(4, &mut b).unwrap();
+                            assert_eq!(b, [5; 4], "bytes written before the growth are stale");
+                        }
+                    })
+                })
+                .collect();
+            drop(view);
+            host.region().write_at(4, &[5; 4]).unwrap();
+            host.resize(16).unwrap();
+            for r in readers {
+                r.join().unwrap();
+            }
+        },
+    );
+}
