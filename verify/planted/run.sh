@@ -17,10 +17,12 @@
 #                           at LOOM_MAX_PREEMPTIONS (default 3 here)
 #   miri ARGS [-- FILTER]   cargo +nightly miri test ARGS with
 #                           -Zmiri-many-seeds=0..$MIRI_SEEDS (default 32)
-# Builds go to the repository's own target directories (target for tests
-# and Miri, target/loom for loom, as .ci/run uses them): the dependencies
-# are reused, and the scratch copy's crate builds apart from the
-# repository's (another path), so a mutation rebuilds only the crate.
+# Builds go to target/planted/<kind> of the repository, never to the
+# repository's own target directories: cargo gives the scratch copy's
+# artifacts the same names as the repository's (the path is not part of
+# them), so sharing a directory would leave mutated binaries behind for
+# the next build of the repository. The first run builds the dependencies
+# once per kind; after that a mutation rebuilds only the crate.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -65,11 +67,11 @@ run_harness() {
     done
     local -a cmd env
     case "$kind" in
-        test) env=(CARGO_TARGET_DIR="$repo/target")
+        test) env=(CARGO_TARGET_DIR="$repo/target/planted/test")
               cmd=(cargo test --locked -q "${build[@]}") ;;
-        loom) env=(CARGO_TARGET_DIR="$repo/target/loom" RUSTFLAGS="--cfg loom")
+        loom) env=(CARGO_TARGET_DIR="$repo/target/planted/loom" RUSTFLAGS="--cfg loom")
               cmd=(cargo test --locked -q --release "${build[@]}") ;;
-        miri) env=(CARGO_TARGET_DIR="$repo/target"
+        miri) env=(CARGO_TARGET_DIR="$repo/target/planted/miri"
                    MIRIFLAGS="-Zmiri-strict-provenance -Zmiri-symbolic-alignment-check -Zmiri-many-seeds=0..$MIRI_SEEDS")
               cmd=(cargo +nightly miri test --locked -q "${build[@]}") ;;
         *) echo "unknown harness kind $kind" >&2; return 3 ;;
