@@ -36,6 +36,8 @@ impl Mapping {
             len,
             writable: true,
             origin: Origin::Heap(layout),
+            #[cfg(feature = "arbitrary")]
+            hostile: None,
         })
     }
 }

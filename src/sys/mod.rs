@@ -1,6 +1,9 @@
 //! The audited module: every `unsafe` operation of the crate lives here,
-//! in its submodules `copy` (copies in and out of shared memory) and
-//! `mapping` (file mappings, their accesses and their release).
+//! in its submodules `copy` (copies in and out of shared memory),
+//! `mapping` (file mappings, their accesses and their release), `memory`
+//! (the in-memory stand-in for a mapping) and `hostile` (feature
+//! `arbitrary`: in-memory mappings whose copies out and loads return a
+//! fuzzer's input instead of the memory's bytes).
 //!
 //! # Safety
 //!
@@ -21,7 +24,8 @@
 //!    the range with base pages and `munmap(base, len)` covers all of it.
 //! 2. **Whole range mapped.** All of `[base, base + len)` is mapped readable
 //!    (and writable when `writable`), `MAP_SHARED`, to the file from offset 0,
-//!    or, in memory, is allocated, zero-initialised and writable.
+//!    or, in memory, is allocated, zero-initialised and writable (a
+//!    hostile region's initial bytes are copied in before it is shared).
 //!    `len` is a multiple of the page size and never changes. The range may
 //!    extend past the file's end: that is how a region grows in place (the
 //!    file grows under an existing mapping, so the base address stays and no
@@ -106,6 +110,8 @@
 #![allow(clippy::disallowed_methods)]
 
 mod copy;
+#[cfg(feature = "arbitrary")]
+mod hostile;
 mod mapping;
 mod memory;
 
