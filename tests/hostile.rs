@@ -323,3 +323,54 @@ fn threads_share_one_stream_and_every_byte_is_read_once() {
     want.sort_unstable();
     assert_eq!(all, want);
 }
+
+/// The README's motivating example, on the input libFuzzer finds for it
+/// (`fuzz/fuzz_targets/double_fetch.rs` with `DOUBLE_FETCH_BUGGY=1`): no
+/// initial memory, a first length of 0, then a second one of 139. The
+/// parser that fetches the length twice indexes past its buffer; the one
+/// that validates and uses one copy does not.
+#[test]
+fn the_double_fetch_is_caught_and_the_single_fetch_is_not() {
+    const MAX: usize = 64;
+    fn payload_len(r: &Region) -> Option<usize> {
+        let mut header = [0u8; 4];
+        r.read_at(0, &mut header).ok()?;
+        usize::try_from(u32::from_le_bytes(header)).ok()
+    }
+    fn parse_buggy(r: &Region, out: &mut [u8; MAX]) -> Option<usize> {
+        if payload_len(r)? > MAX {
+            return None;
+        }
+        let len = payload_len(r)?;
+        r.read_at(4, &mut out[..len]).ok()?;
+        Some(len)
+    }
+    fn parse_fixed(r: &Region, out: &mut [u8; MAX]) -> Option<usize> {
+        let len = payload_len(r)?;
+        if len > MAX {
+            return None;
+        }
+        r.read_at(4, &mut out[..len]).ok()?;
+        Some(len)
+    }
+    let input = [0, 0, 0, 0, 0, 0x8b];
+    let buggy = std::panic::catch_unwind(|| parse_buggy(&hostile(&input, 4 + MAX), &mut [0; MAX]));
+    assert!(buggy.is_err(), "the double fetch indexes past the buffer");
+    // One fetch sees length 0 and reads an empty payload.
+    assert_eq!(
+        parse_fixed(&hostile(&input, 4 + MAX), &mut [0; MAX]),
+        Some(0)
+    );
+    // The fixed parser never panics, whatever the peer writes.
+    for second in [0u8, 1, 64, 65, 0x8b, 0xff] {
+        for first in [0u8, 64, 65, 0xff] {
+            let input = [0, first, 0, 0, 0, second, 0, 0, 0];
+            let r = hostile(&input, 4 + MAX);
+            let got = parse_fixed(&r, &mut [0; MAX]);
+            assert_eq!(
+                got,
+                (usize::from(first) <= MAX).then_some(usize::from(first))
+            );
+        }
+    }
+}
