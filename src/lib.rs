@@ -40,6 +40,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! With the feature `arbitrary`, `hostile::region` makes a region that
+//! behaves like memory a hostile peer rewrites between any two reads,
+//! driven by a fuzzer's input, to fuzz protocols built on the crate.
+//!
 //! All `unsafe` code is in one module, `sys`, whose invariants are stated at
 //! its top; the remapping protocol is in `protocol`, generic over the mapping
 //! so that it can be model-checked. Built with `RUSTFLAGS="--cfg loom"`,
@@ -48,10 +52,15 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg(unix)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
 pub mod fdpass;
 mod fs;
+// Not under loom: the hostile backing is real memory, which loom cannot see.
+#[cfg(all(feature = "arbitrary", not(loom)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "arbitrary")))]
+pub mod hostile;
 mod options;
 #[cfg(loom)]
 #[doc(hidden)]

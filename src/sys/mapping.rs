@@ -45,6 +45,10 @@ pub(crate) struct Mapping {
     pub(super) writable: bool,
     /// How the range was obtained, and so how it is released (invariant 1).
     pub(super) origin: Origin,
+    /// For a hostile region (`hostile.rs`), the input that copies out and
+    /// loads return instead of the memory's bytes.
+    #[cfg(all(feature = "arbitrary", not(loom)))]
+    pub(super) hostile: Option<Box<super::hostile::Input>>,
 }
 
 /// Where a [`Mapping`]'s range came from.
@@ -62,8 +66,9 @@ pub(super) enum Origin {
 // exactly once, in `Drop`, on whichever thread drops the last owner.
 unsafe impl Send for Mapping {}
 
-// SAFETY: `Mapping` has no state that its `&self` methods change; they
-// reach the mapped bytes only (a) through `copy_from_shared` and
+// SAFETY: the only state of `Mapping` that its `&self` methods change
+// is a hostile region's input cursor, behind a `Mutex`; they reach the
+// mapped bytes only (a) through `copy_from_shared` and
 // `copy_to_shared`, which are sound when they race any access from another
 // thread (invariant 3: an opaque `asm!` copy on x86 and x86_64, per-byte
 // relaxed atomics elsewhere), and (b) through `AtomicU32`/`AtomicU64`
@@ -134,6 +139,8 @@ impl Mapping {
             len,
             writable,
             origin: Origin::File,
+            #[cfg(all(feature = "arbitrary", not(loom)))]
+            hostile: None,
         })
     }
 
@@ -181,6 +188,11 @@ impl Mapping {
         let Some(src) = self.checked_ptr(offset, buf.len()) else {
             return false;
         };
+        #[cfg(all(feature = "arbitrary", not(loom)))]
+        if let Some(input) = &self.hostile {
+            input.fill(buf);
+            return true;
+        }
         if PORTABLE_COPY && !self.writable && !read_only_load_ok(1) {
             // SAFETY: `[src, src + buf.len())` is inside the mapping (checked
             // by `checked_ptr`) and mapped readable (invariant 2); `buf` is
@@ -364,6 +376,10 @@ impl Mapping {
     /// ordering, or the target cannot load read-only memory atomically.
     pub(crate) fn load_u32(&self, offset: usize, order: Ordering) -> Option<u32> {
         let p = self.load_ptr(offset, std::mem::size_of::<u32>(), order)?;
+        #[cfg(all(feature = "arbitrary", not(loom)))]
+        if let Some(input) = &self.hostile {
+            return Some(u32::from_ne_bytes(input.take()));
+        }
         if self.writable {
             // SAFETY: `p` is inside the mapping for 4 bytes, aligned, mapped
             // writable, and stays mapped while `&self` lives (invariants 1
@@ -381,6 +397,10 @@ impl Mapping {
     /// As [`load_u32`](Self::load_u32), for 8 bytes.
     pub(crate) fn load_u64(&self, offset: usize, order: Ordering) -> Option<u64> {
         let p = self.load_ptr(offset, std::mem::size_of::<u64>(), order)?;
+        #[cfg(all(feature = "arbitrary", not(loom)))]
+        if let Some(input) = &self.hostile {
+            return Some(u64::from_ne_bytes(input.take()));
+        }
         if self.writable {
             // SAFETY: as in `load_u32`, for 8 aligned bytes.
             return Some(unsafe { AtomicU64::from_ptr(p.cast::<u64>()) }.load(order));
@@ -512,6 +532,8 @@ mod tests {
             len: page_size(),
             writable: false,
             origin: Origin::File,
+            #[cfg(all(feature = "arbitrary", not(loom)))]
+            hostile: None,
         };
         drop(bogus);
         assert_eq!(unmap_failures(), before + 1);

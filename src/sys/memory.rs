@@ -36,6 +36,8 @@ impl Mapping {
             len,
             writable: true,
             origin: Origin::Heap(layout),
+            #[cfg(all(feature = "arbitrary", not(loom)))]
+            hostile: None,
         })
     }
 }

@@ -1,7 +1,9 @@
 //! The audited module: every `unsafe` operation of the crate lives here,
 //! in its submodules `copy` (copies in and out of shared memory),
-//! `mapping` (file mappings, their accesses and their release) and `memory`
-//! (the heap allocation behind in-memory regions).
+//! `mapping` (file mappings, their accesses and their release), `memory`
+//! (the heap allocation behind in-memory regions) and `hostile` (feature
+//! `arbitrary`: in-memory mappings whose copies out and loads return a
+//! fuzzer's input instead of the memory's bytes).
 //!
 //! Built with `--cfg loom`, the crate's `Mapping` is instead the loom model
 //! in `loom_memory` (safe code: a table of loom atomics standing in for the
@@ -29,7 +31,8 @@
 //!    the range with base pages and `munmap(base, len)` covers all of it.
 //! 2. **Whole range mapped.** All of `[base, base + len)` is mapped readable
 //!    (and writable when `writable`), `MAP_SHARED`, to the file from offset 0,
-//!    or, in memory, is allocated, zero-initialised and writable.
+//!    or, in memory, is allocated, zero-initialised and writable (a
+//!    hostile region's initial bytes are copied in before it is shared).
 //!    `len` is a multiple of the page size and never changes. The range may
 //!    extend past the file's end: that is how a region grows in place (the
 //!    file grows under an existing mapping, so the base address stays and no
@@ -116,6 +119,8 @@
 // Under loom their mappings are never made (see above).
 #[cfg_attr(loom, allow(dead_code))]
 mod copy;
+#[cfg(all(feature = "arbitrary", not(loom)))]
+mod hostile;
 #[cfg(loom)]
 mod loom_memory;
 #[cfg_attr(loom, allow(dead_code))]
