@@ -404,10 +404,14 @@ impl MmapRegion {
     /// and checks as a file-backed region, for code that runs where files
     /// cannot be mapped (Miri, loom models, fuzz targets) or needs none.
     ///
-    /// The memory is one zeroed, page-aligned allocation of a capacity
-    /// fixed now: [`MmapOptions::address_space`], by default the same as a
-    /// file mapping's reservation (under Miri and loom, which allocate the
-    /// whole capacity at once, 64 × the size instead). [`resize`](Self::resize)
+    /// The memory is one range of private anonymous memory (`mmap`) of a
+    /// capacity fixed now: [`MmapOptions::address_space`], by default the
+    /// same as a file mapping's reservation (at least 1 GiB). Like a file
+    /// mapping's reservation it costs address space, not memory: pages are
+    /// zero-filled when first touched. Under Miri (an allocation from the
+    /// global allocator) and loom (loom objects), which pay for the whole
+    /// capacity at once, the default is 64 × the size instead; `lock`
+    /// only checks the range under Miri. [`resize`](Self::resize)
     /// grows in place within it and returns [`ErrorKind::Unsupported`]
     /// beyond. [`peer`](Self::peer) gives further handles on the same memory,
     /// as attaching gives for a file; they follow growth only through
@@ -415,8 +419,10 @@ impl MmapRegion {
     /// the handles published instead of a file's size. That length only
     /// grows, so [`ErrorKind::Truncated`] cannot happen. There is no
     /// descriptor ([`fd`](Self::fd) is `None`) and no path; `flush` and
-    /// `advise` do nothing, and the memory is freed when the last handle and
-    /// view are dropped. Other processes cannot see it.
+    /// `advise` only check their range (advice such as `DontNeed` would
+    /// discard private memory), and the memory is freed when the last handle
+    /// and view are dropped. Other processes cannot see it (a child made by
+    /// `fork` gets a private copy).
     ///
     /// # Under loom
     ///
@@ -451,8 +457,8 @@ impl MmapRegion {
     ///
     /// - [`ErrorKind::InvalidSize`] if `size` is 0 or over `isize::MAX`;
     /// - [`ErrorKind::FileTooLarge`] if `size` is past
-    ///   [`MmapOptions::max_size`] or the allocator has no room for the
-    ///   capacity.
+    ///   [`MmapOptions::max_size`], or the capacity cannot be had (over
+    ///   `isize::MAX`, or no address space left).
     pub fn in_memory(size: usize) -> Result<Self> {
         MmapOptions::new().in_memory(size)
     }
@@ -460,10 +466,10 @@ impl MmapRegion {
     pub(crate) fn in_memory_with(options: &MmapOptions, size: usize) -> Result<Self> {
         const OP: &str = "in_memory";
         checked_size(options, size, OP)?;
-        let map = Mapping::in_memory(options.capacity_for(size)).map_err(|e| match e {
-            rustix::io::Errno::NOMEM => Error::with_errno(ErrorKind::FileTooLarge, OP, e),
-            e => Error::os(OP, e),
-        })?;
+        // `size` is valid (checked above), so a refusal concerns the
+        // capacity: more than can be represented or had.
+        let map = Mapping::in_memory(options.capacity_for(size))
+            .map_err(|e| Error::with_errno(ErrorKind::FileTooLarge, OP, e))?;
         Self::prepare(options, &map, 0, size, OP)?;
         let source = Source::Memory(Arc::new(AtomicUsize::new(size)));
         let info = fs::FileInfo {

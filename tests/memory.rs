@@ -57,6 +57,23 @@ fn in_memory_sizes_are_checked_like_file_sizes() {
     let mut r = opts.in_memory(PAGE).unwrap();
     assert_eq!(kind(r.resize(PAGE + 1)), ErrorKind::FileTooLarge);
     assert_eq!(r.len(), PAGE);
+    // A capacity that cannot be represented or had is the region's size
+    // problem too, never an `Os` error or a panic.
+    // (Miri stops the program on an allocation it cannot make, instead of
+    // failing it, so the representable-but-too-large case runs natively.)
+    let too_large: &[usize] = if cfg!(miri) {
+        &[usize::MAX, usize::MAX / 2]
+    } else {
+        &[usize::MAX, usize::MAX / 2, 1 << 62]
+    };
+    for &capacity in too_large {
+        let r = MmapOptions::new().address_space(capacity).in_memory(PAGE);
+        assert_eq!(kind(r), ErrorKind::FileTooLarge, "{capacity}");
+    }
+    assert_eq!(
+        kind(MmapRegion::in_memory(1 << 57)),
+        ErrorKind::FileTooLarge
+    );
 }
 
 #[test]
@@ -177,8 +194,49 @@ fn threads_racing_copies_atomics_and_growth_on_an_in_memory_region() {
 }
 
 #[cfg(not(miri))]
-mod file_backed {
+mod native {
     use super::*;
+
+    /// This process's resident and locked memory (`VmRSS`, `VmLck`), bytes.
+    fn resident_and_locked() -> (usize, usize) {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let field = |name: &str| -> usize {
+            let kib: usize = status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap()
+                .trim()
+                .strip_suffix("kB")
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            kib * 1024
+        };
+        (field("VmRSS:"), field("VmLck:"))
+    }
+
+    #[test]
+    fn default_in_memory_capacity_costs_address_space_not_memory() {
+        // The default capacity is at least 1 GiB, like a file mapping's
+        // reservation; only touched pages may become resident, and locked
+        // pages are unlocked when the region goes.
+        let (rss, locked) = resident_and_locked();
+        let mut r = MmapRegion::in_memory(PAGE).unwrap();
+        r.resize(64 * PAGE).unwrap();
+        r.region().write_at(64 * PAGE - 1, &[1]).unwrap();
+        let (rss_now, _) = resident_and_locked();
+        assert!(
+            rss_now < rss + (16 << 20),
+            "resident memory grew by {} bytes",
+            rss_now.saturating_sub(rss)
+        );
+        drop(r);
+        let l = MmapOptions::new().lock(true).in_memory(4 * PAGE).unwrap();
+        assert_eq!(resident_and_locked().1, locked + 4 * PAGE);
+        drop(l);
+        assert_eq!(resident_and_locked().1, locked, "pages stay locked");
+    }
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

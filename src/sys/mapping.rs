@@ -56,8 +56,12 @@ pub(crate) struct Mapping {
 pub(super) enum Origin {
     /// `mmap` of a file; released with `munmap`.
     File,
+    /// Private anonymous memory (`mmap`), for in-memory regions; released
+    /// with `munmap`.
+    Anon,
     /// The global allocator (`alloc_zeroed` with this layout), for
-    /// in-memory regions; released with `dealloc`.
+    /// in-memory regions under Miri; released with `dealloc`.
+    #[cfg_attr(not(miri), allow(dead_code, reason = "made only under Miri"))]
     Heap(std::alloc::Layout),
 }
 
@@ -359,8 +363,13 @@ impl Mapping {
     }
 
     /// `mlock` over the pages covering `[offset, offset + len)`. The
-    /// pages are unlocked when the mapping is unmapped.
+    /// pages are unlocked when the mapping is unmapped. Memory from the
+    /// allocator (`Origin::Heap`, Miri only) is not locked: `dealloc` would
+    /// not unlock it; the range is only checked.
     pub(crate) fn lock(&self, offset: usize, len: usize) -> Result<(), Errno> {
+        if matches!(self.origin, Origin::Heap(_)) {
+            return self.page_range(offset, len).map(drop).ok_or(Errno::INVAL);
+        }
         self.on_pages(offset, len, |ptr, len| {
             // SAFETY: the range lies inside our mapping (checked by
             // `page_range`) and below the file's end (the caller passes a
@@ -433,7 +442,8 @@ impl Drop for Mapping {
         }
         let base = self.base.as_ptr().cast::<c_void>();
         // SAFETY: we own `[base, base + len)` (invariant 1), obtained from
-        // `mmap` (`Origin::File`), and `Drop` runs once, when no `&Mapping`
+        // `mmap` (`Origin::File` or `Origin::Anon`), and `Drop` runs once,
+        // when no `&Mapping`
         // (and so no copy or atomic reference derived from one) can exist
         // any more.
         let res = unsafe { rustix::mm::munmap(base, self.len) };

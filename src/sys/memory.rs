@@ -1,7 +1,11 @@
-//! In-memory backing: a zeroed, page-aligned allocation from the global
-//! allocator that stands in for a file mapping (invariants 1 and 2 of the
-//! parent module), for regions made with `MmapRegion::in_memory`. It runs
-//! wherever the allocator does, Miri included.
+//! In-memory backing for regions made with `MmapRegion::in_memory`: a
+//! page-aligned range of zero bytes that stands in for a file mapping
+//! (invariants 1 and 2 of the parent module). It is private anonymous
+//! memory (`mmap(MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)`), so the
+//! capacity costs address space only and pages are zero-filled when first
+//! touched, as a file mapping's are. Under Miri, which supports no `mmap`
+//! of this kind here, it is a zeroed allocation from the global allocator
+//! instead (Miri allocates all of it at once; keep capacities small there).
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
@@ -9,7 +13,9 @@ use std::ptr::NonNull;
 use rustix::io::Errno;
 
 use super::mapping::{Mapping, Origin};
-use super::{page_size, round_up_to_page};
+#[cfg(miri)]
+use super::page_size;
+use super::round_up_to_page;
 
 impl Mapping {
     /// A writable range of `capacity` zero bytes (rounded up to pages),
@@ -21,32 +27,66 @@ impl Mapping {
     /// allocator has no room.
     pub(crate) fn in_memory(capacity: usize) -> Result<Self, Errno> {
         let len = round_up_to_page(capacity)
-            .filter(|&n| n > 0)
+            .filter(|&n| n > 0 && isize::try_from(n).is_ok())
             .ok_or(Errno::INVAL)?;
-        let layout = Layout::from_size_align(len, page_size()).map_err(|_| Errno::INVAL)?;
-        // SAFETY: `layout` has a non-zero size (checked above), as
-        // `alloc_zeroed` requires. The block it returns is owned by the
-        // `Mapping` built below (invariant 1: released once, in `Drop`,
-        // through `release` with the same layout) and is zeroed, readable
-        // and writable for `len` bytes (invariant 2).
-        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-        let base = NonNull::new(ptr).ok_or(Errno::NOMEM)?;
+        #[cfg(not(miri))]
+        let (base, origin) = (anonymous(len)?, Origin::Anon);
+        #[cfg(miri)]
+        let (base, origin) = heap(len)?;
         Ok(Self {
             base,
             len,
             writable: true,
-            origin: Origin::Heap(layout),
+            origin,
             #[cfg(all(feature = "arbitrary", not(loom)))]
             hostile: None,
         })
     }
 }
 
+/// `len` bytes of private anonymous memory, reserved without swap
+/// accounting (`MAP_NORESERVE` where the system has it).
+#[cfg(not(miri))]
+fn anonymous(len: usize) -> Result<NonNull<u8>, Errno> {
+    use rustix::mm::{MapFlags, ProtFlags};
+    #[cfg(not(any(target_os = "freebsd", target_os = "dragonfly")))]
+    let flags = MapFlags::PRIVATE | MapFlags::NORESERVE;
+    #[cfg(any(target_os = "freebsd", target_os = "dragonfly"))]
+    let flags = MapFlags::PRIVATE;
+    // SAFETY: a null hint without `MAP_FIXED` lets the kernel choose a
+    // free range, so no existing mapping is replaced. The range returned
+    // is owned by the `Mapping` built from it (invariant 1: unmapped once,
+    // in `Drop`, as `Origin::Anon`), and is private anonymous memory,
+    // readable, writable and zero-filled (invariant 2), for `len` bytes.
+    let ptr = unsafe {
+        rustix::mm::mmap_anonymous(
+            std::ptr::null_mut(),
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            flags,
+        )?
+    };
+    NonNull::new(ptr.cast::<u8>()).ok_or(Errno::NOMEM)
+}
+
+/// `len` zero bytes from the global allocator, page-aligned (Miri).
+#[cfg(miri)]
+fn heap(len: usize) -> Result<(NonNull<u8>, Origin), Errno> {
+    let layout = Layout::from_size_align(len, page_size()).map_err(|_| Errno::INVAL)?;
+    // SAFETY: `layout` has a non-zero size (checked by the caller), as
+    // `alloc_zeroed` requires. The block it returns is owned by the
+    // `Mapping` built from it (invariant 1: released once, in `Drop`,
+    // through `release` with the same layout) and is zeroed, readable and
+    // writable for `len` bytes (invariant 2).
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+    Ok((NonNull::new(ptr).ok_or(Errno::NOMEM)?, Origin::Heap(layout)))
+}
+
 /// Returns an in-memory range to the allocator (`Drop` of a `Mapping` whose
-/// origin is `Origin::Heap(layout)`).
+/// origin is `Origin::Heap(layout)`, made only under Miri).
 pub(super) fn release(base: NonNull<u8>, layout: Layout) {
     // SAFETY: `base` was returned by `alloc_zeroed(layout)` in
-    // `Mapping::in_memory` (the only place that makes `Origin::Heap`), and
+    // `heap` (the only place that makes `Origin::Heap`), and
     // the `Mapping` being dropped owned it exclusively (invariant 1), so it
     // is freed exactly once, when no reference into it can exist any more.
     unsafe { std::alloc::dealloc(base.as_ptr(), layout) };

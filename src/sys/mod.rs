@@ -1,7 +1,7 @@
 //! The audited module: every `unsafe` operation of the crate lives here,
 //! in its submodules `copy` (copies in and out of shared memory),
 //! `mapping` (file mappings, their accesses and their release), `memory`
-//! (the heap allocation behind in-memory regions) and `hostile` (feature
+//! (the anonymous memory behind in-memory regions) and `hostile` (feature
 //! `arbitrary`: in-memory mappings whose copies out and loads return a
 //! fuzzer's input instead of the memory's bytes).
 //!
@@ -24,14 +24,17 @@
 //!    returned by `mmap` with a null hint (so the kernel chose a free
 //!    range), nothing outside this module maps, unmaps or remaps inside it,
 //!    and it is unmapped exactly once, in `Drop`. For an in-memory region
-//!    (`memory.rs`) it was returned by the global allocator's
-//!    `alloc_zeroed` with a page-aligned layout, and it is deallocated with
-//!    that layout exactly once, in `Drop`. The file is never on hugetlbfs
-//!    (`fs::validate` and the create path refuse it), so the kernel backs
-//!    the range with base pages and `munmap(base, len)` covers all of it.
+//!    (`memory.rs`) it is private anonymous memory, from `mmap` with a null
+//!    hint, unmapped exactly once, in `Drop`; under Miri it was returned by
+//!    the global allocator's `alloc_zeroed` with a page-aligned layout, and
+//!    it is deallocated with that layout exactly once, in `Drop`. The file
+//!    is never on hugetlbfs (`fs::validate` and the create path refuse
+//!    it), so the kernel backs the range with base pages and
+//!    `munmap(base, len)` covers all of it.
 //! 2. **Whole range mapped.** All of `[base, base + len)` is mapped readable
 //!    (and writable when `writable`), `MAP_SHARED`, to the file from offset 0,
-//!    or, in memory, is allocated, zero-initialised and writable (a
+//!    or, in memory, is private anonymous (under Miri: allocated) memory,
+//!    zero-initialised and writable (a
 //!    hostile region's initial bytes are copied in before it is shared).
 //!    `len` is a multiple of the page size and never changes. The range may
 //!    extend past the file's end: that is how a region grows in place (the
