@@ -36,18 +36,7 @@ fn in_child(test: &str, body: impl FnOnce()) {
 
 /// This process's address-space use (`VmSize`) in bytes.
 fn vm_size() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib: usize = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmSize:"))
-        .unwrap()
-        .trim()
-        .strip_suffix("kB")
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    kib * 1024
+    proc_status_bytes("VmSize:")
 }
 
 /// Sets `RLIMIT_AS` (soft) to the current use plus 2 GiB; returns it.

@@ -16,33 +16,14 @@
 // is justified where it appears. The crate itself keeps its unsafe in src/sys/.
 #![allow(unsafe_code)]
 
-use std::time::Instant;
+mod common;
+use common::model;
 
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 use shm_region::protocol::{Follow, Publisher, View};
-
-/// Runs `f` as a loom model (`LOOM_MAX_PREEMPTIONS` as set, unbounded if
-/// unset) and prints its iteration count and wall time, so CI logs show
-/// what each model costs.
-fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
-    let iterations = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = std::sync::Arc::clone(&iterations);
-    let builder = loom::model::Builder::new();
-    let bound = builder.preemption_bound;
-    let start = Instant::now();
-    builder.check(move || {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        f();
-    });
-    eprintln!(
-        "loom model {name}: passed after {} iterations in {:.2?} (preemption bound {bound:?})",
-        iterations.load(std::sync::atomic::Ordering::Relaxed),
-        start.elapsed()
-    );
-}
 
 const POISON: u64 = 0xDEAD;
 

@@ -11,29 +11,11 @@
 //! ```
 #![cfg(loom)]
 
-use std::time::Instant;
+mod common;
+use common::model;
 
 use loom::thread;
 use shm_region::{MmapOptions, MmapRegion, Region};
-
-/// Runs `f` as a loom model (`LOOM_MAX_PREEMPTIONS` as set, unbounded if
-/// unset) and prints its iteration count and wall time.
-fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
-    let iterations = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = std::sync::Arc::clone(&iterations);
-    let builder = loom::model::Builder::new();
-    let bound = builder.preemption_bound;
-    let start = Instant::now();
-    builder.check(move || {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        f();
-    });
-    eprintln!(
-        "loom model {name}: passed after {} iterations in {:.2?} (preemption bound {bound:?})",
-        iterations.load(std::sync::atomic::Ordering::Relaxed),
-        start.elapsed()
-    );
-}
 
 /// The region starts 8 bytes long and grows to 16, then 24 (its whole
 /// capacity: 6 loom words and 3 wide slots).

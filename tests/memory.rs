@@ -5,6 +5,8 @@
 //! and the lifetime of its memory.
 #![cfg(unix)]
 
+mod common;
+
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -196,24 +198,11 @@ fn threads_racing_copies_atomics_and_growth_on_an_in_memory_region() {
 #[cfg(not(miri))]
 mod native {
     use super::*;
+    use common::proc_status_bytes;
 
     /// This process's resident and locked memory (`VmRSS`, `VmLck`), bytes.
     fn resident_and_locked() -> (usize, usize) {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let field = |name: &str| -> usize {
-            let kib: usize = status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .unwrap()
-                .trim()
-                .strip_suffix("kB")
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap();
-            kib * 1024
-        };
-        (field("VmRSS:"), field("VmLck:"))
+        (proc_status_bytes("VmRSS:"), proc_status_bytes("VmLck:"))
     }
 
     #[test]

@@ -175,3 +175,41 @@ pub fn mkfifo(path: &Path) {
     )
     .unwrap();
 }
+
+/// A field of `/proc/self/status` given in kB (`VmSize:`, `VmRSS:`,
+/// `VmLck:` ...), in bytes.
+pub fn proc_status_bytes(field: &str) -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
+        .trim()
+        .strip_suffix("kB")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    kib * 1024
+}
+
+/// Runs `f` as a loom model (`LOOM_MAX_PREEMPTIONS` as set, unbounded if
+/// unset) and prints its iteration count and wall time, so CI logs show
+/// what each model costs.
+#[cfg(loom)]
+pub fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
+    let iterations = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&iterations);
+    let builder = loom::model::Builder::new();
+    let bound = builder.preemption_bound;
+    let start = Instant::now();
+    builder.check(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        f();
+    });
+    eprintln!(
+        "loom model {name}: passed after {} iterations in {:.2?} (preemption bound {bound:?})",
+        iterations.load(std::sync::atomic::Ordering::Relaxed),
+        start.elapsed()
+    );
+}
