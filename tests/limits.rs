@@ -51,3 +51,48 @@ fn growth_past_the_file_size_limit_is_file_too_large_and_changes_nothing() {
     );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+/// How many descriptors this process has open.
+fn open_fd_count() -> usize {
+    // The listing's own descriptor is among the entries.
+    std::fs::read_dir("/proc/self/fd").unwrap().count() - 1
+}
+
+#[test]
+fn attach_without_free_descriptors_is_emfile_and_leaks_none() {
+    const NAME: &str = "attach_without_free_descriptors_is_emfile_and_leaks_none";
+    if role().as_deref() != Some("nofile") {
+        let mut child = spawn_self(NAME, "nofile", &[]).spawn().unwrap();
+        assert_child_succeeds(&mut child);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = seg(&dir);
+    let _host = MmapRegion::create(&path, 4096, FileCleanup::Manual).unwrap();
+    let before = open_fd_count();
+    let old = getrlimit(Resource::Nofile);
+    let limit = |n: usize| Rlimit {
+        current: Some(u64::try_from(n).unwrap()),
+        maximum: old.maximum,
+    };
+    // Exactly two free descriptors: fill every free number below the
+    // limit, then close two. Attach by path needs more at once (the
+    // directory, the O_PATH pin, /proc/thread-self/fd and the file).
+    setrlimit(Resource::Nofile, limit(before + 8)).unwrap();
+    let mut filler = Vec::new();
+    while let Ok(f) = std::fs::File::open("/dev/null") {
+        filler.push(f);
+    }
+    filler.truncate(filler.len() - 2);
+    let err = MmapRegion::attach(&path).unwrap_err();
+    drop(filler);
+    assert_eq!(err.kind(), ErrorKind::Os, "{err:?}");
+    assert_eq!(
+        err.raw_os_error(),
+        Some(rustix::io::Errno::MFILE.raw_os_error())
+    );
+    setrlimit(Resource::Nofile, limit(before + 64)).unwrap();
+    assert_eq!(open_fd_count(), before, "a descriptor leaked");
+    assert_eq!(MmapRegion::attach(&path).unwrap().len(), 4096);
+    assert_eq!(open_fd_count(), before);
+}
