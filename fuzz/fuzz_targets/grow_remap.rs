@@ -9,17 +9,34 @@
 //! the model predicts, and every byte read must be the model's byte.
 //!
 //! A hostile peer may truncate the file. The crate guarantees checked
-//! accesses are fenced only after a handle has *detected* the truncation, so
-//! the harness lets every live handle look right after truncating (as a
-//! careful application would), and drops views whose handle is gone, which
-//! nothing could fence (the documented `SIGBUS` window of path-backed files).
+//! accesses are fenced only after a handle has *detected* the truncation.
+//! `Truncate` lets every live handle look right after truncating (as a
+//! careful application would), and drops views whose handle is gone.
+//! `TruncateLazy` lets only some handles look; the others (and views of
+//! dropped handles) keep their old limit until they look themselves, so
+//! their checked accesses are *not* fenced yet. Touching their pages past
+//! the file's new end would raise `SIGBUS` (the documented window), so the
+//! harness only performs an access that the model says succeeds when it also
+//! lies below the file's current length; accesses the model says fail are
+//! always performed (they must not touch memory).
+//!
+//! Any handle may resize (the creator and attached handles alike); a handle
+//! that saw a truncation refuses every resize with `Truncated`, a read-only
+//! handle refuses with `ReadOnly`. Read-only handles (`attach_read_only`)
+//! refuse writes and atomic references, and load through `load_u32` /
+//! `load_u64`. `flush_range` / `advise_range` fail with `OutOfBounds` exactly
+//! when the range leaves the handle's accessible length. After every step,
+//! each view's `as_ptr` must equal its handle's first mapping while the
+//! handle's length stayed within that mapping's reservation (the default
+//! reservation is at least 1 GiB, past `MAX_LEN`; with `small_reservation`
+//! it is `max(16 pages, length at attach)`).
 #![no_main]
 
 use std::sync::atomic::Ordering;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use shm_region::{ErrorKind, FileCleanup, MmapOptions, MmapRegion, Region};
+use shm_region::{Advice, ErrorKind, FileCleanup, MmapOptions, MmapRegion, Region};
 
 const PAGE: usize = 4096;
 const MAX_LEN: usize = 1 << 20;
@@ -85,6 +102,38 @@ enum Op {
     PeerGrow {
         by: u16,
     },
+    /// Handle `h` (any live handle, read-only ones included) resizes to its
+    /// length plus `by` (negative: a refused shrink; zero: a no-op).
+    Resize {
+        h: u8,
+        by: i16,
+    },
+    /// Attaches read-only.
+    AttachReadOnly,
+    /// `load_u32` / `load_u64` with ordering `order % 5`.
+    Load {
+        v: u8,
+        offset: u32,
+        wide: bool,
+        order: u8,
+    },
+    FlushRange {
+        h: u8,
+        offset: u32,
+        len: u16,
+    },
+    AdviseRange {
+        h: u8,
+        offset: u32,
+        len: u16,
+        advice: u8,
+    },
+    /// A hostile peer truncates the file; only the live handles whose index
+    /// bit (mod 8) is set in `look` run `check_and_remap` at once.
+    TruncateLazy {
+        to: u32,
+        look: u8,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -100,6 +149,11 @@ struct Handle {
     generation: u64,
     limit: usize,
     owner: bool,
+    writable: bool,
+    /// The base address of the handle's first mapping.
+    first_ptr: usize,
+    /// The first mapping's reservation covers lengths up to this.
+    stable_until: usize,
 }
 
 struct View {
@@ -112,6 +166,7 @@ struct View {
 struct World {
     dir: tempfile::TempDir,
     options: MmapOptions,
+    small_reservation: bool,
     file: Vec<u8>,
     linked: bool,
     handles: Vec<Handle>,
@@ -136,7 +191,52 @@ fn fits(offset: usize, n: usize, limit: usize) -> bool {
     offset <= limit && n <= limit - offset
 }
 
+const ORDERINGS: [Ordering; 5] = [
+    Ordering::Relaxed,
+    Ordering::Acquire,
+    Ordering::SeqCst,
+    Ordering::Release,
+    Ordering::AcqRel,
+];
+
+const ADVICE: [Advice; 5] = [
+    Advice::Normal,
+    Advice::Random,
+    Advice::Sequential,
+    Advice::WillNeed,
+    Advice::DontNeed,
+];
+
 impl World {
+    fn new_handle(&self, region: MmapRegion, len: usize, owner: bool, writable: bool) -> Handle {
+        let first_ptr = region.region().as_ptr() as usize;
+        let stable_until = if self.small_reservation {
+            (16 * PAGE).max(len)
+        } else {
+            // The default reservation is at least 1 GiB: nothing here moves.
+            usize::MAX
+        };
+        Handle {
+            region: Some(region),
+            len,
+            generation: 0,
+            limit: usize::MAX,
+            owner,
+            writable,
+            first_ptr,
+            stable_until,
+        }
+    }
+
+    /// Whether the harness may perform an access of `n` bytes at `offset`
+    /// through a view whose checked limit is `limit`: one the model says
+    /// fails touches nothing; one it says succeeds must stay below the
+    /// file's end (an undetected truncation leaves the limit stale, and
+    /// pages past the end raise `SIGBUS`).
+    fn safe(&self, offset: usize, n: usize, limit: usize) -> bool {
+        !fits(offset, n, limit) || fits(offset, n, self.file.len())
+    }
+
     fn path(&self) -> std::path::PathBuf {
         self.dir.path().join("segment")
     }
@@ -165,20 +265,38 @@ impl World {
 
     /// The creator grows to `new`.
     fn grow_to(&mut self, new: usize) {
-        let file_len = self.file.len();
-        let Some(h) = self.handles.get_mut(0).filter(|h| h.region.is_some()) else {
+        if self.handles[0].region.is_none() || new <= self.handles[0].len {
             return;
-        };
-        if new > MAX_LEN || new <= h.len {
+        }
+        self.resize(0, new);
+    }
+
+    /// Live handle `i` resizes to `new`.
+    fn resize(&mut self, i: usize, new: usize) {
+        let file_len = self.file.len();
+        let h = &mut self.handles[i];
+        if new > MAX_LEN {
             return;
         }
         let res = h.region.as_mut().unwrap().resize(new);
+        if !h.writable {
+            // Refused before the file is looked at: nothing is detected.
+            assert_eq!(res.unwrap_err().kind(), ErrorKind::ReadOnly);
+            return;
+        }
         if h.limit != usize::MAX || file_len < h.len {
             assert_eq!(res.unwrap_err().kind(), ErrorKind::Truncated);
             h.limit = h.limit.min(file_len);
             return;
         }
+        if new < h.len {
+            assert_eq!(res.unwrap_err().kind(), ErrorKind::ShrinkRefused);
+            return;
+        }
         res.unwrap();
+        if new == h.len {
+            return;
+        }
         h.len = new;
         h.generation += 1;
         if new > file_len {
@@ -218,7 +336,8 @@ impl World {
                     self.remap(i);
                 }
             }
-            Op::Attach => {
+            Op::Attach | Op::AttachReadOnly => {
+                let writable = matches!(op, Op::Attach);
                 let live_attached = self.handles[1..]
                     .iter()
                     .filter(|h| h.region.is_some())
@@ -226,7 +345,11 @@ impl World {
                 if live_attached >= MAX_LIVE_ATTACHED || self.handles.len() >= MAX_HANDLES_EVER {
                     return;
                 }
-                let res = self.options.attach(&self.path());
+                let res = if writable {
+                    self.options.attach(&self.path())
+                } else {
+                    self.options.attach_read_only(&self.path())
+                };
                 if !self.linked {
                     assert_eq!(res.unwrap_err().kind(), ErrorKind::NotFound);
                 } else if self.file.is_empty() {
@@ -234,13 +357,10 @@ impl World {
                 } else {
                     let region = res.unwrap();
                     assert_eq!((region.len(), region.generation()), (self.file.len(), 0));
-                    self.handles.push(Handle {
-                        region: Some(region),
-                        len: self.file.len(),
-                        generation: 0,
-                        limit: usize::MAX,
-                        owner: false,
-                    });
+                    assert_eq!(region.is_read_only(), !writable);
+                    assert_eq!(region.region().is_read_only(), !writable);
+                    let h = self.new_handle(region, self.file.len(), false, writable);
+                    self.handles.push(h);
                 }
             }
             Op::DropHandle { h } => {
@@ -305,6 +425,9 @@ impl World {
                     let limit = self.accessible(view);
                     let n = usize::from(len);
                     let offset = offset_of(offset, n, view.len, limit);
+                    if !self.safe(offset, n, limit) {
+                        return;
+                    }
                     let mut buf = vec![0xA5; n];
                     let res = view.region.read_at(offset, &mut buf);
                     if fits(offset, n, limit) {
@@ -327,8 +450,13 @@ impl World {
                     let limit = self.accessible(view);
                     let n = usize::from(len);
                     let offset = offset_of(offset, n, view.len, limit);
+                    if !self.safe(offset, n, limit) {
+                        return;
+                    }
                     let res = view.region.write_at(offset, &vec![byte; n]);
-                    if fits(offset, n, limit) {
+                    if !self.handles[view.handle].writable {
+                        assert_eq!(res.unwrap_err().kind(), ErrorKind::ReadOnly);
+                    } else if fits(offset, n, limit) {
                         res.unwrap();
                         self.file[offset..offset + n].fill(byte);
                     } else {
@@ -347,7 +475,12 @@ impl World {
                     let limit = self.accessible(view);
                     let size = if wide { 8 } else { 4 };
                     let offset = offset_of(offset, size, view.len, limit);
-                    let expected_err = if offset % size != 0 {
+                    if !self.safe(offset, size, limit) {
+                        return;
+                    }
+                    let expected_err = if !self.handles[view.handle].writable {
+                        Some(ErrorKind::ReadOnly)
+                    } else if offset % size != 0 {
                         Some(ErrorKind::Misaligned)
                     } else if !fits(offset, size, limit) {
                         Some(ErrorKind::OutOfBounds)
@@ -380,7 +513,7 @@ impl World {
                 }
             }
             Op::Truncate { to } => {
-                if self.file.is_empty() || !self.any_live() {
+                if self.file.is_empty() || !self.any_writable() {
                     return;
                 }
                 let to = usize::try_from(to).unwrap() % self.file.len();
@@ -398,22 +531,128 @@ impl World {
             }
             Op::PeerGrow { by } => {
                 let new = self.file.len() + usize::from(by) + 1;
-                if new > MAX_LEN || !self.any_live() {
+                if new > MAX_LEN || !self.any_writable() {
                     return;
                 }
                 self.truncate_file(new);
                 self.file.resize(new, 0);
             }
+            Op::TruncateLazy { to, look } => {
+                if self.file.is_empty() || !self.any_writable() {
+                    return;
+                }
+                let to = usize::try_from(to).unwrap() % self.file.len();
+                self.truncate_file(to);
+                self.file.truncate(to);
+                // Only some handles look now; the others, and views of
+                // dropped handles, stay unfenced (see `safe`).
+                for i in 0..self.handles.len() {
+                    if self.handles[i].region.is_some() && look >> (i % 8) & 1 == 1 {
+                        self.remap(i);
+                    }
+                }
+            }
+            Op::Resize { h, by } => {
+                if let Some(i) = self.live(h) {
+                    let len = self.handles[i].len;
+                    let new = if by >= 0 {
+                        len + usize::from(by.unsigned_abs())
+                    } else {
+                        len.saturating_sub(usize::from(by.unsigned_abs()))
+                    };
+                    self.resize(i, new);
+                }
+            }
+            Op::Load {
+                v,
+                offset,
+                wide,
+                order,
+            } => {
+                if let Some(v) = self.view(v) {
+                    let view = &self.views[v];
+                    let limit = self.accessible(view);
+                    let order = ORDERINGS[usize::from(order) % ORDERINGS.len()];
+                    let size = if wide { 8 } else { 4 };
+                    let offset = offset_of(offset, size, view.len, limit);
+                    if !self.safe(offset, size, limit) {
+                        return;
+                    }
+                    let expected_err = if matches!(order, Ordering::Release | Ordering::AcqRel) {
+                        Some(ErrorKind::InvalidOrdering)
+                    } else if offset % size != 0 {
+                        Some(ErrorKind::Misaligned)
+                    } else if !fits(offset, size, limit) {
+                        Some(ErrorKind::OutOfBounds)
+                    } else {
+                        None
+                    };
+                    let got = if wide {
+                        view.region
+                            .load_u64(offset, order)
+                            .map(|x| x.to_le_bytes().to_vec())
+                    } else {
+                        view.region
+                            .load_u32(offset, order)
+                            .map(|x| x.to_le_bytes().to_vec())
+                    };
+                    match expected_err {
+                        Some(kind) => assert_eq!(got.unwrap_err().kind(), kind),
+                        None => assert_eq!(got.unwrap()[..], self.file[offset..offset + size]),
+                    }
+                }
+            }
+            Op::FlushRange { h, offset, len } => {
+                if let Some(i) = self.live(h) {
+                    let h = &self.handles[i];
+                    let limit = h.len.min(h.limit);
+                    let n = usize::from(len);
+                    let offset = offset_of(offset, n, h.len, limit);
+                    let res = h.region.as_ref().unwrap().flush_range(offset, n);
+                    if fits(offset, n, limit) {
+                        res.unwrap();
+                    } else {
+                        assert_eq!(res.unwrap_err().kind(), ErrorKind::OutOfBounds);
+                    }
+                }
+            }
+            Op::AdviseRange {
+                h,
+                offset,
+                len,
+                advice,
+            } => {
+                if let Some(i) = self.live(h) {
+                    let h = &self.handles[i];
+                    let limit = h.len.min(h.limit);
+                    let n = usize::from(len);
+                    let offset = offset_of(offset, n, h.len, limit);
+                    let advice = ADVICE[usize::from(advice) % ADVICE.len()];
+                    let res = h.region.as_ref().unwrap().advise_range(offset, n, advice);
+                    if fits(offset, n, limit) {
+                        res.unwrap();
+                    } else {
+                        assert_eq!(res.unwrap_err().kind(), ErrorKind::OutOfBounds);
+                    }
+                }
+            }
         }
     }
 
-    fn any_live(&self) -> bool {
-        self.handles.iter().any(|h| h.region.is_some())
+    fn any_writable(&self) -> bool {
+        self.handles
+            .iter()
+            .any(|h| h.region.is_some() && h.writable)
     }
 
     /// Sets the file's length as a peer with its own descriptor would.
     fn truncate_file(&self, to: usize) {
-        let region = self.handles.iter().find_map(|h| h.region.as_ref()).unwrap();
+        let region = self
+            .handles
+            .iter()
+            .filter(|h| h.writable)
+            .find_map(|h| h.region.as_ref())
+            .unwrap();
         rustix::fs::ftruncate(region.fd().unwrap(), u64::try_from(to).unwrap()).unwrap();
     }
 
@@ -434,6 +673,20 @@ impl World {
                 (v.region.len(), v.region.generation()),
                 (v.len, v.generation)
             );
+            // Growth inside the first mapping's reservation is in place: a
+            // view's base is the newest view's.
+            let h = &self.handles[v.handle];
+            if h.len <= h.stable_until {
+                assert_eq!(v.region.as_ptr() as usize, h.first_ptr, "view moved");
+            }
+        }
+        for h in &self.handles {
+            if let Some(r) = &h.region {
+                assert_eq!(r.is_read_only(), !h.writable);
+                if h.len <= h.stable_until {
+                    assert_eq!(r.region().as_ptr() as usize, h.first_ptr, "mapping moved");
+                }
+            }
         }
     }
 
@@ -471,17 +724,14 @@ fuzz_target!(|input: Input| {
     let mut world = World {
         dir,
         options,
+        small_reservation: input.small_reservation,
         file: vec![0; initial],
         linked: true,
-        handles: vec![Handle {
-            region: Some(creator),
-            len: initial,
-            generation: 0,
-            limit: usize::MAX,
-            owner: true,
-        }],
+        handles: Vec::new(),
         views: Vec::new(),
     };
+    let creator = world.new_handle(creator, initial, true, true);
+    world.handles.push(creator);
     for op in input.ops.iter().take(256) {
         world.step(op);
         world.check();
