@@ -16,6 +16,16 @@ fn pair(dir: &tempfile::TempDir, size: usize) -> (MmapRegion, MmapRegion) {
     (host, guest)
 }
 
+/// Sets the segment's length as a peer with its own descriptor would.
+fn set_file_len(dir: &tempfile::TempDir, len: usize) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(seg(dir))
+        .unwrap()
+        .set_len(u64::try_from(len).unwrap())
+        .unwrap();
+}
+
 fn file_len(dir: &tempfile::TempDir) -> u64 {
     std::fs::metadata(seg(dir)).unwrap().len()
 }
@@ -260,12 +270,7 @@ fn check_and_remap_detects_truncation_and_fences_every_view() {
     let early = guest.region();
     let mut clone = early.clone();
     // A hostile peer truncates the file.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(seg(&dir))
-        .unwrap()
-        .set_len(u64::try_from(PAGE + 100).unwrap())
-        .unwrap();
+    set_file_len(&dir, PAGE + 100);
     let err = guest.check_and_remap().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Truncated);
     assert_eq!(
@@ -393,14 +398,10 @@ fn check_and_remap_stays_truncated_after_the_file_grows_back() {
     let dir = tempfile::tempdir().unwrap();
     let (_host, mut guest) = pair(&dir, 4 * PAGE);
     let view = guest.region();
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(seg(&dir))
-        .unwrap();
-    file.set_len(u64::try_from(PAGE).unwrap()).unwrap();
+    set_file_len(&dir, PAGE);
     assert_eq!(kind(guest.check_and_remap()), ErrorKind::Truncated);
     // The peer grows the file back, past its old length.
-    file.set_len(u64::try_from(8 * PAGE).unwrap()).unwrap();
+    set_file_len(&dir, 8 * PAGE);
     for _ in 0..2 {
         assert_eq!(kind(guest.check_and_remap()), ErrorKind::Truncated);
     }
@@ -470,13 +471,9 @@ fn attach_of_a_file_larger_than_the_address_space_is_file_too_large() {
 fn every_resize_after_a_truncation_is_truncated_and_flush_and_advise_cover_what_is_left() {
     let dir = tempfile::tempdir().unwrap();
     let (_host, mut guest) = pair(&dir, 4 * PAGE);
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(seg(&dir))
-        .unwrap();
-    file.set_len(u64::try_from(PAGE).unwrap()).unwrap();
+    set_file_len(&dir, PAGE);
     assert_eq!(kind(guest.check_and_remap()), ErrorKind::Truncated);
-    file.set_len(u64::try_from(8 * PAGE).unwrap()).unwrap();
+    set_file_len(&dir, 8 * PAGE);
     for size in [4 * PAGE, PAGE, 16 * PAGE] {
         assert_eq!(kind(guest.resize(size)), ErrorKind::Truncated, "{size}");
     }
