@@ -171,6 +171,8 @@ pub(crate) fn open_existing(
     let mut moved = Error::with_errno(ErrorKind::Os, op, Errno::AGAIN);
     for _ in 0..TRIES {
         let (fd, st) = open_regular(loc, flags, op)?;
+        #[cfg(all(test, not(miri), not(loom)))]
+        tests::race_point(loc);
         match confirm_name(loc, st.st_dev, st.st_ino, allow_hard_links, op) {
             Ok(()) => return Ok(fd),
             // Renamed away, or another file renamed over the name: look
@@ -231,32 +233,46 @@ fn open_regular(
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
-        let st = rustix::fs::statat(&loc.dir, &*loc.name, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| Error::os(op, e))?;
-        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-            return Err(Error::new(ErrorKind::NotRegularFile, op));
-        }
-        let fd = retry(|| {
-            rustix::fs::openat(
-                &loc.dir,
-                &*loc.name,
-                flags | OFlags::NOFOLLOW,
-                Mode::empty(),
-            )
-        })
-        .map_err(|e| match e {
-            // The name became a symlink, directory or socket since `statat`.
-            Errno::LOOP | Errno::ISDIR | Errno::NXIO | Errno::NODEV => {
-                Error::with_errno(ErrorKind::NotRegularFile, op, e)
-            }
-            e => Error::os(op, e),
-        })?;
-        let st = rustix::fs::fstat(&fd).map_err(|e| Error::os(op, e))?;
-        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-            return Err(Error::new(ErrorKind::NotRegularFile, op));
-        }
-        Ok((fd, st))
+        open_regular_portable(loc, flags, op)
     }
+}
+
+/// [`open_regular`] without `O_PATH`: `lstat` the name, then open it
+/// `O_NOFOLLOW` and check again with `fstat`. Used off Linux; compiled for
+/// tests on Linux too, so that it runs somewhere.
+#[cfg(any(test, not(any(target_os = "linux", target_os = "android"))))]
+fn open_regular_portable(
+    loc: &Location,
+    flags: OFlags,
+    op: &'static str,
+) -> Result<(OwnedFd, rustix::fs::Stat)> {
+    let st = rustix::fs::statat(&loc.dir, &*loc.name, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| Error::os(op, e))?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err(Error::new(ErrorKind::NotRegularFile, op));
+    }
+    #[cfg(all(test, not(miri), not(loom)))]
+    tests::race_point(loc);
+    let fd = retry(|| {
+        rustix::fs::openat(
+            &loc.dir,
+            &*loc.name,
+            flags | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )
+    })
+    .map_err(|e| match e {
+        // The name became a symlink, directory or socket since `statat`.
+        Errno::LOOP | Errno::ISDIR | Errno::NXIO | Errno::NODEV => {
+            Error::with_errno(ErrorKind::NotRegularFile, op, e)
+        }
+        e => Error::os(op, e),
+    })?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| Error::os(op, e))?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err(Error::new(ErrorKind::NotRegularFile, op));
+    }
+    Ok((fd, st))
 }
 
 /// The file-system magic number of procfs (`PROC_SUPER_MAGIC`).
@@ -642,7 +658,227 @@ pub(crate) fn remove_if_same(
 #[cfg(all(test, not(miri), not(loom)))]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
     use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    use std::time::Duration;
+
+    type Hook = Box<dyn FnMut(&Location)>;
+
+    thread_local! {
+        /// What a test does to the name after `open_existing` opened it and
+        /// before it confirms the name: the instant a racing peer would act.
+        static BETWEEN: RefCell<Option<Hook>> = RefCell::new(None);
+    }
+
+    /// Called by `open_existing` between `open_regular` and `confirm_name`,
+    /// and by `open_regular_portable` between its `lstat` and its `open`.
+    pub(super) fn race_point(loc: &Location) {
+        BETWEEN.with(|h| {
+            if let Some(f) = h.borrow_mut().as_mut() {
+                f(loc);
+            }
+        });
+    }
+
+    /// Runs `f` with `hook` called (with the call's number, from 1) at
+    /// every race point; returns what `f` returned and the number of calls.
+    fn with_race<T>(mut hook: impl FnMut(usize) + 'static, f: impl FnOnce() -> T) -> (T, usize) {
+        let calls = std::rc::Rc::new(std::cell::Cell::new(0));
+        let seen = calls.clone();
+        BETWEEN.with(|h| {
+            *h.borrow_mut() = Some(Box::new(move |_: &Location| {
+                seen.set(seen.get() + 1);
+                hook(seen.get());
+            }));
+        });
+        let got = f();
+        BETWEEN.with(|h| *h.borrow_mut() = None);
+        (got, calls.get())
+    }
+
+    /// `open_existing` on `dir/seg`, with `hook` run at each attempt between
+    /// opening and confirming the name.
+    fn open_with_race(
+        dir: &Path,
+        allow_hard_links: bool,
+        hook: impl FnMut(usize) + 'static,
+    ) -> (Result<OwnedFd>, usize) {
+        let loc = locate(&dir.join("seg"), "t").unwrap();
+        with_race(hook, || open_existing(&loc, false, allow_hard_links, "t"))
+    }
+
+    /// The flags `open_existing` opens a read-only attach with.
+    const READ_FLAGS: OFlags = OFlags::RDONLY
+        .union(OFlags::NONBLOCK)
+        .union(OFlags::CLOEXEC)
+        .union(OFlags::NOCTTY);
+
+    fn mkfifo(path: &Path) {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            path,
+            FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn portable_open_refuses_symlinks_directories_and_fifos() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("target"), b"data").unwrap();
+        std::os::unix::fs::symlink("target", dir.path().join("link")).unwrap();
+        std::fs::create_dir(dir.path().join("dir")).unwrap();
+        mkfifo(&dir.path().join("fifo"));
+        for name in ["link", "dir", "fifo"] {
+            let loc = locate(&dir.path().join(name), "t").unwrap();
+            let err = open_regular_portable(&loc, READ_FLAGS, "t").unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::NotRegularFile, "{name}");
+        }
+        let loc = locate(&dir.path().join("target"), "t").unwrap();
+        let (fd, st) = open_regular_portable(&loc, READ_FLAGS, "t").unwrap();
+        assert_eq!(ino_of(&fd), st.st_ino);
+        assert_eq!(st.st_size, 4);
+    }
+
+    #[test]
+    fn portable_open_refuses_a_symlink_swapped_in_after_its_lstat() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("seg"), b"mine").unwrap();
+        std::fs::write(dir.path().join("target"), b"secret").unwrap();
+        std::os::unix::fs::symlink("target", dir.path().join("link")).unwrap();
+        let d = dir.path().to_owned();
+        let loc = locate(&dir.path().join("seg"), "t").unwrap();
+        let (got, calls) = with_race(
+            move |_| std::fs::rename(d.join("link"), d.join("seg")).unwrap(),
+            || open_regular_portable(&loc, READ_FLAGS, "t"),
+        );
+        let err = got.unwrap_err();
+        assert_eq!(calls, 1);
+        assert_eq!(
+            (err.kind(), err.raw_os_error()),
+            (ErrorKind::NotRegularFile, Some(Errno::LOOP.raw_os_error()))
+        );
+    }
+
+    #[test]
+    fn portable_open_refuses_a_fifo_swapped_in_after_its_lstat_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("seg"), b"mine").unwrap();
+        mkfifo(&dir.path().join("fifo"));
+        let d = dir.path().to_owned();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let loc = locate(&d.join("seg"), "t").unwrap();
+            let dd = d.clone();
+            let (got, calls) = with_race(
+                move |_| std::fs::rename(dd.join("fifo"), dd.join("seg")).unwrap(),
+                || open_regular_portable(&loc, READ_FLAGS, "t"),
+            );
+            let _ = tx.send((got.map(|_| ()).map_err(|e| e.kind()), calls));
+        });
+        let got = rx.recv_timeout(Duration::from_secs(5));
+        assert_eq!(got, Ok((Err(ErrorKind::NotRegularFile), 1)));
+    }
+
+    fn ino_of(fd: &OwnedFd) -> u64 {
+        rustix::fs::fstat(fd).unwrap().st_ino
+    }
+
+    #[test]
+    fn a_name_replaced_between_open_and_check_is_opened_again() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("seg"), b"first").unwrap();
+        std::fs::write(dir.path().join("other"), b"second").unwrap();
+        let second = std::fs::metadata(dir.path().join("other")).unwrap().ino();
+        let d = dir.path().to_owned();
+        let (got, calls) = open_with_race(dir.path(), false, move |n| {
+            if n == 1 {
+                std::fs::rename(d.join("other"), d.join("seg")).unwrap();
+            }
+        });
+        assert_eq!(ino_of(&got.unwrap()), second);
+        assert_eq!(calls, 2);
+    }
+
+    #[test]
+    fn a_name_replaced_at_every_look_gives_up_after_four_tries_with_eagain() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("seg"), b"0").unwrap();
+        let d = dir.path().to_owned();
+        let (got, calls) = open_with_race(dir.path(), false, move |n| {
+            std::fs::write(d.join("next"), n.to_string()).unwrap();
+            std::fs::rename(d.join("next"), d.join("seg")).unwrap();
+        });
+        let err = got.unwrap_err();
+        assert_eq!(
+            (err.kind(), err.raw_os_error()),
+            (ErrorKind::Os, Some(Errno::AGAIN.raw_os_error()))
+        );
+        assert_eq!(calls, 4);
+    }
+
+    #[test]
+    fn a_hard_link_made_between_open_and_check_is_refused_without_retrying() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("seg"), b"mine").unwrap();
+        let d = dir.path().to_owned();
+        let (got, calls) = open_with_race(dir.path(), false, move |n| {
+            if n == 1 {
+                std::fs::hard_link(d.join("seg"), d.join("planted")).unwrap();
+            }
+        });
+        assert_eq!(got.unwrap_err().kind(), ErrorKind::HardLinked);
+        // A retry would give a link/unlink loop more chances to be missed.
+        assert_eq!(calls, 1);
+
+        // Allowed: the same look-up succeeds on the same file.
+        let ino = std::fs::metadata(dir.path().join("seg")).unwrap().ino();
+        let (got, calls) = open_with_race(dir.path(), true, |_| {});
+        assert_eq!(ino_of(&got.unwrap()), ino);
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn a_name_with_one_link_is_opened_at_the_first_look() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("seg"), b"mine").unwrap();
+        let ino = std::fs::metadata(dir.path().join("seg")).unwrap().ino();
+        let (got, calls) = open_with_race(dir.path(), false, |_| {});
+        assert_eq!(ino_of(&got.unwrap()), ino);
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn locate_of_a_bare_name_opens_the_current_directory() {
+        // `cargo test` runs unit tests in the package root.
+        let loc = locate(Path::new("Cargo.toml"), "t").unwrap();
+        let here = std::fs::metadata(".").unwrap();
+        let st = rustix::fs::fstat(&loc.dir).unwrap();
+        assert_eq!((st.st_dev, st.st_ino), (here.dev(), here.ino()));
+        assert_eq!(loc.name, "Cargo.toml");
+    }
+
+    #[test]
+    fn locate_refuses_a_parent_that_is_not_a_directory_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("file"), b"").unwrap();
+        let err = locate(&dir.path().join("file/x"), "t").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(Errno::NOTDIR.raw_os_error()));
+        // A FIFO as the parent: opening it without O_DIRECTORY would block
+        // until a writer came.
+        let fifo = dir.path().join("fifo");
+        mkfifo(&fifo);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.join("x");
+        std::thread::spawn(move || {
+            let _ = tx.send(locate(&path, "t").map(|_| ()).unwrap_err().raw_os_error());
+        });
+        let got = rx.recv_timeout(Duration::from_secs(5));
+        assert_eq!(got, Ok(Some(Errno::NOTDIR.raw_os_error())));
+    }
 
     #[test]
     fn zero_fill_grows_to_exact_size_with_zeros() {
