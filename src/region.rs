@@ -831,6 +831,83 @@ impl MmapRegion {
         }
     }
 
+    /// Makes sure at least `min` bytes are mapped, looking at the file only
+    /// when they are not: how a consumer catches up with a length its
+    /// producer announced in the shared memory itself.
+    ///
+    /// If the accessible length ([`len`](Self::len), or less once a
+    /// truncation was detected) is at least `min`, this returns `Ok(false)`
+    /// with no system call: one atomic load, nothing else. Otherwise it
+    /// calls [`check_and_remap`](Self::check_and_remap) once and returns
+    /// `Ok(true)` if `len()` is now at least `min`.
+    ///
+    /// The pattern: the producer [`resize`](Self::resize)s, then stores the
+    /// new length in a header word of the region (`Release`); a consumer
+    /// loads that word (`Acquire`) and calls `ensure_len` with it before
+    /// reading up to it. The consumer then pays for an `fstat` only when the
+    /// header says the region grew, not on every access. The header is
+    /// written by a peer, so it is only a hint: a length past the file is an
+    /// error here, never a mapping of bytes the file does not have.
+    ///
+    /// ```
+    /// # #[cfg(miri)] fn main() {} // Miri cannot map files.
+    /// # #[cfg(not(miri))]
+    /// # fn main() -> Result<(), shm_region::Error> {
+    /// use std::sync::atomic::Ordering;
+    /// use shm_region::{ErrorKind, FileCleanup, MmapRegion};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("segment");
+    /// const LEN: usize = 0; // header word: the length the producer announced
+    ///
+    /// let mut producer = MmapRegion::create(&path, 4096, FileCleanup::Manual)?;
+    /// producer.region().atomic_u64(LEN)?.store(4096, Ordering::Release);
+    /// let mut consumer = MmapRegion::attach(&path)?;       // usually another process
+    ///
+    /// // Producer: grow, fill, then announce the new length.
+    /// producer.resize(64 * 1024)?;
+    /// producer.region().write_at(60 * 1024, b"record")?;
+    /// producer.region().atomic_u64(LEN)?.store(64 * 1024, Ordering::Release);
+    ///
+    /// // Consumer: remap only when the announced length is not mapped yet.
+    /// let announced = consumer.region().load_u64(LEN, Ordering::Acquire)?;
+    /// let announced = usize::try_from(announced).unwrap_or(usize::MAX);
+    /// assert!(consumer.ensure_len(announced)?);              // one fstat: followed
+    /// assert!(!consumer.ensure_len(announced)?);             // no system call
+    /// let mut buf = [0u8; 6];
+    /// consumer.region().read_at(60 * 1024, &mut buf)?;
+    /// assert_eq!(&buf, b"record");
+    ///
+    /// // A length the file does not have is refused.
+    /// let err = consumer.ensure_len(1 << 20).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::OutOfBounds);
+    /// assert_eq!(consumer.len(), 64 * 1024);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::OutOfBounds`] if, after following, fewer than `min`
+    ///   bytes are mapped: the file is shorter than the length asked for
+    ///   (for example a header announcing more than the producer grew).
+    ///   Nothing else happens: a growth the check found is followed (as
+    ///   `check_and_remap` follows it, generation + 1), and with none the
+    ///   handle, its length and its generation are unchanged;
+    /// - the errors of [`check_and_remap`](Self::check_and_remap), as it
+    ///   returns them: [`ErrorKind::Truncated`] (also for a `min` past the
+    ///   accessible length of a handle that saw a truncation earlier),
+    ///   [`ErrorKind::FileTooLarge`] and [`ErrorKind::Os`].
+    pub fn ensure_len(&mut self, min: usize) -> Result<bool> {
+        if self.accessible_len() >= min {
+            return Ok(false);
+        }
+        self.check_and_remap()?;
+        if self.len() >= min {
+            Ok(true)
+        } else {
+            Err(Error::new(ErrorKind::OutOfBounds, "ensure_len"))
+        }
+    }
+
     /// Whether this handle maps the file read-only
     /// ([`attach_read_only`](Self::attach_read_only)).
     #[must_use]
