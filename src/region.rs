@@ -422,7 +422,8 @@ impl MmapRegion {
     /// `advise` only check their range (advice such as `DontNeed` would
     /// discard private memory), and the memory is freed when the last handle
     /// and view are dropped. Other processes cannot see it (a child made by
-    /// `fork` gets a private copy).
+    /// `fork` gets a private copy, or with [`MmapOptions::dont_fork`]
+    /// nothing).
     ///
     /// # Under loom
     ///
@@ -470,6 +471,7 @@ impl MmapRegion {
         // capacity: more than can be represented or had.
         let map = Mapping::in_memory(options.capacity_for(size))
             .map_err(|e| Error::with_errno(ErrorKind::FileTooLarge, OP, e))?;
+        Self::exclude(options, &map, OP)?;
         Self::prepare(options, &map, 0, size, OP)?;
         let source = Source::Memory(Arc::new(AtomicUsize::new(size)));
         let info = fs::FileInfo {
@@ -638,7 +640,8 @@ impl MmapRegion {
     }
 
     /// A mapping covering `len` bytes: `current` if its reservation covers
-    /// them (growth in place, no system call), otherwise a new one.
+    /// them (growth in place, no system call), otherwise a new one, marked
+    /// as the options' `dont_dump` and `dont_fork` ask.
     fn map_len(
         options: &MmapOptions,
         fd: BorrowedFd<'_>,
@@ -657,7 +660,15 @@ impl MmapRegion {
                 e => Error::os(op, e),
             }
         })?;
+        Self::exclude(options, &map, op)?;
         Ok(Arc::new(map))
+    }
+
+    /// Applies the options' `dont_dump` and `dont_fork` to the whole of a
+    /// mapping just made, before anything is published or faulted in.
+    fn exclude(options: &MmapOptions, map: &Mapping, op: &'static str) -> Result<()> {
+        map.exclude(options.dont_dump, options.dont_fork)
+            .map_err(|e| Error::os(op, e))
     }
 
     /// A view of the newest mapping. Views stay valid after this handle
