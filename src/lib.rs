@@ -40,6 +40,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! With the feature `zerocopy`, `Region::read_val` and `Region::write_val`
+//! copy `zerocopy` types (`FromBytes`, `IntoBytes`) in and out at any
+//! offset, through the same checked copies as [`Region::read_at`] and
+//! [`Region::write_at`].
+//!
 //! With the feature `arbitrary`, `hostile::region` makes a region that
 //! behaves like memory a hostile peer rewrites between any two reads,
 //! driven by a fuzzer's input, to fuzz protocols built on the crate.
@@ -71,6 +76,8 @@ mod region;
 mod staged;
 mod sync;
 mod sys;
+#[cfg(feature = "zerocopy")]
+mod typed;
 mod view;
 
 pub use error::{Error, ErrorKind, Result};

@@ -129,6 +129,8 @@ pub struct MmapOptions {
     pub(crate) mode: u32,
     pub(crate) populate: bool,
     pub(crate) lock: bool,
+    pub(crate) dont_dump: bool,
+    pub(crate) dont_fork: bool,
 }
 
 impl Default for MmapOptions {
@@ -145,7 +147,8 @@ impl MmapOptions {
     /// `0600`, attach only to files owned by the effective user, not
     /// writable by group or others and with exactly one name (no hard
     /// links), no size limit beyond what
-    /// can be mapped, no seal required, no populating or locking.
+    /// can be mapped, no seal required, no populating or locking, and the
+    /// memory left in core dumps and in children made by `fork`.
     #[must_use]
     pub fn new() -> Self {
         Self {
@@ -161,6 +164,8 @@ impl MmapOptions {
             mode: 0o600,
             populate: false,
             lock: false,
+            dont_dump: false,
+            dont_fork: false,
         }
     }
 
@@ -289,6 +294,72 @@ impl MmapOptions {
         self
     }
 
+    /// Whether to keep the region's memory out of this process's core
+    /// dumps (`MADV_DONTDUMP`, Linux), for regions that hold secrets. Off
+    /// by default.
+    ///
+    /// The advice is given for every mapping that a handle made with these
+    /// options makes, as the mapping is made: at `create`, `create_sealed`, `stage`, each `attach` and
+    /// `in_memory`, in [`MmapRegion::peer`] (the new handle keeps these
+    /// options), and for the new mapping of a `resize` or `check_and_remap`
+    /// past the address-space reservation. It covers the whole reservation,
+    /// so growth in place stays covered. It shows as `dd` among the
+    /// mapping's `VmFlags` in `/proc/<pid>/smaps`, and the kernel then
+    /// dumps none of it, whatever `/proc/<pid>/coredump_filter` says
+    /// (without the option, that filter decides).
+    ///
+    /// It concerns this process only: another process that maps the same
+    /// file decides for itself, and the bytes stay in the file (on tmpfs,
+    /// in memory or swap), readable by whoever can open it.
+    ///
+    /// Off Linux and Android, the constructors of these options
+    /// ([`create`](Self::create), [`create_sealed`](Self::create_sealed),
+    /// [`stage`](Self::stage), the `attach` forms and
+    /// [`in_memory`](Self::in_memory)) return
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) while it
+    /// is on, and create nothing. Under Miri and loom, where an in-memory
+    /// region is not a mapping of its own, it has no effect.
+    pub fn dont_dump(&mut self, yes: bool) -> &mut Self {
+        self.dont_dump = yes;
+        self
+    }
+
+    /// Whether to keep the region's memory out of children that this
+    /// process makes with `fork` (`MADV_DONTFORK`, Linux), for regions
+    /// that hold secrets: such a child gets no part of the mapping, the
+    /// reservation past the file's end included. Off by default. It is
+    /// given for the same mappings as [`dont_dump`](Self::dont_dump), with
+    /// the same platform rules, and shows as `dc` among the `VmFlags`.
+    ///
+    /// It matters for a child that runs on after `fork` without `exec`
+    /// (the workers of a pre-forking server, say). Such a child must
+    /// neither use nor drop the handles and views it inherited: nothing is
+    /// mapped at their address there (an access faults, or reaches whatever
+    /// the child has mapped there since, which dropping the last of them
+    /// would unmap). A child that calls `exec` at once, as
+    /// [`std::process::Command`] makes them, is not affected.
+    pub fn dont_fork(&mut self, yes: bool) -> &mut Self {
+        self.dont_fork = yes;
+        self
+    }
+
+    /// [`ErrorKind::Unsupported`] if an option this system cannot honour
+    /// is on (`dont_dump`, `dont_fork` off Linux and Android), checked by
+    /// every constructor before anything is created.
+    fn refuse_unsupported(&self, op: &'static str) -> Result<()> {
+        if self.needs_madvise_exclusions(cfg!(any(target_os = "linux", target_os = "android"))) {
+            Err(Error::new(ErrorKind::Unsupported, op))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether these options ask for advice only Linux has, on a system
+    /// that is not Linux (`linux` false).
+    fn needs_madvise_exclusions(&self, linux: bool) -> bool {
+        !linux && (self.dont_dump || self.dont_fork)
+    }
+
     /// The mode for files this crate creates.
     #[allow(
         clippy::useless_conversion,
@@ -311,7 +382,8 @@ impl MmapOptions {
 
     /// Creates an in-memory region with these options; see
     /// [`MmapRegion::in_memory`]. Of the options, `address_space` (the
-    /// capacity), `max_size`, `populate` and `lock` apply.
+    /// capacity), `max_size`, `populate`, `lock`, `dont_dump` and
+    /// `dont_fork` apply.
     ///
     /// # Errors
     ///
@@ -320,6 +392,7 @@ impl MmapOptions {
     ///
     /// [`ErrorKind::LockLimit`]: crate::ErrorKind::LockLimit
     pub fn in_memory(&self, size: usize) -> Result<MmapRegion> {
+        self.refuse_unsupported("in_memory")?;
         MmapRegion::in_memory_with(self, size)
     }
 
@@ -344,6 +417,7 @@ impl MmapOptions {
     /// [`ErrorKind::LockLimit`]: crate::ErrorKind::LockLimit
     pub fn create(&self, path: &Path, size: usize, cleanup: FileCleanup) -> Result<MmapRegion> {
         refuse_files_under_loom("create")?;
+        self.refuse_unsupported("create")?;
         let loc = fs::locate(path, "create")?;
         MmapRegion::create_at(self, loc, path.to_path_buf(), size, cleanup)
     }
@@ -356,6 +430,7 @@ impl MmapOptions {
     /// As [`MmapRegion::create_sealed`].
     pub fn create_sealed(&self, name: &str, size: usize) -> Result<MmapRegion> {
         refuse_files_under_loom("create_sealed")?;
+        self.refuse_unsupported("create_sealed")?;
         MmapRegion::create_sealed_with(self, name, size)
     }
 
@@ -366,6 +441,7 @@ impl MmapOptions {
     /// As [`MmapRegion::stage`].
     pub fn stage(&self, path: &Path, size: usize) -> Result<Staged> {
         refuse_files_under_loom("stage")?;
+        self.refuse_unsupported("stage")?;
         Staged::new(self, path, size)
     }
 
@@ -391,6 +467,7 @@ impl MmapOptions {
 
     fn attach_path(&self, path: &Path, writable: bool, op: &'static str) -> Result<MmapRegion> {
         refuse_files_under_loom(op)?;
+        self.refuse_unsupported(op)?;
         let loc = fs::locate(path, op)?;
         let fd = fs::open_existing(&loc, writable, self.trust.allow_hard_links, op)?;
         MmapRegion::from_fd(self, fd, Some(loc), path.to_path_buf(), writable, op)
@@ -404,6 +481,7 @@ impl MmapOptions {
     /// As [`MmapRegion::attach_fd`].
     pub fn attach_fd(&self, fd: OwnedFd) -> Result<MmapRegion> {
         refuse_files_under_loom("attach_fd")?;
+        self.refuse_unsupported("attach_fd")?;
         MmapRegion::from_fd(self, fd, None, PathBuf::new(), true, "attach_fd")
     }
 
@@ -415,6 +493,7 @@ impl MmapOptions {
     /// As [`MmapRegion::attach_fd_read_only`].
     pub fn attach_fd_read_only(&self, fd: OwnedFd) -> Result<MmapRegion> {
         refuse_files_under_loom("attach_fd_read_only")?;
+        self.refuse_unsupported("attach_fd_read_only")?;
         MmapRegion::from_fd(self, fd, None, PathBuf::new(), false, "attach_fd_read_only")
     }
 }
@@ -464,6 +543,24 @@ mod tests {
         assert_eq!(default_reservation(4096, Some(0)), 4096);
         assert_eq!(default_reservation(512 * MIB, Some(2 * GIB)), 512 * MIB);
         assert_eq!(default_reservation(3 * GIB, Some(GIB)), 3 * GIB);
+    }
+
+    #[test]
+    fn dont_dump_and_dont_fork_are_refused_only_off_linux() {
+        let mut o = MmapOptions::new();
+        assert!(!o.needs_madvise_exclusions(false));
+        assert!(!o.needs_madvise_exclusions(true));
+        for (dump, fork) in [(true, false), (false, true), (true, true)] {
+            o.dont_dump(dump).dont_fork(fork);
+            assert!(o.needs_madvise_exclusions(false), "{dump} {fork}");
+            assert!(!o.needs_madvise_exclusions(true), "{dump} {fork}");
+        }
+        let on_this_system = o.refuse_unsupported("op").map_err(|e| e.kind());
+        if cfg!(any(target_os = "linux", target_os = "android")) {
+            assert_eq!(on_this_system, Ok(()));
+        } else {
+            assert_eq!(on_this_system, Err(ErrorKind::Unsupported));
+        }
     }
 
     #[test]

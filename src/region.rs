@@ -422,7 +422,8 @@ impl MmapRegion {
     /// `advise` only check their range (advice such as `DontNeed` would
     /// discard private memory), and the memory is freed when the last handle
     /// and view are dropped. Other processes cannot see it (a child made by
-    /// `fork` gets a private copy).
+    /// `fork` gets a private copy, or with [`MmapOptions::dont_fork`]
+    /// nothing).
     ///
     /// # Under loom
     ///
@@ -470,6 +471,7 @@ impl MmapRegion {
         // capacity: more than can be represented or had.
         let map = Mapping::in_memory(options.capacity_for(size))
             .map_err(|e| Error::with_errno(ErrorKind::FileTooLarge, OP, e))?;
+        Self::exclude(options, &map, OP)?;
         Self::prepare(options, &map, 0, size, OP)?;
         let source = Source::Memory(Arc::new(AtomicUsize::new(size)));
         let info = fs::FileInfo {
@@ -638,7 +640,8 @@ impl MmapRegion {
     }
 
     /// A mapping covering `len` bytes: `current` if its reservation covers
-    /// them (growth in place, no system call), otherwise a new one.
+    /// them (growth in place, no system call), otherwise a new one, marked
+    /// as the options' `dont_dump` and `dont_fork` ask.
     fn map_len(
         options: &MmapOptions,
         fd: BorrowedFd<'_>,
@@ -657,7 +660,15 @@ impl MmapRegion {
                 e => Error::os(op, e),
             }
         })?;
+        Self::exclude(options, &map, op)?;
         Ok(Arc::new(map))
+    }
+
+    /// Applies the options' `dont_dump` and `dont_fork` to the whole of a
+    /// mapping just made, before anything is published or faulted in.
+    fn exclude(options: &MmapOptions, map: &Mapping, op: &'static str) -> Result<()> {
+        map.exclude(options.dont_dump, options.dont_fork)
+            .map_err(|e| Error::os(op, e))
     }
 
     /// A view of the newest mapping. Views stay valid after this handle
@@ -828,6 +839,83 @@ impl MmapRegion {
             Follow::Unchanged => Ok(false),
             Follow::Grew => Ok(true),
             Follow::Truncated => Err(Error::new(ErrorKind::Truncated, OP)),
+        }
+    }
+
+    /// Makes sure at least `min` bytes are mapped, looking at the file only
+    /// when they are not: how a consumer catches up with a length its
+    /// producer announced in the shared memory itself.
+    ///
+    /// If the accessible length ([`len`](Self::len), or less once a
+    /// truncation was detected) is at least `min`, this returns `Ok(false)`
+    /// with no system call: one atomic load, nothing else. Otherwise it
+    /// calls [`check_and_remap`](Self::check_and_remap) once and returns
+    /// `Ok(true)` if `len()` is now at least `min`.
+    ///
+    /// The pattern: the producer [`resize`](Self::resize)s, then stores the
+    /// new length in a header word of the region (`Release`); a consumer
+    /// loads that word (`Acquire`) and calls `ensure_len` with it before
+    /// reading up to it. The consumer then pays for an `fstat` only when the
+    /// header says the region grew, not on every access. The header is
+    /// written by a peer, so it is only a hint: a length past the file is an
+    /// error here, never a mapping of bytes the file does not have.
+    ///
+    /// ```
+    /// # #[cfg(miri)] fn main() {} // Miri cannot map files.
+    /// # #[cfg(not(miri))]
+    /// # fn main() -> Result<(), shm_region::Error> {
+    /// use std::sync::atomic::Ordering;
+    /// use shm_region::{ErrorKind, FileCleanup, MmapRegion};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("segment");
+    /// const LEN: usize = 0; // header word: the length the producer announced
+    ///
+    /// let mut producer = MmapRegion::create(&path, 4096, FileCleanup::Manual)?;
+    /// producer.region().atomic_u64(LEN)?.store(4096, Ordering::Release);
+    /// let mut consumer = MmapRegion::attach(&path)?;       // usually another process
+    ///
+    /// // Producer: grow, fill, then announce the new length.
+    /// producer.resize(64 * 1024)?;
+    /// producer.region().write_at(60 * 1024, b"record")?;
+    /// producer.region().atomic_u64(LEN)?.store(64 * 1024, Ordering::Release);
+    ///
+    /// // Consumer: remap only when the announced length is not mapped yet.
+    /// let announced = consumer.region().load_u64(LEN, Ordering::Acquire)?;
+    /// let announced = usize::try_from(announced).unwrap_or(usize::MAX);
+    /// assert!(consumer.ensure_len(announced)?);              // one fstat: followed
+    /// assert!(!consumer.ensure_len(announced)?);             // no system call
+    /// let mut buf = [0u8; 6];
+    /// consumer.region().read_at(60 * 1024, &mut buf)?;
+    /// assert_eq!(&buf, b"record");
+    ///
+    /// // A length the file does not have is refused.
+    /// let err = consumer.ensure_len(1 << 20).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::OutOfBounds);
+    /// assert_eq!(consumer.len(), 64 * 1024);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::OutOfBounds`] if, after following, fewer than `min`
+    ///   bytes are mapped: the file is shorter than the length asked for
+    ///   (for example a header announcing more than the producer grew).
+    ///   Nothing else happens: a growth the check found is followed (as
+    ///   `check_and_remap` follows it, generation + 1), and with none the
+    ///   handle, its length and its generation are unchanged;
+    /// - the errors of [`check_and_remap`](Self::check_and_remap), as it
+    ///   returns them: [`ErrorKind::Truncated`] (also for a `min` past the
+    ///   accessible length of a handle that saw a truncation earlier),
+    ///   [`ErrorKind::FileTooLarge`] and [`ErrorKind::Os`].
+    pub fn ensure_len(&mut self, min: usize) -> Result<bool> {
+        if self.accessible_len() >= min {
+            return Ok(false);
+        }
+        self.check_and_remap()?;
+        if self.len() >= min {
+            Ok(true)
+        } else {
+            Err(Error::new(ErrorKind::OutOfBounds, "ensure_len"))
         }
     }
 

@@ -262,3 +262,23 @@ mod native {
         );
     }
 }
+
+#[test]
+fn in_memory_regions_with_dont_dump_and_dont_fork_work_as_any_other() {
+    // On Linux the advice marks the memory (tests/secrets.rs); under Miri,
+    // where the memory is a heap allocation, it has no effect. Either way
+    // the region works as without it.
+    let mut host = MmapOptions::new()
+        .address_space(4 * PAGE)
+        .dont_dump(true)
+        .dont_fork(true)
+        .in_memory(PAGE)
+        .unwrap();
+    let mut peer = host.peer().unwrap();
+    host.resize(4 * PAGE).unwrap();
+    host.region().write_at(4 * PAGE - 6, b"secret").unwrap();
+    assert_eq!(peer.ensure_len(4 * PAGE), Ok(true));
+    let mut b = [0u8; 6];
+    peer.region().read_at(4 * PAGE - 6, &mut b).unwrap();
+    assert_eq!(&b, b"secret");
+}

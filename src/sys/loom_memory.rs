@@ -222,6 +222,12 @@ impl Mapping {
         self.in_range(offset, len)
     }
 
+    /// Nothing to keep out of core dumps or children: loom's objects are
+    /// not memory a dump or `fork` could copy.
+    pub(crate) fn exclude(&self, _from_dumps: bool, _from_children: bool) -> Result<(), Errno> {
+        Ok(())
+    }
+
     /// Nothing to write back; `EINVAL` if the range is not inside.
     pub(crate) fn sync(&self, offset: usize, len: usize, _wait: bool) -> Result<(), Errno> {
         self.in_range(offset, len)

@@ -342,6 +342,47 @@ impl Mapping {
         })
     }
 
+    /// Keeps the whole mapping, the reservation past the file's end
+    /// included, out of this process's core dumps (`MADV_DONTDUMP`) and out
+    /// of children made by `fork` (`MADV_DONTFORK`), as asked; with neither
+    /// asked, no system call. The flags belong to the address range, so
+    /// growth in place stays covered. Linux and Android only: elsewhere
+    /// asking for either is `ENOTSUP` (the options refuse it earlier).
+    /// Memory from the allocator (`Origin::Heap`, Miri only) is left as it
+    /// is: it is not a mapping of its own that advice could mark.
+    pub(crate) fn exclude(&self, from_dumps: bool, from_children: bool) -> Result<(), Errno> {
+        if matches!(self.origin, Origin::Heap(_)) {
+            return Ok(());
+        }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use rustix::mm::Advice;
+            let wanted = [
+                (from_dumps, Advice::LinuxDontDump),
+                (from_children, Advice::LinuxDontFork),
+            ];
+            for (_, advice) in wanted.into_iter().filter(|&(on, _)| on) {
+                self.on_pages(0, self.len, |ptr, len| {
+                    // SAFETY: `[ptr, ptr + len)` is this mapping's whole
+                    // range, which it owns (invariant 1; checked by
+                    // `page_range`). `MADV_DONTDUMP` and `MADV_DONTFORK`
+                    // change only flags of the range: whether a core dump
+                    // writes it and whether a child made by `fork` gets it.
+                    // In this process nothing is unmapped or changed
+                    // (invariant 2 holds); for the child, see invariant 1.
+                    unsafe { rustix::mm::madvise(ptr, len, advice) }
+                })?;
+            }
+            Ok(())
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        if from_dumps || from_children {
+            Err(Errno::NOTSUP)
+        } else {
+            Ok(())
+        }
+    }
+
     /// `msync` over the pages covering `[offset, offset + len)`.
     pub(crate) fn sync(&self, offset: usize, len: usize, wait: bool) -> Result<(), Errno> {
         use rustix::mm::MsyncFlags;

@@ -30,7 +30,14 @@
 //!    it is deallocated with that layout exactly once, in `Drop`. The file
 //!    is never on hugetlbfs (`fs::validate` and the create path refuse
 //!    it), so the kernel backs the range with base pages and
-//!    `munmap(base, len)` covers all of it.
+//!    `munmap(base, len)` covers all of it. A mapping made with
+//!    `MmapOptions::dont_fork` (`MADV_DONTFORK`) does not exist in a child
+//!    made by `fork`: there the child's copies of the handles and views own
+//!    nothing, and the child may map something else at that address. The
+//!    crate cannot see a `fork`; `MmapOptions::dont_fork` documents that
+//!    such a child must neither use nor drop them (it may `exec`, which
+//!    discards them unused, or leave with `_exit`). `fork` is `unsafe` to
+//!    call from Rust for similar reasons.
 //! 2. **Whole range mapped.** All of `[base, base + len)` is mapped readable
 //!    (and writable when `writable`), `MAP_SHARED`, to the file from offset 0,
 //!    or, in memory, is private anonymous (under Miri: allocated) memory,
