@@ -68,14 +68,17 @@ pub mod protocol;
 #[cfg(not(loom))]
 mod protocol;
 mod region;
+mod shared;
 mod staged;
 mod sync;
 mod sys;
 mod view;
+mod wait;
 
 pub use error::{Error, ErrorKind, Result};
 pub use options::{Advice, FileCleanup, MmapOptions};
 pub use region::MmapRegion;
+pub use shared::{SharedU32, SharedU64};
 pub use staged::{PublishError, Staged};
 pub use sys::unmap_failures;
 pub use view::Region;
