@@ -82,7 +82,9 @@ pub const MAX_LEN: usize = 1 << 20;
 ///   once), but [`Region::atomic_u32`] and [`Region::atomic_u64`], which
 ///   reference the memory itself, see them. Those atomics start from the
 ///   initial contents above, and the peer does not change them afterwards.
-///   [`Region::as_ptr`] points to the memory too.
+///   [`Region::as_ptr`] points to the memory too, and
+///   [`Region::wait_u32`] and [`Region::wake_u32`] act on it (taking no
+///   input).
 ///
 /// Clones of the region share the stream: whichever reads first gets the
 /// next bytes. Every check is that of any writable region of `len` bytes,

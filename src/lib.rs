@@ -73,16 +73,19 @@ pub mod protocol;
 #[cfg(not(loom))]
 mod protocol;
 mod region;
+mod shared;
 mod staged;
 mod sync;
 mod sys;
 #[cfg(feature = "zerocopy")]
 mod typed;
 mod view;
+mod wait;
 
 pub use error::{Error, ErrorKind, Result};
 pub use options::{Advice, FileCleanup, MmapOptions};
 pub use region::MmapRegion;
+pub use shared::{SharedU32, SharedU64};
 pub use staged::{PublishError, Staged};
 pub use sys::unmap_failures;
 pub use view::Region;

@@ -2,9 +2,12 @@
 
 use std::fmt;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::View;
+use crate::shared::{SharedU32, SharedU64};
+use crate::sync::Arc;
 // `std`'s atomics, or loom's under `--cfg loom` (see "Under loom" below).
 use crate::sync::{AtomicU32, AtomicU64};
 use crate::sys::{self, Mapping};
@@ -239,6 +242,164 @@ impl Region {
             .map()
             .load_u64(offset, order)
             .ok_or_else(|| Error::new(ErrorKind::OutOfBounds, "load_u64"))
+    }
+
+    /// The 4-byte word at `offset` as an owned [`SharedU32`]: the atomic of
+    /// [`atomic_u32`](Self::atomic_u32), holding this view's mapping so
+    /// that it outlives the borrow, a [`refresh`](Self::refresh) of this
+    /// view, the view and its [`MmapRegion`](crate::MmapRegion).
+    ///
+    /// # Errors
+    ///
+    /// As [`atomic_u32`](Self::atomic_u32): [`ErrorKind::ReadOnly`] for a
+    /// read-only mapping, [`ErrorKind::Misaligned`] if `offset` is not a
+    /// multiple of 4, [`ErrorKind::OutOfBounds`] if the word is not within
+    /// the accessible length.
+    pub fn shared_u32(&self, offset: usize) -> Result<SharedU32> {
+        const OP: &str = "shared_u32";
+        self.check_atomic(offset, 4, OP)?;
+        SharedU32::new(Arc::clone(self.view.map_arc()), offset)
+            .ok_or_else(|| Error::new(ErrorKind::OutOfBounds, OP))
+    }
+
+    /// The 8-byte word at `offset` as an owned [`SharedU64`], as
+    /// [`shared_u32`](Self::shared_u32) for [`atomic_u64`](Self::atomic_u64).
+    ///
+    /// # Errors
+    ///
+    /// As [`atomic_u64`](Self::atomic_u64).
+    pub fn shared_u64(&self, offset: usize) -> Result<SharedU64> {
+        const OP: &str = "shared_u64";
+        self.check_atomic(offset, 8, OP)?;
+        SharedU64::new(Arc::clone(self.view.map_arc()), offset)
+            .ok_or_else(|| Error::new(ErrorKind::OutOfBounds, OP))
+    }
+
+    /// Blocks while the 4-byte word at `offset` holds `expected`, for at
+    /// most `timeout` when one is given.
+    ///
+    /// Returns `Ok(false)` only if the timeout elapsed, and `Ok(true)`
+    /// otherwise: the word differed from `expected`, a
+    /// [`wake_u32`](Self::wake_u32) reached this waiter, or the wait ended
+    /// without either (a wake while the word still holds `expected`, or a
+    /// spurious wake-up). So call it in a loop that re-checks the word. It
+    /// promises no memory ordering: to see what a peer wrote before its
+    /// store to the word, load the word with `Acquire` after it returns, as
+    /// below.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), shm_region::Error> {
+    /// use std::sync::atomic::Ordering;
+    /// use std::time::Duration;
+    /// use shm_region::MmapRegion;
+    ///
+    /// let host = MmapRegion::in_memory(4096)?;
+    /// let view = host.region();
+    /// // Nothing changes the word: the wait ends at its timeout.
+    /// assert!(!view.wait_u32(0, 0, Some(Duration::from_millis(10)))?);
+    ///
+    /// let waiter = {
+    ///     let view = view.clone();
+    ///     std::thread::spawn(move || -> Result<u64, shm_region::Error> {
+    ///         while view.load_u32(0, Ordering::Acquire)? == 0 {
+    ///             view.wait_u32(0, 0, None)?;
+    ///         }
+    ///         view.load_u64(8, Ordering::Relaxed)
+    ///     })
+    /// };
+    /// view.atomic_u64(8)?.store(42, Ordering::Relaxed);
+    /// view.atomic_u32(0)?.store(1, Ordering::Release);
+    /// view.wake_u32(0, 1)?;
+    /// assert_eq!(waiter.join().unwrap()?, 42);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// **How it waits.** On Linux it is a futex wait shared between
+    /// processes (without `FUTEX_PRIVATE_FLAG`): the kernel compares the
+    /// word with `expected` and puts the thread to sleep in one step, so a
+    /// store followed by [`wake_u32`](Self::wake_u32) is not missed. A wake
+    /// through any view of the file, in this process or another, reaches
+    /// the waiter, also through another mapping of the file (another
+    /// handle, or a newer generation after growth moved the base). An
+    /// [in-memory](crate::MmapRegion::in_memory) region's memory belongs to
+    /// this process, and so do its waiters and wakers. On other systems,
+    /// and under Miri, it polls instead: 100 loads with a spin hint between
+    /// them, then a load before each nap, the naps growing from 10 µs,
+    /// doubling, to 1 ms (and never past the deadline); there
+    /// [`wake_u32`](Self::wake_u32) returns `Ok(0)` and waiters see the
+    /// change by themselves.
+    ///
+    /// **Timeout.** The deadline is taken on a monotonic clock when the call
+    /// starts. With `Some(Duration::ZERO)` it returns `Ok(true)` if the word
+    /// differs and `Ok(false)` otherwise. A timeout whose deadline the clock
+    /// cannot represent (`Duration::MAX`) is no timeout.
+    /// A signal handled while the thread sleeps does not end the wait: on
+    /// Linux the wait resumes (`EINTR`) with the time left until the
+    /// deadline, so a signal is never reported as a timeout or as a wake.
+    ///
+    /// **Mapping and truncation.** The word is checked against the view's
+    /// accessible length when the call starts, and the view keeps its
+    /// mapping for as long as it waits, so the address stays mapped even if
+    /// the region grows or is remapped meanwhile. A peer truncating the
+    /// file while the thread sleeps does not wake it. On Linux a word whose
+    /// page a peer truncated away (before this handle noticed) is
+    /// [`ErrorKind::Truncated`], not a `SIGBUS`; the poll of other systems
+    /// loads the word, which faults there like any access (see
+    /// `SECURITY.md`).
+    ///
+    /// **Under loom** the wait is a loop of relaxed loads with
+    /// `loom::thread::yield_now` between them, until the word differs. With
+    /// a timeout it is one load, and if the word holds `expected`, one
+    /// yield and `Ok(false)`: the timeout elapses at once, so loom explores
+    /// the timeouts of a caller's loop and exhausts it.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Misaligned`] and [`ErrorKind::OutOfBounds`] as for
+    /// [`atomic_u32`](Self::atomic_u32) (a read-only view may wait), and
+    /// [`ErrorKind::Unsupported`] on a read-only mapping where
+    /// [`load_u32`](Self::load_u32) is; on Linux, [`ErrorKind::Truncated`]
+    /// if the word's page is gone and [`ErrorKind::Os`] for any other error
+    /// of the futex call.
+    pub fn wait_u32(
+        &self,
+        offset: usize,
+        expected: u32,
+        timeout: Option<Duration>,
+    ) -> Result<bool> {
+        self.check_load(offset, 4, Ordering::Relaxed, "wait_u32")?;
+        crate::wait::wait(self.view.map(), offset, expected, timeout)
+    }
+
+    /// Wakes up to `count` threads waiting in [`wait_u32`](Self::wait_u32)
+    /// on the word at `offset`, in any process mapping the file; returns
+    /// how many it woke.
+    ///
+    /// Store the new value first, then wake: a waiter that compares after
+    /// the store returns without sleeping. A wake with the word unchanged
+    /// makes the waiters it reaches return `Ok(true)`. `count == 0` wakes
+    /// nobody and returns `Ok(0)`; a count above `i32::MAX` wakes every
+    /// waiter. Off Linux, and under Miri and loom, it returns `Ok(0)`:
+    /// waiters there poll (see [`wait_u32`](Self::wait_u32)).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), shm_region::Error> {
+    /// use shm_region::MmapRegion;
+    /// let host = MmapRegion::in_memory(4096)?;
+    /// assert_eq!(host.region().wake_u32(0, 1)?, 0); // nobody waits
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`atomic_u32`](Self::atomic_u32): [`ErrorKind::ReadOnly`] for a
+    /// read-only mapping, [`ErrorKind::Misaligned`],
+    /// [`ErrorKind::OutOfBounds`]; on Linux, [`ErrorKind::Truncated`] if the
+    /// word's page is gone and [`ErrorKind::Os`] for any other error of the
+    /// futex call.
+    pub fn wake_u32(&self, offset: usize, count: u32) -> Result<usize> {
+        self.check_atomic(offset, 4, "wake_u32")?;
+        crate::wait::wake(self.view.map(), offset, count)
     }
 
     /// Whether this view's mapping is read-only.

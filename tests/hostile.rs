@@ -1,8 +1,8 @@
 //! `shm_region::hostile::region` (feature `arbitrary`): reads and loads
 //! follow the fuzzer's input byte for byte and differ between two reads of
 //! the same offset, an exhausted input reads zeros, atomics start from the
-//! input's initial bytes and see writes, and every check is that of an
-//! ordinary region. No test needs a file, so all run under Miri too
+//! input's initial bytes and see writes, `wait_u32` and `wake_u32` act on
+//! the memory, and every check is that of an ordinary region. No test needs a file, so all run under Miri too
 //! (`cargo +nightly miri test --features arbitrary --test hostile`).
 //!
 //! Run with `cargo test --features arbitrary --test hostile`.
@@ -95,6 +95,27 @@ fn atomics_start_from_the_input_and_see_writes_that_reads_do_not() {
     assert_eq!(read::<8>(&r, 24), [0; 8]);
     assert_eq!(r.load_u32(0, Ordering::Acquire).unwrap(), 0);
     assert_eq!(r.load_u64(24, Ordering::Acquire).unwrap(), 0);
+}
+
+#[test]
+fn wait_and_wake_act_on_the_memory_and_take_no_input() {
+    // k = 4: the memory's first word is [1, 2, 3, 4]; the stream is 9, 8, 7, 6.
+    let r = hostile(&[4, 1, 2, 3, 4, 9, 8, 7, 6], 64);
+    let in_memory = u32::from_ne_bytes([1, 2, 3, 4]);
+    let timeout = Some(std::time::Duration::from_millis(1));
+    assert_eq!(r.wait_u32(0, in_memory, timeout), Ok(false));
+    assert_eq!(r.wait_u32(0, 0, timeout), Ok(true));
+    assert_eq!(r.wait_u32(4, 0, timeout), Ok(false));
+    assert_eq!(r.wake_u32(0, 1), Ok(0));
+    assert_eq!(
+        r.wait_u32(2, 0, timeout).unwrap_err().kind(),
+        ErrorKind::Misaligned
+    );
+    // The stream is untouched.
+    assert_eq!(
+        r.load_u32(0, Ordering::Relaxed).unwrap(),
+        u32::from_ne_bytes([9, 8, 7, 6])
+    );
 }
 
 #[test]

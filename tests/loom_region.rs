@@ -1,7 +1,9 @@
 //! Loom models of the real `MmapRegion::resize`, `check_and_remap` and
 //! `peer` over in-memory regions (whose bytes are loom-modelled under
 //! `--cfg loom`, see `src/sys/loom_memory.rs`): nothing of the remapping
-//! logic is re-implemented here.
+//! logic is re-implemented here. Models 3 and 4 check a hand-over through
+//! `Region::wait_u32` and `wake_u32` (their loom model is described on
+//! `wait_u32`).
 //!
 //! Run with (as CI does):
 //!
@@ -13,6 +15,8 @@
 
 mod common;
 use common::model;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use loom::thread;
 use shm_region::{MmapOptions, MmapRegion, Region};
@@ -153,5 +157,85 @@ fn host_views_cloned_into_threads_follow_a_growth_in_place() {
                 r.join().unwrap();
             }
         },
+    );
+}
+
+/// The waiter of models 3 and 4: loads the flag at 0 with `Acquire` and
+/// calls `wait_u32` while it is 0, then reads the record at 8..16. Returns
+/// how many waits timed out.
+fn wait_for_record(view: &Region, timeout: Option<std::time::Duration>) -> usize {
+    let mut timeouts = 0;
+    while view.load_u32(0, Ordering::Acquire).unwrap() == 0 {
+        if view.wait_u32(0, 0, timeout).unwrap() {
+            // The model has no spurious wake-ups: `Ok(true)` means the
+            // wait saw the flag stored.
+            assert_ne!(view.load_u32(0, Ordering::Relaxed).unwrap(), 0);
+        } else {
+            assert!(timeout.is_some(), "a wait without a timeout timed out");
+            timeouts += 1;
+        }
+    }
+    let mut record = [0; 8];
+    view.read_at(8, &mut record).unwrap();
+    assert_eq!(record, [7; 8], "the record stored before the flag is stale");
+    timeouts
+}
+
+/// The storer of models 3 and 4: writes the record, stores the flag with
+/// `Release` and wakes (`Ok(0)` under loom: waiters re-load by themselves).
+fn store_record(view: &Region) {
+    view.write_at(8, &[7; 8]).unwrap();
+    view.atomic_u32(0).unwrap().store(1, Ordering::Release);
+    assert_eq!(view.wake_u32(0, 1), Ok(0));
+}
+
+/// Model 3. A thread waits for a flag with `wait_u32` (no timeout) while
+/// another writes a record, stores the flag and wakes. Proves, for the
+/// crate's loom model of the wait: it returns `Ok(true)` once the flag is
+/// stored and never otherwise, the waiter's loop ends, and the record read
+/// after the loop's `Acquire` load is complete; `wake_u32` is `Ok(0)`.
+#[test]
+fn wait_u32_ends_once_a_flag_is_stored_and_the_record_is_seen() {
+    model(
+        "wait_u32_ends_once_a_flag_is_stored_and_the_record_is_seen",
+        || {
+            let host = MmapOptions::new().address_space(16).in_memory(16).unwrap();
+            let view = host.region();
+            let waiter = {
+                let view = view.clone();
+                thread::spawn(move || wait_for_record(&view, None))
+            };
+            store_record(&view);
+            assert_eq!(waiter.join().unwrap(), 0);
+        },
+    );
+}
+
+/// Model 4. As model 3 with a timeout on every wait: some executions
+/// (counted across them) see a wait return `Ok(false)`, the loop goes on,
+/// and the record is complete once the flag is seen.
+#[test]
+fn wait_u32_with_a_timeout_ends_once_a_flag_is_stored_and_the_record_is_seen() {
+    static TIMED_OUT: AtomicUsize = AtomicUsize::new(0);
+    model(
+        "wait_u32_with_a_timeout_ends_once_a_flag_is_stored_and_the_record_is_seen",
+        || {
+            let host = MmapOptions::new().address_space(16).in_memory(16).unwrap();
+            let view = host.region();
+            let waiter = {
+                let view = view.clone();
+                thread::spawn(move || {
+                    wait_for_record(&view, Some(std::time::Duration::from_millis(1)))
+                })
+            };
+            store_record(&view);
+            if waiter.join().unwrap() > 0 {
+                TIMED_OUT.fetch_add(1, Ordering::Relaxed);
+            }
+        },
+    );
+    assert!(
+        TIMED_OUT.load(Ordering::Relaxed) > 0,
+        "loom never explored a timeout"
     );
 }

@@ -176,7 +176,7 @@ impl Mapping {
     /// Returns the address of `base + offset` if `len` bytes from there are
     /// inside the mapping.
     #[inline]
-    fn checked_ptr(&self, offset: usize, len: usize) -> Option<*mut u8> {
+    pub(super) fn checked_ptr(&self, offset: usize, len: usize) -> Option<*mut u8> {
         if !range_fits(offset, len, self.len) {
             return None;
         }

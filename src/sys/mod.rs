@@ -1,7 +1,8 @@
 //! The audited module: every `unsafe` operation of the crate lives here,
 //! in its submodules `copy` (copies in and out of shared memory),
 //! `mapping` (file mappings, their accesses and their release), `memory`
-//! (the anonymous memory behind in-memory regions) and `hostile` (feature
+//! (the anonymous memory behind in-memory regions), `futex` (Linux: the
+//! futex system calls on a word of a mapping) and `hostile` (feature
 //! `arbitrary`: in-memory mappings whose copies out and loads return a
 //! fuzzer's input instead of the memory's bytes).
 //!
@@ -110,6 +111,17 @@
 //!    size reads is a value some store wrote to it. Racing mixed-size reads
 //!    are allowed by std. On x86 and x86_64 (outside Miri) a copy racing an
 //!    atomic is not in this case: the copy is not a Rust atomic access.
+//!
+//!    *Futex words.* `futex.rs` also lets the kernel reach a word: it forms
+//!    an `&AtomicU32` over an aligned word inside the mapping only to hand
+//!    its address to `FUTEX_WAIT` (the kernel reads the word, atomically
+//!    with respect to its queue) or `FUTEX_WAKE` (the kernel uses only the
+//!    address). No Rust access is made through that reference, it never
+//!    leaves `futex.rs`, and the kernel never writes the word, so it is
+//!    formed over read-only mappings too, under the same target condition
+//!    as the loads of read-only memory ([`read_only_load_ok`]`(4)`). The
+//!    kernel's read is outside Rust's memory model, like another process's
+//!    access; it orders nothing for the caller.
 //! 4. **File length.** Pages of the mapping that lie past the file's current
 //!    end raise `SIGBUS` when touched. That is a crash, not undefined
 //!    behaviour, and this module does not prevent it: its own checks keep
@@ -129,6 +141,8 @@
 // Under loom their mappings are never made (see above).
 #[cfg_attr(loom, allow(dead_code))]
 mod copy;
+#[cfg(all(any(target_os = "linux", target_os = "android"), not(miri), not(loom)))]
+mod futex;
 #[cfg(all(feature = "arbitrary", not(loom)))]
 mod hostile;
 #[cfg(loom)]
