@@ -172,7 +172,7 @@ pub(crate) fn open_existing(
     for _ in 0..TRIES {
         let (fd, st) = open_regular(loc, flags, op)?;
         #[cfg(all(test, not(miri), not(loom)))]
-        tests::race_point(loc);
+        tests::race_point(loc, &loc.name);
         match confirm_name(loc, st.st_dev, st.st_ino, allow_hard_links, op) {
             Ok(()) => return Ok(fd),
             // Renamed away, or another file renamed over the name: look
@@ -252,7 +252,7 @@ fn open_regular_portable(
         return Err(Error::new(ErrorKind::NotRegularFile, op));
     }
     #[cfg(all(test, not(miri), not(loom)))]
-    tests::race_point(loc);
+    tests::race_point(loc, &loc.name);
     let fd = retry(|| {
         rustix::fs::openat(
             &loc.dir,
@@ -393,6 +393,8 @@ pub(crate) fn create_temp(loc: &Location, mode: Mode) -> Result<(OsString, Owned
         let mut name = OsString::from(".");
         name.push(&loc.name);
         name.push(format!(".{suffix:016x}.stage"));
+        #[cfg(all(test, not(miri), not(loom)))]
+        tests::race_point(loc, &name);
         match create_exclusive(loc.dir.as_fd(), &name, mode) {
             Ok(fd) => return Ok((name, fd)),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => last = e,
@@ -663,7 +665,7 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
     use std::time::Duration;
 
-    type Hook = Box<dyn FnMut(&Location)>;
+    type Hook = Box<dyn FnMut(&Location, &OsStr)>;
 
     thread_local! {
         /// What a test does to the name after `open_existing` opened it and
@@ -671,25 +673,29 @@ mod tests {
         static BETWEEN: RefCell<Option<Hook>> = RefCell::new(None);
     }
 
-    /// Called by `open_existing` between `open_regular` and `confirm_name`,
-    /// and by `open_regular_portable` between its `lstat` and its `open`.
-    pub(super) fn race_point(loc: &Location) {
+    /// Called with the name about to be opened: by `open_existing` between
+    /// `open_regular` and `confirm_name`, by `open_regular_portable` between
+    /// its `lstat` and its `open`, and by `create_temp` before it creates.
+    pub(super) fn race_point(loc: &Location, name: &OsStr) {
         BETWEEN.with(|h| {
             if let Some(f) = h.borrow_mut().as_mut() {
-                f(loc);
+                f(loc, name);
             }
         });
     }
 
     /// Runs `f` with `hook` called (with the call's number, from 1) at
     /// every race point; returns what `f` returned and the number of calls.
-    fn with_race<T>(mut hook: impl FnMut(usize) + 'static, f: impl FnOnce() -> T) -> (T, usize) {
+    fn with_race<T>(
+        mut hook: impl FnMut(usize, &OsStr) + 'static,
+        f: impl FnOnce() -> T,
+    ) -> (T, usize) {
         let calls = std::rc::Rc::new(std::cell::Cell::new(0));
         let seen = calls.clone();
         BETWEEN.with(|h| {
-            *h.borrow_mut() = Some(Box::new(move |_: &Location| {
+            *h.borrow_mut() = Some(Box::new(move |_: &Location, name: &OsStr| {
                 seen.set(seen.get() + 1);
-                hook(seen.get());
+                hook(seen.get(), name);
             }));
         });
         let got = f();
@@ -702,7 +708,7 @@ mod tests {
     fn open_with_race(
         dir: &Path,
         allow_hard_links: bool,
-        hook: impl FnMut(usize) + 'static,
+        hook: impl FnMut(usize, &OsStr) + 'static,
     ) -> (Result<OwnedFd>, usize) {
         let loc = locate(&dir.join("seg"), "t").unwrap();
         with_race(hook, || open_existing(&loc, false, allow_hard_links, "t"))
@@ -752,7 +758,7 @@ mod tests {
         let d = dir.path().to_owned();
         let loc = locate(&dir.path().join("seg"), "t").unwrap();
         let (got, calls) = with_race(
-            move |_| std::fs::rename(d.join("link"), d.join("seg")).unwrap(),
+            move |_, _| std::fs::rename(d.join("link"), d.join("seg")).unwrap(),
             || open_regular_portable(&loc, READ_FLAGS, "t"),
         );
         let err = got.unwrap_err();
@@ -774,7 +780,7 @@ mod tests {
             let loc = locate(&d.join("seg"), "t").unwrap();
             let dd = d.clone();
             let (got, calls) = with_race(
-                move |_| std::fs::rename(dd.join("fifo"), dd.join("seg")).unwrap(),
+                move |_, _| std::fs::rename(dd.join("fifo"), dd.join("seg")).unwrap(),
                 || open_regular_portable(&loc, READ_FLAGS, "t"),
             );
             let _ = tx.send((got.map(|_| ()).map_err(|e| e.kind()), calls));
@@ -794,7 +800,7 @@ mod tests {
         std::fs::write(dir.path().join("other"), b"second").unwrap();
         let second = std::fs::metadata(dir.path().join("other")).unwrap().ino();
         let d = dir.path().to_owned();
-        let (got, calls) = open_with_race(dir.path(), false, move |n| {
+        let (got, calls) = open_with_race(dir.path(), false, move |n, _| {
             if n == 1 {
                 std::fs::rename(d.join("other"), d.join("seg")).unwrap();
             }
@@ -808,7 +814,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("seg"), b"0").unwrap();
         let d = dir.path().to_owned();
-        let (got, calls) = open_with_race(dir.path(), false, move |n| {
+        let (got, calls) = open_with_race(dir.path(), false, move |n, _| {
             std::fs::write(d.join("next"), n.to_string()).unwrap();
             std::fs::rename(d.join("next"), d.join("seg")).unwrap();
         });
@@ -825,7 +831,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("seg"), b"mine").unwrap();
         let d = dir.path().to_owned();
-        let (got, calls) = open_with_race(dir.path(), false, move |n| {
+        let (got, calls) = open_with_race(dir.path(), false, move |n, _| {
             if n == 1 {
                 std::fs::hard_link(d.join("seg"), d.join("planted")).unwrap();
             }
@@ -836,7 +842,7 @@ mod tests {
 
         // Allowed: the same look-up succeeds on the same file.
         let ino = std::fs::metadata(dir.path().join("seg")).unwrap().ino();
-        let (got, calls) = open_with_race(dir.path(), true, |_| {});
+        let (got, calls) = open_with_race(dir.path(), true, |_, _| {});
         assert_eq!(ino_of(&got.unwrap()), ino);
         assert_eq!(calls, 1);
     }
@@ -846,8 +852,52 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("seg"), b"mine").unwrap();
         let ino = std::fs::metadata(dir.path().join("seg")).unwrap().ino();
-        let (got, calls) = open_with_race(dir.path(), false, |_| {});
+        let (got, calls) = open_with_race(dir.path(), false, |_, _| {});
         assert_eq!(ino_of(&got.unwrap()), ino);
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn a_staging_name_taken_meanwhile_is_retried_under_another_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = locate(&dir.path().join("seg"), "t").unwrap();
+        let d = dir.path().to_owned();
+        let taken = std::rc::Rc::new(RefCell::new(OsString::new()));
+        let first = taken.clone();
+        let (got, calls) = with_race(
+            move |n, name| {
+                if n == 1 {
+                    std::fs::write(d.join(name), b"someone's").unwrap();
+                    *first.borrow_mut() = name.to_owned();
+                }
+            },
+            || create_temp(&loc, Mode::from_raw_mode(0o600)),
+        );
+        let (name, _fd) = got.unwrap();
+        assert_eq!(calls, 2);
+        assert_ne!(name, *taken.borrow());
+        let name = name.to_str().unwrap().to_owned();
+        assert!(
+            name.starts_with(".seg.") && name.ends_with(".stage"),
+            "{name}"
+        );
+        let theirs = dir.path().join(&*taken.borrow());
+        assert_eq!(std::fs::read(theirs).unwrap(), b"someone's");
+    }
+
+    #[test]
+    fn a_staging_error_other_than_a_taken_name_is_returned_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("gone")).unwrap();
+        let loc = locate(&dir.path().join("gone/seg"), "t").unwrap();
+        let d = dir.path().join("gone");
+        let (got, calls) = with_race(
+            move |_, _| {
+                let _ = std::fs::remove_dir(&d);
+            },
+            || create_temp(&loc, Mode::from_raw_mode(0o600)),
+        );
+        assert_eq!(got.unwrap_err().kind(), ErrorKind::NotFound);
         assert_eq!(calls, 1);
     }
 
