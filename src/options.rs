@@ -343,9 +343,12 @@ impl MmapOptions {
     ///
     /// [`ErrorKind::LockLimit`]: crate::ErrorKind::LockLimit
     pub fn create(&self, path: &Path, size: usize, cleanup: FileCleanup) -> Result<MmapRegion> {
-        refuse_files_under_loom("create")?;
-        let loc = fs::locate(path, "create")?;
-        MmapRegion::create_at(self, loc, path.to_path_buf(), size, cleanup)
+        let create = || {
+            refuse_files_under_loom("create")?;
+            let loc = fs::locate(path, "create")?;
+            MmapRegion::create_at(self, loc, path.to_path_buf(), size, cleanup)
+        };
+        create().map_err(|e| e.with_path(path))
     }
 
     /// Creates a sealed anonymous region with these options; see
@@ -365,8 +368,11 @@ impl MmapOptions {
     ///
     /// As [`MmapRegion::stage`].
     pub fn stage(&self, path: &Path, size: usize) -> Result<Staged> {
-        refuse_files_under_loom("stage")?;
-        Staged::new(self, path, size)
+        let stage = || {
+            refuse_files_under_loom("stage")?;
+            Staged::new(self, path, size)
+        };
+        stage().map_err(|e| e.with_path(path))
     }
 
     /// Attaches to the file at `path` with these options; see
@@ -390,10 +396,13 @@ impl MmapOptions {
     }
 
     fn attach_path(&self, path: &Path, writable: bool, op: &'static str) -> Result<MmapRegion> {
-        refuse_files_under_loom(op)?;
-        let loc = fs::locate(path, op)?;
-        let fd = fs::open_existing(&loc, writable, self.trust.allow_hard_links, op)?;
-        MmapRegion::from_fd(self, fd, Some(loc), path.to_path_buf(), writable, op)
+        let attach = || {
+            refuse_files_under_loom(op)?;
+            let loc = fs::locate(path, op)?;
+            let fd = fs::open_existing(&loc, writable, self.trust.allow_hard_links, op)?;
+            MmapRegion::from_fd(self, fd, Some(loc), path.to_path_buf(), writable, op)
+        };
+        attach().map_err(|e| e.with_path(path))
     }
 
     /// Attaches to an open file with these options; see
@@ -426,7 +435,8 @@ impl MmapOptions {
 #[inline(always)]
 fn refuse_files_under_loom(op: &'static str) -> Result<()> {
     if cfg!(loom) {
-        Err(Error::new(ErrorKind::Unsupported, op))
+        Err(Error::new(ErrorKind::Unsupported, op)
+            .because("loom models no system calls: only in-memory regions exist under loom"))
     } else {
         Ok(())
     }

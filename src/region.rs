@@ -6,7 +6,7 @@ use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Limit, Result};
 use crate::fs::{self, Location, Reserved};
 use crate::options::{Advice, FileCleanup, MmapOptions};
 use crate::protocol::{Follow, Publisher};
@@ -70,16 +70,18 @@ enum Source {
 /// (`InvalidSize`) and sizes past the options' `max_size` (`FileTooLarge`).
 pub(crate) fn checked_size(options: &MmapOptions, size: usize, op: &'static str) -> Result<u64> {
     if size == 0 || isize::try_from(size).is_err() {
-        return Err(Error::new(ErrorKind::InvalidSize, op));
+        return Err(Error::invalid_size(op, size));
     }
-    if options.max_size.is_some_and(|max| size > max) {
-        return Err(Error::new(ErrorKind::FileTooLarge, op));
+    if let Some(max) = options.max_size.filter(|&max| size > max) {
+        return Err(Error::too_large(op, size, Limit::MaxSize(max)));
     }
     fs::file_len(size, op)
 }
 
 impl MmapRegion {
-    /// Creates a new file at `path` of `size` zero bytes and maps it.
+    /// Creates a new file at `path` of `size` zero bytes and maps it. Its
+    /// errors, as those of the other constructors that take a path, name it
+    /// ([`Error::path`]).
     ///
     /// The file is created with `O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC` and mode
     /// `0600` applied at creation, so an existing file, directory or symbolic
@@ -98,7 +100,8 @@ impl MmapRegion {
     ///   component is `.` or `..`;
     /// - [`ErrorKind::AlreadyExists`] if anything exists at `path`;
     /// - [`ErrorKind::StorageFull`] if the file system has no room;
-    /// - [`ErrorKind::NotFound`] if the parent directory does not exist;
+    /// - [`ErrorKind::NotFound`] if the parent directory does not exist (the
+    ///   message says so);
     /// - [`ErrorKind::Unsupported`] if the directory is on hugetlbfs (whose
     ///   pages a holder can punch out, making every peer's next access raise
     ///   `SIGBUS`); the file is removed again;
@@ -270,7 +273,7 @@ impl MmapRegion {
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         {
             let _ = (options, name, size);
-            Err(Error::new(ErrorKind::Unsupported, OP))
+            Err(Error::new(ErrorKind::Unsupported, OP).because("sealed memfds need Linux"))
         }
     }
 
@@ -307,7 +310,8 @@ impl MmapRegion {
     ///
     /// # Errors
     ///
-    /// - [`ErrorKind::NotFound`] if nothing is at `path`;
+    /// - [`ErrorKind::NotFound`] if nothing is at `path`, or its parent
+    ///   directory does not exist (the message says which);
     /// - [`ErrorKind::NotRegularFile`] for anything but a regular file;
     /// - [`ErrorKind::EmptyFile`] for a file of length 0;
     /// - [`ErrorKind::InvalidPath`] if `path` has no file name, or its last
@@ -345,8 +349,11 @@ impl MmapRegion {
     /// # Errors
     ///
     /// As [`attach`](Self::attach), except `NotFound`, `InvalidPath` and the
-    /// procfs case of `Unsupported`; a descriptor not open for writing fails
-    /// with [`ErrorKind::Os`] (`EACCES`).
+    /// procfs case of `Unsupported`; a descriptor open read-only
+    /// (`O_RDONLY`) fails with [`ErrorKind::ReadOnly`] (OS error `EACCES`,
+    /// and a message that suggests
+    /// [`attach_fd_read_only`](Self::attach_fd_read_only)), one open
+    /// write-only with [`ErrorKind::Os`] (`EACCES`).
     pub fn attach_fd(fd: OwnedFd) -> Result<Self> {
         MmapOptions::new().attach_fd(fd)
     }
@@ -565,7 +572,8 @@ impl MmapRegion {
         if map.covers(len) {
             Ok(Arc::clone(map))
         } else {
-            Err(Error::new(ErrorKind::Unsupported, op))
+            Err(Error::new(ErrorKind::Unsupported, op)
+                .because("an in-memory region cannot grow past the capacity fixed at its creation"))
         }
     }
 
@@ -575,7 +583,7 @@ impl MmapRegion {
             .ok()
             .filter(|&n| isize::try_from(n).is_ok())
             .filter(|&n| options.max_size.is_none_or(|max| n <= max))
-            .ok_or_else(|| Error::new(ErrorKind::FileTooLarge, op))
+            .ok_or_else(|| Error::too_large_to_map(op, size, options.max_size))
     }
 
     /// Applies the options' `populate` and `lock` to `[from, to)` of `map`.
@@ -601,7 +609,7 @@ impl MmapRegion {
         if options.lock {
             map.lock(from, len).map_err(|e| match e {
                 rustix::io::Errno::NOMEM | rustix::io::Errno::AGAIN | rustix::io::Errno::PERM => {
-                    Error::with_errno(ErrorKind::LockLimit, op, e)
+                    Error::lock_limit(op, len, e)
                 }
                 e => Error::os(op, e),
             })?;
@@ -653,7 +661,13 @@ impl MmapRegion {
         let map = Mapping::new(fd, len, options.reservation_for(len), writable).map_err(|e| {
             // Not enough address space (or mapping slots) for the file.
             match e {
-                rustix::io::Errno::NOMEM => Error::with_errno(ErrorKind::FileTooLarge, op, e),
+                rustix::io::Errno::NOMEM => {
+                    Error::too_large(op, len, Limit::AddressSpace).with_errno_of(e)
+                }
+                // A descriptor open read-only cannot be mapped writable.
+                rustix::io::Errno::ACCESS if writable && fs::is_open_read_only(fd) => {
+                    Error::read_only_descriptor(op, e)
+                }
                 e => Error::os(op, e),
             }
         })?;
@@ -753,11 +767,11 @@ impl MmapRegion {
             .publisher
             .refuses_growth(usize::try_from(now).unwrap_or(usize::MAX))
         {
-            return Err(Error::new(ErrorKind::Truncated, OP));
+            return Err(Error::truncated(OP, self.len(), now));
         }
         let cur = self.len();
         if new_size < cur {
-            return Err(Error::new(ErrorKind::ShrinkRefused, OP));
+            return Err(Error::shrink_refused(OP, cur, new_size));
         }
         if new_size == cur {
             return Ok(());
@@ -827,7 +841,7 @@ impl MmapRegion {
         match followed {
             Follow::Unchanged => Ok(false),
             Follow::Grew => Ok(true),
-            Follow::Truncated => Err(Error::new(ErrorKind::Truncated, OP)),
+            Follow::Truncated => Err(Error::truncated(OP, cur, size)),
         }
     }
 
@@ -888,7 +902,7 @@ impl MmapRegion {
     fn sync_range(&self, offset: usize, len: usize, wait: bool, op: &'static str) -> Result<()> {
         let view = self.publisher.current();
         if !view.check(offset, len) {
-            return Err(Error::new(ErrorKind::OutOfBounds, op));
+            return Err(Error::out_of_bounds(op, offset, len, view.accessible_len()));
         }
         view.map()
             .sync(offset, len, wait)
@@ -915,7 +929,7 @@ impl MmapRegion {
         const OP: &str = "advise";
         let view = self.publisher.current();
         if !view.check(offset, len) {
-            return Err(Error::new(ErrorKind::OutOfBounds, OP));
+            return Err(Error::out_of_bounds(OP, offset, len, view.accessible_len()));
         }
         let hint = match advice {
             Advice::Normal => Hint::Normal,

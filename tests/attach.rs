@@ -227,7 +227,7 @@ fn attach_fd_of_read_only_descriptor_fails_cleanly() {
     let (path, _creator) = region_file(&dir);
     let ro: OwnedFd = std::fs::File::open(&path).unwrap().into();
     let err = MmapRegion::attach_fd(ro).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Os);
+    assert_eq!(err.kind(), ErrorKind::ReadOnly);
     assert_eq!(
         err.raw_os_error(),
         Some(rustix::io::Errno::ACCESS.raw_os_error())
