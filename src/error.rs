@@ -164,7 +164,7 @@ impl ErrorKind {
 /// # #[cfg(miri)] fn main() {} // Miri cannot open files.
 /// # #[cfg(not(miri))] fn main() {
 /// use shm_region::{Error, ErrorKind, MmapRegion};
-/// let err = MmapRegion::attach("/dev/null".as_ref()).unwrap_err();
+/// let err = MmapRegion::attach("/dev/null").unwrap_err();
 /// assert_eq!(err.kind(), ErrorKind::NotRegularFile);
 /// assert_eq!(err.to_string(), "attach /dev/null: not a regular file: a character device");
 /// let io: std::io::Error = err.into();

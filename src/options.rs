@@ -342,7 +342,16 @@ impl MmapOptions {
     /// [`lock`](Self::lock).
     ///
     /// [`ErrorKind::LockLimit`]: crate::ErrorKind::LockLimit
-    pub fn create(&self, path: &Path, size: usize, cleanup: FileCleanup) -> Result<MmapRegion> {
+    pub fn create(
+        &self,
+        path: impl AsRef<Path>,
+        size: usize,
+        cleanup: FileCleanup,
+    ) -> Result<MmapRegion> {
+        self.create_path(path.as_ref(), size, cleanup)
+    }
+
+    fn create_path(&self, path: &Path, size: usize, cleanup: FileCleanup) -> Result<MmapRegion> {
         let create = || {
             refuse_files_under_loom("create")?;
             let loc = fs::locate(path, "create")?;
@@ -367,7 +376,11 @@ impl MmapOptions {
     /// # Errors
     ///
     /// As [`MmapRegion::stage`].
-    pub fn stage(&self, path: &Path, size: usize) -> Result<Staged> {
+    pub fn stage(&self, path: impl AsRef<Path>, size: usize) -> Result<Staged> {
+        self.stage_path(path.as_ref(), size)
+    }
+
+    fn stage_path(&self, path: &Path, size: usize) -> Result<Staged> {
         let stage = || {
             refuse_files_under_loom("stage")?;
             Staged::new(self, path, size)
@@ -381,8 +394,8 @@ impl MmapOptions {
     /// # Errors
     ///
     /// As [`MmapRegion::attach`].
-    pub fn attach(&self, path: &Path) -> Result<MmapRegion> {
-        self.attach_path(path, true, "attach")
+    pub fn attach(&self, path: impl AsRef<Path>) -> Result<MmapRegion> {
+        self.attach_path(path.as_ref(), true, "attach")
     }
 
     /// Attaches read-only to the file at `path` with these options; see
@@ -391,8 +404,8 @@ impl MmapOptions {
     /// # Errors
     ///
     /// As [`MmapRegion::attach_read_only`].
-    pub fn attach_read_only(&self, path: &Path) -> Result<MmapRegion> {
-        self.attach_path(path, false, "attach_read_only")
+    pub fn attach_read_only(&self, path: impl AsRef<Path>) -> Result<MmapRegion> {
+        self.attach_path(path.as_ref(), false, "attach_read_only")
     }
 
     fn attach_path(&self, path: &Path, writable: bool, op: &'static str) -> Result<MmapRegion> {

@@ -79,9 +79,10 @@ pub(crate) fn checked_size(options: &MmapOptions, size: usize, op: &'static str)
 }
 
 impl MmapRegion {
-    /// Creates a new file at `path` of `size` zero bytes and maps it. Its
-    /// errors, as those of the other constructors that take a path, name it
-    /// ([`Error::path`]).
+    /// Creates a new file at `path` of `size` zero bytes and maps it.
+    /// `path`, here and in the other constructors that take one, is anything
+    /// that converts to a [`Path`] (`&str`, `String`, `PathBuf`, ...), and
+    /// their errors name it ([`Error::path`]).
     ///
     /// The file is created with `O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC` and mode
     /// `0600` applied at creation, so an existing file, directory or symbolic
@@ -106,7 +107,7 @@ impl MmapRegion {
     ///   pages a holder can punch out, making every peer's next access raise
     ///   `SIGBUS`); the file is removed again;
     /// - [`ErrorKind::Os`] for other failures of the system calls.
-    pub fn create(path: &Path, size: usize, cleanup: FileCleanup) -> Result<Self> {
+    pub fn create(path: impl AsRef<Path>, size: usize, cleanup: FileCleanup) -> Result<Self> {
         MmapOptions::new().create(path, size, cleanup)
     }
 
@@ -290,7 +291,7 @@ impl MmapRegion {
     ///
     /// As [`create`](Self::create) (`AlreadyExists` only if sixteen random
     /// names were all taken).
-    pub fn stage(path: &Path, size: usize) -> Result<crate::Staged> {
+    pub fn stage(path: impl AsRef<Path>, size: usize) -> Result<crate::Staged> {
         MmapOptions::new().stage(path, size)
     }
 
@@ -335,7 +336,7 @@ impl MmapRegion {
     ///   if each time the name was opened it named another file by the time
     ///   it was looked up again (it is being renamed over): try again;
     /// - [`ErrorKind::Os`] for other failures (for example permission).
-    pub fn attach(path: &Path) -> Result<Self> {
+    pub fn attach(path: impl AsRef<Path>) -> Result<Self> {
         MmapOptions::new().attach(path)
     }
 
@@ -369,7 +370,7 @@ impl MmapRegion {
     /// # Errors
     ///
     /// As [`attach`](Self::attach).
-    pub fn attach_read_only(path: &Path) -> Result<Self> {
+    pub fn attach_read_only(path: impl AsRef<Path>) -> Result<Self> {
         MmapOptions::new().attach_read_only(path)
     }
 

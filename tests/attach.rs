@@ -100,7 +100,7 @@ fn attach_refuses_unix_socket() {
 #[test]
 fn attach_refuses_devices_by_path_and_by_descriptor() {
     assert_eq!(
-        kind(MmapRegion::attach("/dev/null".as_ref())),
+        kind(MmapRegion::attach("/dev/null")),
         ErrorKind::NotRegularFile
     );
     let zero: OwnedFd = std::fs::OpenOptions::new()
@@ -137,7 +137,7 @@ fn attach_of_empty_file_is_invalid_data() {
 #[test]
 fn attach_of_missing_path_is_not_found() {
     let dir = tempfile::tempdir().unwrap();
-    let err = MmapRegion::attach(&seg(&dir)).unwrap_err();
+    let err = MmapRegion::attach(seg(&dir)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert_eq!(
         std::io::Error::from(err).kind(),

@@ -209,7 +209,7 @@ fn misaligned_ordering_shrink_and_size_errors_name_their_numbers() {
 mod files {
     use std::os::fd::OwnedFd;
     use std::os::unix::fs::PermissionsExt;
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
 
     use super::*;
     use crate::common::{is_root, mkfifo, seg};
@@ -540,5 +540,44 @@ mod files {
         ] {
             assert_eq!(e.path(), None, "{e:?}");
         }
+    }
+
+    #[test]
+    fn constructors_take_str_string_and_pathbuf_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let base: &str = dir.path().to_str().unwrap();
+        let as_str = format!("{base}/a");
+        let host = MmapRegion::create(as_str.as_str(), 4096, FileCleanup::Manual).unwrap();
+        assert_eq!(host.path(), Path::new(&as_str));
+        let as_string: String = format!("{base}/b");
+        let _b = MmapRegion::create(as_string.clone(), 4096, FileCleanup::Manual).unwrap();
+        let as_pathbuf: PathBuf = dir.path().join("c");
+        let _c = MmapRegion::create(as_pathbuf.clone(), 4096, FileCleanup::Manual).unwrap();
+        assert_eq!(MmapRegion::attach(as_str.as_str()).unwrap().len(), 4096);
+        assert_eq!(MmapRegion::attach(as_string.clone()).unwrap().len(), 4096);
+        assert_eq!(MmapRegion::attach(&as_pathbuf).unwrap().len(), 4096);
+        assert!(MmapRegion::attach_read_only(as_pathbuf.clone())
+            .unwrap()
+            .is_read_only());
+        assert!(MmapRegion::attach_read_only(as_string.as_str())
+            .unwrap()
+            .is_read_only());
+        let staged = MmapRegion::stage(format!("{base}/d"), 4096).unwrap();
+        assert_eq!(staged.path(), Path::new(&format!("{base}/d")));
+        drop(staged);
+        let options = MmapOptions::new();
+        let _e = options
+            .create(format!("{base}/e"), 4096, FileCleanup::Manual)
+            .unwrap();
+        assert_eq!(options.attach(format!("{base}/e")).unwrap().len(), 4096);
+        assert_eq!(
+            options
+                .attach_read_only(dir.path().join("e"))
+                .unwrap()
+                .len(),
+            4096
+        );
+        let staged = options.stage(dir.path().join("f"), 4096).unwrap();
+        assert_eq!(staged.path(), dir.path().join("f"));
     }
 }
