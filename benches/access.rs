@@ -24,7 +24,7 @@ fn group(name: &str) -> String {
 fn main() {
     let mut c = support::criterion();
     let dir = support::scratch();
-    let region = MmapRegion::create(&dir.path().join("segment"), 2 << 20, FileCleanup::Manual)
+    let region = MmapRegion::create(dir.path().join("segment"), 2 << 20, FileCleanup::Manual)
         .expect("create");
     let view = region.region();
     let base = view.as_ptr();

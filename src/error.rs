@@ -2,6 +2,9 @@
 
 use std::fmt;
 use std::io;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 /// What went wrong, precisely enough to match on.
 ///
@@ -17,7 +20,8 @@ pub enum ErrorKind {
     InvalidPath,
     /// Something already exists at the path; it was left untouched.
     AlreadyExists,
-    /// Nothing exists at the path.
+    /// Nothing exists at the path, or its parent directory does not exist
+    /// (the message says which).
     NotFound,
     /// The path or descriptor names a symbolic link, directory, FIFO, socket,
     /// device or anything else that is not a regular file.
@@ -48,7 +52,11 @@ pub enum ErrorKind {
     OutOfBounds,
     /// An atomic access at an offset not aligned to its size.
     Misaligned,
-    /// The region is mapped read-only.
+    /// The region is mapped read-only, or
+    /// [`attach_fd`](crate::MmapRegion::attach_fd) was given a descriptor
+    /// open read-only (`O_RDONLY`; then the OS error is `EACCES` and the
+    /// message suggests
+    /// [`attach_fd_read_only`](crate::MmapRegion::attach_fd_read_only)).
     ReadOnly,
     /// The file system has no room (or the quota is exhausted).
     StorageFull,
@@ -133,40 +141,159 @@ impl ErrorKind {
 }
 
 /// An error from this crate: a [`kind`](Error::kind) to match on, the
-/// operation that failed, and the OS error code where there was one.
+/// [operation](Error::operation) that failed, the [path](Error::path) it was
+/// given if it took one, the numbers that made it fail, and the OS error
+/// code where a system call failed.
+///
+/// `Display` gives all of that in one line: the operation, the path, what
+/// went wrong with its numbers, then the OS error in parentheses (and, for
+/// a read-only descriptor given to `attach_fd`, what to call instead), for
+/// example `attach /dev/shm/seg: file is owned by uid 1000, not 0 (our
+/// effective uid)` or `read_at: access out of bounds: 8 bytes at offset
+/// 4096, accessible length 4096`. [`source`](std::error::Error::source) is
+/// the [`std::io::Error`] of the OS error code, if there is one.
 ///
 /// Converts into [`std::io::Error`] with [`ErrorKind::io_kind`]; the original
 /// is recoverable from it with `get_ref()` and `downcast_ref::<Error>()`.
+///
+/// An `Error` is one pointer wide, and so is `Result<()>`: the details are
+/// in one heap allocation made when the error is created, so only failures
+/// allocate.
 ///
 /// ```
 /// # #[cfg(miri)] fn main() {} // Miri cannot open files.
 /// # #[cfg(not(miri))] fn main() {
 /// use shm_region::{Error, ErrorKind, MmapRegion};
-/// let err = MmapRegion::attach("/dev/null".as_ref()).unwrap_err();
+/// let err = MmapRegion::attach("/dev/null").unwrap_err();
 /// assert_eq!(err.kind(), ErrorKind::NotRegularFile);
+/// assert_eq!(err.to_string(), "attach /dev/null: not a regular file: a character device");
 /// let io: std::io::Error = err.into();
 /// assert_eq!(io.kind(), std::io::ErrorKind::InvalidInput);
 /// let back = io.get_ref().unwrap().downcast_ref::<Error>().unwrap();
 /// assert_eq!(back.kind(), ErrorKind::NotRegularFile);
+/// assert_eq!(back.path(), Some(std::path::Path::new("/dev/null")));
 /// # }
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Error {
+    inner: Box<Inner>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+struct Inner {
     kind: ErrorKind,
     op: &'static str,
-    errno: Option<i32>,
+    path: Option<PathBuf>,
+    os: Option<OsError>,
+    detail: Detail,
+}
+
+/// The OS error behind an [`Error`]: its code, and the `io::Error` made from
+/// it that `source()` lends out. Cloned and compared by the code.
+struct OsError {
+    code: i32,
+    // `io::Error` is not unwind-safe because it can hold any error type;
+    // this one only ever holds an OS error code (`from_raw_os_error`),
+    // which has no state a panic could leave half-updated. Wrapping it
+    // keeps `Error` as unwind-safe as it was when it held the code alone.
+    error: AssertUnwindSafe<io::Error>,
+}
+
+impl OsError {
+    fn new(code: i32) -> Self {
+        Self {
+            code,
+            error: AssertUnwindSafe(io::Error::from_raw_os_error(code)),
+        }
+    }
+}
+
+impl Clone for OsError {
+    fn clone(&self) -> Self {
+        Self::new(self.code)
+    }
+}
+
+impl PartialEq for OsError {
+    fn eq(&self, other: &Self) -> bool {
+        self.code == other.code
+    }
+}
+
+impl Eq for OsError {}
+
+/// What made an operation fail, with its numbers, for the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detail {
+    /// Nothing beyond the kind.
+    None,
+    /// A sentence that replaces the kind's description.
+    Reason(&'static str),
+    /// `InvalidSize`: the size asked for.
+    Size { requested: usize },
+    /// `FileTooLarge`: the size and the limit it is past.
+    TooLarge { size: u64, limit: Limit },
+    /// `NotRegularFile`: what the file is instead.
+    FileType(&'static str),
+    /// `UntrustedOwner`: the file's owner and our effective uid.
+    Owner { uid: u32, euid: u32 },
+    /// `InsecureMode`: the file's permission bits.
+    Mode { mode: u32 },
+    /// `HardLinked`: the file's link count.
+    Links { count: u64 },
+    /// `ShrinkRefused`: the mapped length and the size asked for.
+    Shrink { current: usize, requested: usize },
+    /// `Truncated`: the mapped length and the file's size now.
+    Truncated { mapped: usize, file: u64 },
+    /// `OutOfBounds`: the access and the length it must fit in.
+    Bounds {
+        offset: usize,
+        len: usize,
+        accessible: usize,
+    },
+    /// `Misaligned`: the offset and the alignment it lacks.
+    Align { offset: usize, align: usize },
+    /// `NotFound`: the directory part of the path does not exist.
+    MissingParent,
+    /// `ReadOnly`: `attach_fd` was given a descriptor open read-only.
+    ReadOnlyDescriptor,
+    /// `InvalidOrdering`: the ordering asked for.
+    Ordering(Ordering),
+    /// `LockLimit`: the bytes that could not be locked.
+    Lock { len: usize },
+}
+
+/// The limit a size is past, for [`ErrorKind::FileTooLarge`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Limit {
+    /// [`MmapOptions::max_size`](crate::MmapOptions::max_size).
+    MaxSize(usize),
+    /// `isize::MAX`, the most one mapping can hold.
+    Mappable,
+    /// The file-size limit, `RLIMIT_FSIZE`.
+    FileSize(u64),
+    /// `mmap` failed with `ENOMEM`: no address space or mapping slots left.
+    AddressSpace,
 }
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn new(kind: ErrorKind, op: &'static str) -> Self {
+    fn build(kind: ErrorKind, op: &'static str, code: Option<i32>, detail: Detail) -> Self {
         Self {
-            kind,
-            op,
-            errno: None,
+            inner: Box::new(Inner {
+                kind,
+                op,
+                path: None,
+                os: code.map(OsError::new),
+                detail,
+            }),
         }
+    }
+
+    pub(crate) fn new(kind: ErrorKind, op: &'static str) -> Self {
+        Self::build(kind, op, None, Detail::None)
     }
 
     /// An error from a system call, classified by its errno.
@@ -182,25 +309,167 @@ impl Error {
     }
 
     pub(crate) fn with_errno(kind: ErrorKind, op: &'static str, errno: rustix::io::Errno) -> Self {
-        Self {
-            kind,
+        Self::build(kind, op, Some(errno.raw_os_error()), Detail::None)
+    }
+
+    /// This error, naming `path` (the path the failed operation was given).
+    pub(crate) fn with_path(mut self, path: &Path) -> Self {
+        self.inner.path = Some(path.to_path_buf());
+        self
+    }
+
+    /// This error, described by `reason` instead of its kind's description.
+    pub(crate) fn because(mut self, reason: &'static str) -> Self {
+        self.inner.detail = Detail::Reason(reason);
+        self
+    }
+
+    /// [`ErrorKind::InvalidSize`] for `requested` bytes.
+    pub(crate) fn invalid_size(op: &'static str, requested: usize) -> Self {
+        Self::build(ErrorKind::InvalidSize, op, None, Detail::Size { requested })
+    }
+
+    /// This error, caused by the OS error `errno`.
+    pub(crate) fn with_errno_of(mut self, errno: rustix::io::Errno) -> Self {
+        self.inner.os = Some(OsError::new(errno.raw_os_error()));
+        self
+    }
+
+    /// [`ErrorKind::FileTooLarge`]: `size` bytes are past `limit`.
+    pub(crate) fn too_large(op: &'static str, size: impl TryInto<u64>, limit: Limit) -> Self {
+        // A size past `u64` (none on supported targets) saturates.
+        let size = size.try_into().unwrap_or(u64::MAX);
+        Self::build(
+            ErrorKind::FileTooLarge,
             op,
-            errno: Some(errno.raw_os_error()),
-        }
+            None,
+            Detail::TooLarge { size, limit },
+        )
+    }
+
+    /// [`ErrorKind::FileTooLarge`] for a file of `size` bytes that cannot
+    /// be mapped: past `isize::MAX`, or else past `max_size`.
+    pub(crate) fn too_large_to_map(op: &'static str, size: u64, max_size: Option<usize>) -> Self {
+        let mappable = usize::try_from(size).is_ok_and(|n| isize::try_from(n).is_ok());
+        let limit = match max_size {
+            Some(max) if mappable => Limit::MaxSize(max),
+            _ => Limit::Mappable,
+        };
+        Self::too_large(op, size, limit)
+    }
+
+    /// [`ErrorKind::NotRegularFile`] for a file of `st_mode` `mode`.
+    pub(crate) fn not_regular(op: &'static str, mode: rustix::fs::RawMode) -> Self {
+        use rustix::fs::FileType;
+        let what = match FileType::from_raw_mode(mode) {
+            FileType::Directory => "a directory",
+            FileType::Symlink => "a symbolic link",
+            FileType::Fifo => "a FIFO",
+            FileType::Socket => "a socket",
+            FileType::CharacterDevice => "a character device",
+            FileType::BlockDevice => "a block device",
+            _ => "of an unknown type",
+        };
+        Self::build(ErrorKind::NotRegularFile, op, None, Detail::FileType(what))
+    }
+
+    /// [`ErrorKind::UntrustedOwner`]: the file is owned by `uid`, we run as
+    /// `euid`.
+    pub(crate) fn untrusted_owner(op: &'static str, uid: u32, euid: u32) -> Self {
+        Self::build(
+            ErrorKind::UntrustedOwner,
+            op,
+            None,
+            Detail::Owner { uid, euid },
+        )
+    }
+
+    /// [`ErrorKind::InsecureMode`] for a file of `st_mode` `mode`.
+    pub(crate) fn insecure_mode(op: &'static str, mode: impl Into<u32>) -> Self {
+        let mode = mode.into() & 0o7777;
+        Self::build(ErrorKind::InsecureMode, op, None, Detail::Mode { mode })
+    }
+
+    /// [`ErrorKind::HardLinked`] for a file with `links` names.
+    pub(crate) fn hard_linked(op: &'static str, links: impl Into<u64>) -> Self {
+        let count = links.into();
+        Self::build(ErrorKind::HardLinked, op, None, Detail::Links { count })
+    }
+
+    /// [`ErrorKind::ShrinkRefused`]: `requested` bytes are fewer than the
+    /// `current` length.
+    pub(crate) fn shrink_refused(op: &'static str, current: usize, requested: usize) -> Self {
+        let detail = Detail::Shrink { current, requested };
+        Self::build(ErrorKind::ShrinkRefused, op, None, detail)
+    }
+
+    /// [`ErrorKind::Truncated`]: `mapped` bytes are mapped, the file has
+    /// `file` bytes now.
+    pub(crate) fn truncated(op: &'static str, mapped: usize, file: u64) -> Self {
+        let detail = Detail::Truncated { mapped, file };
+        Self::build(ErrorKind::Truncated, op, None, detail)
+    }
+
+    /// [`ErrorKind::OutOfBounds`]: `len` bytes at `offset` are not within
+    /// `accessible` bytes.
+    pub(crate) fn out_of_bounds(
+        op: &'static str,
+        offset: usize,
+        len: usize,
+        accessible: usize,
+    ) -> Self {
+        let detail = Detail::Bounds {
+            offset,
+            len,
+            accessible,
+        };
+        Self::build(ErrorKind::OutOfBounds, op, None, detail)
+    }
+
+    /// [`ErrorKind::Misaligned`]: `offset` is not a multiple of `align`.
+    pub(crate) fn misaligned(op: &'static str, offset: usize, align: usize) -> Self {
+        let detail = Detail::Align { offset, align };
+        Self::build(ErrorKind::Misaligned, op, None, detail)
+    }
+
+    /// [`ErrorKind::NotFound`] for a path whose directory does not exist.
+    pub(crate) fn missing_parent(op: &'static str, errno: rustix::io::Errno) -> Self {
+        let code = Some(errno.raw_os_error());
+        Self::build(ErrorKind::NotFound, op, code, Detail::MissingParent)
+    }
+
+    /// [`ErrorKind::ReadOnly`]: a descriptor open read-only was to be mapped
+    /// writable (`mmap` said `errno`).
+    pub(crate) fn read_only_descriptor(op: &'static str, errno: rustix::io::Errno) -> Self {
+        let code = Some(errno.raw_os_error());
+        Self::build(ErrorKind::ReadOnly, op, code, Detail::ReadOnlyDescriptor)
+    }
+
+    /// [`ErrorKind::InvalidOrdering`]: `order` was asked of a load.
+    pub(crate) fn invalid_ordering(op: &'static str, order: Ordering) -> Self {
+        let detail = Detail::Ordering(order);
+        Self::build(ErrorKind::InvalidOrdering, op, None, detail)
+    }
+
+    /// [`ErrorKind::LockLimit`]: `len` bytes could not be locked (`mlock`
+    /// said `errno`).
+    pub(crate) fn lock_limit(op: &'static str, len: usize, errno: rustix::io::Errno) -> Self {
+        let code = Some(errno.raw_os_error());
+        Self::build(ErrorKind::LockLimit, op, code, Detail::Lock { len })
     }
 
     /// What went wrong.
     #[must_use]
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.inner.kind
     }
 
     /// The [`std::io::ErrorKind`] this error converts to. For
     /// [`ErrorKind::Os`] it is the kind the OS error code maps to.
     #[must_use]
     pub fn io_kind(&self) -> io::ErrorKind {
-        match (self.kind, self.errno) {
-            (ErrorKind::Os, Some(code)) => io::Error::from_raw_os_error(code).kind(),
+        match (self.inner.kind, &self.inner.os) {
+            (ErrorKind::Os, Some(os)) => os.error.kind(),
             (kind, _) => kind.io_kind(),
         }
     }
@@ -208,22 +477,163 @@ impl Error {
     /// The OS error code behind this error, if a system call failed.
     #[must_use]
     pub fn raw_os_error(&self) -> Option<i32> {
-        self.errno
+        self.inner.os.as_ref().map(|os| os.code)
     }
 
     /// The operation that failed, for messages (for example `"create"`).
     #[must_use]
     pub fn operation(&self) -> &'static str {
-        self.op
+        self.inner.op
+    }
+
+    /// The path the failed operation was given: `Some` for the operations
+    /// that take one (`create`, `stage`, `attach`, `attach_read_only`, on
+    /// [`MmapRegion`](crate::MmapRegion) and
+    /// [`MmapOptions`](crate::MmapOptions)) and for
+    /// [`Staged::publish`](crate::Staged::publish) and
+    /// [`publish_replace`](crate::Staged::publish_replace) (the path
+    /// published at); `None` for every other operation, which works on a
+    /// descriptor, a mapping or process memory.
+    #[must_use]
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+}
+
+/// The part of the message after the operation and path.
+struct Describe<'a>(&'a Inner);
+
+impl fmt::Display for Describe<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.detail {
+            Detail::None => f.write_str(self.0.kind.describe()),
+            Detail::Reason(reason) => f.write_str(reason),
+            Detail::Size { requested: 0 } => f.write_str("size 0 is invalid: a region is never empty"),
+            Detail::Size { requested } => write!(
+                f,
+                "size {requested} is too large to map (over isize::MAX or the largest file offset)"
+            ),
+            Detail::TooLarge { size, limit } => match limit {
+                Limit::MaxSize(max) => write!(f, "size {size} is past max_size {max}"),
+                Limit::Mappable => write!(
+                    f,
+                    "size {size} is past isize::MAX ({}), the most a mapping can hold",
+                    isize::MAX
+                ),
+                Limit::FileSize(limit) => write!(
+                    f,
+                    "size {size} is past the file-size limit {limit} (RLIMIT_FSIZE)"
+                ),
+                Limit::AddressSpace => write!(
+                    f,
+                    "no address space or mapping slots left to map {size} bytes"
+                ),
+            },
+            Detail::FileType(what) => write!(f, "not a regular file: {what}"),
+            Detail::Owner { uid, euid } => write!(
+                f,
+                "file is owned by uid {uid}, not {euid} (our effective uid)"
+            ),
+            Detail::Mode { mode } => write!(
+                f,
+                "file is writable by group or others (mode {mode:04o})"
+            ),
+            Detail::Links { count } => write!(f, "file has {count} hard links, not 1"),
+            Detail::Shrink { current, requested } => write!(
+                f,
+                "cannot shrink from {current} to {requested} bytes: a region can only grow"
+            ),
+            Detail::Truncated { mapped, file } => write!(
+                f,
+                "file was truncated below the mapped length {mapped} (it is {file} bytes now)"
+            ),
+            Detail::Bounds {
+                offset,
+                len,
+                accessible,
+            } => write!(
+                f,
+                "access out of bounds: {len} bytes at offset {offset}, accessible length {accessible}"
+            ),
+            Detail::Align { offset, align } => write!(
+                f,
+                "misaligned atomic access: offset {offset} is not a multiple of {align}"
+            ),
+            Detail::MissingParent => f.write_str("parent directory does not exist"),
+            Detail::ReadOnlyDescriptor => f.write_str("descriptor is open read-only, not read-write"),
+            Detail::Ordering(order) => write!(f, "{order:?} is not an ordering a load can use"),
+            Detail::Lock { len } => write!(
+                f,
+                "cannot lock {len} bytes in memory (RLIMIT_MEMLOCK, or no privilege to lock)"
+            ),
+        }
     }
 }
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = &*self.inner;
         let mut d = f.debug_struct("Error");
-        d.field("kind", &self.kind).field("op", &self.op);
-        if let Some(code) = self.errno {
-            d.field("os", &io::Error::from_raw_os_error(code));
+        d.field("kind", &e.kind).field("op", &e.op);
+        if let Some(path) = &e.path {
+            d.field("path", path);
+        }
+        match e.detail {
+            Detail::None => {}
+            Detail::Reason(_)
+            | Detail::FileType(_)
+            | Detail::MissingParent
+            | Detail::ReadOnlyDescriptor => {
+                d.field("reason", &format_args!("{}", Describe(e)));
+            }
+            Detail::Size { requested } => {
+                d.field("requested", &requested);
+            }
+            Detail::TooLarge { size, limit } => {
+                d.field("size", &size);
+                match limit {
+                    Limit::MaxSize(max) => d.field("max_size", &max),
+                    Limit::Mappable => d.field("limit", &isize::MAX),
+                    Limit::FileSize(limit) => d.field("rlimit_fsize", &limit),
+                    Limit::AddressSpace => d.field("reason", &format_args!("{}", Describe(e))),
+                };
+            }
+            Detail::Owner { uid, euid } => {
+                d.field("uid", &uid).field("euid", &euid);
+            }
+            Detail::Mode { mode } => {
+                d.field("mode", &format_args!("{mode:#o}"));
+            }
+            Detail::Links { count } => {
+                d.field("links", &count);
+            }
+            Detail::Shrink { current, requested } => {
+                d.field("current", &current).field("requested", &requested);
+            }
+            Detail::Truncated { mapped, file } => {
+                d.field("mapped", &mapped).field("file_len", &file);
+            }
+            Detail::Bounds {
+                offset,
+                len,
+                accessible,
+            } => {
+                d.field("offset", &offset)
+                    .field("len", &len)
+                    .field("accessible_len", &accessible);
+            }
+            Detail::Align { offset, align } => {
+                d.field("offset", &offset).field("align", &align);
+            }
+            Detail::Ordering(order) => {
+                d.field("ordering", &order);
+            }
+            Detail::Lock { len } => {
+                d.field("len", &len);
+            }
+        }
+        if let Some(os) = &e.os {
+            d.field("os", &*os.error);
         }
         d.finish()
     }
@@ -231,15 +641,31 @@ impl fmt::Debug for Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.op, self.kind.describe())?;
-        if let Some(code) = self.errno {
-            write!(f, " ({})", io::Error::from_raw_os_error(code))?;
+        let e = &*self.inner;
+        f.write_str(e.op)?;
+        if let Some(path) = &e.path {
+            write!(f, " {}", path.display())?;
+        }
+        write!(f, ": {}", Describe(e))?;
+        if let Some(os) = &e.os {
+            write!(f, " ({})", *os.error)?;
+        }
+        if e.detail == Detail::ReadOnlyDescriptor {
+            f.write_str("; use attach_fd_read_only to map it read-only")?;
         }
         Ok(())
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    /// The [`std::io::Error`] of the OS error code, if a system call failed.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner
+            .os
+            .as_ref()
+            .map(|os| &*os.error as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl From<Error> for io::Error {
     fn from(e: Error) -> Self {
@@ -300,6 +726,13 @@ mod tests {
 
     #[test]
     fn display_names_operation_kind_and_os_error() {
+        assert_eq!(
+            Error::os("resize", Errno::NOSPC).to_string(),
+            format!(
+                "resize: no space left for the region ({})",
+                io::Error::from_raw_os_error(Errno::NOSPC.raw_os_error())
+            )
+        );
         let e = Error::os("resize", Errno::NOSPC);
         let s = e.to_string();
         assert!(
@@ -310,5 +743,263 @@ mod tests {
             Error::new(ErrorKind::EmptyFile, "attach").to_string(),
             "attach: file is empty"
         );
+    }
+
+    #[test]
+    fn error_and_unit_result_are_one_pointer_wide_and_at_most_16_bytes() {
+        use std::mem::size_of;
+        assert_eq!(size_of::<Error>(), size_of::<usize>());
+        assert_eq!(size_of::<Result<()>>(), size_of::<usize>());
+        assert!(size_of::<Error>() <= 16);
+        assert!(size_of::<Result<()>>() <= 16);
+    }
+
+    #[test]
+    fn error_is_send_sync_unwind_safe_and_static() {
+        fn check<T: Send + Sync + std::panic::UnwindSafe + std::panic::RefUnwindSafe + 'static>() {}
+        check::<Error>();
+    }
+
+    #[test]
+    fn display_gives_each_detail_with_its_numbers() {
+        use rustix::fs::FileType;
+        let nomem = io::Error::from_raw_os_error(Errno::NOMEM.raw_os_error());
+        let perm = io::Error::from_raw_os_error(Errno::PERM.raw_os_error());
+        let cases = [
+            (Error::invalid_size("create", 0), "create: size 0 is invalid: a region is never empty".to_owned()),
+            (
+                Error::invalid_size("create", usize::MAX),
+                format!("create: size {} is too large to map (over isize::MAX or the largest file offset)", usize::MAX),
+            ),
+            (
+                Error::too_large("resize", 9000_u64, Limit::MaxSize(8192)),
+                "resize: size 9000 is past max_size 8192".to_owned(),
+            ),
+            (
+                Error::too_large("attach", u64::MAX, Limit::Mappable),
+                format!(
+                    "attach: size {} is past isize::MAX ({}), the most a mapping can hold",
+                    u64::MAX,
+                    isize::MAX
+                ),
+            ),
+            (
+                Error::too_large("resize", 1_usize << 20, Limit::FileSize(65536)),
+                "resize: size 1048576 is past the file-size limit 65536 (RLIMIT_FSIZE)".to_owned(),
+            ),
+            (
+                Error::too_large("resize", 1_u64 << 40, Limit::AddressSpace).with_errno_of(Errno::NOMEM),
+                format!("resize: no address space or mapping slots left to map 1099511627776 bytes ({nomem})"),
+            ),
+            (
+                Error::untrusted_owner("attach_fd", 1000, 0),
+                "attach_fd: file is owned by uid 1000, not 0 (our effective uid)".to_owned(),
+            ),
+            (
+                Error::insecure_mode("attach_fd", 0o100_666_u32),
+                "attach_fd: file is writable by group or others (mode 0666)".to_owned(),
+            ),
+            (
+                Error::insecure_mode("attach_fd", 0o102_022_u32),
+                "attach_fd: file is writable by group or others (mode 2022)".to_owned(),
+            ),
+            (Error::hard_linked("peer", 3_u64), "peer: file has 3 hard links, not 1".to_owned()),
+            (
+                Error::shrink_refused("resize", 8192, 0),
+                "resize: cannot shrink from 8192 to 0 bytes: a region can only grow".to_owned(),
+            ),
+            (
+                Error::truncated("check_and_remap", 8192, 0),
+                "check_and_remap: file was truncated below the mapped length 8192 (it is 0 bytes now)".to_owned(),
+            ),
+            (
+                Error::out_of_bounds("read_at", 1, 2, 3),
+                "read_at: access out of bounds: 2 bytes at offset 1, accessible length 3".to_owned(),
+            ),
+            (
+                Error::misaligned("atomic_u32", 6, 4),
+                "atomic_u32: misaligned atomic access: offset 6 is not a multiple of 4".to_owned(),
+            ),
+            (
+                Error::invalid_ordering("load_u32", Ordering::AcqRel),
+                "load_u32: AcqRel is not an ordering a load can use".to_owned(),
+            ),
+            (
+                Error::lock_limit("resize", 65536, Errno::PERM),
+                format!("resize: cannot lock 65536 bytes in memory (RLIMIT_MEMLOCK, or no privilege to lock) ({perm})"),
+            ),
+            (
+                Error::new(ErrorKind::Unsupported, "attach").because("file is on hugetlbfs"),
+                "attach: file is on hugetlbfs".to_owned(),
+            ),
+            (
+                Error::not_regular("attach_fd", FileType::Socket.as_raw_mode()),
+                "attach_fd: not a regular file: a socket".to_owned(),
+            ),
+            (
+                Error::not_regular("attach_fd", FileType::CharacterDevice.as_raw_mode()),
+                "attach_fd: not a regular file: a character device".to_owned(),
+            ),
+            (
+                Error::not_regular("attach_fd", FileType::BlockDevice.as_raw_mode()),
+                "attach_fd: not a regular file: a block device".to_owned(),
+            ),
+            (
+                Error::not_regular("fdpass::recv", FileType::Directory.as_raw_mode()),
+                "fdpass::recv: not a regular file: a directory".to_owned(),
+            ),
+            (
+                Error::not_regular("attach_fd", FileType::Symlink.as_raw_mode()),
+                "attach_fd: not a regular file: a symbolic link".to_owned(),
+            ),
+            (
+                Error::not_regular("attach_fd", FileType::Fifo.as_raw_mode()),
+                "attach_fd: not a regular file: a FIFO".to_owned(),
+            ),
+            (Error::not_regular("attach_fd", 0), "attach_fd: not a regular file: of an unknown type".to_owned()),
+            (
+                Error::new(ErrorKind::ExtraDescriptors, "fdpass::recv"),
+                "fdpass::recv: message carried more than one descriptor".to_owned(),
+            ),
+        ];
+        for (e, expected) in cases {
+            assert_eq!(e.to_string(), expected, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn debug_names_the_kind_operation_path_numbers_and_os_error() {
+        assert_eq!(
+            format!("{:?}", Error::new(ErrorKind::EmptyFile, "attach")),
+            r#"Error { kind: EmptyFile, op: "attach" }"#
+        );
+        assert_eq!(
+            format!(
+                "{:?}",
+                Error::too_large("create", 10_u64, Limit::MaxSize(5)).with_path(Path::new("/x"))
+            ),
+            r#"Error { kind: FileTooLarge, op: "create", path: "/x", size: 10, max_size: 5 }"#
+        );
+        assert_eq!(
+            format!("{:?}", Error::too_large("attach", 10_u64, Limit::Mappable)),
+            format!(
+                r#"Error {{ kind: FileTooLarge, op: "attach", size: 10, limit: {} }}"#,
+                isize::MAX
+            )
+        );
+        assert_eq!(
+            format!(
+                "{:?}",
+                Error::too_large("resize", 10_u64, Limit::FileSize(5))
+            ),
+            r#"Error { kind: FileTooLarge, op: "resize", size: 10, rlimit_fsize: 5 }"#
+        );
+        assert_eq!(
+            format!(
+                "{:?}",
+                Error::too_large("resize", 10_u64, Limit::AddressSpace).with_errno_of(Errno::NOMEM)
+            ),
+            format!(
+                r#"Error {{ kind: FileTooLarge, op: "resize", size: 10, reason: no address space or mapping slots left to map 10 bytes, os: {:?} }}"#,
+                io::Error::from_raw_os_error(Errno::NOMEM.raw_os_error())
+            )
+        );
+        assert_eq!(
+            format!("{:?}", Error::untrusted_owner("attach_fd", 1000, 0)),
+            r#"Error { kind: UntrustedOwner, op: "attach_fd", uid: 1000, euid: 0 }"#
+        );
+        assert_eq!(
+            format!("{:?}", Error::insecure_mode("attach_fd", 0o100_606_u32)),
+            r#"Error { kind: InsecureMode, op: "attach_fd", mode: 0o606 }"#
+        );
+        assert_eq!(
+            format!("{:?}", Error::hard_linked("attach_fd", 2_u64)),
+            r#"Error { kind: HardLinked, op: "attach_fd", links: 2 }"#
+        );
+        assert_eq!(
+            format!("{:?}", Error::lock_limit("create", 4096, Errno::PERM)),
+            format!(
+                r#"Error {{ kind: LockLimit, op: "create", len: 4096, os: {:?} }}"#,
+                io::Error::from_raw_os_error(Errno::PERM.raw_os_error())
+            )
+        );
+        assert_eq!(
+            format!(
+                "{:?}",
+                Error::new(ErrorKind::Unsupported, "x").because("why")
+            ),
+            r#"Error { kind: Unsupported, op: "x", reason: why }"#
+        );
+    }
+
+    #[test]
+    fn source_is_the_os_error_and_none_without_one() {
+        let e = Error::os("attach", Errno::ACCESS);
+        let source = std::error::Error::source(&e).unwrap();
+        let io = source.downcast_ref::<io::Error>().unwrap();
+        assert_eq!(io.raw_os_error(), Some(Errno::ACCESS.raw_os_error()));
+        let e = Error::too_large("x", 1_u64, Limit::AddressSpace).with_errno_of(Errno::NOMEM);
+        assert_eq!(e.raw_os_error(), Some(Errno::NOMEM.raw_os_error()));
+        let source = std::error::Error::source(&e).unwrap();
+        assert_eq!(
+            source.downcast_ref::<io::Error>().unwrap().raw_os_error(),
+            Some(Errno::NOMEM.raw_os_error())
+        );
+        assert!(std::error::Error::source(&Error::new(ErrorKind::EmptyFile, "x")).is_none());
+        assert!(std::error::Error::source(&Error::out_of_bounds("x", 1, 1, 1)).is_none());
+    }
+
+    #[test]
+    fn clones_are_equal_and_any_difference_is_unequal() {
+        let base = Error::os("attach", Errno::ACCESS).with_path(Path::new("/a"));
+        assert_eq!(base.clone(), base);
+        assert_eq!(
+            base.clone().raw_os_error(),
+            Some(Errno::ACCESS.raw_os_error())
+        );
+        assert_eq!(base.clone().to_string(), base.to_string());
+        assert_ne!(
+            base,
+            Error::os("attach", Errno::PERM).with_path(Path::new("/a"))
+        );
+        assert_ne!(
+            base,
+            Error::os("attach", Errno::ACCESS).with_path(Path::new("/b"))
+        );
+        assert_ne!(base, Error::os("attach", Errno::ACCESS));
+        assert_ne!(
+            base,
+            Error::os("create", Errno::ACCESS).with_path(Path::new("/a"))
+        );
+        assert_ne!(Error::misaligned("x", 4, 8), Error::misaligned("x", 2, 8));
+        assert_ne!(
+            Error::new(ErrorKind::Unsupported, "x").because("a"),
+            Error::new(ErrorKind::Unsupported, "x")
+        );
+    }
+
+    #[test]
+    fn too_large_to_map_names_isize_max_or_max_size() {
+        let over = u64::try_from(isize::MAX).unwrap() + 1;
+        assert_eq!(
+            Error::too_large_to_map("attach", over, Some(4096)),
+            Error::too_large("attach", over, Limit::Mappable)
+        );
+        assert_eq!(
+            Error::too_large_to_map("attach", 8192, Some(4096)),
+            Error::too_large("attach", 8192_u64, Limit::MaxSize(4096))
+        );
+        assert_eq!(
+            Error::too_large_to_map("attach", 8192, None),
+            Error::too_large("attach", 8192_u64, Limit::Mappable)
+        );
+    }
+
+    #[test]
+    fn with_path_puts_the_path_after_the_operation() {
+        let e = Error::new(ErrorKind::EmptyFile, "attach").with_path(Path::new("/dev/shm/x"));
+        assert_eq!(e.path(), Some(Path::new("/dev/shm/x")));
+        assert_eq!(e.to_string(), "attach /dev/shm/x: file is empty");
+        assert_eq!(Error::new(ErrorKind::EmptyFile, "attach").path(), None);
     }
 }

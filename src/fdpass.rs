@@ -115,7 +115,7 @@ pub fn recv(stream: &UnixStream) -> Result<OwnedFd> {
     rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC).map_err(|e| Error::os(OP, e))?;
     let st = rustix::fs::fstat(&fd).map_err(|e| Error::os(OP, e))?;
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-        return Err(Error::new(ErrorKind::NotRegularFile, OP));
+        return Err(Error::not_regular(OP, st.st_mode));
     }
     Ok(fd)
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Limit, Result};
 
 /// The directory a region's file lives in, and its name there.
 #[derive(Debug)]
@@ -76,7 +76,10 @@ pub(crate) fn locate(path: &Path, op: &'static str) -> Result<Location> {
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| Error::os(op, e))?;
+    .map_err(|e| match e {
+        Errno::NOENT => Error::missing_parent(op, e),
+        e => Error::os(op, e),
+    })?;
     Ok(Location {
         dir,
         name: name.to_owned(),
@@ -198,10 +201,11 @@ fn confirm_name(
     let named = rustix::fs::statat(&loc.dir, &*loc.name, AtFlags::SYMLINK_NOFOLLOW)
         .map_err(|e| Error::os(op, e))?;
     if (named.st_dev, named.st_ino) != (dev, ino) {
-        return Err(Error::with_errno(ErrorKind::Os, op, Errno::AGAIN));
+        return Err(Error::with_errno(ErrorKind::Os, op, Errno::AGAIN)
+            .because("the name names another file now (it is being renamed over): try again"));
     }
     if !allow_hard_links && named.st_nlink > 1 {
-        return Err(Error::new(ErrorKind::HardLinked, op));
+        return Err(Error::hard_linked(op, named.st_nlink));
     }
     Ok(())
 }
@@ -220,14 +224,14 @@ fn open_regular(
             .map_err(|e| Error::os(op, e))?;
         let st = rustix::fs::fstat(&pinned).map_err(|e| Error::os(op, e))?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-            return Err(Error::new(ErrorKind::NotRegularFile, op));
+            return Err(Error::not_regular(op, st.st_mode));
         }
         let fd = reopen(pinned.as_fd(), flags, op)?;
         let again = rustix::fs::fstat(&fd).map_err(|e| Error::os(op, e))?;
         if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
             // procfs hands back the inode the descriptor pins; anything
             // else means /proc is not what it claims to be.
-            return Err(Error::new(ErrorKind::Unsupported, op));
+            return Err(Error::new(ErrorKind::Unsupported, op).because(NO_PROCFS));
         }
         Ok((fd, again))
     }
@@ -249,7 +253,7 @@ fn open_regular_portable(
     let st = rustix::fs::statat(&loc.dir, &*loc.name, AtFlags::SYMLINK_NOFOLLOW)
         .map_err(|e| Error::os(op, e))?;
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-        return Err(Error::new(ErrorKind::NotRegularFile, op));
+        return Err(Error::not_regular(op, st.st_mode));
     }
     #[cfg(all(test, not(miri), not(loom)))]
     tests::race_point(loc, &loc.name);
@@ -270,10 +274,15 @@ fn open_regular_portable(
     })?;
     let st = rustix::fs::fstat(&fd).map_err(|e| Error::os(op, e))?;
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-        return Err(Error::new(ErrorKind::NotRegularFile, op));
+        return Err(Error::not_regular(op, st.st_mode));
     }
     Ok((fd, st))
 }
+
+/// Why attach by path is refused without procfs.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const NO_PROCFS: &str =
+    "/proc/thread-self/fd is not procfs: the file cannot be reopened without a race";
 
 /// The file-system magic number of procfs (`PROC_SUPER_MAGIC`).
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -288,7 +297,9 @@ const PROC_SUPER_MAGIC: u32 = 0x9fa0;
 fn reopen(pinned: BorrowedFd<'_>, flags: OFlags, op: &'static str) -> Result<OwnedFd> {
     use std::os::fd::AsRawFd;
     let unsupported = |e| match e {
-        Errno::NOENT | Errno::NOTDIR => Error::with_errno(ErrorKind::Unsupported, op, e),
+        Errno::NOENT | Errno::NOTDIR => {
+            Error::with_errno(ErrorKind::Unsupported, op, e).because(NO_PROCFS)
+        }
         e => Error::os(op, e),
     };
     let dir = rustix::fs::open(
@@ -298,7 +309,7 @@ fn reopen(pinned: BorrowedFd<'_>, flags: OFlags, op: &'static str) -> Result<Own
     )
     .map_err(unsupported)?;
     if fs_magic(dir.as_fd()).map_err(unsupported)? != PROC_SUPER_MAGIC {
-        return Err(Error::new(ErrorKind::Unsupported, op));
+        return Err(Error::new(ErrorKind::Unsupported, op).because(NO_PROCFS));
     }
     let name = pinned.as_raw_fd().to_string();
     retry(|| rustix::fs::openat(&dir, name.as_str(), flags, Mode::empty()))
@@ -315,23 +326,24 @@ pub(crate) fn validate(
 ) -> Result<FileInfo> {
     let st = rustix::fs::fstat(fd).map_err(|e| Error::os(op, e))?;
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-        return Err(Error::new(ErrorKind::NotRegularFile, op));
+        return Err(Error::not_regular(op, st.st_mode));
     }
     refuse_hugetlbfs(fd, op)?;
     // Root bypasses permission bits, so ownership is compared explicitly.
-    if !policy.allow_other_owner && st.st_uid != rustix::process::geteuid().as_raw() {
-        return Err(Error::new(ErrorKind::UntrustedOwner, op));
+    let euid = rustix::process::geteuid().as_raw();
+    if !policy.allow_other_owner && st.st_uid != euid {
+        return Err(Error::untrusted_owner(op, st.st_uid, euid));
     }
     if !policy.allow_group_or_other_write
         && Mode::from_raw_mode(st.st_mode).intersects(Mode::WGRP | Mode::WOTH)
     {
-        return Err(Error::new(ErrorKind::InsecureMode, op));
+        return Err(Error::insecure_mode(op, st.st_mode));
     }
     // A hard link planted by a writer of the directory would carry the
     // victim's own owner and mode; a region file has exactly one name
     // (0 once unlinked, as memfds and `FileCleanup::Auto` files are).
     if !policy.allow_hard_links && st.st_nlink > 1 {
-        return Err(Error::new(ErrorKind::HardLinked, op));
+        return Err(Error::hard_linked(op, st.st_nlink));
     }
     let info = info_of(&st, op)?;
     if info.size == 0 {
@@ -371,7 +383,8 @@ pub(crate) fn refuse_hugetlbfs(fd: BorrowedFd<'_>, op: &'static str) -> Result<(
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         if fs_magic(fd).map_err(|e| Error::os(op, e))? == HUGETLBFS_MAGIC {
-            return Err(Error::new(ErrorKind::Unsupported, op));
+            return Err(Error::new(ErrorKind::Unsupported, op)
+                .because("file is on hugetlbfs, whose pages a holder can punch out"));
         }
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
@@ -454,12 +467,13 @@ pub(crate) fn rename_replace(
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn create_memfd(name: &str, mode: Mode, op: &'static str) -> Result<OwnedFd> {
     use rustix::fs::MemfdFlags;
+    const BAD_NAME: &str = "memfd name has a NUL byte or is longer than 249 bytes";
     if name.contains('\0') {
-        return Err(Error::new(ErrorKind::InvalidPath, op));
+        return Err(Error::new(ErrorKind::InvalidPath, op).because(BAD_NAME));
     }
     let fd = rustix::fs::memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
         .map_err(|e| match e {
-            Errno::INVAL => Error::with_errno(ErrorKind::InvalidPath, op, e),
+            Errno::INVAL => Error::with_errno(ErrorKind::InvalidPath, op, e).because(BAD_NAME),
             e => Error::os(op, e),
         })?;
     // memfds start with mode 0777; no one else can reach this one yet, so
@@ -490,6 +504,12 @@ pub(crate) fn is_shrink_sealed(fd: BorrowedFd<'_>) -> bool {
     }
 }
 
+/// Whether `fd` is open read-only (`O_RDONLY`): the reason a writable
+/// mapping of it is refused with `EACCES`.
+pub(crate) fn is_open_read_only(fd: BorrowedFd<'_>) -> bool {
+    rustix::fs::fcntl_getfl(fd).is_ok_and(|flags| (flags & OFlags::RWMODE) == OFlags::RDONLY)
+}
+
 /// Identity and size from a `stat` result; a negative size is refused.
 fn info_of(st: &rustix::fs::Stat, op: &'static str) -> Result<FileInfo> {
     Ok(FileInfo {
@@ -515,7 +535,7 @@ pub(crate) fn file_len(len: usize, op: &'static str) -> Result<u64> {
     u64::try_from(len)
         .ok()
         .filter(|&n| i64::try_from(n).is_ok())
-        .ok_or_else(|| Error::new(ErrorKind::InvalidSize, op))
+        .ok_or_else(|| Error::invalid_size(op, len))
 }
 
 /// First half of growth: make sure blocks exist for `[from, to)` without
@@ -602,7 +622,7 @@ pub(crate) fn extend(
 pub(crate) fn check_file_size_limit(to: u64, op: &'static str) -> Result<()> {
     use rustix::process::{getrlimit, Resource};
     match getrlimit(Resource::Fsize).current {
-        Some(limit) if to > limit => Err(Error::new(ErrorKind::FileTooLarge, op)),
+        Some(limit) if to > limit => Err(Error::too_large(op, to, Limit::FileSize(limit))),
         _ => Ok(()),
     }
 }

@@ -56,41 +56,65 @@
 //! protocols built on a [`Region`] can be model-checked too.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
-#![cfg(unix)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// Everything below needs Unix (file descriptors, `mmap`, `fstat`): on other
+// targets this one message is the only error.
+#[cfg(not(unix))]
+compile_error!(
+    "shm-region supports Unix only (Linux, Android, macOS, FreeBSD and other Unix systems)"
+);
+
+#[cfg(unix)]
 mod error;
+#[cfg(unix)]
 pub mod fdpass;
+#[cfg(unix)]
 mod fs;
 // Not under loom: the hostile backing is real memory, which loom cannot see.
-#[cfg(all(feature = "arbitrary", not(loom)))]
+#[cfg(all(unix, feature = "arbitrary", not(loom)))]
 #[cfg_attr(docsrs, doc(cfg(feature = "arbitrary")))]
 pub mod hostile;
+#[cfg(unix)]
 mod options;
-#[cfg(loom)]
+#[cfg(all(unix, loom))]
 #[doc(hidden)]
 pub mod protocol;
-#[cfg(not(loom))]
+#[cfg(all(unix, not(loom)))]
 mod protocol;
+#[cfg(unix)]
 mod region;
+#[cfg(unix)]
 mod shared;
+#[cfg(unix)]
 mod staged;
+#[cfg(unix)]
 mod sync;
+#[cfg(unix)]
 mod sys;
-#[cfg(feature = "zerocopy")]
+#[cfg(all(unix, feature = "zerocopy"))]
 mod typed;
+#[cfg(unix)]
 mod view;
+#[cfg(unix)]
 mod wait;
 
+#[cfg(unix)]
 pub use error::{Error, ErrorKind, Result};
+#[cfg(unix)]
 pub use options::{Advice, FileCleanup, MmapOptions};
+#[cfg(unix)]
 pub use region::MmapRegion;
+#[cfg(unix)]
 pub use shared::{SharedU32, SharedU64};
+#[cfg(unix)]
 pub use staged::{PublishError, Staged};
+#[cfg(unix)]
 pub use sys::unmap_failures;
+#[cfg(unix)]
 pub use view::Region;
 
 /// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
+#[cfg(all(unix, doctest))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

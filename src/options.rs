@@ -415,11 +415,23 @@ impl MmapOptions {
     /// [`lock`](Self::lock).
     ///
     /// [`ErrorKind::LockLimit`]: crate::ErrorKind::LockLimit
-    pub fn create(&self, path: &Path, size: usize, cleanup: FileCleanup) -> Result<MmapRegion> {
-        refuse_files_under_loom("create")?;
-        self.refuse_unsupported("create")?;
-        let loc = fs::locate(path, "create")?;
-        MmapRegion::create_at(self, loc, path.to_path_buf(), size, cleanup)
+    pub fn create(
+        &self,
+        path: impl AsRef<Path>,
+        size: usize,
+        cleanup: FileCleanup,
+    ) -> Result<MmapRegion> {
+        self.create_path(path.as_ref(), size, cleanup)
+    }
+
+    fn create_path(&self, path: &Path, size: usize, cleanup: FileCleanup) -> Result<MmapRegion> {
+        let create = || {
+            refuse_files_under_loom("create")?;
+            self.refuse_unsupported("create")?;
+            let loc = fs::locate(path, "create")?;
+            MmapRegion::create_at(self, loc, path.to_path_buf(), size, cleanup)
+        };
+        create().map_err(|e| e.with_path(path))
     }
 
     /// Creates a sealed anonymous region with these options; see
@@ -439,10 +451,17 @@ impl MmapOptions {
     /// # Errors
     ///
     /// As [`MmapRegion::stage`].
-    pub fn stage(&self, path: &Path, size: usize) -> Result<Staged> {
-        refuse_files_under_loom("stage")?;
-        self.refuse_unsupported("stage")?;
-        Staged::new(self, path, size)
+    pub fn stage(&self, path: impl AsRef<Path>, size: usize) -> Result<Staged> {
+        self.stage_path(path.as_ref(), size)
+    }
+
+    fn stage_path(&self, path: &Path, size: usize) -> Result<Staged> {
+        let stage = || {
+            refuse_files_under_loom("stage")?;
+            self.refuse_unsupported("stage")?;
+            Staged::new(self, path, size)
+        };
+        stage().map_err(|e| e.with_path(path))
     }
 
     /// Attaches to the file at `path` with these options; see
@@ -451,8 +470,8 @@ impl MmapOptions {
     /// # Errors
     ///
     /// As [`MmapRegion::attach`].
-    pub fn attach(&self, path: &Path) -> Result<MmapRegion> {
-        self.attach_path(path, true, "attach")
+    pub fn attach(&self, path: impl AsRef<Path>) -> Result<MmapRegion> {
+        self.attach_path(path.as_ref(), true, "attach")
     }
 
     /// Attaches read-only to the file at `path` with these options; see
@@ -461,16 +480,19 @@ impl MmapOptions {
     /// # Errors
     ///
     /// As [`MmapRegion::attach_read_only`].
-    pub fn attach_read_only(&self, path: &Path) -> Result<MmapRegion> {
-        self.attach_path(path, false, "attach_read_only")
+    pub fn attach_read_only(&self, path: impl AsRef<Path>) -> Result<MmapRegion> {
+        self.attach_path(path.as_ref(), false, "attach_read_only")
     }
 
     fn attach_path(&self, path: &Path, writable: bool, op: &'static str) -> Result<MmapRegion> {
-        refuse_files_under_loom(op)?;
-        self.refuse_unsupported(op)?;
-        let loc = fs::locate(path, op)?;
-        let fd = fs::open_existing(&loc, writable, self.trust.allow_hard_links, op)?;
-        MmapRegion::from_fd(self, fd, Some(loc), path.to_path_buf(), writable, op)
+        let attach = || {
+            refuse_files_under_loom(op)?;
+            self.refuse_unsupported(op)?;
+            let loc = fs::locate(path, op)?;
+            let fd = fs::open_existing(&loc, writable, self.trust.allow_hard_links, op)?;
+            MmapRegion::from_fd(self, fd, Some(loc), path.to_path_buf(), writable, op)
+        };
+        attach().map_err(|e| e.with_path(path))
     }
 
     /// Attaches to an open file with these options; see
@@ -505,7 +527,8 @@ impl MmapOptions {
 #[inline(always)]
 fn refuse_files_under_loom(op: &'static str) -> Result<()> {
     if cfg!(loom) {
-        Err(Error::new(ErrorKind::Unsupported, op))
+        Err(Error::new(ErrorKind::Unsupported, op)
+            .because("loom models no system calls: only in-memory regions exist under loom"))
     } else {
         Ok(())
     }

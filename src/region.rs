@@ -6,7 +6,7 @@ use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Limit, Result};
 use crate::fs::{self, Location, Reserved};
 use crate::options::{Advice, FileCleanup, MmapOptions};
 use crate::protocol::{Follow, Publisher};
@@ -70,16 +70,19 @@ enum Source {
 /// (`InvalidSize`) and sizes past the options' `max_size` (`FileTooLarge`).
 pub(crate) fn checked_size(options: &MmapOptions, size: usize, op: &'static str) -> Result<u64> {
     if size == 0 || isize::try_from(size).is_err() {
-        return Err(Error::new(ErrorKind::InvalidSize, op));
+        return Err(Error::invalid_size(op, size));
     }
-    if options.max_size.is_some_and(|max| size > max) {
-        return Err(Error::new(ErrorKind::FileTooLarge, op));
+    if let Some(max) = options.max_size.filter(|&max| size > max) {
+        return Err(Error::too_large(op, size, Limit::MaxSize(max)));
     }
     fs::file_len(size, op)
 }
 
 impl MmapRegion {
     /// Creates a new file at `path` of `size` zero bytes and maps it.
+    /// `path`, here and in the other constructors that take one, is anything
+    /// that converts to a [`Path`] (`&str`, `String`, `PathBuf`, ...), and
+    /// their errors name it ([`Error::path`]).
     ///
     /// The file is created with `O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC` and mode
     /// `0600` applied at creation, so an existing file, directory or symbolic
@@ -98,12 +101,13 @@ impl MmapRegion {
     ///   component is `.` or `..`;
     /// - [`ErrorKind::AlreadyExists`] if anything exists at `path`;
     /// - [`ErrorKind::StorageFull`] if the file system has no room;
-    /// - [`ErrorKind::NotFound`] if the parent directory does not exist;
+    /// - [`ErrorKind::NotFound`] if the parent directory does not exist (the
+    ///   message says so);
     /// - [`ErrorKind::Unsupported`] if the directory is on hugetlbfs (whose
     ///   pages a holder can punch out, making every peer's next access raise
     ///   `SIGBUS`); the file is removed again;
     /// - [`ErrorKind::Os`] for other failures of the system calls.
-    pub fn create(path: &Path, size: usize, cleanup: FileCleanup) -> Result<Self> {
+    pub fn create(path: impl AsRef<Path>, size: usize, cleanup: FileCleanup) -> Result<Self> {
         MmapOptions::new().create(path, size, cleanup)
     }
 
@@ -270,7 +274,7 @@ impl MmapRegion {
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         {
             let _ = (options, name, size);
-            Err(Error::new(ErrorKind::Unsupported, OP))
+            Err(Error::new(ErrorKind::Unsupported, OP).because("sealed memfds need Linux"))
         }
     }
 
@@ -287,7 +291,7 @@ impl MmapRegion {
     ///
     /// As [`create`](Self::create) (`AlreadyExists` only if sixteen random
     /// names were all taken).
-    pub fn stage(path: &Path, size: usize) -> Result<crate::Staged> {
+    pub fn stage(path: impl AsRef<Path>, size: usize) -> Result<crate::Staged> {
         MmapOptions::new().stage(path, size)
     }
 
@@ -307,7 +311,8 @@ impl MmapRegion {
     ///
     /// # Errors
     ///
-    /// - [`ErrorKind::NotFound`] if nothing is at `path`;
+    /// - [`ErrorKind::NotFound`] if nothing is at `path`, or its parent
+    ///   directory does not exist (the message says which);
     /// - [`ErrorKind::NotRegularFile`] for anything but a regular file;
     /// - [`ErrorKind::EmptyFile`] for a file of length 0;
     /// - [`ErrorKind::InvalidPath`] if `path` has no file name, or its last
@@ -331,7 +336,7 @@ impl MmapRegion {
     ///   if each time the name was opened it named another file by the time
     ///   it was looked up again (it is being renamed over): try again;
     /// - [`ErrorKind::Os`] for other failures (for example permission).
-    pub fn attach(path: &Path) -> Result<Self> {
+    pub fn attach(path: impl AsRef<Path>) -> Result<Self> {
         MmapOptions::new().attach(path)
     }
 
@@ -345,8 +350,11 @@ impl MmapRegion {
     /// # Errors
     ///
     /// As [`attach`](Self::attach), except `NotFound`, `InvalidPath` and the
-    /// procfs case of `Unsupported`; a descriptor not open for writing fails
-    /// with [`ErrorKind::Os`] (`EACCES`).
+    /// procfs case of `Unsupported`; a descriptor open read-only
+    /// (`O_RDONLY`) fails with [`ErrorKind::ReadOnly`] (OS error `EACCES`,
+    /// and a message that suggests
+    /// [`attach_fd_read_only`](Self::attach_fd_read_only)), one open
+    /// write-only with [`ErrorKind::Os`] (`EACCES`).
     pub fn attach_fd(fd: OwnedFd) -> Result<Self> {
         MmapOptions::new().attach_fd(fd)
     }
@@ -362,7 +370,7 @@ impl MmapRegion {
     /// # Errors
     ///
     /// As [`attach`](Self::attach).
-    pub fn attach_read_only(path: &Path) -> Result<Self> {
+    pub fn attach_read_only(path: impl AsRef<Path>) -> Result<Self> {
         MmapOptions::new().attach_read_only(path)
     }
 
@@ -567,7 +575,8 @@ impl MmapRegion {
         if map.covers(len) {
             Ok(Arc::clone(map))
         } else {
-            Err(Error::new(ErrorKind::Unsupported, op))
+            Err(Error::new(ErrorKind::Unsupported, op)
+                .because("an in-memory region cannot grow past the capacity fixed at its creation"))
         }
     }
 
@@ -577,7 +586,7 @@ impl MmapRegion {
             .ok()
             .filter(|&n| isize::try_from(n).is_ok())
             .filter(|&n| options.max_size.is_none_or(|max| n <= max))
-            .ok_or_else(|| Error::new(ErrorKind::FileTooLarge, op))
+            .ok_or_else(|| Error::too_large_to_map(op, size, options.max_size))
     }
 
     /// Applies the options' `populate` and `lock` to `[from, to)` of `map`.
@@ -603,7 +612,7 @@ impl MmapRegion {
         if options.lock {
             map.lock(from, len).map_err(|e| match e {
                 rustix::io::Errno::NOMEM | rustix::io::Errno::AGAIN | rustix::io::Errno::PERM => {
-                    Error::with_errno(ErrorKind::LockLimit, op, e)
+                    Error::lock_limit(op, len, e)
                 }
                 e => Error::os(op, e),
             })?;
@@ -656,7 +665,13 @@ impl MmapRegion {
         let map = Mapping::new(fd, len, options.reservation_for(len), writable).map_err(|e| {
             // Not enough address space (or mapping slots) for the file.
             match e {
-                rustix::io::Errno::NOMEM => Error::with_errno(ErrorKind::FileTooLarge, op, e),
+                rustix::io::Errno::NOMEM => {
+                    Error::too_large(op, len, Limit::AddressSpace).with_errno_of(e)
+                }
+                // A descriptor open read-only cannot be mapped writable.
+                rustix::io::Errno::ACCESS if writable && fs::is_open_read_only(fd) => {
+                    Error::read_only_descriptor(op, e)
+                }
                 e => Error::os(op, e),
             }
         })?;
@@ -764,11 +779,11 @@ impl MmapRegion {
             .publisher
             .refuses_growth(usize::try_from(now).unwrap_or(usize::MAX))
         {
-            return Err(Error::new(ErrorKind::Truncated, OP));
+            return Err(Error::truncated(OP, self.len(), now));
         }
         let cur = self.len();
         if new_size < cur {
-            return Err(Error::new(ErrorKind::ShrinkRefused, OP));
+            return Err(Error::shrink_refused(OP, cur, new_size));
         }
         if new_size == cur {
             return Ok(());
@@ -838,7 +853,7 @@ impl MmapRegion {
         match followed {
             Follow::Unchanged => Ok(false),
             Follow::Grew => Ok(true),
-            Follow::Truncated => Err(Error::new(ErrorKind::Truncated, OP)),
+            Follow::Truncated => Err(Error::truncated(OP, cur, size)),
         }
     }
 
@@ -976,7 +991,7 @@ impl MmapRegion {
     fn sync_range(&self, offset: usize, len: usize, wait: bool, op: &'static str) -> Result<()> {
         let view = self.publisher.current();
         if !view.check(offset, len) {
-            return Err(Error::new(ErrorKind::OutOfBounds, op));
+            return Err(Error::out_of_bounds(op, offset, len, view.accessible_len()));
         }
         view.map()
             .sync(offset, len, wait)
@@ -1003,7 +1018,7 @@ impl MmapRegion {
         const OP: &str = "advise";
         let view = self.publisher.current();
         if !view.check(offset, len) {
-            return Err(Error::new(ErrorKind::OutOfBounds, OP));
+            return Err(Error::out_of_bounds(OP, offset, len, view.accessible_len()));
         }
         let hint = match advice {
             Advice::Normal => Hint::Normal,

@@ -115,7 +115,7 @@ impl Staged {
             "publish"
         };
         let Some(loc) = self.region.location() else {
-            let error = Error::new(ErrorKind::NotFound, op);
+            let error = Error::new(ErrorKind::NotFound, op).with_path(&self.final_path);
             return Err(PublishError {
                 error,
                 stage: Box::new(self),
@@ -133,7 +133,7 @@ impl Staged {
                 Ok(self.region)
             }
             Err(error) => Err(PublishError {
-                error,
+                error: error.with_path(&self.final_path),
                 stage: Box::new(self),
             }),
         }
@@ -179,8 +179,9 @@ impl fmt::Debug for PublishError {
 }
 
 impl fmt::Display for PublishError {
+    /// The error's message, which names the path.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.error, self.stage.final_path.display())
+        fmt::Display::fmt(&self.error, f)
     }
 }
 

@@ -124,7 +124,12 @@ impl Region {
         if self.view.check(offset, buf.len()) && self.view.map().read(offset, buf) {
             Ok(())
         } else {
-            Err(Error::new(ErrorKind::OutOfBounds, "read_at"))
+            Err(Error::out_of_bounds(
+                "read_at",
+                offset,
+                buf.len(),
+                self.view.accessible_len(),
+            ))
         }
     }
 
@@ -150,7 +155,12 @@ impl Region {
         if self.view.check(offset, data.len()) && map.write(offset, data) {
             Ok(())
         } else {
-            Err(Error::new(ErrorKind::OutOfBounds, OP))
+            Err(Error::out_of_bounds(
+                OP,
+                offset,
+                data.len(),
+                self.view.accessible_len(),
+            ))
         }
     }
 
@@ -183,10 +193,9 @@ impl Region {
     /// length, [`ErrorKind::ReadOnly`] for a read-only mapping.
     pub fn atomic_u32(&self, offset: usize) -> Result<&AtomicU32> {
         self.check_atomic(offset, 4, "atomic_u32")?;
-        self.view
-            .map()
-            .atomic_u32(offset)
-            .ok_or_else(|| Error::new(ErrorKind::OutOfBounds, "atomic_u32"))
+        self.view.map().atomic_u32(offset).ok_or_else(|| {
+            Error::out_of_bounds("atomic_u32", offset, 4, self.view.accessible_len())
+        })
     }
 
     /// The 8-byte word at `offset` as an atomic shared with every process
@@ -207,10 +216,9 @@ impl Region {
     /// As [`atomic_u32`](Self::atomic_u32), with a multiple of 8.
     pub fn atomic_u64(&self, offset: usize) -> Result<&AtomicU64> {
         self.check_atomic(offset, 8, "atomic_u64")?;
-        self.view
-            .map()
-            .atomic_u64(offset)
-            .ok_or_else(|| Error::new(ErrorKind::OutOfBounds, "atomic_u64"))
+        self.view.map().atomic_u64(offset).ok_or_else(|| {
+            Error::out_of_bounds("atomic_u64", offset, 8, self.view.accessible_len())
+        })
     }
 
     /// An atomic load of the 4-byte word at `offset` with `order`, which
@@ -228,7 +236,7 @@ impl Region {
         self.view
             .map()
             .load_u32(offset, order)
-            .ok_or_else(|| Error::new(ErrorKind::OutOfBounds, "load_u32"))
+            .ok_or_else(|| Error::out_of_bounds("load_u32", offset, 4, self.view.accessible_len()))
     }
 
     /// As [`load_u32`](Self::load_u32), for the 8-byte word at `offset`.
@@ -241,7 +249,7 @@ impl Region {
         self.view
             .map()
             .load_u64(offset, order)
-            .ok_or_else(|| Error::new(ErrorKind::OutOfBounds, "load_u64"))
+            .ok_or_else(|| Error::out_of_bounds("load_u64", offset, 8, self.view.accessible_len()))
     }
 
     /// The 4-byte word at `offset` as an owned [`SharedU32`]: the atomic of
@@ -416,16 +424,23 @@ impl Region {
         op: &'static str,
     ) -> Result<()> {
         if matches!(order, Ordering::Release | Ordering::AcqRel) {
-            return Err(Error::new(ErrorKind::InvalidOrdering, op));
+            return Err(Error::invalid_ordering(op, order));
         }
         if offset % size != 0 {
-            return Err(Error::new(ErrorKind::Misaligned, op));
+            return Err(Error::misaligned(op, offset, size));
         }
         if !self.view.check(offset, size) {
-            return Err(Error::new(ErrorKind::OutOfBounds, op));
+            return Err(Error::out_of_bounds(
+                op,
+                offset,
+                size,
+                self.view.accessible_len(),
+            ));
         }
         if !self.view.map().is_writable() && !sys::read_only_load_ok(size) {
-            return Err(Error::new(ErrorKind::Unsupported, op));
+            return Err(Error::new(ErrorKind::Unsupported, op).because(
+                "atomic loads of read-only memory of this size are not guaranteed on this target",
+            ));
         }
         Ok(())
     }
@@ -436,10 +451,15 @@ impl Region {
             return Err(Error::new(ErrorKind::ReadOnly, op));
         }
         if offset % size != 0 {
-            return Err(Error::new(ErrorKind::Misaligned, op));
+            return Err(Error::misaligned(op, offset, size));
         }
         if !self.view.check(offset, size) {
-            return Err(Error::new(ErrorKind::OutOfBounds, op));
+            return Err(Error::out_of_bounds(
+                op,
+                offset,
+                size,
+                self.view.accessible_len(),
+            ));
         }
         Ok(())
     }

@@ -79,7 +79,7 @@ fn default_reservation_leaves_most_of_a_finite_address_space_limit() {
             let dir = tempfile::tempdir().unwrap();
             let limit = limit_address_space();
             let left = limit - vm_size();
-            let region = MmapRegion::create(&seg(&dir), 4096, FileCleanup::Manual).unwrap();
+            let region = MmapRegion::create(seg(&dir), 4096, FileCleanup::Manual).unwrap();
             let reserved = mapping_len_at(region.region().as_ptr());
             assert!(
                 (4096..=left / 8).contains(&reserved),
@@ -111,7 +111,7 @@ fn explicit_address_space_is_honoured_under_a_finite_address_space_limit() {
             let mut region = MmapOptions::new()
                 .address_space(GIB)
                 .reserve_blocks(false)
-                .create(&seg(&dir), 4096, FileCleanup::Manual)
+                .create(seg(&dir), 4096, FileCleanup::Manual)
                 .unwrap();
             let base = region.region().as_ptr();
             assert_eq!(mapping_len_at(base), GIB);

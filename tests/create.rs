@@ -153,7 +153,7 @@ fn create_reserves_blocks_for_the_whole_size() {
 #[test]
 fn create_maps_zeroed_memory_of_the_requested_size() {
     let dir = tempfile::tempdir().unwrap();
-    let region = MmapRegion::create(&seg(&dir), 10_000, FileCleanup::Manual).unwrap();
+    let region = MmapRegion::create(seg(&dir), 10_000, FileCleanup::Manual).unwrap();
     assert_eq!(region.len(), 10_000);
     assert!(!region.is_empty());
     assert_eq!(region.generation(), 0);
@@ -201,7 +201,7 @@ fn create_that_fails_after_opening_leaves_nothing_at_the_path() {
 #[test]
 fn create_rejects_paths_without_a_file_name_and_missing_directories() {
     assert_eq!(
-        kind(MmapRegion::create("/".as_ref(), 4096, FileCleanup::Manual)),
+        kind(MmapRegion::create("/", 4096, FileCleanup::Manual)),
         ErrorKind::InvalidPath
     );
     let dir = tempfile::tempdir().unwrap();

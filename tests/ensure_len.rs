@@ -80,8 +80,8 @@ mod native {
     #[test]
     fn ensure_len_makes_no_system_call_while_enough_is_mapped() {
         let dir = tempfile::tempdir().unwrap();
-        let host = MmapRegion::create(&seg(&dir), 4 * PAGE, FileCleanup::Manual).unwrap();
-        let mut guest = MmapRegion::attach(&seg(&dir)).unwrap();
+        let host = MmapRegion::create(seg(&dir), 4 * PAGE, FileCleanup::Manual).unwrap();
+        let mut guest = MmapRegion::attach(seg(&dir)).unwrap();
         let view = guest.region();
 
         // The file grows behind the guest's back: `check_and_remap` would
@@ -108,7 +108,7 @@ mod native {
             "native::ensure_len_follows_growth_by_a_peer_process_announced_in_a_header_word";
         if let Some(path) = role() {
             // The producer: another process that grows, fills and announces.
-            let mut producer = MmapRegion::attach(path.as_ref()).unwrap();
+            let mut producer = MmapRegion::attach(&path).unwrap();
             producer.resize(32 * PAGE).unwrap();
             producer
                 .region()
@@ -118,7 +118,7 @@ mod native {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
-        let mut consumer = MmapRegion::create(&seg(&dir), PAGE, FileCleanup::Manual).unwrap();
+        let mut consumer = MmapRegion::create(seg(&dir), PAGE, FileCleanup::Manual).unwrap();
         announce(&consumer);
         assert_eq!(consumer.ensure_len(announced(&consumer)), Ok(false));
         run_self(NAME, seg(&dir).to_str().unwrap());
@@ -137,9 +137,9 @@ mod native {
     #[test]
     fn ensure_len_follows_growth_by_a_second_handle_and_on_a_read_only_one() {
         let dir = tempfile::tempdir().unwrap();
-        let mut producer = MmapRegion::create(&seg(&dir), PAGE, FileCleanup::Manual).unwrap();
+        let mut producer = MmapRegion::create(seg(&dir), PAGE, FileCleanup::Manual).unwrap();
         let mut peer = producer.peer().unwrap();
-        let mut reader = MmapRegion::attach_read_only(&seg(&dir)).unwrap();
+        let mut reader = MmapRegion::attach_read_only(seg(&dir)).unwrap();
         producer.resize(4 * PAGE).unwrap();
         producer.region().write_at(4 * PAGE - 2, b"ok").unwrap();
         announce(&producer);
@@ -156,8 +156,8 @@ mod native {
     #[test]
     fn ensure_len_past_the_file_is_out_of_bounds_and_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let host = MmapRegion::create(&seg(&dir), 2 * PAGE, FileCleanup::Manual).unwrap();
-        let mut guest = MmapRegion::attach(&seg(&dir)).unwrap();
+        let host = MmapRegion::create(seg(&dir), 2 * PAGE, FileCleanup::Manual).unwrap();
+        let mut guest = MmapRegion::attach(seg(&dir)).unwrap();
         let view = guest.region();
         for min in [2 * PAGE + 1, 1 << 30, usize::MAX] {
             let err = guest.ensure_len(min).unwrap_err();
@@ -179,12 +179,12 @@ mod native {
     #[test]
     fn ensure_len_passes_the_errors_of_check_and_remap_through() {
         let dir = tempfile::tempdir().unwrap();
-        let host = MmapRegion::create(&seg(&dir), 2 * PAGE, FileCleanup::Manual).unwrap();
+        let host = MmapRegion::create(seg(&dir), 2 * PAGE, FileCleanup::Manual).unwrap();
         let mut capped = MmapOptions::new()
             .max_size(3 * PAGE)
-            .attach(&seg(&dir))
+            .attach(seg(&dir))
             .unwrap();
-        let mut guest = MmapRegion::attach(&seg(&dir)).unwrap();
+        let mut guest = MmapRegion::attach(seg(&dir)).unwrap();
 
         set_file_len(&dir, 4 * PAGE);
         let err = capped.ensure_len(4 * PAGE).unwrap_err();

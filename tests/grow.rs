@@ -11,8 +11,8 @@ use shm_region::{ErrorKind, FileCleanup, MmapOptions, MmapRegion};
 const PAGE: usize = 4096;
 
 fn pair(dir: &tempfile::TempDir, size: usize) -> (MmapRegion, MmapRegion) {
-    let host = MmapRegion::create(&seg(dir), size, FileCleanup::Manual).unwrap();
-    let guest = MmapRegion::attach(&seg(dir)).unwrap();
+    let host = MmapRegion::create(seg(dir), size, FileCleanup::Manual).unwrap();
+    let guest = MmapRegion::attach(seg(dir)).unwrap();
     (host, guest)
 }
 
@@ -33,7 +33,7 @@ fn file_len(dir: &tempfile::TempDir) -> u64 {
 #[test]
 fn resize_grows_in_place_keeping_old_bytes_and_zeroing_new_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let mut host = MmapRegion::create(&seg(&dir), 3 * PAGE + 10, FileCleanup::Manual).unwrap();
+    let mut host = MmapRegion::create(seg(&dir), 3 * PAGE + 10, FileCleanup::Manual).unwrap();
     let before = host.region();
     let pattern: Vec<u8> = (0..3 * PAGE + 10)
         .map(|i| u8::try_from(i % 251).unwrap())
@@ -65,7 +65,7 @@ fn resize_grows_in_place_keeping_old_bytes_and_zeroing_new_ones() {
 #[test]
 fn resize_to_the_same_length_is_a_no_op() {
     let dir = tempfile::tempdir().unwrap();
-    let mut host = MmapRegion::create(&seg(&dir), PAGE, FileCleanup::Manual).unwrap();
+    let mut host = MmapRegion::create(seg(&dir), PAGE, FileCleanup::Manual).unwrap();
     let view = host.region();
     host.resize(PAGE).unwrap();
     assert_eq!((host.len(), host.generation()), (PAGE, 0));
@@ -75,7 +75,7 @@ fn resize_to_the_same_length_is_a_no_op() {
 #[test]
 fn resize_smaller_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut host = MmapRegion::create(&seg(&dir), 2 * PAGE, FileCleanup::Manual).unwrap();
+    let mut host = MmapRegion::create(seg(&dir), 2 * PAGE, FileCleanup::Manual).unwrap();
     host.region().write_at(2 * PAGE - 1, &[7]).unwrap();
     let err = host.resize(PAGE).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ShrinkRefused);
@@ -93,7 +93,7 @@ fn resize_smaller_is_refused_and_changes_nothing() {
 #[test]
 fn resize_to_unmappable_sizes_is_invalid_input_and_keeps_the_region() {
     let dir = tempfile::tempdir().unwrap();
-    let mut host = MmapRegion::create(&seg(&dir), PAGE, FileCleanup::Manual).unwrap();
+    let mut host = MmapRegion::create(seg(&dir), PAGE, FileCleanup::Manual).unwrap();
     let too_big = usize::try_from(isize::MAX).unwrap() + 1;
     assert_eq!(kind(host.resize(too_big)), ErrorKind::InvalidSize);
     assert_eq!(kind(host.resize(usize::MAX)), ErrorKind::InvalidSize);
@@ -113,7 +113,7 @@ fn resize_to_unmappable_sizes_is_invalid_input_and_keeps_the_region() {
 fn growth_does_not_refault_pages_already_touched() {
     let dir = tempfile::tempdir().unwrap();
     let size = 4 << 20;
-    let mut host = MmapRegion::create(&seg(&dir), size, FileCleanup::Manual).unwrap();
+    let mut host = MmapRegion::create(seg(&dir), size, FileCleanup::Manual).unwrap();
     let touch = |r: &shm_region::Region, upto: usize| {
         for off in (0..upto).step_by(PAGE) {
             r.write_at(off, &[1]).unwrap();
@@ -140,7 +140,7 @@ fn default_reservation_keeps_the_base_up_to_one_gib() {
     let dir = tempfile::tempdir().unwrap();
     let mut host = MmapOptions::new()
         .reserve_blocks(false)
-        .create(&seg(&dir), PAGE, FileCleanup::Manual)
+        .create(seg(&dir), PAGE, FileCleanup::Manual)
         .unwrap();
     let base = host.region().as_ptr();
     host.resize(1 << 30).unwrap();
@@ -158,7 +158,7 @@ fn growth_beyond_the_reservation_moves_the_base_and_old_views_stay_valid() {
     let dir = tempfile::tempdir().unwrap();
     let mut host = MmapOptions::new()
         .address_space(0)
-        .create(&seg(&dir), PAGE, FileCleanup::Manual)
+        .create(seg(&dir), PAGE, FileCleanup::Manual)
         .unwrap();
     let old = host.region();
     old.write_at(0, b"first").unwrap();
@@ -183,7 +183,7 @@ fn growth_beyond_the_reservation_moves_the_base_and_old_views_stay_valid() {
 #[test]
 fn stale_view_stays_readable_and_refresh_moves_it_to_the_newest_mapping() {
     let dir = tempfile::tempdir().unwrap();
-    let mut host = MmapRegion::create(&seg(&dir), PAGE, FileCleanup::Manual).unwrap();
+    let mut host = MmapRegion::create(seg(&dir), PAGE, FileCleanup::Manual).unwrap();
     let mut view = host.region();
     let clone = view.clone();
     host.resize(2 * PAGE).unwrap();
@@ -305,7 +305,7 @@ fn check_and_remap_detects_truncation_and_fences_every_view() {
 #[test]
 fn out_of_bounds_and_overflowing_accesses_are_invalid_input() {
     let dir = tempfile::tempdir().unwrap();
-    let host = MmapRegion::create(&seg(&dir), 100, FileCleanup::Manual).unwrap();
+    let host = MmapRegion::create(seg(&dir), 100, FileCleanup::Manual).unwrap();
     let r = host.region();
     let mut one = [0u8; 1];
     let mut two = [0u8; 2];
@@ -369,7 +369,7 @@ fn handles_and_views_are_send_sync_and_views_work_across_threads() {
     assert_send_sync::<MmapRegion>();
     assert_send_sync::<shm_region::Region>();
     let dir = tempfile::tempdir().unwrap();
-    let mut host = MmapRegion::create(&seg(&dir), PAGE, FileCleanup::Manual).unwrap();
+    let mut host = MmapRegion::create(seg(&dir), PAGE, FileCleanup::Manual).unwrap();
     let view = host.region();
     let reader = std::thread::spawn(move || {
         let mut v = view;
@@ -413,7 +413,7 @@ fn check_and_remap_stays_truncated_after_the_file_grows_back() {
     }
     assert_eq!(kind(guest.resize(16 * PAGE)), ErrorKind::Truncated);
     // A fresh attach sees the file as it is now.
-    let again = MmapRegion::attach(&seg(&dir)).unwrap();
+    let again = MmapRegion::attach(seg(&dir)).unwrap();
     assert_eq!(again.len(), 8 * PAGE);
     again.region().read_at(8 * PAGE - 1, &mut b).unwrap();
 }
@@ -423,7 +423,7 @@ fn resize_past_max_size_is_file_too_large_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut host = MmapOptions::new()
         .max_size(2 * PAGE)
-        .create(&seg(&dir), PAGE, FileCleanup::Manual)
+        .create(seg(&dir), PAGE, FileCleanup::Manual)
         .unwrap();
     host.region().write_at(0, b"kept").unwrap();
     assert_eq!(kind(host.resize(2 * PAGE + 1)), ErrorKind::FileTooLarge);

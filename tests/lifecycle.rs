@@ -133,7 +133,7 @@ fn no_descriptor_of_the_crate_is_inherited_by_a_spawned_child() {
     let path = seg(&dir);
     let host = MmapRegion::create(&path, 4096, FileCleanup::Manual).unwrap();
     let guest = MmapRegion::attach(&path).unwrap();
-    let auto = MmapRegion::create(&dir.path().join("auto"), 4096, FileCleanup::Auto).unwrap();
+    let auto = MmapRegion::create(dir.path().join("auto"), 4096, FileCleanup::Auto).unwrap();
     let ours = [
         host.fd().unwrap().as_raw_fd(),
         guest.fd().unwrap().as_raw_fd(),
@@ -196,7 +196,7 @@ fn auto_cleanup_never_gives_the_file_a_name() {
     };
     for i in 0..20 {
         let r =
-            MmapRegion::create(&dir.join(format!("auto{i}")), 32 << 20, FileCleanup::Auto).unwrap();
+            MmapRegion::create(dir.join(format!("auto{i}")), 32 << 20, FileCleanup::Auto).unwrap();
         let st = rustix::fs::fstat(r.fd().unwrap()).unwrap();
         assert_eq!(st.st_nlink, 0, "the file has a name");
         r.region().write_at((32 << 20) - 1, &[1]).unwrap();
@@ -212,7 +212,7 @@ fn auto_cleanup_never_gives_the_file_a_name() {
     std::fs::write(dir.join("taken"), b"x").unwrap();
     assert_eq!(
         kind(MmapRegion::create(
-            &dir.join("taken"),
+            dir.join("taken"),
             4096,
             FileCleanup::Auto
         )),

@@ -30,10 +30,10 @@ fn populate_faults_the_pages_in_at_map_time_and_after_growth() {
     let dir = tempfile::tempdir().unwrap();
     let size = 4 << 20;
     let mut plain =
-        MmapRegion::create(&dir.path().join("plain"), size, FileCleanup::Manual).unwrap();
+        MmapRegion::create(dir.path().join("plain"), size, FileCleanup::Manual).unwrap();
     let mut hot = MmapOptions::new()
         .populate(true)
-        .create(&dir.path().join("hot"), size, FileCleanup::Manual)
+        .create(dir.path().join("hot"), size, FileCleanup::Manual)
         .unwrap();
     let cold = touch_faults(&plain.region(), 0, size);
     let warm = touch_faults(&hot.region(), 0, size);
@@ -75,12 +75,12 @@ fn lock_as_unprivileged_user() {
     let mut locked = MmapOptions::new();
     locked.lock(true);
     let small = locked
-        .create(&dir.path().join("small"), 64 << 10, FileCleanup::Manual)
+        .create(dir.path().join("small"), 64 << 10, FileCleanup::Manual)
         .unwrap();
     assert!(vm_locked_kib() >= 64, "{} KiB locked", vm_locked_kib());
     let too_big = usize::try_from(max).unwrap() * 2 + (1 << 20);
     let err = locked
-        .create(&dir.path().join("big"), too_big, FileCleanup::Manual)
+        .create(dir.path().join("big"), too_big, FileCleanup::Manual)
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::LockLimit);
     assert_eq!(
@@ -117,7 +117,7 @@ fn lock_keeps_pages_resident_and_reports_the_limit() {
 #[test]
 fn advise_and_flush_work_within_bounds_and_refuse_outside() {
     let dir = tempfile::tempdir().unwrap();
-    let r = MmapRegion::create(&seg(&dir), 4 * PAGE, FileCleanup::Manual).unwrap();
+    let r = MmapRegion::create(seg(&dir), 4 * PAGE, FileCleanup::Manual).unwrap();
     r.region().write_at(PAGE + 10, b"kept").unwrap();
     for a in [
         Advice::Normal,
@@ -184,13 +184,13 @@ fn creation_mode_is_applied_at_open_and_masked_to_permission_bits() {
         for (name, mode) in [("m640", 0o640), ("m4777", 0o4777)] {
             let mut r = MmapOptions::new()
                 .mode(mode)
-                .create(&dir.join(name), 4096, FileCleanup::Manual)
+                .create(dir.join(name), 4096, FileCleanup::Manual)
                 .unwrap();
             r.release_ownership();
         }
         let mut s = MmapOptions::new()
             .mode(0o644)
-            .stage(&dir.join("staged"), 4096)
+            .stage(dir.join("staged"), 4096)
             .unwrap();
         s.handle().release_ownership();
         let mut published = s.publish().unwrap();
@@ -205,7 +205,7 @@ fn creation_mode_is_applied_at_open_and_masked_to_permission_bits() {
     assert_eq!(mode("staged"), 0o644);
     // A group-writable file needs the widened trust policy to attach.
     assert_eq!(
-        kind(MmapRegion::attach(&dir.path().join("m4777"))),
+        kind(MmapRegion::attach(dir.path().join("m4777"))),
         ErrorKind::InsecureMode
     );
 }

@@ -38,7 +38,7 @@ fn len_for(step: u64) -> usize {
 /// verifies the host's bytes in the new tail and acknowledges through the
 /// region itself.
 fn guest(path: &str) {
-    let mut g = MmapRegion::attach(path.as_ref()).unwrap();
+    let mut g = MmapRegion::attach(path).unwrap();
     assert_eq!(g.len(), CHUNK, "attached before the first growth");
     g.region()
         .atomic_u64(READY)

@@ -74,7 +74,7 @@ fn racer(region: &Region, id: usize, start: &Barrier) -> usize {
 #[test]
 fn racing_copies_and_atomics_from_four_threads_are_race_free() {
     let dir = tempfile::tempdir().unwrap();
-    let host = MmapRegion::create(&seg(&dir), 4096, FileCleanup::Manual).unwrap();
+    let host = MmapRegion::create(seg(&dir), 4096, FileCleanup::Manual).unwrap();
     let region = host.region();
     region.write_at(0, &[INITIAL; SPAN]).unwrap();
 

@@ -101,12 +101,12 @@ fn read_only_attach_fd_accepts_an_o_rdonly_descriptor() {
 /// only read permission is available.
 fn reader_without_write_permission(path: &str) {
     assert!(!is_root());
-    let reader = MmapRegion::attach_read_only(path.as_ref()).unwrap();
+    let reader = MmapRegion::attach_read_only(path).unwrap();
     let mut b = [0u8; 6];
     reader.region().read_at(0, &mut b).unwrap();
     assert_eq!(&b, b"0400ok");
     // Writable attach needs write permission, which mode 0400 does not give.
-    let err = MmapRegion::attach(path.as_ref()).unwrap_err();
+    let err = MmapRegion::attach(path).unwrap_err();
     assert_eq!(err.io_kind(), std::io::ErrorKind::PermissionDenied);
     // Read-only attach guards against mistakes, not against the file's
     // owner: a hostile peer of the same user grants itself write

@@ -156,7 +156,7 @@ fn every_mapping_is_marked(opts: &MmapOptions, flag: &str, other: &str) {
     let sealed = opts.create_sealed("secrets", PAGE).unwrap();
     assert_marked(&sealed.region(), flag, other, "create_sealed");
 
-    let mut staged = opts.stage(&dir.path().join("staged"), PAGE).unwrap();
+    let mut staged = opts.stage(dir.path().join("staged"), PAGE).unwrap();
     assert_marked(&staged.region(), flag, other, "stage");
     staged.handle().resize(4 * RESERVE).unwrap();
     assert_marked(&staged.region(), flag, other, "staged growth that moves");
@@ -188,7 +188,7 @@ fn without_dont_dump_or_dont_fork_no_mapping_is_marked() {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = MmapOptions::new();
     opts.address_space(RESERVE);
-    let file = opts.create(&seg(&dir), PAGE, FileCleanup::Manual).unwrap();
+    let file = opts.create(seg(&dir), PAGE, FileCleanup::Manual).unwrap();
     let memory = opts.in_memory(PAGE).unwrap();
     for r in [file.region(), memory.region()] {
         for flag in ["dd", "dc"] {
@@ -196,7 +196,7 @@ fn without_dont_dump_or_dont_fork_no_mapping_is_marked() {
         }
     }
     // The plain constructors use the defaults: nothing is marked either.
-    let plain = MmapRegion::create(&dir.path().join("plain"), PAGE, FileCleanup::Manual).unwrap();
+    let plain = MmapRegion::create(dir.path().join("plain"), PAGE, FileCleanup::Manual).unwrap();
     for flag in ["dd", "dc"] {
         assert_eq!(flag_over(base(&plain.region()), PAGE, flag), Some(false));
     }
@@ -260,7 +260,7 @@ fn a_child_made_by_fork_gets_no_part_of_a_dont_fork_mapping() {
     let mut plain = MmapOptions::new();
     plain.address_space(RESERVE);
     // The probe can say "mapped": without the option the child has all of it.
-    let shared = plain.create(&seg(&dir), PAGE, FileCleanup::Manual).unwrap();
+    let shared = plain.create(seg(&dir), PAGE, FileCleanup::Manual).unwrap();
     assert!(mapped_in_a_forked_child(base(&shared.region()), RESERVE));
     let memory = plain.in_memory(PAGE).unwrap();
     assert!(mapped_in_a_forked_child(base(&memory.region()), RESERVE));
@@ -268,7 +268,7 @@ fn a_child_made_by_fork_gets_no_part_of_a_dont_fork_mapping() {
     let mut opts = plain.clone();
     opts.dont_fork(true);
     let mut host = opts
-        .create(&dir.path().join("secret"), PAGE, FileCleanup::Manual)
+        .create(dir.path().join("secret"), PAGE, FileCleanup::Manual)
         .unwrap();
     host.region().write_at(0, b"secret").unwrap();
     assert_absent_in_a_forked_child(&host.region(), "create");

@@ -99,7 +99,7 @@ fn publish_replace_swaps_in_a_new_segment_without_truncating_the_old() {
 #[test]
 fn dropping_an_unpublished_stage_removes_its_temporary_file() {
     let dir = tempfile::tempdir().unwrap();
-    let staged = MmapRegion::stage(&seg(&dir), 4096).unwrap();
+    let staged = MmapRegion::stage(seg(&dir), 4096).unwrap();
     assert_eq!(names(&dir).len(), 1);
     drop(staged);
     assert!(names(&dir).is_empty());
@@ -109,23 +109,20 @@ fn dropping_an_unpublished_stage_removes_its_temporary_file() {
 fn stage_refuses_bad_sizes_and_paths_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(
-        kind(MmapRegion::stage(&seg(&dir), 0)),
+        kind(MmapRegion::stage(seg(&dir), 0)),
         ErrorKind::InvalidSize
     );
-    assert_eq!(
-        kind(MmapRegion::stage("/".as_ref(), 4096)),
-        ErrorKind::InvalidPath
-    );
+    assert_eq!(kind(MmapRegion::stage("/", 4096)), ErrorKind::InvalidPath);
     assert!(names(&dir).is_empty());
 }
 
 #[test]
 fn a_staged_region_can_grow_before_publication() {
     let dir = tempfile::tempdir().unwrap();
-    let mut staged = MmapRegion::stage(&seg(&dir), 4096).unwrap();
+    let mut staged = MmapRegion::stage(seg(&dir), 4096).unwrap();
     staged.handle().resize(3 * 4096).unwrap();
     staged.region().write_at(3 * 4096 - 1, &[9]).unwrap();
     let host = staged.publish().unwrap();
     assert_eq!(host.len(), 3 * 4096);
-    assert_eq!(MmapRegion::attach(&seg(&dir)).unwrap().len(), 3 * 4096);
+    assert_eq!(MmapRegion::attach(seg(&dir)).unwrap().len(), 3 * 4096);
 }

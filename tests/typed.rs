@@ -145,12 +145,12 @@ mod native {
     fn typed_value_written_by_another_process_is_read_by_the_host() {
         const NAME: &str = "native::typed_value_written_by_another_process_is_read_by_the_host";
         if let Some(path) = role() {
-            let guest = MmapRegion::attach(path.as_ref()).unwrap();
+            let guest = MmapRegion::attach(&path).unwrap();
             guest.region().write_val(PAGE / 2 + 1, &header(42)).unwrap();
             return;
         }
         let dir = tempfile::tempdir().unwrap();
-        let host = MmapRegion::create(&seg(&dir), PAGE, FileCleanup::Manual).unwrap();
+        let host = MmapRegion::create(seg(&dir), PAGE, FileCleanup::Manual).unwrap();
         run_self(NAME, seg(&dir).to_str().unwrap());
         assert_eq!(
             host.region().read_val::<Header>(PAGE / 2 + 1),
@@ -161,9 +161,9 @@ mod native {
     #[test]
     fn typed_write_is_refused_on_a_read_only_region_which_still_reads() {
         let dir = tempfile::tempdir().unwrap();
-        let host = MmapRegion::create(&seg(&dir), PAGE, FileCleanup::Manual).unwrap();
+        let host = MmapRegion::create(seg(&dir), PAGE, FileCleanup::Manual).unwrap();
         host.region().write_val(11, &header(3)).unwrap();
-        let reader = MmapRegion::attach_read_only(&seg(&dir)).unwrap();
+        let reader = MmapRegion::attach_read_only(seg(&dir)).unwrap();
         let err = reader.region().write_val(11, &header(4)).unwrap_err();
         assert_eq!(
             (err.kind(), err.operation()),
@@ -175,9 +175,9 @@ mod native {
     #[test]
     fn typed_accesses_stop_at_the_end_a_detected_truncation_left() {
         let dir = tempfile::tempdir().unwrap();
-        let host = MmapRegion::create(&seg(&dir), 2 * PAGE, FileCleanup::Manual).unwrap();
+        let host = MmapRegion::create(seg(&dir), 2 * PAGE, FileCleanup::Manual).unwrap();
         host.region().write_val(PAGE - SIZE, &header(5)).unwrap();
-        let mut guest = MmapRegion::attach(&seg(&dir)).unwrap();
+        let mut guest = MmapRegion::attach(seg(&dir)).unwrap();
         let view = guest.region();
         std::fs::OpenOptions::new()
             .write(true)

@@ -176,7 +176,7 @@ mod futex {
         const NAME: &str =
             "futex::a_child_process_waiting_on_a_path_backed_region_is_woken_by_its_parent";
         if let Some(path) = role() {
-            let child = MmapRegion::attach(path.as_ref()).unwrap();
+            let child = MmapRegion::attach(&path).unwrap();
             let r = child.region();
             follow(&r, &r);
             return;
@@ -224,7 +224,7 @@ mod futex {
         let dir = tempfile::tempdir().unwrap();
         let mut host = MmapOptions::new()
             .address_space(0)
-            .create(&seg(&dir), HANDSHAKE_LEN, FileCleanup::Manual)
+            .create(seg(&dir), HANDSHAKE_LEN, FileCleanup::Manual)
             .unwrap();
         let stale = host.region();
         host.resize(4 * HANDSHAKE_LEN).unwrap();
