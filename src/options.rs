@@ -89,17 +89,20 @@ fn address_space_left() -> Option<usize> {
     }
 }
 
-/// This process's current address-space use in bytes (`VmSize`), if known.
-#[cfg(any(target_os = "linux", target_os = "android"))]
+/// This process's current address-space use in bytes (`VmSize`), if known
+/// (only from Linux's `/proc/self/statm`).
+#[cfg(not(target_os = "openbsd"))]
 fn address_space_used() -> Option<usize> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: usize = statm.split_whitespace().next()?.parse().ok()?;
-    pages.checked_mul(crate::sys::page_size())
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "openbsd")))]
-fn address_space_used() -> Option<usize> {
-    None
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+        let pages: usize = statm.split_whitespace().next()?.parse().ok()?;
+        pages.checked_mul(crate::sys::page_size())
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        None
+    }
 }
 
 /// Options for the policies that the plain constructors fix to their
