@@ -300,6 +300,10 @@ fn producer(records: u64) -> Res {
     words.finished.store(1, Ordering::Release);
     publish(&view, pos)?;
     let writing = start.elapsed().saturating_sub(paused);
+
+    let status = child.0.wait()?;
+    let elapsed = start.elapsed();
+    // Printed after the consumer exits, so the two outputs do not interleave.
     println!(
         "producer: wrote {records} records ({} bytes) in {:.1} ms (pause excluded): {:.0} records/s",
         pos - HEADER_LEN,
@@ -312,9 +316,6 @@ fn producer(records: u64) -> Res {
         log.len(),
         log.generation(),
     );
-
-    let status = child.0.wait()?;
-    let elapsed = start.elapsed();
     if !status.success() {
         return Err(format!("consumer failed: {status}").into());
     }
