@@ -66,6 +66,7 @@ impl SharedU32 {
 impl Deref for SharedU32 {
     type Target = AtomicU32;
 
+    #[inline]
     fn deref(&self) -> &AtomicU32 {
         // `new` checked that the mapping gives an atomic at `offset`, and a
         // mapping's length and protection never change.
@@ -114,6 +115,7 @@ impl SharedU64 {
 impl Deref for SharedU64 {
     type Target = AtomicU64;
 
+    #[inline]
     fn deref(&self) -> &AtomicU64 {
         // As for `SharedU32`.
         self.map

@@ -120,6 +120,7 @@ impl Region {
     ///
     /// [`ErrorKind::OutOfBounds`] if the range (computed without overflow)
     /// is not within the view's length and the truncation limit.
+    #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         if self.view.check(offset, buf.len()) && self.view.map().read(offset, buf) {
             Ok(())
@@ -146,6 +147,7 @@ impl Region {
     ///
     /// [`ErrorKind::ReadOnly`] for a read-only mapping, and
     /// [`ErrorKind::OutOfBounds`] as for [`read_at`](Self::read_at).
+    #[inline]
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         const OP: &str = "write_at";
         let map = self.view.map();

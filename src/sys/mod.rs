@@ -64,8 +64,9 @@
 //!    another thread's copy or atomic store would be. The copies therefore
 //!    are:
 //!    - on x86 and x86_64 (outside Miri), `asm!` blocks: `rep movsb`, or on
-//!      x86_64 for copies of at most 64 bytes a few overlapping 16-, 8-, 4-
-//!      and 1-byte moves (a byte written twice gets the same value twice).
+//!      x86_64 for copies of at most 256 bytes 16-byte moves in a loop (from
+//!      65 bytes) or a few overlapping 16-, 8-, 4- and 1-byte moves (a byte
+//!      written twice gets the same value twice).
 //!      By the Rust Reference's rules for inline assembly the
 //!      compiler treats each block as a black box and may assume only its
 //!      declared interface (`asm.rules.black-box`): its register operands,
