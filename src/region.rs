@@ -930,7 +930,13 @@ impl MmapRegion {
         if self.len() >= min {
             Ok(true)
         } else {
-            Err(Error::new(ErrorKind::OutOfBounds, "ensure_len"))
+            // As an access of `min` bytes at offset 0 would be.
+            Err(Error::out_of_bounds(
+                "ensure_len",
+                0,
+                min,
+                self.accessible_len(),
+            ))
         }
     }
 

@@ -25,8 +25,10 @@ use crate::sys::Mapping;
 ///
 /// The checks were made when it was made. Unlike the checked accessors of a
 /// view it is not fenced by a truncation detected later: like an
-/// `&AtomicU32` taken earlier, an access after a peer truncated the file
-/// below the word raises `SIGBUS` (see `SECURITY.md`). The mixed-size rule
+/// `&AtomicU32` taken earlier, after a peer truncated the file below the
+/// word, an access raises `SIGBUS` if the word's page is gone, and if the
+/// page remains (the file still reaches into it) loads read zeros and
+/// stores reach no file (see `SECURITY.md`). The mixed-size rule
 /// of [`Region::atomic_u32`](crate::Region::atomic_u32) applies.
 ///
 /// Under loom it derefs to loom's `AtomicU32`, as `atomic_u32` does.

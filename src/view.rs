@@ -341,7 +341,8 @@ impl Region {
     ///
     /// **Timeout.** The deadline is taken on a monotonic clock when the call
     /// starts. With `Some(Duration::ZERO)` it returns `Ok(true)` if the word
-    /// differs and `Ok(false)` otherwise. A timeout whose deadline the clock
+    /// differs and otherwise, unless a wake reaches it in the instant it is
+    /// queued (then `Ok(true)`), `Ok(false)`. A timeout whose deadline the clock
     /// cannot represent (`Duration::MAX`) is no timeout.
     /// A signal handled while the thread sleeps does not end the wait: on
     /// Linux the wait resumes (`EINTR`) with the time left until the
@@ -405,8 +406,9 @@ impl Region {
     /// As [`atomic_u32`](Self::atomic_u32): [`ErrorKind::ReadOnly`] for a
     /// read-only mapping, [`ErrorKind::Misaligned`],
     /// [`ErrorKind::OutOfBounds`]; on Linux, [`ErrorKind::Truncated`] if the
-    /// word's page is gone and [`ErrorKind::Os`] for any other error of the
-    /// futex call.
+    /// word's page is gone (noticed only by the system call, which a `count`
+    /// of 0 does not make: that returns `Ok(0)`) and [`ErrorKind::Os`] for
+    /// any other error of the futex call.
     pub fn wake_u32(&self, offset: usize, count: u32) -> Result<usize> {
         self.check_atomic(offset, 4, "wake_u32")?;
         crate::wait::wake(self.view.map(), offset, count)

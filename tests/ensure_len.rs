@@ -167,6 +167,13 @@ mod native {
             );
             assert_eq!((guest.len(), guest.generation()), (2 * PAGE, 0));
             assert!(view.is_current());
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "ensure_len: access out of bounds: {min} bytes at offset 0, accessible length {}",
+                    2 * PAGE
+                )
+            );
         }
         assert_eq!(std::fs::metadata(seg(&dir)).unwrap().len(), 2 * 4096);
         // A growth short of `min` is still followed before the refusal.

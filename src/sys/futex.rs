@@ -40,7 +40,12 @@ impl Mapping {
         // it and it does not leave this module, and the kernel only reads
         // the word, so on a read-only mapping (formed only where
         // `read_only_load_ok(4)` holds, as for `load_u32`) nothing stores
-        // through it (invariant 3, "Futex words").
+        // through it (invariant 3, "Futex words"). There the pages are not
+        // valid for writes, which `from_ptr` asks for; std's rule for
+        // atomic accesses to read-only memory (relaxed loads of this size
+        // are allowed, `read_only_load_ok`) is what covers it, as it covers
+        // `load_u32` (invariant 3), and this reference makes no access at
+        // all.
         Some(unsafe { AtomicU32::from_ptr(p.cast::<u32>()) })
     }
 
