@@ -24,6 +24,10 @@ fn pattern(i: usize) -> u8 {
 /// bytes, follows one growth and acknowledges.
 fn guest(socket: &str) {
     let stream = UnixStream::connect(socket).unwrap();
+    // A descriptor that never comes fails the test instead of hanging it.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let fd = fdpass::recv(&stream).unwrap();
     let mut region = MmapRegion::attach_fd(fd).unwrap();
     assert!(region.is_shrink_sealed());
@@ -80,6 +84,8 @@ fn sealed_region_passed_to_another_process_cannot_be_shrunk_and_keeps_working() 
     fdpass::send(&stream, host.fd().unwrap()).unwrap();
     let r = host.region();
     wait_until(Duration::from_secs(60), "the guest's first ack", || {
+        let exited = child.try_wait().unwrap();
+        assert!(exited.is_none(), "the guest ended early: {exited:?}");
         r.atomic_u64(0).unwrap().load(Ordering::Acquire) == 1
     });
     // The guest's truncation attempts changed nothing.
@@ -202,6 +208,8 @@ fn recv_refuses_anything_but_one_regular_file_and_leaks_no_descriptor() {
         return;
     }
     let (tx, rx) = UnixStream::pair().unwrap();
+    // A message that never comes fails the test instead of hanging it.
+    rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let file: OwnedFd = tempfile::tempfile().unwrap().into();
     rustix::fs::ftruncate(&file, 4096).unwrap();
     let (sock, _other) = UnixStream::pair().unwrap();
