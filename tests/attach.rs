@@ -391,6 +391,14 @@ fn attach_by_path_is_refused_when_procfs_is_missing() {
             .open(&path)
             .unwrap();
         assert_eq!(MmapRegion::attach_fd(fd.into()).unwrap().len(), 4096);
+        // A /proc/thread-self/fd that exists but is not procfs is refused
+        // by the file-system check, not trusted to hand back the inode.
+        std::fs::create_dir_all("/proc/thread-self/fd").unwrap();
+        let err = MmapRegion::attach(&path).unwrap_err();
+        assert_eq!(
+            (err.kind(), err.raw_os_error()),
+            (ErrorKind::Unsupported, None)
+        );
         drop(host);
         return;
     }
