@@ -122,15 +122,16 @@ impl Region {
     /// is not within the view's length and the truncation limit.
     #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
-        if self.view.check(offset, buf.len()) && self.view.map().read(offset, buf) {
+        // One range check: the mapping bounds the copy by the accessible
+        // length and, whatever that is, by its own length.
+        if self
+            .view
+            .map()
+            .read_within(offset, buf, self.view.accessible_len())
+        {
             Ok(())
         } else {
-            Err(Error::out_of_bounds(
-                "read_at",
-                offset,
-                buf.len(),
-                self.view.accessible_len(),
-            ))
+            Err(self.copy_error(false, offset, buf.len()))
         }
     }
 
@@ -149,21 +150,30 @@ impl Region {
     /// [`ErrorKind::OutOfBounds`] as for [`read_at`](Self::read_at).
     #[inline]
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
-        const OP: &str = "write_at";
-        let map = self.view.map();
-        if !map.is_writable() {
-            return Err(Error::new(ErrorKind::ReadOnly, OP));
-        }
-        if self.view.check(offset, data.len()) && map.write(offset, data) {
+        // As in `read_at`; the mapping also refuses if it is read-only, and
+        // `copy_error` tells the two apart.
+        if self
+            .view
+            .map()
+            .write_within(offset, data, self.view.accessible_len())
+        {
             Ok(())
         } else {
-            Err(Error::out_of_bounds(
-                OP,
-                offset,
-                data.len(),
-                self.view.accessible_len(),
-            ))
+            Err(self.copy_error(true, offset, data.len()))
         }
+    }
+
+    /// The error of a refused `read_at` or `write_at`: `ReadOnly` for a
+    /// write to a read-only mapping, `OutOfBounds` otherwise. Out of line
+    /// and cold, so that the inlined accessors stay small.
+    #[cold]
+    #[inline(never)]
+    fn copy_error(&self, write: bool, offset: usize, len: usize) -> Error {
+        let op = if write { "write_at" } else { "read_at" };
+        if write && !self.view.map().is_writable() {
+            return Error::new(ErrorKind::ReadOnly, op);
+        }
+        Error::out_of_bounds(op, offset, len, self.view.accessible_len())
     }
 
     /// The 4-byte word at `offset` as an atomic shared with every process

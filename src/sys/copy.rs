@@ -40,13 +40,156 @@ pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
         let byte = unsafe { AtomicU8::from_ptr(p) };
         *d = byte.load(Ordering::Relaxed);
     }
-    #[cfg(all(not(miri), any(target_arch = "x86", target_arch = "x86_64")))]
+    #[cfg(all(not(miri), target_arch = "x86_64"))]
+    // SAFETY: the source is valid for reads for `dst.len()` bytes and does
+    // not overlap `dst` (caller's contract, and `dst` is a unique borrow),
+    // which is `asm_read`'s contract.
+    unsafe {
+        asm_read(src, dst);
+    }
+    #[cfg(all(not(miri), target_arch = "x86"))]
     // SAFETY: the source is valid for reads and `dst` for writes, both for
     // `dst.len()` bytes, and they do not overlap (caller's contract, and
     // `dst` is a unique borrow). The block is opaque to the compiler and
     // its accesses are the hardware's byte-atomic ones (invariant 3).
     unsafe {
         asm_copy(src, dst.as_mut_ptr(), dst.len());
+    }
+}
+
+/// Copies `dst.len()` bytes from `src` into `dst`. Up to 64 bytes, one
+/// `readonly` asm block loads the source into registers (possibly
+/// overlapping loads, as in [`asm_copy`]: four 16-byte ones from 33 bytes,
+/// two from 17, two 8-byte ones from 8, so that 16 bytes are two general
+/// registers, two 4-byte ones from 4, or three single bytes) and plain Rust
+/// stores put them into `dst`. The block reads memory only, so the
+/// compiler need not assume that it changed anything (no reload of the
+/// caller's fields after the copy), and `dst` never escapes into assembly
+/// (a small buffer, such as a header, can stay in registers). Where loads
+/// overlap, a byte of `dst` is stored twice with values read from the same
+/// source byte: each still holds a value some write stored there
+/// (invariant 3). Above 64 bytes, [`asm_copy`].
+///
+/// # Safety
+///
+/// `[src, src + dst.len())` must be valid for reads and must not overlap
+/// `dst`.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[inline(always)]
+unsafe fn asm_read(src: *const u8, dst: &mut [u8]) {
+    use core::arch::x86_64::__m128i;
+    /// The bytes of a 16-byte register, in memory order.
+    fn bytes(v: __m128i) -> [u8; 16] {
+        // SAFETY: both types are 16 bytes of plain data, and every bit
+        // pattern is a valid `[u8; 16]`.
+        unsafe { core::mem::transmute::<__m128i, [u8; 16]>(v) }
+    }
+    let len = dst.len();
+    if len > 64 {
+        // SAFETY: the caller's contract, with `dst` valid for writes (a
+        // unique borrow of `len` bytes), is `asm_copy`'s.
+        unsafe { asm_copy(src, dst.as_mut_ptr(), len) }
+    } else if len > 32 {
+        let (a, b, c, e): (__m128i, __m128i, __m128i, __m128i);
+        // SAFETY: 33 <= len <= 64, so the 16-byte loads at 0, 16, len - 32
+        // and len - 16 lie inside the source (caller's contract). The block
+        // only reads memory (`readonly`; not `pure`, so it is never merged
+        // with another read of memory a peer may change), uses no stack and
+        // writes no flags; its results are the declared xmm outputs.
+        unsafe {
+            core::arch::asm!(
+                "movups {a}, xmmword ptr [{s}]",
+                "movups {b}, xmmword ptr [{s} + 16]",
+                "movups {c}, xmmword ptr [{s} + {n} - 32]",
+                "movups {e}, xmmword ptr [{s} + {n} - 16]",
+                s = in(reg) src,
+                n = in(reg) len,
+                a = out(xmm_reg) a,
+                b = out(xmm_reg) b,
+                c = out(xmm_reg) c,
+                e = out(xmm_reg) e,
+                options(nostack, preserves_flags, readonly),
+            );
+        }
+        dst[..16].copy_from_slice(&bytes(a));
+        dst[16..32].copy_from_slice(&bytes(b));
+        dst[len - 32..len - 16].copy_from_slice(&bytes(c));
+        dst[len - 16..].copy_from_slice(&bytes(e));
+    } else if len > 16 {
+        let (a, b): (__m128i, __m128i);
+        // SAFETY: 17 <= len <= 32: the 16-byte loads at 0 and len - 16 lie
+        // inside the source; declared as above.
+        unsafe {
+            core::arch::asm!(
+                "movups {a}, xmmword ptr [{s}]",
+                "movups {b}, xmmword ptr [{s} + {n} - 16]",
+                s = in(reg) src,
+                n = in(reg) len,
+                a = out(xmm_reg) a,
+                b = out(xmm_reg) b,
+                options(nostack, preserves_flags, readonly),
+            );
+        }
+        dst[..16].copy_from_slice(&bytes(a));
+        dst[len - 16..].copy_from_slice(&bytes(b));
+    } else if len >= 8 {
+        let (a, b): (u64, u64);
+        // SAFETY: 8 <= len <= 16: the 8-byte loads at 0 and len - 8 lie
+        // inside the source; declared as above, with general registers.
+        // `out` (not `lateout`): `a` is written before `s` and `n` are
+        // last read, so it must not share their registers.
+        unsafe {
+            core::arch::asm!(
+                "mov {a}, qword ptr [{s}]",
+                "mov {b}, qword ptr [{s} + {n} - 8]",
+                s = in(reg) src,
+                n = in(reg) len,
+                a = out(reg) a,
+                b = out(reg) b,
+                options(nostack, preserves_flags, readonly),
+            );
+        }
+        dst[..8].copy_from_slice(&a.to_ne_bytes());
+        dst[len - 8..].copy_from_slice(&b.to_ne_bytes());
+    } else if len >= 4 {
+        let (a, b): (u32, u32);
+        // SAFETY: 4 <= len < 8: the 4-byte loads at 0 and len - 4 lie
+        // inside the source; declared as above.
+        unsafe {
+            core::arch::asm!(
+                "mov {a:e}, dword ptr [{s}]",
+                "mov {b:e}, dword ptr [{s} + {n} - 4]",
+                s = in(reg) src,
+                n = in(reg) len,
+                a = out(reg) a,
+                b = out(reg) b,
+                options(nostack, preserves_flags, readonly),
+            );
+        }
+        dst[..4].copy_from_slice(&a.to_ne_bytes());
+        dst[len - 4..].copy_from_slice(&b.to_ne_bytes());
+    } else if len > 0 {
+        let (a, b, c): (u32, u32, u32);
+        // SAFETY: 1 <= len <= 3: bytes 0, len / 2 and len - 1 lie inside
+        // the source and together cover it; declared as above.
+        unsafe {
+            core::arch::asm!(
+                "movzx {a:e}, byte ptr [{s}]",
+                "movzx {b:e}, byte ptr [{s} + {h}]",
+                "movzx {c:e}, byte ptr [{s} + {n} - 1]",
+                s = in(reg) src,
+                n = in(reg) len,
+                h = in(reg) len / 2,
+                a = out(reg) a,
+                b = out(reg) b,
+                c = out(reg) c,
+                options(nostack, preserves_flags, readonly),
+            );
+        }
+        // The loads zero-extended single bytes; truncation intended.
+        dst[0] = a.to_le_bytes()[0];
+        dst[len / 2] = b.to_le_bytes()[0];
+        dst[len - 1] = c.to_le_bytes()[0];
     }
 }
 

@@ -129,6 +129,16 @@ impl Mapping {
         self.len
     }
 
+    /// As [`read`](Self::read), if the range also lies inside `0..limit`.
+    pub(crate) fn read_within(&self, offset: usize, buf: &mut [u8], limit: usize) -> bool {
+        range_fits(offset, buf.len(), limit) && self.read(offset, buf)
+    }
+
+    /// As [`write`](Self::write), if the range also lies inside `0..limit`.
+    pub(crate) fn write_within(&self, offset: usize, data: &[u8], limit: usize) -> bool {
+        range_fits(offset, data.len(), limit) && self.write(offset, data)
+    }
+
     /// Copies `buf.len()` bytes at `offset` out, one relaxed load per word
     /// touched. `false`, copying nothing, if the range is not inside.
     pub(crate) fn read(&self, offset: usize, buf: &mut [u8]) -> bool {

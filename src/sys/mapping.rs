@@ -177,19 +177,42 @@ impl Mapping {
     /// inside the mapping.
     #[inline]
     pub(super) fn checked_ptr(&self, offset: usize, len: usize) -> Option<*mut u8> {
-        if !range_fits(offset, len, self.len) {
+        self.checked_ptr_within(offset, len, self.len)
+    }
+
+    /// Returns the address of `base + offset` if `len` bytes from there are
+    /// inside both `0..limit` and the mapping. The bound is clamped to the
+    /// mapping's own length, so no `limit` can widen it.
+    #[inline]
+    pub(super) fn checked_ptr_within(
+        &self,
+        offset: usize,
+        len: usize,
+        limit: usize,
+    ) -> Option<*mut u8> {
+        if !range_fits(offset, len, limit.min(self.len)) {
             return None;
         }
-        // SAFETY: `offset <= self.len` (checked above), so the result stays
-        // within, or one past the end of, our own range (invariant 1).
+        // SAFETY: `offset <= min(limit, self.len) <= self.len` (checked
+        // above), so the result stays within, or one past the end of, our
+        // own range (invariant 1).
         Some(unsafe { self.base.as_ptr().add(offset) })
     }
 
     /// Copies `buf.len()` bytes starting at `offset` out of the mapping.
     /// Returns `false`, copying nothing, if the range is not inside it.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn read(&self, offset: usize, buf: &mut [u8]) -> bool {
-        let Some(src) = self.checked_ptr(offset, buf.len()) else {
+        self.read_within(offset, buf, usize::MAX)
+    }
+
+    /// Copies `buf.len()` bytes starting at `offset` out of the mapping if
+    /// they lie inside both `0..limit` (the caller's bound, such as a view's
+    /// accessible length) and the mapping, which this method checks itself
+    /// whatever `limit` is. Returns `false`, copying nothing, otherwise.
+    #[inline]
+    pub(crate) fn read_within(&self, offset: usize, buf: &mut [u8], limit: usize) -> bool {
+        let Some(src) = self.checked_ptr_within(offset, buf.len(), limit) else {
             return false;
         };
         #[cfg(all(feature = "arbitrary", not(loom)))]
@@ -199,14 +222,14 @@ impl Mapping {
         }
         if PORTABLE_COPY && !self.writable && !read_only_load_ok(1) {
             // SAFETY: `[src, src + buf.len())` is inside the mapping (checked
-            // by `checked_ptr`) and mapped readable (invariant 2); `buf` is
+            // by `checked_ptr_within`) and mapped readable (invariant 2); `buf` is
             // the caller's private memory, so the ranges cannot overlap. The
             // pages are read-only, so no thread of this process writes them
             // and this plain copy races only reads (invariant 3).
             unsafe { ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) };
         } else {
             // SAFETY: `[src, src + buf.len())` is inside the mapping (checked
-            // by `checked_ptr`), mapped readable, and writable or read through
+            // by `checked_ptr_within`), mapped readable, and writable or read through
             // relaxed byte loads that std allows on read-only memory
             // (`read_only_load_ok(1)`, checked above for the portable copy;
             // invariants 2 and 3). `buf` is the caller's private memory, so
@@ -218,12 +241,21 @@ impl Mapping {
 
     /// Copies `data` into the mapping at `offset`. Returns `false`, copying
     /// nothing, if the range is not inside it or the mapping is read-only.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn write(&self, offset: usize, data: &[u8]) -> bool {
+        self.write_within(offset, data, usize::MAX)
+    }
+
+    /// Copies `data` into the mapping at `offset` if the range lies inside
+    /// both `0..limit` and the mapping (checked here whatever `limit` is).
+    /// Returns `false`, copying nothing, otherwise or if the mapping is
+    /// read-only.
+    #[inline]
+    pub(crate) fn write_within(&self, offset: usize, data: &[u8], limit: usize) -> bool {
         if !self.writable {
             return false;
         }
-        let Some(dst) = self.checked_ptr(offset, data.len()) else {
+        let Some(dst) = self.checked_ptr_within(offset, data.len(), limit) else {
             return false;
         };
         // SAFETY: `[dst, dst + data.len())` is inside the mapping, mapped
@@ -237,6 +269,7 @@ impl Mapping {
 
     /// An atomic view of the aligned 4 bytes at `offset`, if mapped writable
     /// and aligned.
+    #[inline]
     pub(crate) fn atomic_u32(&self, offset: usize) -> Option<&AtomicU32> {
         if !self.writable || offset % std::mem::align_of::<AtomicU32>() != 0 {
             return None;
@@ -253,6 +286,7 @@ impl Mapping {
 
     /// An atomic view of the aligned 8 bytes at `offset`, if mapped writable
     /// and aligned.
+    #[inline]
     pub(crate) fn atomic_u64(&self, offset: usize) -> Option<&AtomicU64> {
         if !self.writable || offset % std::mem::align_of::<AtomicU64>() != 0 {
             return None;

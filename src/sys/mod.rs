@@ -66,13 +66,18 @@
 //!    - on x86 and x86_64 (outside Miri), `asm!` blocks: `rep movsb`, or on
 //!      x86_64 for copies of at most 256 bytes 16-byte moves in a loop (from
 //!      65 bytes) or a few overlapping 16-, 8-, 4- and 1-byte moves (a byte
-//!      written twice gets the same value twice).
+//!      written twice gets the same value twice). Copies out of at most 64
+//!      bytes on x86_64 are instead a block that only loads the source into
+//!      registers, declared `readonly` (not `pure`, so it is never merged
+//!      with or hoisted past another read), followed by plain Rust stores
+//!      of those registers into the caller's private buffer.
 //!      By the Rust Reference's rules for inline assembly the
 //!      compiler treats each block as a black box and may assume only its
 //!      declared interface (`asm.rules.black-box`): its register operands,
 //!      `nostack`, `preserves_flags`, and that it may read and write any
 //!      memory an FFI function could (`asm.rules.mem-same-as-ffi`; neither
-//!      `nomem` nor `readonly` is declared). The block is not a Rust
+//!      `nomem` nor, except on the register-loading blocks, which only
+//!      read, `readonly` is declared). The block is not a Rust
 //!      non-atomic access, so there is no data race for the compiler to
 //!      assume absent, and what the copy observes is defined by the
 //!      hardware: x86 memory is coherent (x86-TSO) and every byte load and
