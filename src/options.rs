@@ -598,4 +598,25 @@ mod tests {
         o.address_space(0);
         assert_eq!(o.reservation_for(4096), 4096);
     }
+
+    #[test]
+    fn in_memory_capacity_is_the_default_reservation_except_under_miri_and_loom() {
+        let o = MmapOptions::new();
+        if cfg!(any(miri, loom)) {
+            // Heap and loom backings allocate all of it.
+            assert_eq!(o.capacity_for(4096), 64 * 4096);
+        } else {
+            assert_eq!(o.capacity_for(4096), o.reservation_for(4096));
+            if rustix::process::getrlimit(rustix::process::Resource::As)
+                .current
+                .is_none()
+            {
+                assert_eq!(o.capacity_for(4096), GIB);
+            }
+        }
+        let mut explicit = MmapOptions::new();
+        explicit.address_space(1 << 20);
+        assert_eq!(explicit.capacity_for(4096), 1 << 20);
+        assert_eq!(explicit.capacity_for(2 << 20), 2 << 20);
+    }
 }
