@@ -87,6 +87,8 @@ mod region;
 #[cfg(unix)]
 mod shared;
 #[cfg(unix)]
+pub mod sigbus;
+#[cfg(unix)]
 mod staged;
 #[cfg(unix)]
 mod sync;

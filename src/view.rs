@@ -122,15 +122,11 @@ impl Region {
     /// is not within the view's length and the truncation limit.
     #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        const OP: &str = "read_at";
         if self.view.check(offset, buf.len()) && self.view.map().read(offset, buf) {
-            Ok(())
+            self.after_access(OP, offset, buf.len())
         } else {
-            Err(Error::out_of_bounds(
-                "read_at",
-                offset,
-                buf.len(),
-                self.view.accessible_len(),
-            ))
+            Err(self.refused(OP, offset, buf.len()))
         }
     }
 
@@ -155,14 +151,9 @@ impl Region {
             return Err(Error::new(ErrorKind::ReadOnly, OP));
         }
         if self.view.check(offset, data.len()) && map.write(offset, data) {
-            Ok(())
+            self.after_access(OP, offset, data.len())
         } else {
-            Err(Error::out_of_bounds(
-                OP,
-                offset,
-                data.len(),
-                self.view.accessible_len(),
-            ))
+            Err(self.refused(OP, offset, data.len()))
         }
     }
 
@@ -234,11 +225,15 @@ impl Region {
     /// `Release` or `AcqRel`; [`ErrorKind::Unsupported`] on a read-only
     /// mapping on a target where std does not guarantee such loads.
     pub fn load_u32(&self, offset: usize, order: Ordering) -> Result<u32> {
-        self.check_load(offset, 4, order, "load_u32")?;
-        self.view
+        const OP: &str = "load_u32";
+        self.check_load(offset, 4, order, OP)?;
+        let v = self
+            .view
             .map()
             .load_u32(offset, order)
-            .ok_or_else(|| Error::out_of_bounds("load_u32", offset, 4, self.view.accessible_len()))
+            .ok_or_else(|| self.refused(OP, offset, 4))?;
+        self.after_access(OP, offset, 4)?;
+        Ok(v)
     }
 
     /// As [`load_u32`](Self::load_u32), for the 8-byte word at `offset`.
@@ -247,11 +242,15 @@ impl Region {
     ///
     /// As [`load_u32`](Self::load_u32), with a multiple of 8.
     pub fn load_u64(&self, offset: usize, order: Ordering) -> Result<u64> {
-        self.check_load(offset, 8, order, "load_u64")?;
-        self.view
+        const OP: &str = "load_u64";
+        self.check_load(offset, 8, order, OP)?;
+        let v = self
+            .view
             .map()
             .load_u64(offset, order)
-            .ok_or_else(|| Error::out_of_bounds("load_u64", offset, 8, self.view.accessible_len()))
+            .ok_or_else(|| self.refused(OP, offset, 8))?;
+        self.after_access(OP, offset, 8)?;
+        Ok(v)
     }
 
     /// The 4-byte word at `offset` as an owned [`SharedU32`]: the atomic of
@@ -378,8 +377,13 @@ impl Region {
         expected: u32,
         timeout: Option<Duration>,
     ) -> Result<bool> {
-        self.check_load(offset, 4, Ordering::Relaxed, "wait_u32")?;
-        crate::wait::wait(self.view.map(), offset, expected, timeout)
+        const OP: &str = "wait_u32";
+        self.check_load(offset, 4, Ordering::Relaxed, OP)?;
+        // A cut word is private zeros now: no peer can change or wake it.
+        self.after_access(OP, offset, 4)?;
+        let woken = crate::wait::wait(self.view.map(), offset, expected, timeout)?;
+        self.after_access(OP, offset, 4)?;
+        Ok(woken)
     }
 
     /// Wakes up to `count` threads waiting in [`wait_u32`](Self::wait_u32)
@@ -410,8 +414,11 @@ impl Region {
     /// of 0 does not make: that returns `Ok(0)`) and [`ErrorKind::Os`] for
     /// any other error of the futex call.
     pub fn wake_u32(&self, offset: usize, count: u32) -> Result<usize> {
-        self.check_atomic(offset, 4, "wake_u32")?;
-        crate::wait::wake(self.view.map(), offset, count)
+        const OP: &str = "wake_u32";
+        self.check_atomic(offset, 4, OP)?;
+        let woken = crate::wait::wake(self.view.map(), offset, count)?;
+        self.after_access(OP, offset, 4)?;
+        Ok(woken)
     }
 
     /// Whether this view's mapping is read-only.
@@ -434,12 +441,7 @@ impl Region {
             return Err(Error::misaligned(op, offset, size));
         }
         if !self.view.check(offset, size) {
-            return Err(Error::out_of_bounds(
-                op,
-                offset,
-                size,
-                self.view.accessible_len(),
-            ));
+            return Err(self.refused(op, offset, size));
         }
         if !self.view.map().is_writable() && !sys::read_only_load_ok(size) {
             return Err(Error::new(ErrorKind::Unsupported, op).because(
@@ -458,14 +460,49 @@ impl Region {
             return Err(Error::misaligned(op, offset, size));
         }
         if !self.view.check(offset, size) {
-            return Err(Error::out_of_bounds(
-                op,
-                offset,
-                size,
-                self.view.accessible_len(),
-            ));
+            return Err(self.refused(op, offset, size));
         }
-        Ok(())
+        // A word on a cut page is private memory: no reference to it.
+        self.after_access(op, offset, size)
+    }
+
+    /// `Ok(())` unless this view's mapping lost pages to a contained
+    /// `SIGBUS` at or below the end of `len` bytes at `offset` (already
+    /// bounds-checked): the access, made before this call, then faulted or
+    /// reached replaced pages, and is [`ErrorKind::Truncated`]. The
+    /// truncation limit of every view of the handle is lowered to the cut,
+    /// so that the handle treats it as a detected truncation (sticky).
+    ///
+    /// One fence (a compiler barrier on x86) and one load when nothing was
+    /// cut.
+    #[inline]
+    fn after_access(&self, op: &'static str, offset: usize, len: usize) -> Result<()> {
+        let cut = self.view.map().cut();
+        if sys::range_fits(offset, len, cut) {
+            Ok(())
+        } else {
+            Err(self.cut_error(op, offset, len, cut))
+        }
+    }
+
+    #[cold]
+    fn cut_error(&self, op: &'static str, offset: usize, len: usize, cut: usize) -> Error {
+        self.view.lower_limit(cut);
+        Error::cut(op, offset, len, cut)
+    }
+
+    /// The error for an access the bounds check refused:
+    /// [`ErrorKind::Truncated`] if it lies within the view's length and
+    /// reaches pages a contained `SIGBUS` replaced, otherwise
+    /// [`ErrorKind::OutOfBounds`].
+    #[cold]
+    fn refused(&self, op: &'static str, offset: usize, len: usize) -> Error {
+        let cut = self.view.map().cut();
+        if sys::range_fits(offset, len, self.view.len()) && !sys::range_fits(offset, len, cut) {
+            self.cut_error(op, offset, len, cut)
+        } else {
+            Error::out_of_bounds(op, offset, len, self.view.accessible_len())
+        }
     }
 }
 

@@ -152,6 +152,8 @@ mod loom_memory;
 mod mapping;
 #[cfg_attr(loom, allow(dead_code))]
 mod memory;
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) mod sigbus;
 
 use std::sync::atomic::Ordering;
 
