@@ -59,7 +59,9 @@ impl Region {
     /// clone of the view, or another view of the same generation, keeps the
     /// mapping alive too, but this method promises nothing past this view.)
     /// If a peer truncates the file, touching pages past its new end raises
-    /// `SIGBUS`. Accesses through the pointer must be atomic or otherwise
+    /// `SIGBUS`; with [`sigbus::install`](crate::sigbus::install) the pages
+    /// are replaced by private zeros instead, which the pointer then reads
+    /// and writes without a fault (only the checked accessors report it). Accesses through the pointer must be atomic or otherwise
     /// race-free: other threads and processes may write the bytes at any
     /// time.
     #[must_use]
@@ -120,6 +122,10 @@ impl Region {
     ///
     /// [`ErrorKind::OutOfBounds`] if the range (computed without overflow)
     /// is not within the view's length and the truncation limit.
+    /// [`ErrorKind::Truncated`] if the range reaches pages the file lost
+    /// under the mapping and a `SIGBUS` there was contained
+    /// ([`sigbus::install`](crate::sigbus::install)), during this copy or
+    /// before it; `buf` then holds unspecified bytes.
     #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         const OP: &str = "read_at";
@@ -142,7 +148,9 @@ impl Region {
     /// # Errors
     ///
     /// [`ErrorKind::ReadOnly`] for a read-only mapping, and
-    /// [`ErrorKind::OutOfBounds`] as for [`read_at`](Self::read_at).
+    /// [`ErrorKind::OutOfBounds`] and [`ErrorKind::Truncated`] as for
+    /// [`read_at`](Self::read_at) (a `Truncated` write may have written
+    /// private pages no peer sees, never the file past its end).
     #[inline]
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         const OP: &str = "write_at";
@@ -183,7 +191,10 @@ impl Region {
     ///
     /// [`ErrorKind::Misaligned`] if `offset` is not a multiple of 4,
     /// [`ErrorKind::OutOfBounds`] if the word is not within the accessible
-    /// length, [`ErrorKind::ReadOnly`] for a read-only mapping.
+    /// length, [`ErrorKind::ReadOnly`] for a read-only mapping,
+    /// [`ErrorKind::Truncated`] if the word's page was replaced after a
+    /// contained `SIGBUS` (see [`sigbus`](crate::sigbus); a reference taken
+    /// before that reads zeros afterwards).
     pub fn atomic_u32(&self, offset: usize) -> Result<&AtomicU32> {
         self.check_atomic(offset, 4, "atomic_u32")?;
         self.view.map().atomic_u32(offset).ok_or_else(|| {
@@ -223,7 +234,8 @@ impl Region {
     /// [`ErrorKind::Misaligned`], [`ErrorKind::OutOfBounds`] as for
     /// [`atomic_u32`](Self::atomic_u32); [`ErrorKind::InvalidOrdering`] for
     /// `Release` or `AcqRel`; [`ErrorKind::Unsupported`] on a read-only
-    /// mapping on a target where std does not guarantee such loads.
+    /// mapping on a target where std does not guarantee such loads;
+    /// [`ErrorKind::Truncated`] as for [`read_at`](Self::read_at).
     pub fn load_u32(&self, offset: usize, order: Ordering) -> Result<u32> {
         const OP: &str = "load_u32";
         self.check_load(offset, 4, order, OP)?;
@@ -369,7 +381,8 @@ impl Region {
     /// [`atomic_u32`](Self::atomic_u32) (a read-only view may wait), and
     /// [`ErrorKind::Unsupported`] on a read-only mapping where
     /// [`load_u32`](Self::load_u32) is; on Linux, [`ErrorKind::Truncated`]
-    /// if the word's page is gone and [`ErrorKind::Os`] for any other error
+    /// if the word's page is gone or was replaced after a contained `SIGBUS`
+    /// (checked before and after the wait) and [`ErrorKind::Os`] for any other error
     /// of the futex call.
     pub fn wait_u32(
         &self,
