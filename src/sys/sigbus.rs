@@ -6,7 +6,7 @@
 //! `ENOTSUP` and the registry is empty (every mapping's cut offset stays
 //! `usize::MAX`).
 //!
-//! **Registry.** A fixed array of [`CAPACITY`] slots in static memory. A
+//! **Registry.** A fixed array of `CAPACITY` (4096) slots in static memory. A
 //! slot is `FREE`, `CLAIMED` (being filled by a registration), `LIVE`
 //! (its range is a mapping the crate owns, not yet being unmapped) or
 //! `RETIRED` (its mapping is about to be unmapped). Every state change and
@@ -28,9 +28,6 @@
 //! mapping)`, and returns: the faulting instruction runs again, on zeros.
 //! Anything else is forwarded to the disposition found at install time.
 
-/// How many mappings the registry holds at once.
-pub(crate) const CAPACITY: usize = 4096;
-
 #[cfg(all(target_os = "linux", not(miri), not(loom)))]
 pub(crate) use imp::{install, is_installed, Registration};
 
@@ -50,7 +47,10 @@ mod imp {
     use rustix::io::Errno;
     use rustix::mm::{MapFlags, ProtFlags};
 
-    use super::{CAPACITY, NOT_CUT};
+    use super::NOT_CUT;
+
+    /// How many mappings the registry holds at once.
+    const CAPACITY: usize = 4096;
 
     const FREE: usize = 0;
     const CLAIMED: usize = 1;
