@@ -52,7 +52,7 @@
 //! [`wake_u32`](crate::Region::wake_u32), `read_val` and `write_val`,
 //! and the constructors of atomic references
 //! ([`atomic_u32`](crate::Region::atomic_u32), `atomic_u64`, `shared_u32`,
-//! `shared_u64`), return [`ErrorKind::Truncated`](crate::ErrorKind::Truncated)
+//! `shared_u64`), return [`ErrorKind::Truncated`]
 //! when the range they touch reaches the cut, whether the access itself
 //! faulted or the mapping was cut before it (by this or another thread).
 //! A copy that faulted midway finishes on zeros and is reported as
@@ -100,7 +100,7 @@
 //!   applied.
 //! - **Capacity.** The registry holds 4096 mappings at once. With the
 //!   handler installed, making a further mapping fails with
-//!   [`ErrorKind::FileTooLarge`](crate::ErrorKind::FileTooLarge) (as when
+//!   [`ErrorKind::FileTooLarge`] (as when
 //!   `mmap` runs out of mapping slots); before `install`, such mappings are
 //!   made unregistered, and a fault in them is not contained.
 //! - **Children made by `fork`.** The registry is inherited but entries
@@ -109,7 +109,7 @@
 //!   memory the child may not own, with `MmapOptions::dont_fork`); mappings
 //!   the child makes itself are.
 //! - **Systems.** Linux only. Elsewhere, and under Miri and loom,
-//!   [`install`] returns [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported).
+//!   [`install`] returns [`ErrorKind::Unsupported`].
 
 use crate::error::{Error, ErrorKind, Result};
 
