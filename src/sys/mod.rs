@@ -170,7 +170,10 @@
 //!    takes no lock and cannot panic (wrapping arithmetic, iterator
 //!    bounds, no indexing): it makes atomic accesses to static memory and
 //!    system calls only: `getpid` and `mmap` as rustix's raw system calls
-//!    (the `linux_raw` backend: no `errno`, no allocation), and
+//!    (the `linux_raw` backend: no `errno`, no allocation; on the Linux
+//!    architectures where rustix uses libc instead, such as powerpc, mips
+//!    and s390x, libc's thin wrappers, which touch `errno` only when the
+//!    call fails, and a failed `mmap` ends in the default action), and
 //!    `sigaction` and `raise` from libc, both async-signal-safe in POSIX.
 //!    The disposition it forwards to was stored (in a `OnceLock`, read
 //!    with one atomic load) before the handler was installed.
