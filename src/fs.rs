@@ -244,7 +244,10 @@ fn open_regular(
 /// [`open_regular`] without `O_PATH`: `lstat` the name, then open it
 /// `O_NOFOLLOW` and check again with `fstat`. Used off Linux; compiled for
 /// tests on Linux too, so that it runs somewhere.
-#[cfg(any(test, not(any(target_os = "linux", target_os = "android"))))]
+#[cfg(any(
+    all(test, not(miri), not(loom)),
+    not(any(target_os = "linux", target_os = "android"))
+))]
 fn open_regular_portable(
     loc: &Location,
     flags: OFlags,

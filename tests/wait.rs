@@ -6,7 +6,8 @@
 //! Tests over in-memory regions also run under Miri (where waits poll and
 //! wakes return 0); those that count woken waiters need Linux futexes and
 //! those over files need `mmap` of a file, so they are `cfg(not(miri))`.
-#![cfg(unix)]
+// Under loom the words are loom atomics and the waits a model: `tests/loom_region.rs`.
+#![cfg(all(unix, not(loom)))]
 
 mod common;
 
