@@ -1,0 +1,111 @@
+//! `flush` and `advise` do what they say to the mapping, seen in
+//! `/proc/self/smaps`: after `flush` no page of the mapping is dirty (the
+//! file system wrote them back), and after `advise(DontNeed)` none is
+//! resident, while the bytes stay in the file.
+//!
+//! Write-back needs a file system that writes back (tmpfs keeps pages dirty
+//! in memory), so the flush test uses the temporary directory only where
+//! it is not tmpfs, and says SKIPPED otherwise.
+#![cfg(all(any(target_os = "linux", target_os = "android"), not(miri)))]
+
+mod common;
+
+use common::*;
+use shm_region::{Advice, FileCleanup, MmapRegion};
+
+const PAGE: usize = 4096;
+const PAGES: usize = 64;
+
+/// The `Rss` and dirty (`Shared_Dirty` + `Private_Dirty`) kilobytes of the
+/// mapping that starts at `addr`.
+fn resident_and_dirty_kib(addr: *const u8) -> (u64, u64) {
+    let start = format!("{:x}-", addr as usize);
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&start));
+    assert!(lines.next().is_some(), "no mapping starts at {addr:?}");
+    let (mut rss, mut dirty) = (None, 0);
+    for l in lines {
+        if l.starts_with("VmFlags:") {
+            break;
+        }
+        let mut f = l.split_whitespace();
+        let (Some(key), Some(kib)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let kib: u64 = kib.parse().unwrap_or(0);
+        match key {
+            "Rss:" => rss = Some(kib),
+            "Shared_Dirty:" | "Private_Dirty:" => dirty += kib,
+            _ => {}
+        }
+    }
+    (rss.expect("an Rss line"), dirty)
+}
+
+fn is_tmpfs(dir: &std::path::Path) -> bool {
+    const TMPFS_MAGIC: u32 = 0x0102_1994;
+    let st = rustix::fs::statfs(dir).unwrap();
+    u32::try_from(st.f_type).is_ok_and(|t| t == TMPFS_MAGIC)
+}
+
+fn dirty_region(dir: &tempfile::TempDir) -> MmapRegion {
+    let region = MmapRegion::create(seg(dir), PAGES * PAGE, FileCleanup::Manual).unwrap();
+    for i in 0..PAGES {
+        region.region().write_at(i * PAGE, &[0xA5; 8]).unwrap();
+    }
+    region
+}
+
+#[test]
+fn flush_writes_every_dirty_page_back() {
+    let dir = tempfile::tempdir().unwrap();
+    if is_tmpfs(dir.path()) {
+        eprintln!(
+            "SKIPPED flush_writes_every_dirty_page_back: the temporary directory is on tmpfs"
+        );
+        return;
+    }
+    let region = dirty_region(&dir);
+    let base = region.region().as_ptr();
+    let (_, dirty) = resident_and_dirty_kib(base);
+    assert_eq!(dirty, u64::try_from(PAGES * PAGE / 1024).unwrap());
+    region.flush().unwrap();
+    assert_eq!(resident_and_dirty_kib(base).1, 0);
+}
+
+#[test]
+fn advise_dont_need_drops_the_pages_from_the_mapping_and_keeps_the_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let region = dirty_region(&dir);
+    let base = region.region().as_ptr();
+    let (rss, _) = resident_and_dirty_kib(base);
+    assert_eq!(rss, u64::try_from(PAGES * PAGE / 1024).unwrap());
+    region.advise(Advice::DontNeed).unwrap();
+    assert_eq!(resident_and_dirty_kib(base).0, 0);
+    // A shared file mapping loses no data: the pages come back from the
+    // file (page cache) on the next access.
+    let mut b = [0u8; 8];
+    for i in 0..PAGES {
+        region.region().read_at(i * PAGE, &mut b).unwrap();
+        assert_eq!(b, [0xA5; 8], "page {i}");
+    }
+}
+
+#[test]
+fn debug_of_a_region_shows_its_path_length_generation_and_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = seg(&dir);
+    let mut region = MmapRegion::create(&path, PAGE, FileCleanup::Manual).unwrap();
+    region.resize(2 * PAGE).unwrap();
+    let shown = format!("{region:?}");
+    for part in [
+        "MmapRegion {".to_owned(),
+        format!("path: {path:?}"),
+        "fd: Some(".to_owned(),
+        format!("len: {}", 2 * PAGE),
+        "generation: 1".to_owned(),
+        "owner: ".to_owned(),
+    ] {
+        assert!(shown.contains(&part), "{part:?} not in {shown}");
+    }
+}
