@@ -114,3 +114,27 @@ impl Region {
         self.write_at(offset, value.as_bytes())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn the_reader_moves_on_by_what_each_read_returned() {
+        let host = crate::MmapRegion::in_memory(4096).unwrap();
+        let region = host.region();
+        region.write_at(100, b"abcdefgh").unwrap();
+        let mut r = Reader {
+            region: &region,
+            offset: 100,
+            error: None,
+        };
+        let (mut first, mut second) = ([0u8; 3], [0u8; 5]);
+        assert_eq!(r.read(&mut first).unwrap(), 3);
+        assert_eq!(r.read(&mut second).unwrap(), 5);
+        assert_eq!((&first, &second), (b"abc", b"defgh"));
+        assert_eq!(r.offset, 108);
+        assert!(r.error.is_none());
+    }
+}

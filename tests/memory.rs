@@ -29,6 +29,9 @@ fn small(size: usize, capacity: usize) -> MmapRegion {
 fn in_memory_region_grows_in_place_within_its_capacity_and_refuses_beyond() {
     let mut host = small(PAGE, 4 * PAGE);
     let view = host.region();
+    // Never empty: a size of 0 is refused and a region only grows.
+    assert!(!view.is_empty() && !host.is_empty());
+    assert_eq!(view.len(), PAGE);
     host.region().write_at(10, b"kept").unwrap();
     host.resize(4 * PAGE).unwrap();
     assert_eq!((host.len(), host.generation()), (4 * PAGE, 1));

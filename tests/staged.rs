@@ -58,6 +58,21 @@ fn publish_refuses_a_taken_path_and_gives_the_stage_back() {
     let err = staged.publish().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AlreadyExists);
     assert_eq!(std::fs::read(&path).unwrap(), b"someone else's");
+    // The error inside is the crate's, reachable as the source, and both
+    // Debug and Display name it and the path.
+    let source = std::error::Error::source(&err).expect("a source");
+    let inner = source
+        .downcast_ref::<shm_region::Error>()
+        .expect("an Error");
+    assert_eq!(inner.kind(), ErrorKind::AlreadyExists);
+    assert_eq!(inner.path(), Some(path.as_path()));
+    let debug = format!("{err:?}");
+    assert!(
+        debug.starts_with("PublishError { error: Error {"),
+        "{debug}"
+    );
+    assert!(debug.contains(&format!("path: {path:?}")), "{debug}");
+    assert_eq!(err.to_string(), inner.to_string());
     let staged = err.into_stage();
     let again = staged.publish().unwrap_err();
     let io: std::io::Error = again.into();

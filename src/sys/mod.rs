@@ -195,34 +195,39 @@ pub(crate) fn fence_for(order: Ordering) {
     }
 }
 
+/// The widest relaxed atomic load, in bytes, that works on read-only memory
+/// on this target, per the table in `core::sync::atomic`'s documentation
+/// (0: none).
+const READ_ONLY_LOAD_MAX: usize = if cfg!(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "loongarch64",
+    target_arch = "mips64",
+    target_arch = "powerpc64",
+    target_arch = "riscv64",
+    target_arch = "sparc64",
+    target_arch = "s390x"
+)) {
+    8
+} else if cfg!(any(
+    target_arch = "x86",
+    target_arch = "arm",
+    target_arch = "loongarch32",
+    target_arch = "mips",
+    target_arch = "powerpc",
+    target_arch = "riscv32",
+    target_arch = "sparc",
+    target_arch = "hexagon"
+)) {
+    4
+} else {
+    0
+};
+
 /// Whether a relaxed atomic load of `size` bytes works on read-only memory
-/// on this target, per the table in `core::sync::atomic`'s documentation.
+/// on this target (see [`READ_ONLY_LOAD_MAX`]).
 pub(crate) const fn read_only_load_ok(size: usize) -> bool {
-    if cfg!(any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "loongarch64",
-        target_arch = "mips64",
-        target_arch = "powerpc64",
-        target_arch = "riscv64",
-        target_arch = "sparc64",
-        target_arch = "s390x"
-    )) {
-        size <= 8
-    } else if cfg!(any(
-        target_arch = "x86",
-        target_arch = "arm",
-        target_arch = "loongarch32",
-        target_arch = "mips",
-        target_arch = "powerpc",
-        target_arch = "riscv32",
-        target_arch = "sparc",
-        target_arch = "hexagon"
-    )) {
-        size <= 4
-    } else {
-        false
-    }
+    size <= READ_ONLY_LOAD_MAX
 }
 
 #[cfg(test)]
@@ -251,5 +256,27 @@ mod arithmetic_tests {
         assert_eq!(round_up_to_page(ps + 1), Some(2 * ps));
         assert_eq!(round_up_to_page(usize::MAX), None);
         assert_eq!(round_up_to_page(usize::MAX - ps + 2), None);
+    }
+
+    #[test]
+    fn read_only_loads_are_allowed_up_to_the_targets_width_and_no_wider() {
+        let max = if cfg!(target_pointer_width = "64") {
+            8
+        } else {
+            4
+        };
+        if READ_ONLY_LOAD_MAX > 0 {
+            assert_eq!(READ_ONLY_LOAD_MAX, max);
+        }
+        for size in [1, 2, 4, 8, 16] {
+            assert_eq!(
+                read_only_load_ok(size),
+                size <= READ_ONLY_LOAD_MAX,
+                "{size}"
+            );
+        }
+        if cfg!(target_arch = "x86_64") {
+            assert!(read_only_load_ok(8) && !read_only_load_ok(9));
+        }
     }
 }
