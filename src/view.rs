@@ -10,7 +10,7 @@ use crate::shared::{SharedU32, SharedU64};
 use crate::sync::Arc;
 // `std`'s atomics, or loom's under `--cfg loom` (see "Under loom" below).
 use crate::sync::{AtomicU32, AtomicU64};
-use crate::sys::{self, Mapping};
+use crate::sys::Mapping;
 
 /// A view of one generation of a region's mapping.
 ///
@@ -451,7 +451,7 @@ impl Region {
                 self.view.accessible_len(),
             ));
         }
-        if !self.view.map().is_writable() && !sys::read_only_load_ok(size) {
+        if !self.view.map().can_load(size) {
             return Err(Error::new(ErrorKind::Unsupported, op).because(
                 "atomic loads of read-only memory of this size are not guaranteed on this target",
             ));

@@ -219,3 +219,32 @@ fn auto_cleanup_never_gives_the_file_a_name() {
         ErrorKind::AlreadyExists
     );
 }
+
+#[test]
+fn debug_of_a_region_and_its_view_shows_path_length_generation_and_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = seg(&dir);
+    let mut region = MmapRegion::create(&path, 4096, FileCleanup::Manual).unwrap();
+    region.resize(2 * 4096).unwrap();
+    let shown = format!("{region:?}");
+    for part in [
+        "MmapRegion {".to_owned(),
+        format!("path: {path:?}"),
+        "fd: Some(".to_owned(),
+        format!("len: {}", 2 * 4096),
+        "generation: 1".to_owned(),
+        "owner: ".to_owned(),
+    ] {
+        assert!(shown.contains(&part), "{part:?} not in {shown}");
+    }
+    let view = region.region();
+    let shown = format!("{view:?}");
+    assert_eq!(
+        shown,
+        format!(
+            "Region {{ ptr: {:?}, len: {}, generation: 1, current: true }}",
+            view.as_ptr(),
+            2 * 4096
+        )
+    );
+}

@@ -14,7 +14,6 @@ use rustix::io::Errno;
 use rustix::thread::futex::{self, Flags, Timespec};
 
 use super::mapping::Mapping;
-use super::read_only_load_ok;
 
 /// The largest count `FUTEX_WAKE` takes as given: the kernel reads the
 /// count as a C `int` and wakes one waiter for 0 or a negative count.
@@ -28,7 +27,7 @@ impl Mapping {
         if offset % std::mem::align_of::<AtomicU32>() != 0 {
             return None;
         }
-        if !self.writable && !read_only_load_ok(std::mem::size_of::<AtomicU32>()) {
+        if !self.can_load(std::mem::size_of::<AtomicU32>()) {
             return None;
         }
         let p = self.checked_ptr(offset, std::mem::size_of::<AtomicU32>())?;

@@ -123,6 +123,11 @@ impl Mapping {
         true
     }
 
+    /// Loads of any supported width: the model is always writable.
+    pub(crate) fn can_load(&self, _size: usize) -> bool {
+        true
+    }
+
     /// Bytes modelled (the rounded capacity).
     #[cfg(test)]
     pub(crate) fn mapped_len(&self) -> usize {

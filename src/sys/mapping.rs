@@ -496,13 +496,21 @@ impl Mapping {
         Some(v)
     }
 
+    /// Whether atomic loads of `size` bytes may be made here: always on a
+    /// writable mapping, and on a read-only one where this target allows
+    /// relaxed loads of that width of read-only memory
+    /// ([`read_only_load_ok`]).
+    pub(crate) fn can_load(&self, size: usize) -> bool {
+        self.writable || read_only_load_ok(size)
+    }
+
     /// The checks shared by the loads: alignment, bounds, a load ordering,
     /// and read-only support for `size` on this target.
     fn load_ptr(&self, offset: usize, size: usize, order: Ordering) -> Option<*mut u8> {
         if offset % size != 0 || matches!(order, Ordering::Release | Ordering::AcqRel) {
             return None;
         }
-        if !self.writable && !read_only_load_ok(size) {
+        if !self.can_load(size) {
             return None;
         }
         self.checked_ptr(offset, size)
