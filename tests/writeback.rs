@@ -1,4 +1,4 @@
-//! `flush` and `advise` do what they say to the mapping, seen in
+//! `flush`, `advise` and `populate` do what they say to the mapping, seen in
 //! `/proc/self/smaps`: after `flush` no page of the mapping is dirty (the
 //! file system wrote them back), and after `advise(DontNeed)` none is
 //! resident, while the bytes stay in the file.
@@ -89,4 +89,41 @@ fn advise_dont_need_drops_the_pages_from_the_mapping_and_keeps_the_bytes() {
         region.region().read_at(i * PAGE, &mut b).unwrap();
         assert_eq!(b, [0xA5; 8], "page {i}");
     }
+}
+
+#[test]
+fn advise_range_of_the_last_page_drops_that_page_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let region = dirty_region(&dir);
+    let base = region.region().as_ptr();
+    let last = (PAGES - 1) * PAGE;
+    region.flush_range(last, PAGE).unwrap();
+    region.advise_range(last, PAGE, Advice::DontNeed).unwrap();
+    let all = u64::try_from(PAGES * PAGE / 1024).unwrap();
+    assert_eq!(resident_and_dirty_kib(base).0, all - 4);
+    // One byte in the last page rounds to that page.
+    region.region().read_at(last, &mut [0u8; 1]).unwrap();
+    assert_eq!(resident_and_dirty_kib(base).0, all);
+    region
+        .advise_range(last + 100, 1, Advice::DontNeed)
+        .unwrap();
+    assert_eq!(resident_and_dirty_kib(base).0, all - 4);
+}
+
+#[test]
+fn populate_on_a_read_only_attach_faults_every_page_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = dirty_region(&dir);
+    host.advise(Advice::DontNeed).unwrap();
+    let reader = shm_region::MmapOptions::new()
+        .populate(true)
+        .attach_read_only(seg(&dir))
+        .unwrap();
+    // Every page is in the reader's mapping before any access (read
+    // populate: on a read-only mapping a write populate would be refused).
+    let (rss, _) = resident_and_dirty_kib(reader.region().as_ptr());
+    assert_eq!(rss, u64::try_from(PAGES * PAGE / 1024).unwrap());
+    let mut b = [0u8; 8];
+    reader.region().read_at(PAGE, &mut b).unwrap();
+    assert_eq!(b, [0xA5; 8]);
 }

@@ -549,6 +549,34 @@ mod tests {
     }
 
     #[test]
+    fn loads_refuse_misalignment_and_store_orderings_on_their_own() {
+        // `Region` refuses these before calling down; the mapping refuses
+        // them as well (it trusts no caller).
+        let m = Mapping::in_memory(page_size()).unwrap();
+        assert!(m.write(0, &7u64.to_ne_bytes()));
+        assert_eq!(m.load_u64(0, Ordering::Acquire), Some(7));
+        assert_eq!(
+            m.load_u32(0, Ordering::Relaxed),
+            Some(7u64.to_ne_bytes()[0].into())
+        );
+        assert_eq!(m.load_u32(2, Ordering::Relaxed), None);
+        assert_eq!(m.load_u64(4, Ordering::Acquire), None);
+        for order in [Ordering::Release, Ordering::AcqRel] {
+            assert_eq!(m.load_u32(0, order), None, "{order:?}");
+            assert_eq!(m.load_u64(0, order), None, "{order:?}");
+        }
+    }
+
+    #[test]
+    fn in_memory_capacities_of_zero_or_past_isize_max_are_einval() {
+        assert_eq!(Mapping::in_memory(0).err(), Some(Errno::INVAL));
+        assert_eq!(Mapping::in_memory(usize::MAX).err(), Some(Errno::INVAL));
+        let past = usize::try_from(isize::MAX).unwrap() + 1;
+        assert_eq!(Mapping::in_memory(past).err(), Some(Errno::INVAL));
+        assert_eq!(Mapping::in_memory(1).unwrap().mapped_len(), page_size());
+    }
+
+    #[test]
     fn file_grows_under_a_reserved_mapping_without_moving_it() {
         let ps = page_size();
         let f = file_of(u64::try_from(ps).unwrap());
