@@ -220,7 +220,7 @@ impl Mapping {
             input.fill(buf);
             return true;
         }
-        if PORTABLE_COPY && !self.writable && !read_only_load_ok(1) {
+        if PORTABLE_COPY && !self.can_load(1) {
             // SAFETY: `[src, src + buf.len())` is inside the mapping (checked
             // by `checked_ptr_within`) and mapped readable (invariant 2); `buf` is
             // the caller's private memory, so the ranges cannot overlap. The
@@ -231,7 +231,7 @@ impl Mapping {
             // SAFETY: `[src, src + buf.len())` is inside the mapping (checked
             // by `checked_ptr_within`), mapped readable, and writable or read through
             // relaxed byte loads that std allows on read-only memory
-            // (`read_only_load_ok(1)`, checked above for the portable copy;
+            // (`can_load(1)`, checked above for the portable copy;
             // invariants 2 and 3). `buf` is the caller's private memory, so
             // the ranges cannot overlap.
             unsafe { copy_from_shared(src, buf) };
