@@ -63,19 +63,9 @@ fn ensure_len_on_an_in_memory_region_follows_a_peers_growth() {
 
 #[cfg(not(miri))]
 mod native {
-    use super::common::{role, run_self, seg};
+    use super::common::{role, run_self, seg, set_file_len};
     use super::*;
     use shm_region::FileCleanup;
-
-    /// Sets the segment's length as a peer with its own descriptor would.
-    fn set_file_len(dir: &tempfile::TempDir, len: usize) {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(seg(dir))
-            .unwrap()
-            .set_len(u64::try_from(len).unwrap())
-            .unwrap();
-    }
 
     #[test]
     fn ensure_len_makes_no_system_call_while_enough_is_mapped() {

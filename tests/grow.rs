@@ -16,16 +16,6 @@ fn pair(dir: &tempfile::TempDir, size: usize) -> (MmapRegion, MmapRegion) {
     (host, guest)
 }
 
-/// Sets the segment's length as a peer with its own descriptor would.
-fn set_file_len(dir: &tempfile::TempDir, len: usize) {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(seg(dir))
-        .unwrap()
-        .set_len(u64::try_from(len).unwrap())
-        .unwrap();
-}
-
 fn file_len(dir: &tempfile::TempDir) -> u64 {
     std::fs::metadata(seg(dir)).unwrap().len()
 }

@@ -164,6 +164,16 @@ pub fn seg(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("segment")
 }
 
+/// Sets the segment's length as a peer with its own descriptor would.
+pub fn set_file_len(dir: &tempfile::TempDir, len: usize) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(seg(dir))
+        .unwrap()
+        .set_len(u64::try_from(len).unwrap())
+        .unwrap();
+}
+
 /// Makes a FIFO (mode 0600) at `path`.
 pub fn mkfifo(path: &Path) {
     rustix::fs::mknodat(
