@@ -92,7 +92,7 @@ fn advise_dont_need_drops_the_pages_from_the_mapping_and_keeps_the_bytes() {
 }
 
 #[test]
-fn advise_range_of_the_last_page_drops_that_page_only() {
+fn advise_range_drops_exactly_the_pages_it_covers() {
     let dir = tempfile::tempdir().unwrap();
     let region = dirty_region(&dir);
     let base = region.region().as_ptr();
@@ -108,6 +108,11 @@ fn advise_range_of_the_last_page_drops_that_page_only() {
         .advise_range(last + 100, 1, Advice::DontNeed)
         .unwrap();
     assert_eq!(resident_and_dirty_kib(base).0, all - 4);
+    // A page in the middle: that one, not the ones after it.
+    region
+        .advise_range(10 * PAGE + 1, PAGE - 1, Advice::DontNeed)
+        .unwrap();
+    assert_eq!(resident_and_dirty_kib(base).0, all - 8);
 }
 
 #[test]
