@@ -568,15 +568,6 @@ mod tests {
     }
 
     #[test]
-    fn in_memory_capacities_of_zero_or_past_isize_max_are_einval() {
-        assert_eq!(Mapping::in_memory(0).err(), Some(Errno::INVAL));
-        assert_eq!(Mapping::in_memory(usize::MAX).err(), Some(Errno::INVAL));
-        let past = usize::try_from(isize::MAX).unwrap() + 1;
-        assert_eq!(Mapping::in_memory(past).err(), Some(Errno::INVAL));
-        assert_eq!(Mapping::in_memory(1).unwrap().mapped_len(), page_size());
-    }
-
-    #[test]
     fn file_grows_under_a_reserved_mapping_without_moving_it() {
         let ps = page_size();
         let f = file_of(u64::try_from(ps).unwrap());

@@ -91,3 +91,20 @@ pub(super) fn release(base: NonNull<u8>, layout: Layout) {
     // is freed exactly once, when no reference into it can exist any more.
     unsafe { std::alloc::dealloc(base.as_ptr(), layout) };
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::sys::page_size;
+
+    // Also under Miri, where a zero capacity would reach the allocator as a
+    // zero-size layout.
+    #[test]
+    fn in_memory_capacities_of_zero_or_past_isize_max_are_einval() {
+        assert_eq!(Mapping::in_memory(0).err(), Some(Errno::INVAL));
+        assert_eq!(Mapping::in_memory(usize::MAX).err(), Some(Errno::INVAL));
+        let past = usize::try_from(isize::MAX).unwrap() + 1;
+        assert_eq!(Mapping::in_memory(past).err(), Some(Errno::INVAL));
+        assert_eq!(Mapping::in_memory(1).unwrap().mapped_len(), page_size());
+    }
+}
