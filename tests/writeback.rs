@@ -113,6 +113,14 @@ fn advise_range_drops_exactly_the_pages_it_covers() {
         .advise_range(10 * PAGE + 1, PAGE - 1, Advice::DontNeed)
         .unwrap();
     assert_eq!(resident_and_dirty_kib(base).0, all - 8);
+
+    // The last page of a region whose reservation ends with it.
+    let tight = shm_region::MmapOptions::new()
+        .address_space(PAGES * PAGE)
+        .create(dir.path().join("tight"), PAGES * PAGE, FileCleanup::Manual)
+        .unwrap();
+    tight.flush_range(last, PAGE).unwrap();
+    tight.advise_range(last, PAGE, Advice::DontNeed).unwrap();
 }
 
 #[test]
