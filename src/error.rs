@@ -245,6 +245,13 @@ enum Detail {
     Shrink { current: usize, requested: usize },
     /// `Truncated`: the mapped length and the file's size now.
     Truncated { mapped: usize, file: u64 },
+    /// `Truncated` by a contained `SIGBUS`: the access and the offset from
+    /// which the mapping lost its pages.
+    Cut {
+        offset: usize,
+        len: usize,
+        cut: usize,
+    },
     /// `OutOfBounds`: the access and the length it must fit in.
     Bounds {
         offset: usize,
@@ -410,6 +417,13 @@ impl Error {
         Self::build(ErrorKind::Truncated, op, None, detail)
     }
 
+    /// [`ErrorKind::Truncated`]: `len` bytes at `offset` reach pages that a
+    /// contained `SIGBUS` replaced, from offset `cut` on.
+    pub(crate) fn cut(op: &'static str, offset: usize, len: usize, cut: usize) -> Self {
+        let detail = Detail::Cut { offset, len, cut };
+        Self::build(ErrorKind::Truncated, op, None, detail)
+    }
+
     /// [`ErrorKind::OutOfBounds`]: `len` bytes at `offset` are not within
     /// `accessible` bytes.
     pub(crate) fn out_of_bounds(
@@ -547,6 +561,10 @@ impl fmt::Display for Describe<'_> {
                 f,
                 "file was truncated below the mapped length {mapped} (it is {file} bytes now)"
             ),
+            Detail::Cut { offset, len, cut } => write!(
+                f,
+                "{len} bytes at offset {offset} reach pages the file lost under the mapping (a contained SIGBUS; gone from offset {cut})"
+            ),
             Detail::Bounds {
                 offset,
                 len,
@@ -612,6 +630,11 @@ impl fmt::Debug for Error {
             }
             Detail::Truncated { mapped, file } => {
                 d.field("mapped", &mapped).field("file_len", &file);
+            }
+            Detail::Cut { offset, len, cut } => {
+                d.field("offset", &offset)
+                    .field("len", &len)
+                    .field("cut", &cut);
             }
             Detail::Bounds {
                 offset,

@@ -16,7 +16,8 @@
 //! is detected and fences every checked access through the handle that saw
 //! it, and a handle only ever removes the file it created. See `SECURITY.md` for the threat model and
 //! its one known limit (a peer with write access to a path-backed file can
-//! still truncate it between two checks).
+//! still truncate it between two checks, which raises `SIGBUS`;
+//! [`sigbus::install`] contains that on Linux).
 //!
 //! ```
 //! # #[cfg(miri)] fn main() {} // Miri cannot map files.
@@ -86,6 +87,8 @@ mod protocol;
 mod region;
 #[cfg(unix)]
 mod shared;
+#[cfg(unix)]
+pub mod sigbus;
 #[cfg(unix)]
 mod staged;
 #[cfg(unix)]

@@ -132,6 +132,14 @@ impl<M> View<M> {
         range_fits(offset, len, self.accessible_len())
     }
 
+    /// Records that the file ended at or before `end`, as
+    /// [`Publisher::truncate`] does: limits only ever go down. Used when a
+    /// view finds its mapping cut by a contained `SIGBUS`.
+    #[inline]
+    pub fn lower_limit(&self, end: usize) {
+        self.shared.limit.fetch_min(end, Ordering::AcqRel);
+    }
+
     /// The truncation limit (`usize::MAX` when no truncation was seen).
     #[cfg(test)]
     pub fn truncation_limit(&self) -> usize {
@@ -259,7 +267,7 @@ impl<M> Publisher<M> {
     /// Records that the backing file now ends at `end`: from now on no
     /// checked access of any view reaches past it. Limits only ever go down.
     pub fn truncate(&self, end: usize) {
-        self.view.shared.limit.fetch_min(end, Ordering::AcqRel);
+        self.view.lower_limit(end);
     }
 }
 

@@ -774,6 +774,7 @@ impl MmapRegion {
         // A handle that saw a truncation refuses every resize, whatever the
         // size asked for (sticky, as `check_and_remap`).
         let now = self.source_len(OP)?;
+        self.note_cut();
         // A size past `usize` is no shrink: saturate for the comparison.
         if self
             .publisher
@@ -834,6 +835,7 @@ impl MmapRegion {
     pub fn check_and_remap(&mut self) -> Result<bool> {
         const OP: &str = "check_and_remap";
         let size = self.source_len(OP)?;
+        self.note_cut();
         let (options, source, writable) = (&self.options, &self.source, self.writable);
         let cur = self.publisher.current().len();
         // A size past `usize` is no shrink: saturate for the comparison;
@@ -976,6 +978,18 @@ impl MmapRegion {
     /// [`ErrorKind::Os`] if `msync` fails.
     pub fn flush_async(&self) -> Result<()> {
         self.sync_range(0, self.accessible_len(), false, "flush_async")
+    }
+
+    /// Records a cut of the current mapping (pages replaced by a contained
+    /// `SIGBUS`, see [`sigbus`](crate::sigbus)) as a detected truncation,
+    /// so that growth is refused from then on, as after a truncation seen
+    /// by `fstat`.
+    fn note_cut(&self) {
+        let current = self.publisher.current();
+        let cut = current.map().cut();
+        if cut < current.len() {
+            self.publisher.truncate(cut);
+        }
     }
 
     /// The bytes the checked accessors may reach: [`len`](Self::len), or

@@ -59,7 +59,9 @@ impl Region {
     /// clone of the view, or another view of the same generation, keeps the
     /// mapping alive too, but this method promises nothing past this view.)
     /// If a peer truncates the file, touching pages past its new end raises
-    /// `SIGBUS`. Accesses through the pointer must be atomic or otherwise
+    /// `SIGBUS`; with [`sigbus::install`](crate::sigbus::install) the pages
+    /// are replaced by private zeros instead, which the pointer then reads
+    /// and writes without a fault (only the checked accessors report it). Accesses through the pointer must be atomic or otherwise
     /// race-free: other threads and processes may write the bytes at any
     /// time.
     #[must_use]
@@ -120,6 +122,10 @@ impl Region {
     ///
     /// [`ErrorKind::OutOfBounds`] if the range (computed without overflow)
     /// is not within the view's length and the truncation limit.
+    /// [`ErrorKind::Truncated`] if the range reaches pages the file lost
+    /// under the mapping and a `SIGBUS` there was contained
+    /// ([`sigbus::install`](crate::sigbus::install)), during this copy or
+    /// before it; `buf` then holds unspecified bytes.
     #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         // One range check: the mapping bounds the copy by the accessible
@@ -129,7 +135,7 @@ impl Region {
             .map()
             .read_within(offset, buf, self.view.accessible_len())
         {
-            Ok(())
+            self.after_access("read_at", offset, buf.len())
         } else {
             Err(self.copy_error(false, offset, buf.len()))
         }
@@ -147,7 +153,9 @@ impl Region {
     /// # Errors
     ///
     /// [`ErrorKind::ReadOnly`] for a read-only mapping, and
-    /// [`ErrorKind::OutOfBounds`] as for [`read_at`](Self::read_at).
+    /// [`ErrorKind::OutOfBounds`] and [`ErrorKind::Truncated`] as for
+    /// [`read_at`](Self::read_at) (a `Truncated` write may have written
+    /// private pages no peer sees, never the file past its end).
     #[inline]
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         // As in `read_at`; the mapping also refuses if it is read-only, and
@@ -157,15 +165,16 @@ impl Region {
             .map()
             .write_within(offset, data, self.view.accessible_len())
         {
-            Ok(())
+            self.after_access("write_at", offset, data.len())
         } else {
             Err(self.copy_error(true, offset, data.len()))
         }
     }
 
     /// The error of a refused `read_at` or `write_at`: `ReadOnly` for a
-    /// write to a read-only mapping, `OutOfBounds` otherwise. Out of line
-    /// and cold, so that the inlined accessors stay small.
+    /// write to a read-only mapping, otherwise `Truncated` or `OutOfBounds`
+    /// as [`refused`](Self::refused) tells. Out of line and cold, so that
+    /// the inlined accessors stay small.
     #[cold]
     #[inline(never)]
     fn copy_error(&self, write: bool, offset: usize, len: usize) -> Error {
@@ -173,7 +182,7 @@ impl Region {
         if write && !self.view.map().is_writable() {
             return Error::new(ErrorKind::ReadOnly, op);
         }
-        Error::out_of_bounds(op, offset, len, self.view.accessible_len())
+        self.refused(op, offset, len)
     }
 
     /// The 4-byte word at `offset` as an atomic shared with every process
@@ -202,7 +211,10 @@ impl Region {
     ///
     /// [`ErrorKind::Misaligned`] if `offset` is not a multiple of 4,
     /// [`ErrorKind::OutOfBounds`] if the word is not within the accessible
-    /// length, [`ErrorKind::ReadOnly`] for a read-only mapping.
+    /// length, [`ErrorKind::ReadOnly`] for a read-only mapping,
+    /// [`ErrorKind::Truncated`] if the word's page was replaced after a
+    /// contained `SIGBUS` (see [`sigbus`](crate::sigbus); a reference taken
+    /// before that reads zeros afterwards).
     pub fn atomic_u32(&self, offset: usize) -> Result<&AtomicU32> {
         self.check_atomic(offset, 4, "atomic_u32")?;
         self.view.map().atomic_u32(offset).ok_or_else(|| {
@@ -242,13 +254,18 @@ impl Region {
     /// [`ErrorKind::Misaligned`], [`ErrorKind::OutOfBounds`] as for
     /// [`atomic_u32`](Self::atomic_u32); [`ErrorKind::InvalidOrdering`] for
     /// `Release` or `AcqRel`; [`ErrorKind::Unsupported`] on a read-only
-    /// mapping on a target where std does not guarantee such loads.
+    /// mapping on a target where std does not guarantee such loads;
+    /// [`ErrorKind::Truncated`] as for [`read_at`](Self::read_at).
     pub fn load_u32(&self, offset: usize, order: Ordering) -> Result<u32> {
-        self.check_load(offset, 4, order, "load_u32")?;
-        self.view
+        const OP: &str = "load_u32";
+        self.check_load(offset, 4, order, OP)?;
+        let v = self
+            .view
             .map()
             .load_u32(offset, order)
-            .ok_or_else(|| Error::out_of_bounds("load_u32", offset, 4, self.view.accessible_len()))
+            .ok_or_else(|| self.refused(OP, offset, 4))?;
+        self.after_access(OP, offset, 4)?;
+        Ok(v)
     }
 
     /// As [`load_u32`](Self::load_u32), for the 8-byte word at `offset`.
@@ -257,11 +274,15 @@ impl Region {
     ///
     /// As [`load_u32`](Self::load_u32), with a multiple of 8.
     pub fn load_u64(&self, offset: usize, order: Ordering) -> Result<u64> {
-        self.check_load(offset, 8, order, "load_u64")?;
-        self.view
+        const OP: &str = "load_u64";
+        self.check_load(offset, 8, order, OP)?;
+        let v = self
+            .view
             .map()
             .load_u64(offset, order)
-            .ok_or_else(|| Error::out_of_bounds("load_u64", offset, 8, self.view.accessible_len()))
+            .ok_or_else(|| self.refused(OP, offset, 8))?;
+        self.after_access(OP, offset, 8)?;
+        Ok(v)
     }
 
     /// The 4-byte word at `offset` as an owned [`SharedU32`]: the atomic of
@@ -380,7 +401,8 @@ impl Region {
     /// [`atomic_u32`](Self::atomic_u32) (a read-only view may wait), and
     /// [`ErrorKind::Unsupported`] on a read-only mapping where
     /// [`load_u32`](Self::load_u32) is; on Linux, [`ErrorKind::Truncated`]
-    /// if the word's page is gone and [`ErrorKind::Os`] for any other error
+    /// if the word's page is gone or was replaced after a contained `SIGBUS`
+    /// (checked before and after the wait) and [`ErrorKind::Os`] for any other error
     /// of the futex call.
     pub fn wait_u32(
         &self,
@@ -388,8 +410,13 @@ impl Region {
         expected: u32,
         timeout: Option<Duration>,
     ) -> Result<bool> {
-        self.check_load(offset, 4, Ordering::Relaxed, "wait_u32")?;
-        crate::wait::wait(self.view.map(), offset, expected, timeout)
+        const OP: &str = "wait_u32";
+        self.check_load(offset, 4, Ordering::Relaxed, OP)?;
+        // A cut word is private zeros now: no peer can change or wake it.
+        self.after_access(OP, offset, 4)?;
+        let woken = crate::wait::wait(self.view.map(), offset, expected, timeout)?;
+        self.after_access(OP, offset, 4)?;
+        Ok(woken)
     }
 
     /// Wakes up to `count` threads waiting in [`wait_u32`](Self::wait_u32)
@@ -420,8 +447,11 @@ impl Region {
     /// of 0 does not make: that returns `Ok(0)`) and [`ErrorKind::Os`] for
     /// any other error of the futex call.
     pub fn wake_u32(&self, offset: usize, count: u32) -> Result<usize> {
-        self.check_atomic(offset, 4, "wake_u32")?;
-        crate::wait::wake(self.view.map(), offset, count)
+        const OP: &str = "wake_u32";
+        self.check_atomic(offset, 4, OP)?;
+        let woken = crate::wait::wake(self.view.map(), offset, count)?;
+        self.after_access(OP, offset, 4)?;
+        Ok(woken)
     }
 
     /// Whether this view's mapping is read-only.
@@ -444,12 +474,7 @@ impl Region {
             return Err(Error::misaligned(op, offset, size));
         }
         if !self.view.check(offset, size) {
-            return Err(Error::out_of_bounds(
-                op,
-                offset,
-                size,
-                self.view.accessible_len(),
-            ));
+            return Err(self.refused(op, offset, size));
         }
         if !self.view.map().can_load(size) {
             return Err(Error::new(ErrorKind::Unsupported, op).because(
@@ -468,14 +493,49 @@ impl Region {
             return Err(Error::misaligned(op, offset, size));
         }
         if !self.view.check(offset, size) {
-            return Err(Error::out_of_bounds(
-                op,
-                offset,
-                size,
-                self.view.accessible_len(),
-            ));
+            return Err(self.refused(op, offset, size));
         }
-        Ok(())
+        // A word on a cut page is private memory: no reference to it.
+        self.after_access(op, offset, size)
+    }
+
+    /// `Ok(())` unless this view's mapping lost pages to a contained
+    /// `SIGBUS` at or below the end of `len` bytes at `offset` (already
+    /// bounds-checked): the access, made before this call, then faulted or
+    /// reached replaced pages, and is [`ErrorKind::Truncated`]. The
+    /// truncation limit of every view of the handle is lowered to the cut,
+    /// so that the handle treats it as a detected truncation (sticky).
+    ///
+    /// One fence (a compiler barrier on x86) and one load when nothing was
+    /// cut.
+    #[inline]
+    fn after_access(&self, op: &'static str, offset: usize, len: usize) -> Result<()> {
+        let cut = self.view.map().cut();
+        if sys::range_fits(offset, len, cut) {
+            Ok(())
+        } else {
+            Err(self.cut_error(op, offset, len, cut))
+        }
+    }
+
+    #[cold]
+    fn cut_error(&self, op: &'static str, offset: usize, len: usize, cut: usize) -> Error {
+        self.view.lower_limit(cut);
+        Error::cut(op, offset, len, cut)
+    }
+
+    /// The error for an access the bounds check refused:
+    /// [`ErrorKind::Truncated`] if it lies within the view's length and
+    /// reaches pages a contained `SIGBUS` replaced, otherwise
+    /// [`ErrorKind::OutOfBounds`].
+    #[cold]
+    fn refused(&self, op: &'static str, offset: usize, len: usize) -> Error {
+        let cut = self.view.map().cut();
+        if sys::range_fits(offset, len, self.view.len()) && !sys::range_fits(offset, len, cut) {
+            self.cut_error(op, offset, len, cut)
+        } else {
+            Error::out_of_bounds(op, offset, len, self.view.accessible_len())
+        }
     }
 }
 

@@ -20,6 +20,18 @@
 //! lies below the file's current length; accesses the model says fail are
 //! always performed (they must not touch memory).
 //!
+//! The `SIGBUS` guard (`shm_region::sigbus::install`) is installed, so the
+//! harness also makes the accesses `safe` forbids. `HostileRead` reads (or
+//! loads) through a view whose handle has not seen a truncation, past the
+//! file's end: the result must be `Truncated` exactly when the range reaches
+//! a page wholly past the end (it faulted), and otherwise `Ok` with the
+//! model's bytes and zeros past the end. `TruncateDuringRead` truncates the
+//! file from another thread while a view's whole accessible range is read:
+//! `Ok` (each byte the model's, or 0 at or past the new end) or
+//! `Truncated`. A handle whose mapping was cut (a `Truncated` from either)
+//! is dropped with all its views, as an application would attach anew: the
+//! model does not predict where later faults cut it.
+//!
 //! Any handle may resize (the creator and attached handles alike); a handle
 //! that saw a truncation refuses every resize with `Truncated`, a read-only
 //! handle refuses with `ReadOnly`. Read-only handles (`attach_read_only`)
@@ -133,6 +145,20 @@ enum Op {
     TruncateLazy {
         to: u32,
         look: u8,
+    },
+    /// A read (`wide`: `load_u64`) through view `v` that may reach past the
+    /// file's end without the view's handle having noticed.
+    HostileRead {
+        v: u8,
+        offset: u32,
+        len: u16,
+        wide: bool,
+    },
+    /// Another thread truncates the file to `to` while view `v` is read
+    /// whole; no handle looks afterwards.
+    TruncateDuringRead {
+        v: u8,
+        to: u32,
     },
 }
 
@@ -602,6 +628,94 @@ impl World {
                     }
                 }
             }
+            Op::HostileRead {
+                v,
+                offset,
+                len,
+                wide,
+            } => {
+                if let Some(v) = self.view(v) {
+                    let view = &self.views[v];
+                    let limit = self.accessible(view);
+                    let n = if wide { 8 } else { usize::from(len) };
+                    let mut offset = offset_of(offset, n, view.len, limit);
+                    if wide {
+                        offset &= !7;
+                    }
+                    // Only what `safe` forbids: the model says the access
+                    // fits, but it reaches past the file's end.
+                    // (An empty read touches nothing, so it cannot fault.)
+                    if n == 0 || !fits(offset, n, limit) || fits(offset, n, self.file.len()) {
+                        return;
+                    }
+                    let mut buf = vec![0xA5; n];
+                    let res = if wide {
+                        view.region
+                            .load_u64(offset, Ordering::Relaxed)
+                            .map(|x| buf.copy_from_slice(&x.to_ne_bytes()))
+                    } else {
+                        view.region.read_at(offset, &mut buf)
+                    };
+                    let whole_pages = self.file.len().div_ceil(PAGE) * PAGE;
+                    if offset + n > whole_pages {
+                        assert_eq!(res.unwrap_err().kind(), ErrorKind::Truncated);
+                        self.drop_cut(self.views[v].handle);
+                    } else {
+                        res.unwrap();
+                        let end = self.file.len();
+                        for (k, &b) in buf.iter().enumerate() {
+                            let i = offset + k;
+                            let want = if i < end { self.file[i] } else { 0 };
+                            assert_eq!(b, want, "byte {i} (file length {end})");
+                        }
+                    }
+                }
+            }
+            Op::TruncateDuringRead { v, to } => {
+                if self.file.is_empty() || !self.any_writable() {
+                    return;
+                }
+                if let Some(v) = self.view(v) {
+                    let to = usize::try_from(to).unwrap() % self.file.len();
+                    let fd = self
+                        .handles
+                        .iter()
+                        .filter(|h| h.writable)
+                        .find_map(|h| h.region.as_ref())
+                        .unwrap()
+                        .fd()
+                        .unwrap()
+                        .try_clone_to_owned()
+                        .unwrap();
+                    let view = &self.views[v];
+                    let n = self.accessible(view).min(self.file.len());
+                    let mut buf = vec![0xA5; n];
+                    let worker = truncator();
+                    worker
+                        .jobs
+                        .lock()
+                        .unwrap()
+                        .send((fd, u64::try_from(to).unwrap()))
+                        .unwrap();
+                    let res = view.region.read_at(0, &mut buf);
+                    worker.done.lock().unwrap().recv().unwrap();
+                    match res {
+                        Ok(()) => {
+                            for (i, &b) in buf.iter().enumerate() {
+                                assert!(
+                                    b == self.file[i] || (i >= to && b == 0),
+                                    "byte {i} is {b:#04x}"
+                                );
+                            }
+                        }
+                        Err(ref e) => assert_eq!(e.kind(), ErrorKind::Truncated, "{e}"),
+                    }
+                    self.file.truncate(to);
+                    if res.is_err() {
+                        self.drop_cut(self.views[v].handle);
+                    }
+                }
+            }
             Op::FlushRange { h, offset, len } => {
                 if let Some(i) = self.live(h) {
                     let h = &self.handles[i];
@@ -636,6 +750,19 @@ impl World {
                     }
                 }
             }
+        }
+    }
+
+    /// Drops handle `i` (if live) and every view of it: its mapping was
+    /// cut by a contained `SIGBUS`.
+    fn drop_cut(&mut self, i: usize) {
+        self.views.retain(|v| v.handle != i);
+        if self.handles[i].region.is_some() {
+            drop(self.handles[i].region.take());
+            if self.handles[i].owner {
+                self.linked = false;
+            }
+            assert_eq!(self.path().exists(), self.linked);
         }
     }
 
@@ -704,6 +831,33 @@ impl World {
     }
 }
 
+/// A thread that truncates files for `TruncateDuringRead`, made once and
+/// kept for the process (a thread per input would show up in LeakSanitizer
+/// as glibc's per-thread destructor list).
+struct Truncator {
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<(std::os::fd::OwnedFd, u64)>>,
+    done: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+fn truncator() -> &'static Truncator {
+    static WORKER: std::sync::OnceLock<Truncator> = std::sync::OnceLock::new();
+    WORKER.get_or_init(|| {
+        let (jobs, rx) = std::sync::mpsc::channel::<(std::os::fd::OwnedFd, u64)>();
+        let (tx, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for (fd, to) in rx {
+                rustix::fs::ftruncate(&fd, to).unwrap();
+                drop(fd);
+                tx.send(()).unwrap();
+            }
+        });
+        Truncator {
+            jobs: std::sync::Mutex::new(jobs),
+            done: std::sync::Mutex::new(done),
+        }
+    })
+}
+
 fn base_dir() -> tempfile::TempDir {
     // tmpfs when available: faster, and what shared memory usually lives on.
     tempfile::tempdir_in("/dev/shm")
@@ -712,6 +866,8 @@ fn base_dir() -> tempfile::TempDir {
 }
 
 fuzz_target!(|input: Input| {
+    // Idempotent: installed by the first input, kept for the process.
+    shm_region::sigbus::install().unwrap();
     let mut options = MmapOptions::new();
     if input.small_reservation {
         options.address_space(16 * PAGE);

@@ -117,6 +117,12 @@ impl Mapping {
         self.words.as_ptr().cast::<u8>().cast_mut()
     }
 
+    /// Never cut: the model has no file to lose (`usize::MAX`).
+    #[inline]
+    pub(crate) fn cut(&self) -> usize {
+        usize::MAX
+    }
+
     /// Always `true`: in-memory regions are writable.
     #[inline]
     pub(crate) fn is_writable(&self) -> bool {

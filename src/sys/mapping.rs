@@ -10,6 +10,7 @@ use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
 
 use super::copy::{copy_from_shared, copy_to_shared, PORTABLE_COPY};
+use super::sigbus::Registration;
 use super::{fence_for, page_size, range_fits, read_only_load_ok, round_up_to_page};
 
 /// Mappings that `Drop` could not unmap (invariant 5).
@@ -49,6 +50,9 @@ pub(crate) struct Mapping {
     /// loads return instead of the memory's bytes.
     #[cfg(all(feature = "arbitrary", not(loom)))]
     pub(super) hostile: Option<Box<super::hostile::Input>>,
+    /// The mapping's entry in the `SIGBUS` registry (file mappings only;
+    /// invariant 6), and so its cut offset.
+    pub(super) guard: Registration,
 }
 
 /// Where a [`Mapping`]'s range came from.
@@ -138,14 +142,30 @@ impl Mapping {
             )?
         };
         let base = NonNull::new(base.cast::<u8>()).ok_or(Errno::NOMEM)?;
-        Ok(Self {
+        let mut map = Self {
             base,
             len,
             writable,
             origin: Origin::File,
             #[cfg(all(feature = "arbitrary", not(loom)))]
             hostile: None,
-        })
+            guard: Registration::none(),
+        };
+        // Registered before anyone else can reach the range (invariant 6);
+        // on `ENOMEM` (registry full with the handler installed) the
+        // mapping is dropped, and so unmapped, here.
+        map.guard = Registration::register(base.as_ptr(), len, writable)?;
+        Ok(map)
+    }
+
+    /// The offset from which a contained `SIGBUS` replaced this mapping's
+    /// pages with private zero pages (a multiple of the page size), or
+    /// `usize::MAX` if that never happened (invariant 6). Loaded after an
+    /// acquire fence, so that an access made before it that faulted, or
+    /// that read a page another thread's handler replaced, sees the cut.
+    #[inline]
+    pub(crate) fn cut(&self) -> usize {
+        self.guard.cut()
     }
 
     /// Whether the first `len` bytes of the file lie inside this mapping, so
@@ -524,6 +544,9 @@ impl Drop for Mapping {
             return;
         }
         let base = self.base.as_ptr().cast::<c_void>();
+        // Out of the handler's reach before the range is unmapped
+        // (invariant 6).
+        self.guard.retire();
         // SAFETY: we own `[base, base + len)` (invariant 1), obtained from
         // `mmap` (`Origin::File` or `Origin::Anon`), and `Drop` runs once,
         // when no `&Mapping`
@@ -534,6 +557,7 @@ impl Drop for Mapping {
             // Invariant 5: the range stays mapped, and the leak is counted.
             UNMAP_FAILURES.fetch_add(1, Ordering::Relaxed);
         }
+        self.guard.release();
     }
 }
 
@@ -646,6 +670,7 @@ mod tests {
             origin: Origin::File,
             #[cfg(all(feature = "arbitrary", not(loom)))]
             hostile: None,
+            guard: Registration::none(),
         };
         drop(bogus);
         assert_eq!(unmap_failures(), before + 1);

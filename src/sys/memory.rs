@@ -40,6 +40,8 @@ impl Mapping {
             origin,
             #[cfg(all(feature = "arbitrary", not(loom)))]
             hostile: None,
+            // Private anonymous memory has no file to lose.
+            guard: super::sigbus::Registration::none(),
         })
     }
 }

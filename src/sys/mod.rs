@@ -2,9 +2,11 @@
 //! in its submodules `copy` (copies in and out of shared memory),
 //! `mapping` (file mappings, their accesses and their release), `memory`
 //! (the anonymous memory behind in-memory regions), `futex` (Linux: the
-//! futex system calls on a word of a mapping) and `hostile` (feature
+//! futex system calls on a word of a mapping), `hostile` (feature
 //! `arbitrary`: in-memory mappings whose copies out and loads return a
-//! fuzzer's input instead of the memory's bytes).
+//! fuzzer's input instead of the memory's bytes) and `sigbus` (Linux: the
+//! registry of file mappings and the `SIGBUS` handler of
+//! `shm_region::sigbus::install`).
 //!
 //! Built with `--cfg loom`, the crate's `Mapping` is instead the loom model
 //! in `loom_memory` (safe code: a table of loom atomics standing in for the
@@ -47,7 +49,13 @@
 //!    `len` is a multiple of the page size and never changes. The range may
 //!    extend past the file's end: that is how a region grows in place (the
 //!    file grows under an existing mapping, so the base address stays and no
-//!    page already faulted in is dropped).
+//!    page already faulted in is dropped). One exception: the `SIGBUS`
+//!    handler (invariant 6) may replace a file mapping's pages from some
+//!    page-aligned offset to its end with private anonymous zero pages of
+//!    the same protection. The range stays mapped, owned and of the same
+//!    length, so every access the other invariants allow stays valid; the
+//!    replaced bytes are just no longer the file's, which `Mapping::cut`
+//!    reports.
 //! 3. **Foreign memory.** Other processes may write any byte of the mapping
 //!    at any time, and so may other threads of this process through other
 //!    views. No `&[u8]` or `&mut [u8]` is ever formed over it: bytes move
@@ -130,15 +138,50 @@
 //!    access; it orders nothing for the caller.
 //! 4. **File length.** Pages of the mapping that lie past the file's current
 //!    end raise `SIGBUS` when touched. That is a crash, not undefined
-//!    behaviour, and this module does not prevent it: its own checks keep
-//!    every access inside the mapping, and the callers bound every access by
-//!    the length they last validated against `fstat`. A peer that truncates
-//!    the file between that check and the access can still cause it;
-//!    `SECURITY.md` documents this limit of path-backed files.
+//!    behaviour: this module's own checks keep every access inside the
+//!    mapping, and the callers bound every access by the length they last
+//!    validated against `fstat`. A peer that truncates the file between that
+//!    check and the access can still cause it. Unless the program installed
+//!    the handler (invariant 6), which then contains it, that kills the
+//!    process; `SECURITY.md` documents both.
 //! 5. **Release.** `Drop` never panics and never leaks silently: if the
 //!    kernel refuses to unmap the range, it stays mapped (nothing else can
 //!    be placed there, so no memory is misused) and the crate-global counter
 //!    read by [`unmap_failures`] goes up by one.
+//! 6. **SIGBUS registry** (`sigbus.rs`, Linux outside Miri and loom). Every
+//!    `Mapping` of a file is registered in a static, fixed-capacity table
+//!    right after `mmap` returns it, before any other code can reach it,
+//!    and is taken out of the handler's reach (`retire`: its slot marked
+//!    `RETIRED`, then a wait until no handler is running) *before* `Drop`
+//!    unmaps it; the slot is freed for reuse only after the unmap. All
+//!    registry accesses are `SeqCst`, and a handler counts itself in a
+//!    global counter before it reads any slot and until it last uses one,
+//!    so a handler that finds a slot `LIVE` acts on a range that stays
+//!    mapped and owned by the crate until it returns, and no slot is reused
+//!    while a handler may read it. A slot also names the process that made
+//!    it: a child made by `fork` (which inherits the table but, with
+//!    `MADV_DONTFORK`, not the mapping) never acts on it. The handler maps
+//!    `MAP_FIXED` only inside such a range: from the faulting page to the
+//!    range's end, so never over memory that is not ours. It stores the
+//!    replaced part's offset (the cut, `fetch_min`) before the `mmap`:
+//!    the thread that faulted resumes after the store, and another thread
+//!    can see the zero pages only after the `mmap` (a system call, and the
+//!    TLB flush it waits for), which follows the store; every checked
+//!    access loads the cut after an acquire fence once it has accessed the
+//!    bytes, and refuses bytes at or past it (`ErrorKind::Truncated`). The
+//!    cut lives in the slot (static memory) and is read only while the
+//!    `Mapping` holding the slot lives.
+//! 7. **Async-signal safety.** The `SIGBUS` handler allocates nothing,
+//!    takes no lock and cannot panic (wrapping arithmetic, iterator
+//!    bounds, no indexing): it makes atomic accesses to static memory and
+//!    system calls only: `getpid` and `mmap` as rustix's raw system calls
+//!    (the `linux_raw` backend: no `errno`, no allocation; on the Linux
+//!    architectures where rustix uses libc instead, such as powerpc, mips
+//!    and s390x, libc's thin wrappers, which touch `errno` only when the
+//!    call fails, and a failed `mmap` ends in the default action), and
+//!    `sigaction` and `raise` from libc, both async-signal-safe in POSIX.
+//!    The disposition it forwards to was stored (in a `OnceLock`, read
+//!    with one atomic load) before the handler was installed.
 // Only this module (and its submodules) may use unsafe code and the raw
 // mapping calls.
 #![allow(unsafe_code)]
@@ -157,6 +200,8 @@ mod loom_memory;
 mod mapping;
 #[cfg_attr(loom, allow(dead_code))]
 mod memory;
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) mod sigbus;
 
 use std::sync::atomic::Ordering;
 
