@@ -281,6 +281,9 @@ pub(crate) enum Limit {
     FileSize(u64),
     /// `mmap` failed with `ENOMEM`: no address space or mapping slots left.
     AddressSpace,
+    /// Every slot of the `SIGBUS` registry is in use
+    /// ([`sigbus`](crate::sigbus)).
+    SigbusSlots,
 }
 
 /// The result type of this crate.
@@ -542,6 +545,11 @@ impl fmt::Display for Describe<'_> {
                     f,
                     "no address space or mapping slots left to map {size} bytes"
                 ),
+                Limit::SigbusSlots => write!(
+                    f,
+                    "all {} slots of the SIGBUS registry are in use: {size} bytes cannot be mapped with containment (drop mappings first)",
+                    crate::sys::sigbus::CAPACITY
+                ),
             },
             Detail::FileType(what) => write!(f, "not a regular file: {what}"),
             Detail::Owner { uid, euid } => write!(
@@ -613,7 +621,9 @@ impl fmt::Debug for Error {
                     Limit::MaxSize(max) => d.field("max_size", &max),
                     Limit::Mappable => d.field("limit", &isize::MAX),
                     Limit::FileSize(limit) => d.field("rlimit_fsize", &limit),
-                    Limit::AddressSpace => d.field("reason", &format_args!("{}", Describe(e))),
+                    Limit::AddressSpace | Limit::SigbusSlots => {
+                        d.field("reason", &format_args!("{}", Describe(e)))
+                    }
                 };
             }
             Detail::Owner { uid, euid } => {

@@ -668,6 +668,8 @@ impl MmapRegion {
                 rustix::io::Errno::NOMEM => {
                     Error::too_large(op, len, Limit::AddressSpace).with_errno_of(e)
                 }
+                // The `SIGBUS` registry is full (`mmap` never says ENOSPC).
+                rustix::io::Errno::NOSPC => Error::too_large(op, len, Limit::SigbusSlots),
                 // A descriptor open read-only cannot be mapped writable.
                 rustix::io::Errno::ACCESS if writable && fs::is_open_read_only(fd) => {
                     Error::read_only_descriptor(op, e)

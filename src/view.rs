@@ -10,7 +10,7 @@ use crate::shared::{SharedU32, SharedU64};
 use crate::sync::Arc;
 // `std`'s atomics, or loom's under `--cfg loom` (see "Under loom" below).
 use crate::sync::{AtomicU32, AtomicU64};
-use crate::sys::Mapping;
+use crate::sys::{self, Mapping};
 
 /// A view of one generation of a region's mapping.
 ///

@@ -152,8 +152,8 @@ impl Mapping {
             guard: Registration::none(),
         };
         // Registered before anyone else can reach the range (invariant 6);
-        // on `ENOMEM` (registry full with the handler installed) the
-        // mapping is dropped, and so unmapped, here.
+        // on `ENOSPC` (registry full after `install`) the mapping is
+        // dropped, and so unmapped, here.
         map.guard = Registration::register(base.as_ptr(), len, writable)?;
         Ok(map)
     }
@@ -408,6 +408,9 @@ impl Mapping {
         if matches!(self.origin, Origin::Heap(_)) {
             return Ok(());
         }
+        // Recorded first, so that a page the `SIGBUS` handler replaces is
+        // advised too (invariant 6).
+        self.guard.set_advice(from_dumps, from_children);
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
             use rustix::mm::Advice;

@@ -6,12 +6,12 @@
 //! `ENOTSUP` and the registry is empty (every mapping's cut offset stays
 //! `usize::MAX`).
 //!
-//! **Registry.** A fixed array of `CAPACITY` (4096) slots in static memory. A
+//! **Registry.** A fixed array of [`CAPACITY`] slots in static memory. A
 //! slot is `FREE`, `CLAIMED` (being filled by a registration), `LIVE`
 //! (its range is a mapping the crate owns, not yet being unmapped) or
 //! `RETIRED` (its mapping is about to be unmapped). Every state change and
 //! every field access of the registry is `SeqCst`. The handler counts
-//! itself in `IN_HANDLER` around its scan, and a retiring mapping waits for
+//! itself in `in_handler` around its scan, and a retiring mapping waits for
 //! that counter to reach 0 after marking its slot `RETIRED` and before it is
 //! unmapped. Of the handler's increment and the retirement's load of the
 //! counter, one comes first in the single `SeqCst` order: if the increment,
@@ -20,13 +20,29 @@
 //! touch the range. Either way no handler replaces pages of a range after
 //! it was unmapped, and a slot is only reused (made `FREE`) after the unmap.
 //!
+//! **Children made by `fork`.** A child inherits the static slots (and a
+//! copy of every `Mapping` value), but the counter `in_handler` and the
+//! per-slot flag "claimed by this process" live in a private mapping advised
+//! `MADV_WIPEONFORK`, which the child sees as zeros: no handler is counted
+//! as running in it (none runs: only the forking thread was copied), and no
+//! inherited slot is its own. An inherited slot whose mapping came along
+//! (every mapping not advised `MADV_DONTFORK`) is still exactly right: the
+//! child has the range, and the `Mapping` value that owns it and will
+//! retire the slot before unmapping it. An inherited slot of a
+//! `dont_fork` mapping names a range the child does not have (and may have
+//! mapped something else at), so the handler skips it.
+//!
 //! **Handler.** For a `SIGBUS` the kernel raised for an address with no
-//! backing (`si_code == BUS_ADRERR`) inside a `LIVE` slot registered by this
-//! process, it stores the faulting page's offset into the slot's cut offset
-//! (`fetch_min`), then maps private anonymous zero pages, with the
-//! mapping's protection, `MAP_FIXED` over `[faulting page, end of the
-//! mapping)`, and returns: the faulting instruction runs again, on zeros.
-//! Anything else is forwarded to the disposition found at install time.
+//! backing (`si_code == BUS_ADRERR`) inside a `LIVE` slot it may act on, it
+//! stores the faulting page's offset into the slot's cut offset
+//! (`fetch_min`), maps one private anonymous zero page, with the mapping's
+//! protection and `MAP_NORESERVE`, `MAP_FIXED` over the faulting page,
+//! gives it the mapping's `MADV_DONTDUMP`/`MADV_DONTFORK`, and returns: the
+//! faulting instruction runs again, on zeros. A copy that goes on to the
+//! next page faults there again, and so on: one page per fault, so that
+//! the memory charged for replacements is what was touched, never the rest
+//! of a large reservation. Anything else is forwarded to the disposition
+//! found at the first install.
 
 #[cfg(all(target_os = "linux", not(miri), not(loom)))]
 pub(crate) use imp::{install, is_installed, Registration};
@@ -37,20 +53,20 @@ pub(crate) use stub::{install, is_installed, Registration};
 /// The cut offset of a mapping that never lost pages.
 const NOT_CUT: usize = usize::MAX;
 
+/// How many mappings the registry holds at once.
+pub(crate) const CAPACITY: usize = 4096;
+
 #[cfg(all(target_os = "linux", not(miri), not(loom)))]
 mod imp {
     use std::ffi::{c_int, c_void};
     use std::ptr;
-    use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicPtr, AtomicUsize, Ordering};
+    use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
     use std::sync::{Mutex, OnceLock};
 
     use rustix::io::Errno;
-    use rustix::mm::{MapFlags, ProtFlags};
+    use rustix::mm::{Advice, MapFlags, ProtFlags};
 
-    use super::NOT_CUT;
-
-    /// How many mappings the registry holds at once.
-    const CAPACITY: usize = 4096;
+    use super::{CAPACITY, NOT_CUT};
 
     const FREE: usize = 0;
     const CLAIMED: usize = 1;
@@ -65,11 +81,17 @@ mod imp {
         start: AtomicPtr<u8>,
         len: AtomicUsize,
         writable: AtomicBool,
-        /// The process that registered it (a child made by `fork` inherits
-        /// the registry but not, with `MADV_DONTFORK`, the mapping).
-        pid: AtomicI32,
-        /// The offset from which the handler replaced the pages, or
-        /// `NOT_CUT`. Outlives the slot's registration (static memory).
+        /// The mapping is out of core dumps (`MADV_DONTDUMP`): so are its
+        /// replacement pages.
+        dont_dump: AtomicBool,
+        /// The mapping is out of children made by `fork`
+        /// (`MADV_DONTFORK`): so are its replacement pages, and a child
+        /// never acts on the slot it inherits (the range is not its own).
+        /// Set before the advice is given, never cleared while the slot is
+        /// claimed.
+        dont_fork: AtomicBool,
+        /// The offset from which the handler replaced pages, or `NOT_CUT`.
+        /// Outlives the slot's registration (static memory).
         cut: AtomicUsize,
     }
 
@@ -80,39 +102,98 @@ mod imp {
                 start: AtomicPtr::new(ptr::null_mut()),
                 len: AtomicUsize::new(0),
                 writable: AtomicBool::new(false),
-                pid: AtomicI32::new(0),
+                dont_dump: AtomicBool::new(false),
+                dont_fork: AtomicBool::new(false),
                 cut: AtomicUsize::new(NOT_CUT),
             }
         }
-    }
-
-    static SLOTS: [Slot; CAPACITY] = [const { Slot::new() }; CAPACITY];
-    /// Slots at or past this index have never been claimed.
-    static HIGH: AtomicUsize = AtomicUsize::new(0);
-    /// Handlers between their scan's start and their last use of a slot.
-    static IN_HANDLER: AtomicUsize = AtomicUsize::new(0);
-    /// The cut offset of unregistered mappings: never lowered.
-    static NEVER_CUT: AtomicUsize = AtomicUsize::new(NOT_CUT);
-    static INSTALLED: AtomicBool = AtomicBool::new(false);
-    /// Serialises `install` (never taken by the handler).
-    static INSTALL: Mutex<()> = Mutex::new(());
-    /// The disposition found when the handler was installed; set once,
-    /// before the handler is installed.
-    static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
-    /// The page size, stored before the handler is installed.
-    static PAGE: AtomicUsize = AtomicUsize::new(0);
-
-    /// A mapping's entry in the registry, or none.
-    #[derive(Debug)]
-    pub(crate) struct Registration {
-        slot: Option<&'static Slot>,
-        cut: &'static AtomicUsize,
     }
 
     impl std::fmt::Debug for Slot {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.debug_struct("Slot").finish_non_exhaustive()
         }
+    }
+
+    /// The registry state that belongs to one process and must not pass
+    /// to a child made by `fork`. It lives in an anonymous mapping advised
+    /// `MADV_WIPEONFORK`, which a child sees filled with zeros (a valid
+    /// value of every field): no handler counted as running, no slot
+    /// marked as this process's own.
+    #[repr(C)]
+    struct Local {
+        /// Handlers between their scan's start and their last use of a
+        /// slot.
+        in_handler: AtomicUsize,
+        /// `ours[i]`: slot `i` was claimed by this process (not inherited).
+        ours: [AtomicBool; CAPACITY],
+    }
+
+    static SLOTS: [Slot; CAPACITY] = [const { Slot::new() }; CAPACITY];
+    /// Slots at or past this index have never been claimed.
+    static HIGH: AtomicUsize = AtomicUsize::new(0);
+    /// This process's `Local` (null until the first registration or
+    /// `install`); set once, never unmapped.
+    static LOCAL: AtomicPtr<Local> = AtomicPtr::new(ptr::null_mut());
+    /// The cut offset of unregistered mappings: never lowered.
+    static NEVER_CUT: AtomicUsize = AtomicUsize::new(NOT_CUT);
+    /// `install` has succeeded at least once.
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    /// Serialises `install` (never taken by the handler).
+    static INSTALL: Mutex<()> = Mutex::new(());
+    /// The disposition found when the handler was first installed; set
+    /// once, before the handler is installed.
+    static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
+    /// The page size, stored before the handler is installed.
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+
+    /// This process's [`Local`], made on first use; `None` if the kernel
+    /// refuses the mapping or `MADV_WIPEONFORK` (Linux before 4.14).
+    fn local() -> Option<&'static Local> {
+        let mut p = LOCAL.load(Ordering::SeqCst);
+        if p.is_null() {
+            let size = super::super::round_up_to_page(std::mem::size_of::<Local>())?;
+            // SAFETY: a null hint without `MAP_FIXED` makes a new private
+            // anonymous range that replaces nothing; it is this module's.
+            let raw = unsafe {
+                rustix::mm::mmap_anonymous(
+                    ptr::null_mut(),
+                    size,
+                    ProtFlags::READ | ProtFlags::WRITE,
+                    MapFlags::PRIVATE,
+                )
+            }
+            .ok()?;
+            // SAFETY: `[raw, raw + size)` is the range just mapped; the
+            // advice only decides what a child made by `fork` sees there.
+            let wiped = unsafe { rustix::mm::madvise(raw, size, Advice::LinuxWipeOnFork) };
+            let won = wiped.is_ok()
+                && LOCAL
+                    .compare_exchange(p, raw.cast(), Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok();
+            if won {
+                p = raw.cast();
+            } else {
+                // SAFETY: the range was mapped above and never published.
+                let _ = unsafe { rustix::mm::munmap(raw, size) };
+                wiped.ok()?;
+                p = LOCAL.load(Ordering::SeqCst);
+            }
+        }
+        // SAFETY: a non-null `LOCAL` is a mapping of at least
+        // `size_of::<Local>()` bytes that is never unmapped, page-aligned
+        // (so aligned for `Local`), holding zeros or values stored through
+        // the atomics: every byte pattern of it is a valid `Local`. Only
+        // atomics are accessed through the reference; the kernel zeroing
+        // it in a child made by `fork` happens before that child runs.
+        Some(unsafe { &*p })
+    }
+
+    /// A mapping's entry in the registry, or none.
+    #[derive(Debug)]
+    pub(crate) struct Registration {
+        slot: Option<&'static Slot>,
+        cut: &'static AtomicUsize,
     }
 
     impl Registration {
@@ -126,12 +207,15 @@ mod imp {
 
         /// Registers the mapping `[base, base + len)`, which the caller
         /// owns (invariant 1) and has just mapped. With the registry full,
-        /// no entry is made, unless the handler is installed: then
-        /// `ENOMEM`, so that no mapping made after `install` goes
-        /// unguarded.
+        /// no entry is made, unless `install` has succeeded: then `ENOSPC`
+        /// (which `mmap` never returns), so that no mapping made after
+        /// `install` goes unguarded.
         pub(crate) fn register(base: *mut u8, len: usize, writable: bool) -> Result<Self, Errno> {
-            let pid = rustix::process::getpid().as_raw_nonzero().get();
-            for (i, slot) in SLOTS.iter().enumerate() {
+            let Some(local) = local() else {
+                // No fork-safe registry on this kernel: `install` fails too.
+                return Ok(Self::none());
+            };
+            for (i, (slot, ours)) in SLOTS.iter().zip(local.ours.iter()).enumerate() {
                 if slot.state.load(Ordering::SeqCst) != FREE
                     || slot
                         .state
@@ -143,8 +227,10 @@ mod imp {
                 slot.start.store(base, Ordering::SeqCst);
                 slot.len.store(len, Ordering::SeqCst);
                 slot.writable.store(writable, Ordering::SeqCst);
-                slot.pid.store(pid, Ordering::SeqCst);
+                slot.dont_dump.store(false, Ordering::SeqCst);
+                slot.dont_fork.store(false, Ordering::SeqCst);
                 slot.cut.store(NOT_CUT, Ordering::SeqCst);
+                ours.store(true, Ordering::SeqCst);
                 HIGH.fetch_max(i + 1, Ordering::SeqCst);
                 slot.state.store(LIVE, Ordering::SeqCst);
                 return Ok(Self {
@@ -152,21 +238,37 @@ mod imp {
                     cut: &slot.cut,
                 });
             }
-            if is_installed() {
-                Err(Errno::NOMEM)
+            if ARMED.load(Ordering::SeqCst) {
+                Err(Errno::NOSPC)
             } else {
                 Ok(Self::none())
             }
         }
 
-        /// The offset from which the handler replaced this mapping's pages
-        /// with zeros (a multiple of the page size), or `usize::MAX`.
+        /// Records that the mapping is being advised out of core dumps
+        /// and/or out of children made by `fork`, so that pages the
+        /// handler puts in are advised the same way. Called before the
+        /// advice is given to the mapping (see `Slot::dont_fork`).
+        pub(crate) fn set_advice(&self, dont_dump: bool, dont_fork: bool) {
+            if let Some(slot) = self.slot {
+                if dont_dump {
+                    slot.dont_dump.store(true, Ordering::SeqCst);
+                }
+                if dont_fork {
+                    slot.dont_fork.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+
+        /// The offset from which the handler replaced pages of this
+        /// mapping with zeros (a multiple of the page size), or
+        /// `usize::MAX`.
         ///
         /// Preceded by an acquire fence: the accesses the caller made
         /// before are ordered before this load (on x86 only the compiler
         /// is restrained). A handler that ran on this thread during those
         /// accesses stored the offset before they resumed; one that ran on
-        /// another thread stored it before replacing the pages (invariant
+        /// another thread stored it before replacing the page (invariant
         /// 6), so an access that read a replaced page is followed by a load
         /// that sees the cut.
         #[inline]
@@ -181,8 +283,14 @@ mod imp {
         pub(crate) fn retire(&self) {
             if let Some(slot) = self.slot {
                 slot.state.store(RETIRED, Ordering::SeqCst);
-                while IN_HANDLER.load(Ordering::SeqCst) != 0 {
-                    std::thread::yield_now();
+                // A slot exists only once `LOCAL` is set (`register`).
+                let local = LOCAL.load(Ordering::SeqCst);
+                // SAFETY: as in `local`: non-null, never unmapped, every
+                // byte pattern valid, accessed through atomics only.
+                if let Some(local) = unsafe { local.as_ref() } {
+                    while local.in_handler.load(Ordering::SeqCst) != 0 {
+                        std::thread::yield_now();
+                    }
                 }
             }
         }
@@ -196,35 +304,49 @@ mod imp {
         }
     }
 
-    /// Whether the handler is installed.
-    pub(crate) fn is_installed() -> bool {
-        INSTALLED.load(Ordering::SeqCst)
+    /// The handler's address as `sigaction` stores it.
+    fn handler_address() -> libc::sighandler_t {
+        on_sigbus as extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) as libc::sighandler_t
     }
 
-    /// Installs the handler once for the process.
+    /// Whether the crate's handler is `SIGBUS`'s disposition right now.
+    pub(crate) fn is_installed() -> bool {
+        query().is_ok_and(|a| a.sa_sigaction == handler_address())
+    }
+
+    /// Installs the handler for the process, or again after the
+    /// disposition was reset to the default.
     ///
     /// # Errors
     ///
-    /// Whatever `sigaction` reports; nothing is installed then.
+    /// `ENOTSUP` without `MADV_WIPEONFORK`; `EBUSY` if the handler was
+    /// installed before and `SIGBUS` now has another handler or is
+    /// ignored; whatever `sigaction` reports. Nothing is installed then.
     pub(crate) fn install() -> Result<(), Errno> {
         let _serial = INSTALL
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if is_installed() {
+        let current = query()?;
+        if current.sa_sigaction == handler_address() {
             return Ok(());
         }
-        PAGE.store(super::super::page_size(), Ordering::SeqCst);
-        if PREVIOUS.get().is_none() {
-            let previous = query()?;
-            // Set before the handler exists, so it reads the disposition
-            // without waiting (`OnceLock::get` is one atomic load).
-            let _ = PREVIOUS.set(previous);
+        if PREVIOUS.get().is_some() && current.sa_sigaction != libc::SIG_DFL {
+            // Someone replaced ours; theirs may chain to ours, and ours
+            // forwards to what it found first: replacing theirs could
+            // loop, or silence it.
+            return Err(Errno::BUSY);
         }
+        local().ok_or(Errno::NOTSUP)?;
+        PAGE.store(super::super::page_size(), Ordering::SeqCst);
+        // Set before the handler exists, so it reads the disposition
+        // without waiting (`OnceLock::get` is one atomic load). A later
+        // install (after a reset to the default) keeps the first one.
+        let _ = PREVIOUS.set(current);
         // SAFETY: an all-zero `sigaction` is a valid value of the C
         // struct (no handler, empty mask, no flags); the fields that
         // matter are set below.
         let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-        action.sa_sigaction = on_sigbus as *const () as libc::sighandler_t;
+        action.sa_sigaction = handler_address();
         action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
         // SAFETY: `action` is initialised, the old-action pointer may be
         // null, and the handler it names is async-signal-safe (invariant
@@ -232,12 +354,14 @@ mod imp {
         // mask adds nothing else).
         let rc = unsafe { libc::sigaction(libc::SIGBUS, &action, ptr::null_mut()) };
         if rc != 0 {
-            return Err(
-                Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::INVAL)
-            );
+            return Err(last_errno());
         }
-        INSTALLED.store(true, Ordering::SeqCst);
+        ARMED.store(true, Ordering::SeqCst);
         Ok(())
+    }
+
+    fn last_errno() -> Errno {
+        Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::INVAL)
     }
 
     /// The current disposition of `SIGBUS`.
@@ -250,8 +374,21 @@ mod imp {
         if rc == 0 {
             Ok(old)
         } else {
-            Err(Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::INVAL))
+            Err(last_errno())
         }
+    }
+
+    /// What the handler did with a fault.
+    enum Outcome {
+        /// The page was replaced (and advised): return and retry.
+        Contained,
+        /// No slot of this process holds the address, or the kernel
+        /// refused the replacement (nothing changed): not ours to handle.
+        NotOurs,
+        /// The page was replaced but the kernel refused its advice
+        /// (`MADV_DONTDUMP`/`MADV_DONTFORK`): the process must not go on
+        /// writing into it.
+        Unadvised,
     }
 
     /// The handler (invariant 7: no allocation, no lock, no panic).
@@ -259,27 +396,32 @@ mod imp {
         // SAFETY: installed with `SA_SIGINFO`, so the kernel passes a valid
         // `siginfo_t`.
         let info_ref = unsafe { &*info };
-        if info_ref.si_code == libc::BUS_ADRERR {
+        let local = LOCAL.load(Ordering::SeqCst);
+        // SAFETY: as in `local`: non-null, never unmapped, every byte
+        // pattern valid, accessed through atomics only.
+        if let (libc::BUS_ADRERR, Some(local)) = (info_ref.si_code, unsafe { local.as_ref() }) {
             // SAFETY: for the kernel's `BUS_*` codes the fault member of
             // the union is the one filled in.
             let addr = unsafe { info_ref.si_addr() }.cast::<u8>();
-            IN_HANDLER.fetch_add(1, Ordering::SeqCst);
-            let contained = contain(addr);
-            IN_HANDLER.fetch_sub(1, Ordering::SeqCst);
-            if contained {
-                return;
+            local.in_handler.fetch_add(1, Ordering::SeqCst);
+            let outcome = contain(local, addr);
+            local.in_handler.fetch_sub(1, Ordering::SeqCst);
+            match outcome {
+                Outcome::Contained => return,
+                Outcome::Unadvised => return die(sig),
+                Outcome::NotOurs => {}
             }
         }
         forward(sig, info, ctx);
     }
 
-    /// Replaces the pages of the registered mapping holding `addr`, from
-    /// its page to the mapping's end; `false` if no `LIVE` slot of this
-    /// process holds it or the replacement failed.
-    fn contain(addr: *mut u8) -> bool {
+    /// Replaces the page holding `addr` if it lies in a `LIVE` slot this
+    /// process may act on: one it claimed, or one it inherited through
+    /// `fork` whose mapping came along (not `dont_fork`).
+    fn contain(local: &Local, addr: *mut u8) -> Outcome {
         let addr = addr as usize;
-        let high = HIGH.load(Ordering::SeqCst).min(CAPACITY);
-        for slot in SLOTS.iter().take(high) {
+        let high = HIGH.load(Ordering::SeqCst);
+        for (slot, ours) in SLOTS.iter().zip(local.ours.iter()).take(high) {
             if slot.state.load(Ordering::SeqCst) != LIVE {
                 continue;
             }
@@ -289,9 +431,11 @@ mod imp {
             if addr < start as usize || offset >= len {
                 continue;
             }
-            let pid = rustix::process::getpid().as_raw_nonzero().get();
-            if slot.pid.load(Ordering::SeqCst) != pid {
-                return false;
+            if slot.dont_fork.load(Ordering::SeqCst) && !ours.load(Ordering::SeqCst) {
+                // Inherited, and its range did not come along: it may be
+                // memory this process mapped since. Another slot may hold
+                // the address.
+                continue;
             }
             let page = PAGE.load(Ordering::SeqCst);
             let cut = offset & !page.wrapping_sub(1);
@@ -300,40 +444,60 @@ mod imp {
             } else {
                 ProtFlags::READ
             };
-            // Stored before the pages are replaced (see `Registration::cut`).
+            // Stored before the page is replaced (see `Registration::cut`).
             slot.cut.fetch_min(cut, Ordering::SeqCst);
-            // SAFETY: invariant 6. The slot is `LIVE` and this handler is
-            // counted in `IN_HANDLER`, so the mapping `[start, start + len)`
-            // is still mapped and owned by the crate, and stays so until
-            // this handler returns; `cut < len` and both are multiples of
-            // the page size, so `[start + cut, start + len)` is a
-            // page-aligned part of it. `MAP_FIXED` replaces exactly that
-            // part with private anonymous zero pages of the same
-            // protection: nothing outside the mapping is touched, and the
-            // range stays mapped (invariant 2's exception). The call is one
-            // raw system call (rustix's `linux_raw` backend): no
-            // allocation, no lock, no `errno`.
-            let res = unsafe {
+            let at = start.wrapping_add(cut).cast::<c_void>();
+            // SAFETY: invariant 6. The slot is `LIVE`, this process may act
+            // on it (it claimed it, or inherited the mapping with it), and
+            // this handler is counted in `in_handler`, so the mapping
+            // `[start, start + len)` is mapped and owned by the crate, and
+            // stays so until this handler returns; `cut < len` and both
+            // are multiples of the page size, so `[start + cut, start + cut
+            // + page)` is one page of it. `MAP_FIXED` replaces exactly that
+            // page with a private anonymous zero page of the same
+            // protection (`MAP_NORESERVE`: no swap space is reserved for
+            // it): nothing outside the mapping is touched, and the range
+            // stays mapped (invariant 2's exception). One raw system call
+            // (rustix's `linux_raw` backend): no allocation, no lock, no
+            // `errno`.
+            let replaced = unsafe {
                 rustix::mm::mmap_anonymous(
-                    start.wrapping_add(cut).cast::<c_void>(),
-                    len.wrapping_sub(cut),
+                    at,
+                    page,
                     prot,
-                    MapFlags::PRIVATE | MapFlags::FIXED,
+                    MapFlags::PRIVATE | MapFlags::FIXED | MapFlags::NORESERVE,
                 )
             };
-            return res.is_ok();
+            if replaced.is_err() {
+                return Outcome::NotOurs;
+            }
+            // Read after the replacement, so that advice recorded before
+            // the mapping's own `madvise` is seen here or that `madvise`
+            // covers this page (`Mapping::exclude`).
+            let advice = [
+                (slot.dont_dump.load(Ordering::SeqCst), Advice::LinuxDontDump),
+                (slot.dont_fork.load(Ordering::SeqCst), Advice::LinuxDontFork),
+            ];
+            for (wanted, advice) in advice {
+                // SAFETY: `[at, at + page)` is the page just mapped, part
+                // of the owned range; the advice changes only whether core
+                // dumps and children made by `fork` get it.
+                if wanted && unsafe { rustix::mm::madvise(at, page, advice) }.is_err() {
+                    return Outcome::Unadvised;
+                }
+            }
+            return Outcome::Contained;
         }
-        false
+        Outcome::NotOurs
     }
 
-    /// Hands a `SIGBUS` that is not ours to the disposition found at
-    /// install time: its handler (`SA_SIGINFO` or plain), or for the
+    /// Hands a `SIGBUS` that is not ours to the disposition found at the
+    /// first install: its handler (`SA_SIGINFO` or plain), or for the
     /// default (and, for a fault, for "ignore", which the kernel does not
     /// honour for faults) the default action.
     fn forward(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
         let Some(previous) = PREVIOUS.get() else {
-            die(sig);
-            return;
+            return die(sig);
         };
         let handler = previous.sa_sigaction;
         if handler == libc::SIG_IGN {
@@ -341,10 +505,9 @@ mod imp {
             let code = unsafe { (*info).si_code };
             // A signal sent by a process (`si_code <= 0`) is ignored as
             // asked; a fault cannot be.
-            if code <= 0 {
-                return;
+            if code > 0 {
+                die(sig);
             }
-            die(sig);
         } else if handler == libc::SIG_DFL {
             die(sig);
         } else if previous.sa_flags & libc::SA_SIGINFO != 0 {
@@ -375,7 +538,6 @@ mod imp {
         unsafe {
             libc::sigaction(sig, &dfl, ptr::null_mut());
         }
-        INSTALLED.store(false, Ordering::SeqCst);
         // SAFETY: `raise` is async-signal-safe.
         unsafe {
             libc::raise(sig);
@@ -415,6 +577,8 @@ mod stub {
         pub(crate) fn cut(&self) -> usize {
             NOT_CUT
         }
+
+        pub(crate) fn set_advice(&self, _dont_dump: bool, _dont_fork: bool) {}
 
         pub(crate) fn retire(&self) {}
 
