@@ -36,12 +36,18 @@
 //! After [`install`], every mapping the crate makes of a file (path-backed,
 //! memfd, staged; not [in-memory](crate::MmapRegion::in_memory) regions,
 //! which have no file to lose) is registered, also the ones made before
-//! `install`. When a `SIGBUS` reports an address with no backing
-//! (`BUS_ADRERR`) inside a registered mapping of this process, the handler
-//! replaces that mapping's pages, from the faulting page to the end of the
-//! mapping, with private anonymous zero pages, marks the mapping *cut* at the
-//! faulting page's offset, and returns: the faulting instruction runs
-//! again, on zeros, and the process lives on.
+//! `install`. When the kernel raises `SIGBUS` for an address with no
+//! backing (`BUS_ADRERR`) inside a registered mapping, the handler marks the
+//! mapping *cut* at the faulting page's offset (the lowest such offset
+//! wins), replaces that one page with a private anonymous zero page (the
+//! mapping's protection, `MAP_NORESERVE`, and the mapping's
+//! [`dont_dump`](crate::MmapOptions::dont_dump) and
+//! [`dont_fork`](crate::MmapOptions::dont_fork) advice), and returns: the
+//! faulting instruction runs again, on zeros, and the process lives on. A
+//! copy that goes on to the next missing page faults there and is
+//! contained the same way, so what is replaced, and charged as memory, is
+//! what was touched, never the rest of a large mapping; the kernel merges
+//! adjacent replacement pages into one mapping.
 //!
 //! The checked accessors of [`Region`](crate::Region) never report bytes
 //! of a replaced page as data: [`read_at`](crate::Region::read_at),
@@ -57,9 +63,9 @@
 //! faulted or the mapping was cut before it (by this or another thread).
 //! A copy that faulted midway finishes on zeros and is reported as
 //! `Truncated`: its destination buffer then holds unspecified bytes. A
-//! `write_at` that reached the cut wrote (part of) its bytes into private
-//! memory that no peer sees. The cut is sticky: the handle treats it as a
-//! detected truncation (as
+//! `write_at` that reached the cut may have written (part of) its bytes
+//! into replacement pages, which no peer sees. The cut is sticky: the
+//! handle treats it as a detected truncation (as
 //! [`check_and_remap`](crate::MmapRegion::check_and_remap) would), so its
 //! `check_and_remap` and `resize` return `Truncated` from then on, and
 //! accesses below the cut keep working. Attach anew to use the file again.
@@ -67,21 +73,34 @@
 //! **Raw pointers and atomic references obtained earlier are not checked.**
 //! After a cut, [`as_ptr`](crate::Region::as_ptr) accesses, and
 //! `&AtomicU32`/`&AtomicU64` and [`SharedU32`](crate::SharedU32)/
-//! [`SharedU64`](crate::SharedU64) taken before the cut, read zeros and
-//! write into private memory that no peer sees; they do not fault.
+//! [`SharedU64`](crate::SharedU64) taken earlier, reach replacement pages
+//! where the file's pages faulted (reads give zeros, writes go to private
+//! memory that no peer sees), fault where the file has no page (contained
+//! the same way), and reach the file where it has pages again after
+//! growing back. A [`wait_u32`](crate::Region::wait_u32) whose word is cut
+//! between its check and the futex call sleeps on a replacement page that
+//! nothing can wake ([`wake_u32`](crate::Region::wake_u32) refuses a cut
+//! word): it ends at its timeout, with `Truncated`; give guarded waits a
+//! timeout.
 //!
 //! # Faults that are not ours
 //!
 //! A `SIGBUS` outside the registered mappings (the program's own `mmap`, a
-//! library's, another kind of bus error, a `SIGBUS` sent with `kill`) is
-//! handed to the disposition that was in place when `install` ran: its
-//! handler is called as the kernel would call it (with `SA_SIGINFO` or
-//! without, as it was installed), or, if it was the default, the default
-//! action is restored and the signal raised again, so the process dies as
-//! it would have. (Rust's standard library installs a `SIGBUS` handler of
-//! its own at startup, for stack overflows on some systems; it is such a
-//! previous handler, and it too ends the process for a fault it does not
-//! recognise.)
+//! library's), with another `si_code`, or sent by a process (`kill`,
+//! `tgkill`, `sigqueue`) is handed to the disposition that was in place
+//! when `install` first ran: its handler is called as the kernel would call
+//! it (with `SA_SIGINFO` or without, as it was installed), or, if it was the
+//! default, the default action is restored and the signal raised again, so
+//! the process dies as it would have. If it was "ignore", a signal sent by
+//! a process is ignored, and a fault ends the process (the kernel does not
+//! let a fault be ignored).
+//!
+//! Rust's standard library installs a `SIGBUS` handler of its own at
+//! startup (for stack overflows); it is such a previous handler. For a
+//! fault it does not recognise, and for a `SIGBUS` sent with `kill`, it
+//! resets `SIGBUS` to the default action and returns: after a `kill`, the
+//! guard is off. [`is_installed`] then returns `false`, and [`install`]
+//! arms the guard again.
 //!
 //! # Limits
 //!
@@ -90,51 +109,83 @@
 //!   Call it before starting threads that change signal dispositions.
 //! - **Someone replacing the handler.** Code that installs another
 //!   `SIGBUS` handler after `install` takes the signal away from this one
-//!   (the crate is not told). Code that installs one must chain to the
-//!   previous handler for containment to keep working.
+//!   (the crate is not told) unless it chains to the previous handler;
+//!   [`is_installed`] then returns `false`, and [`install`] refuses to
+//!   replace it.
+//! - **The kernel refusing a replacement.** Under strict overcommit
+//!   (`vm.overcommit_memory=2`, where `MAP_NORESERVE` is ignored) a writable
+//!   mapping's replacement page is charged against the commit limit; at
+//!   that limit, or without memory or mapping slots (`vm.max_map_count`),
+//!   the kernel refuses it and the fault is handled as one that is not ours
+//!   (by default, the process dies as it would have without the guard). If
+//!   the kernel replaces the page but refuses its `dont_dump`/`dont_fork`
+//!   advice, the process dies of `SIGBUS` rather than go on with a page a
+//!   core dump or a child would get.
 //! - **Blocked signals.** A thread that blocks `SIGBUS` (`sigprocmask`) and
 //!   faults is killed by the kernel; no handler runs.
 //! - **Re-entrancy.** The handler runs with `SIGBUS` blocked. A previous
 //!   handler installed with `SA_NODEFER` that the crate forwards to runs
 //!   with it blocked too; its own `sa_mask` and `SA_RESETHAND` are not
 //!   applied.
-//! - **Capacity.** The registry holds 4096 mappings at once. With the
-//!   handler installed, making a further mapping fails with
-//!   [`ErrorKind::FileTooLarge`] (as when
-//!   `mmap` runs out of mapping slots); before `install`, such mappings are
-//!   made unregistered, and a fault in them is not contained.
-//! - **Children made by `fork`.** The registry is inherited but entries
-//!   name the process that made them: in a child that runs on without
-//!   `exec`, a fault in an inherited mapping is not contained (it would be
-//!   memory the child may not own, with `MmapOptions::dont_fork`); mappings
-//!   the child makes itself are.
-//! - **Systems.** Linux only. Elsewhere, and under Miri and loom,
-//!   [`install`] returns [`ErrorKind::Unsupported`].
+//! - **Capacity.** The registry holds 4096 mappings at once. Once
+//!   [`install`] has succeeded, making a further mapping fails with
+//!   [`ErrorKind::FileTooLarge`], saying that the registry's slots are all
+//!   in use; before, such mappings are made unregistered, and a fault in
+//!   them is not contained.
+//! - **Children made by `fork`.** A child that runs on without `exec` keeps
+//!   containment for the mappings it inherited (each came along with the
+//!   handle owning it and its registry entry), except those made with
+//!   [`dont_fork`](crate::MmapOptions::dont_fork), which the child does not
+//!   have: a fault at such an address in the child is not the crate's.
+//!   Mappings the child makes itself are covered.
+//! - **A process forging its own fault.** A thread can queue itself a
+//!   `SIGBUS` that looks like a fault (`rt_tgsigqueueinfo` with
+//!   `BUS_ADRERR`; the kernel refuses that between processes); at an
+//!   address in a crate mapping, that cuts the mapping there, as a real
+//!   fault would.
+//! - **Systems.** Linux 4.14 or later (`MADV_WIPEONFORK`). Elsewhere, and
+//!   under Miri and loom, [`install`] returns [`ErrorKind::Unsupported`].
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// Installs the crate's `SIGBUS` handler for the whole process, once.
+/// Installs the crate's `SIGBUS` handler for the whole process.
 ///
-/// Idempotent and thread-safe: later calls, from any thread, return
-/// `Ok(())` without changing anything. See the [module
-/// documentation](self) for what the handler does and what it cannot do.
+/// Idempotent and thread-safe: while the handler is in place, later calls,
+/// from any thread, return `Ok(())` without changing anything. If
+/// `SIGBUS` was reset to the default action since (for example by Rust's
+/// own handler, after a `kill -BUS`), the handler is installed again,
+/// still forwarding to the disposition found by the first call. See the
+/// [module documentation](self) for what the handler does and what it
+/// cannot do.
 ///
 /// # Errors
 ///
-/// [`ErrorKind::Unsupported`] on systems other than Linux, and under Miri
-/// and loom; [`ErrorKind::Os`] if `sigaction` fails (nothing is installed
-/// then).
+/// - [`ErrorKind::Unsupported`] on systems other than Linux, on Linux
+///   kernels without `MADV_WIPEONFORK` (before 4.14), and under Miri and
+///   loom.
+/// - [`ErrorKind::Os`] with `EBUSY` if the handler was installed before and
+///   `SIGBUS` now has another handler or is ignored: that handler may chain
+///   to this one, and replacing it would silence it or loop.
+/// - [`ErrorKind::Os`] if `sigaction` fails.
+///
+/// Nothing is installed when it fails.
 pub fn install() -> Result<()> {
     const OP: &str = "sigbus::install";
     match crate::sys::sigbus::install() {
         Ok(()) => Ok(()),
-        Err(rustix::io::Errno::NOTSUP) => Err(Error::new(ErrorKind::Unsupported, OP)
-            .because("SIGBUS containment is implemented on Linux only (not under Miri or loom)")),
+        Err(rustix::io::Errno::NOTSUP) => Err(Error::new(ErrorKind::Unsupported, OP).because(
+            "SIGBUS containment needs Linux 4.14 or later (MADV_WIPEONFORK), not Miri or loom",
+        )),
+        Err(e @ rustix::io::Errno::BUSY) => Err(Error::os(OP, e).because(
+            "SIGBUS has another handler since the guard was installed; install does not replace it",
+        )),
         Err(e) => Err(Error::os(OP, e)),
     }
 }
 
-/// Whether [`install`] has installed the handler in this process.
+/// Whether the crate's handler is `SIGBUS`'s disposition in this process
+/// right now: `true` after [`install`] succeeded, until something else
+/// changes the disposition.
 #[must_use]
 pub fn is_installed() -> bool {
     crate::sys::sigbus::is_installed()

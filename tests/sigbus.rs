@@ -428,14 +428,30 @@ fn a_fault_midway_through_a_copy_is_truncated_and_the_cut_is_sticky() {
     );
     assert_eq!(kind(host.check_and_remap()), ErrorKind::Truncated);
     assert_eq!(kind(host.resize(32 * PAGE)), ErrorKind::Truncated);
-    // Raw pointers see the private zero pages (documented), not the file.
-    // SAFETY: the pointer is inside the view's mapping, which `view` keeps
-    // alive; the page is private memory now and no one else writes it.
-    let raw = unsafe { std::ptr::read_volatile(view.as_ptr().wrapping_add(10 * PAGE)) };
-    assert_eq!(raw, 0);
+    // Raw pointers (documented): on a page that faulted (6, replaced) the
+    // private zeros; on one that did not (10) the file again, which a peer
+    // wrote after growing it back.
+    {
+        use std::os::unix::fs::FileExt;
+        let peer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        for page in [6, 10] {
+            let at = u64::try_from(page * PAGE).unwrap();
+            peer.write_all_at(&[0x5A], at).unwrap();
+        }
+    }
+    // SAFETY: the pointers are inside the view's mapping, which `view`
+    // keeps alive; page 6 is private memory now, page 10 is the file's
+    // again (the file is 16 pages long), and no one writes either now.
+    let (replaced, regrown) = unsafe {
+        (
+            std::ptr::read_volatile(view.as_ptr().wrapping_add(6 * PAGE)),
+            std::ptr::read_volatile(view.as_ptr().wrapping_add(10 * PAGE)),
+        )
+    };
+    assert_eq!((replaced, regrown), (0, 0x5A));
     // `write_at` into the cut never reached the file.
     let file = std::fs::read(&path).unwrap();
-    assert_eq!(&file[10 * PAGE..10 * PAGE + 4], &[0; 4]);
+    assert_eq!(&file[10 * PAGE..10 * PAGE + 4], &[0x5A, 0, 0, 0]);
 
     // A new attach maps the regrown file whole.
     let again = MmapRegion::attach(&path).unwrap();
@@ -471,4 +487,514 @@ fn registry_slots_are_reused_after_mappings_are_dropped() {
         kind(r.region().read_at(3 * PAGE, &mut b)),
         ErrorKind::Truncated
     );
+}
+
+/// Runs the calling test's body in a child process (this binary re-run
+/// with the role "child") and asserts that the child succeeded; returns
+/// `true` in the child, where the caller then runs the body.
+fn in_child(test: &str) -> bool {
+    if role().as_deref() == Some("child") {
+        return true;
+    }
+    let (status, _) = run_child(test, "child", &[]);
+    assert!(status.success(), "{status}");
+    false
+}
+
+/// One line of `/proc/self/maps`: the range and the inode (0 for anonymous
+/// memory).
+#[derive(Debug, PartialEq, Eq)]
+struct Vma {
+    start: usize,
+    end: usize,
+    inode: u64,
+    flags: Vec<String>,
+}
+
+/// The entries of `/proc/self/smaps` overlapping `[addr, addr + len)`.
+/// The tests that call it run single-threaded in their child, so the
+/// mappings do not change while it reads.
+fn vmas_over(addr: usize, len: usize) -> Vec<Vma> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let mut vmas: Vec<Vma> = Vec::new();
+    for line in smaps.lines() {
+        if let Some(flags) = line.strip_prefix("VmFlags:") {
+            let vma = vmas.last_mut().expect("VmFlags before any entry");
+            vma.flags = flags.split_whitespace().map(String::from).collect();
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        let Some((a, b)) = fields.next().and_then(|r| r.split_once('-')) else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        else {
+            continue;
+        };
+        let inode = fields.nth(3).and_then(|i| i.parse().ok()).unwrap_or(0);
+        vmas.push(Vma {
+            start,
+            end,
+            inode,
+            flags: Vec::new(),
+        });
+    }
+    vmas.retain(|v| v.start < addr + len && v.end > addr);
+    vmas
+}
+
+fn base_of(view: &Region) -> usize {
+    view.as_ptr() as usize
+}
+
+#[test]
+fn a_fault_in_a_region_whose_reservation_exceeds_memory_is_contained_with_one_page() {
+    // A 1 GiB region's default reservation is 64 GiB, more than this
+    // machine's memory: a replacement of the rest of the reservation would
+    // be refused (ENOMEM) and the process would die after all.
+    const TEST: &str =
+        "a_fault_in_a_region_whose_reservation_exceeds_memory_is_contained_with_one_page";
+    if !in_child(TEST) {
+        return;
+    }
+    const GIB: usize = 1 << 30;
+    sigbus::install().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("segment");
+    let region = shm_region::MmapOptions::new()
+        .reserve_blocks(false)
+        .create(&path, GIB, FileCleanup::Manual)
+        .unwrap();
+    let view = region.region();
+    let at = 900 << 20;
+    view.write_at(at, b"far away").unwrap();
+    set_len(&path, 0);
+    let mut b = [0xAAu8; 8];
+    let err = view.read_at(at, &mut b).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Truncated, "{err}");
+    // The replacement is the faulting page: anonymous, one page long,
+    // between the file's mapping below and above it.
+    let base = base_of(&view);
+    let vmas = vmas_over(base + at - PAGE, 3 * PAGE);
+    assert_eq!(vmas.len(), 3, "{vmas:?}");
+    assert_eq!((vmas[1].start, vmas[1].end), (base + at, base + at + PAGE));
+    assert_eq!(vmas[1].inode, 0);
+    assert_ne!(vmas[0].inode, 0);
+    assert_eq!(vmas[0].inode, vmas[2].inode);
+}
+
+#[test]
+fn faults_over_consecutive_pages_leave_one_anonymous_mapping_not_one_per_page() {
+    // One replacement per fault must not exhaust vm.max_map_count: the
+    // kernel merges adjacent replacement pages.
+    const TEST: &str = "faults_over_consecutive_pages_leave_one_anonymous_mapping_not_one_per_page";
+    if !in_child(TEST) {
+        return;
+    }
+    sigbus::install().unwrap();
+    let dir = base_dir();
+    let path = dir.path().join("segment");
+    let region = MmapRegion::create(&path, MIB, FileCleanup::Manual).unwrap();
+    let view = region.region();
+    view.write_at(0, &vec![7u8; MIB]).unwrap();
+    set_len(&path, 0);
+    let mut buf = vec![0u8; MIB];
+    // 256 faults, one per page, in one copy.
+    assert_eq!(kind(view.read_at(0, &mut buf)), ErrorKind::Truncated);
+    let base = base_of(&view);
+    let vmas = vmas_over(base, MIB);
+    assert_eq!(vmas.len(), 1, "{vmas:?}");
+    assert_eq!(
+        (vmas[0].start, vmas[0].end, vmas[0].inode),
+        (base, base + MIB, 0)
+    );
+}
+
+#[test]
+fn replacement_pages_keep_dont_dump_and_dont_fork() {
+    const TEST: &str = "replacement_pages_keep_dont_dump_and_dont_fork";
+    if !in_child(TEST) {
+        return;
+    }
+    sigbus::install().unwrap();
+    let dir = base_dir();
+    let path = dir.path().join("segment");
+    let region = shm_region::MmapOptions::new()
+        .dont_dump(true)
+        .dont_fork(true)
+        .create(&path, 16 * PAGE, FileCleanup::Manual)
+        .unwrap();
+    let view = region.region();
+    set_len(&path, 4 * PAGE);
+    assert_eq!(
+        kind(view.write_at(8 * PAGE, b"secret")),
+        ErrorKind::Truncated
+    );
+    let at = base_of(&view) + 8 * PAGE;
+    let vmas = vmas_over(at, PAGE);
+    assert_eq!(vmas.len(), 1, "{vmas:?}");
+    assert_eq!(vmas[0].inode, 0, "not replaced: {vmas:?}");
+    for flag in ["dd", "dc"] {
+        assert!(
+            vmas[0].flags.iter().any(|f| f == flag),
+            "no {flag}: {vmas:?}"
+        );
+    }
+}
+
+/// What a fork child reports through `pre_exec` (as the error of
+/// `spawn`) when an access did not end as the test expects.
+const CHILD_SAW_OK: i32 = 1001;
+const CHILD_SAW_OTHER_ERROR: i32 = 1002;
+
+#[test]
+fn a_fork_child_contains_faults_in_the_mappings_it_inherited() {
+    const TEST: &str = "a_fork_child_contains_faults_in_the_mappings_it_inherited";
+    if !in_child(TEST) {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    sigbus::install().unwrap();
+    let dir = base_dir();
+    let path = dir.path().join("segment");
+    let region = MmapRegion::create(&path, 4 * PAGE, FileCleanup::Manual).unwrap();
+    let view = region.region();
+    let peer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let mut cmd = Command::new("true");
+    // SAFETY: the closure runs in the child between fork and exec; this
+    // process is single-threaded apart from the harness's waiting main
+    // thread, and glibc's malloc is usable after fork (the error of a
+    // `Truncated` read is allocated).
+    unsafe {
+        cmd.pre_exec(move || {
+            peer.set_len(u64::try_from(PAGE).unwrap())?;
+            let mut b = [0u8; 8];
+            match view.read_at(2 * PAGE, &mut b) {
+                Err(e) if e.kind() == ErrorKind::Truncated => Ok(()),
+                Ok(()) => Err(std::io::Error::from_raw_os_error(CHILD_SAW_OK)),
+                Err(_) => Err(std::io::Error::from_raw_os_error(CHILD_SAW_OTHER_ERROR)),
+            }
+        });
+    }
+    let status = cmd.status().unwrap();
+    assert!(status.success(), "{status}");
+    // The parent's mapping of the same file is contained on its own.
+    let mut b = [0u8; 8];
+    assert_eq!(
+        kind(region.region().read_at(2 * PAGE, &mut b)),
+        ErrorKind::Truncated
+    );
+}
+
+#[test]
+fn a_fork_child_never_replaces_what_it_mapped_where_a_dont_fork_region_was() {
+    // The child inherits the registry entry of a `dont_fork` region but not
+    // its range. It maps a file of its own there, and a fault in that
+    // mapping is not the crate's: it must end the child, not be papered
+    // over with zeros (whatever the child's PID: nothing compares PIDs).
+    const TEST: &str = "a_fork_child_never_replaces_what_it_mapped_where_a_dont_fork_region_was";
+    if !in_child(TEST) {
+        return;
+    }
+    use std::os::fd::AsFd;
+    use std::os::unix::process::CommandExt;
+    sigbus::install().unwrap();
+    let dir = base_dir();
+    let path = dir.path().join("segment");
+    let region = shm_region::MmapOptions::new()
+        .dont_fork(true)
+        .address_space(4 * PAGE)
+        .create(&path, 4 * PAGE, FileCleanup::Manual)
+        .unwrap();
+    let addr = base_of(&region.region());
+    let own = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(dir.path().join("own"))
+        .unwrap();
+    own.set_len(u64::try_from(2 * PAGE).unwrap()).unwrap();
+    let mut cmd = Command::new("true");
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the child maps memory of its own where the region was, as an unrelated library would"
+    )]
+    let in_the_child = move || {
+        // SAFETY: this runs in the child between fork and exec, where the
+        // range at `addr` is free (`MADV_DONTFORK`): the fixed mapping
+        // (`MAP_FIXED_NOREPLACE`) replaces nothing.
+        let p = unsafe {
+            rustix::mm::mmap(
+                addr as *mut std::ffi::c_void,
+                2 * PAGE,
+                rustix::mm::ProtFlags::READ,
+                rustix::mm::MapFlags::SHARED | rustix::mm::MapFlags::FIXED_NOREPLACE,
+                own.as_fd(),
+                0,
+            )
+        }?;
+        if p as usize != addr {
+            return Err(std::io::Error::from_raw_os_error(CHILD_SAW_OTHER_ERROR));
+        }
+        rustix::fs::ftruncate(&own, 0)?;
+        // SAFETY: the page is inside the mapping just made, which lives on;
+        // it is past the end of the truncated file, so the read faults,
+        // which is the point of the test.
+        let _ = unsafe { std::ptr::read_volatile(p.cast::<u8>().wrapping_add(PAGE)) };
+        Err(std::io::Error::from_raw_os_error(CHILD_SAW_OK))
+    };
+    // SAFETY: the closure only makes system calls and touches memory it
+    // mapped itself.
+    unsafe {
+        cmd.pre_exec(in_the_child);
+    }
+    let status = cmd.status().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGBUS), "{status}");
+}
+
+/// Installs `handler` for `SIGBUS` with `flags`.
+fn set_disposition(handler: libc::sighandler_t, flags: libc::c_int) {
+    // SAFETY: an all-zero `sigaction` is a valid C struct (no flags, empty
+    // mask); the handler and flags are set below.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = handler;
+    action.sa_flags = flags;
+    // SAFETY: `action` is initialised; the handlers the tests pass only
+    // call async-signal-safe functions.
+    let rc = unsafe { libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut()) };
+    assert_eq!(rc, 0);
+}
+
+/// The current `SIGBUS` handler's address.
+fn disposition() -> libc::sighandler_t {
+    // SAFETY: as in `set_disposition`.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only reads the disposition.
+    let rc = unsafe { libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut old) };
+    assert_eq!(rc, 0);
+    old.sa_sigaction
+}
+
+/// Sends `SIGBUS` to this process, as `kill -BUS` would (`si_code` is
+/// `SI_USER`).
+fn kill_bus() {
+    let pid = libc::pid_t::try_from(std::process::id()).unwrap();
+    // SAFETY: `kill` has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(pid, libc::SIGBUS) };
+    assert_eq!(rc, 0);
+}
+
+#[test]
+fn kill_bus_reaches_std_s_handler_which_turns_the_guard_off_until_install_arms_it_again() {
+    const TEST: &str =
+        "kill_bus_reaches_std_s_handler_which_turns_the_guard_off_until_install_arms_it_again";
+    if !in_child(TEST) {
+        return;
+    }
+    // Rust's runtime installed a SIGBUS handler (stack overflows) in this
+    // process: it is the previous disposition.
+    assert_ne!(disposition(), libc::SIG_DFL);
+    sigbus::install().unwrap();
+    assert!(sigbus::is_installed());
+    // Not a fault: forwarded to std's handler, which resets SIGBUS to the
+    // default and returns. The process lives; the guard is off, and says so.
+    kill_bus();
+    // Delivered to any thread of the process, maybe after `kill` returns.
+    wait_until(
+        Duration::from_secs(10),
+        "std's handler to reset SIGBUS",
+        || disposition() == libc::SIG_DFL,
+    );
+    assert!(!sigbus::is_installed());
+    sigbus::install().unwrap();
+    assert!(sigbus::is_installed());
+    let dir = base_dir();
+    drop(contained_fault(&dir));
+}
+
+#[test]
+fn install_refuses_to_replace_a_handler_installed_after_it() {
+    const TEST: &str = "install_refuses_to_replace_a_handler_installed_after_it";
+    if !in_child(TEST) {
+        return;
+    }
+    sigbus::install().unwrap();
+    let theirs = plain_handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    set_disposition(theirs, 0);
+    assert!(!sigbus::is_installed());
+    let err = sigbus::install().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Os, "{err}");
+    assert_eq!(err.raw_os_error(), Some(libc::EBUSY), "{err}");
+    assert_eq!(disposition(), theirs);
+    assert!(!sigbus::is_installed());
+}
+
+/// Exit code of [`plain_handler`].
+const SAW_PLAIN: i32 = 44;
+
+extern "C" fn plain_handler(_sig: libc::c_int) {
+    // SAFETY: `_exit` is async-signal-safe and ends the process.
+    unsafe { libc::_exit(SAW_PLAIN) }
+}
+
+#[test]
+fn a_previous_plain_handler_still_receives_the_faults_that_are_not_ours() {
+    const TEST: &str = "a_previous_plain_handler_still_receives_the_faults_that_are_not_ours";
+    if role().as_deref() == Some("child") {
+        set_disposition(
+            plain_handler as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            0,
+        );
+        sigbus::install().unwrap();
+        let dir = base_dir();
+        let _region = contained_fault(&dir);
+        fault_in_a_foreign_mapping(&dir);
+    }
+    let (status, _) = run_child(TEST, "child", &[]);
+    assert_eq!(status.code(), Some(SAW_PLAIN), "{status}");
+}
+
+#[test]
+fn a_previous_sa_nodefer_handler_still_receives_the_faults_that_are_not_ours() {
+    const TEST: &str = "a_previous_sa_nodefer_handler_still_receives_the_faults_that_are_not_ours";
+    if role().as_deref() == Some("child") {
+        let handler = previous_handler
+            as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
+            as libc::sighandler_t;
+        set_disposition(handler, libc::SA_SIGINFO | libc::SA_NODEFER);
+        sigbus::install().unwrap();
+        let dir = base_dir();
+        let _region = contained_fault(&dir);
+        fault_in_a_foreign_mapping(&dir);
+    }
+    let (status, _) = run_child(TEST, "child", &[]);
+    assert_eq!(status.code(), Some(SAW_IT), "{status}");
+}
+
+#[test]
+fn with_sigbus_ignored_before_install_kill_is_ignored_and_a_foreign_fault_still_kills() {
+    const TEST: &str =
+        "with_sigbus_ignored_before_install_kill_is_ignored_and_a_foreign_fault_still_kills";
+    if role().as_deref() == Some("child") {
+        set_disposition(libc::SIG_IGN, 0);
+        sigbus::install().unwrap();
+        // Sent to this thread (`si_code` is `SI_TKILL`): handled before
+        // `pthread_kill` returns.
+        // SAFETY: `pthread_kill` with this thread's own id and a valid
+        // signal has no memory-safety preconditions.
+        let rc = unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGBUS) };
+        assert_eq!(rc, 0);
+        // Still alive, and still guarded.
+        assert!(sigbus::is_installed());
+        let dir = base_dir();
+        let _region = contained_fault(&dir);
+        fault_in_a_foreign_mapping(&dir);
+    }
+    let (status, _) = run_child(TEST, "child", &[]);
+    assert_eq!(status.signal(), Some(libc::SIGBUS), "{status}");
+}
+
+#[test]
+fn past_the_registry_capacity_new_mappings_fail_with_their_own_reason_once_installed() {
+    const TEST: &str =
+        "past_the_registry_capacity_new_mappings_fail_with_their_own_reason_once_installed";
+    if !in_child(TEST) {
+        return;
+    }
+    let dir = base_dir();
+    let path = dir.path().join("segment");
+    let host = MmapRegion::create(&path, PAGE, FileCleanup::Manual).unwrap();
+    let mut options = shm_region::MmapOptions::new();
+    options.address_space(PAGE);
+    let attach = || options.attach_fd(host.fd().unwrap().try_clone_to_owned().unwrap());
+    // The host's mapping and 4095 more fill the 4096 slots.
+    let mut held: Vec<MmapRegion> = (0..4095).map(|_| attach().unwrap()).collect();
+    // Before install, a mapping past the capacity is made, unregistered.
+    held.push(attach().unwrap());
+    held.pop();
+    sigbus::install().unwrap();
+    let err = attach().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FileTooLarge, "{err}");
+    assert!(
+        err.to_string()
+            .contains("all 4096 slots of the SIGBUS registry are in use"),
+        "{err}"
+    );
+    // A slot freed is a slot for the next mapping.
+    held.pop();
+    let again = attach().unwrap();
+    set_len(&path, 0);
+    let mut b = [0u8; 1];
+    assert_eq!(
+        kind(again.region().read_at(0, &mut b)),
+        ErrorKind::Truncated
+    );
+}
+
+#[test]
+fn every_checked_accessor_reports_truncated_past_a_cut() {
+    const TEST: &str = "every_checked_accessor_reports_truncated_past_a_cut";
+    if !in_child(TEST) {
+        return;
+    }
+    sigbus::install().unwrap();
+    let dir = base_dir();
+    let path = dir.path().join("segment");
+    let region = MmapRegion::create(&path, 16 * PAGE, FileCleanup::Manual).unwrap();
+    let view = region.region();
+    set_len(&path, 4 * PAGE);
+    // The loads fault, each on a page of its own: the cut drops to 10 pages.
+    assert_eq!(
+        kind(view.load_u32(12 * PAGE, Ordering::Relaxed)),
+        ErrorKind::Truncated
+    );
+    assert_eq!(
+        kind(view.load_u32(11 * PAGE, Ordering::Relaxed)),
+        ErrorKind::Truncated
+    );
+    assert_eq!(
+        kind(view.load_u64(10 * PAGE, Ordering::Relaxed)),
+        ErrorKind::Truncated
+    );
+    // Words at or past the cut: no reference, no wait, no wake.
+    assert_eq!(kind(view.atomic_u32(10 * PAGE)), ErrorKind::Truncated);
+    assert_eq!(kind(view.atomic_u64(11 * PAGE)), ErrorKind::Truncated);
+    assert_eq!(kind(view.shared_u32(10 * PAGE + 4)), ErrorKind::Truncated);
+    assert_eq!(kind(view.shared_u64(12 * PAGE)), ErrorKind::Truncated);
+    assert_eq!(kind(view.wake_u32(10 * PAGE, 1)), ErrorKind::Truncated);
+    assert_eq!(
+        kind(view.wait_u32(10 * PAGE, 0, Some(Duration::from_secs(5)))),
+        ErrorKind::Truncated
+    );
+    // Copies fault lower down and lower the cut with them.
+    assert_eq!(
+        kind(view.read_at(9 * PAGE, &mut [0u8; 1])),
+        ErrorKind::Truncated
+    );
+    assert_eq!(kind(view.write_at(8 * PAGE, b"lost")), ErrorKind::Truncated);
+    #[cfg(feature = "zerocopy")]
+    {
+        assert_eq!(kind(view.read_val::<u64>(7 * PAGE)), ErrorKind::Truncated);
+        assert_eq!(kind(view.write_val(6 * PAGE, &7u64)), ErrorKind::Truncated);
+        assert_eq!(
+            kind(view.load_u64(6 * PAGE, Ordering::Relaxed)),
+            ErrorKind::Truncated
+        );
+    }
+    // Below the cut but past the file's end, a wake meets the missing page
+    // in the kernel (EFAULT): Truncated too, without a signal.
+    assert_eq!(kind(view.wake_u32(5 * PAGE, 1)), ErrorKind::Truncated);
+    // Below the file's end, every accessor works.
+    view.write_at(PAGE, &[5u8; 8]).unwrap();
+    assert_eq!(
+        view.load_u64(PAGE, Ordering::Relaxed).unwrap(),
+        0x0505_0505_0505_0505
+    );
+    assert_eq!(
+        view.atomic_u32(PAGE).unwrap().load(Ordering::Relaxed),
+        0x0505_0505
+    );
+    assert_eq!(view.wake_u32(PAGE, 1).unwrap(), 0);
+    #[cfg(feature = "zerocopy")]
+    assert_eq!(view.read_val::<u64>(PAGE).unwrap(), 0x0505_0505_0505_0505);
 }

@@ -155,33 +155,41 @@
 //!    `RETIRED`, then a wait until no handler is running) *before* `Drop`
 //!    unmaps it; the slot is freed for reuse only after the unmap. All
 //!    registry accesses are `SeqCst`, and a handler counts itself in a
-//!    global counter before it reads any slot and until it last uses one,
-//!    so a handler that finds a slot `LIVE` acts on a range that stays
-//!    mapped and owned by the crate until it returns, and no slot is reused
-//!    while a handler may read it. A slot also names the process that made
-//!    it: a child made by `fork` (which inherits the table but, with
-//!    `MADV_DONTFORK`, not the mapping) never acts on it. The handler maps
-//!    `MAP_FIXED` only inside such a range: from the faulting page to the
-//!    range's end, so never over memory that is not ours. It stores the
-//!    replaced part's offset (the cut, `fetch_min`) before the `mmap`:
-//!    the thread that faulted resumes after the store, and another thread
-//!    can see the zero pages only after the `mmap` (a system call, and the
-//!    TLB flush it waits for), which follows the store; every checked
-//!    access loads the cut after an acquire fence once it has accessed the
-//!    bytes, and refuses bytes at or past it (`ErrorKind::Truncated`). The
-//!    cut lives in the slot (static memory) and is read only while the
+//!    counter before it reads any slot and until it last uses one, so a
+//!    handler that finds a slot `LIVE` acts on a range that stays mapped
+//!    and owned by the crate until it returns, and no slot is reused while
+//!    a handler may read it. Across `fork`: the counter and a per-slot
+//!    "claimed by this process" flag live in a private mapping advised
+//!    `MADV_WIPEONFORK`, so a child starts with no handler counted (none
+//!    runs in it) and no slot of its own. Its inherited slots are right for
+//!    every mapping that came along (the range, the `Mapping` owning it and
+//!    the slot were copied together); the slots of `dont_fork` mappings
+//!    (recorded before the advice is given) name ranges the child does not
+//!    have, and the handler skips them unless the child claimed them
+//!    itself. The handler maps `MAP_FIXED` only inside such a range: the
+//!    one faulting page, so never over memory that is not ours. It stores
+//!    the page's offset (the cut, `fetch_min`) before the `mmap`: the
+//!    thread that faulted resumes after the store, and another thread can
+//!    see the zero page only after the `mmap` (a system call, and the TLB
+//!    flush it waits for), which follows the store; every checked access
+//!    loads the cut after an acquire fence once it has accessed the bytes,
+//!    and refuses bytes at or past it (`ErrorKind::Truncated`). The cut
+//!    lives in the slot (static memory) and is read only while the
 //!    `Mapping` holding the slot lives.
 //! 7. **Async-signal safety.** The `SIGBUS` handler allocates nothing,
 //!    takes no lock and cannot panic (wrapping arithmetic, iterator
 //!    bounds, no indexing): it makes atomic accesses to static memory and
-//!    system calls only: `getpid` and `mmap` as rustix's raw system calls
-//!    (the `linux_raw` backend: no `errno`, no allocation; on the Linux
-//!    architectures where rustix uses libc instead, such as powerpc, mips
-//!    and s390x, libc's thin wrappers, which touch `errno` only when the
-//!    call fails, and a failed `mmap` ends in the default action), and
-//!    `sigaction` and `raise` from libc, both async-signal-safe in POSIX.
-//!    The disposition it forwards to was stored (in a `OnceLock`, read
-//!    with one atomic load) before the handler was installed.
+//!    to the `MADV_WIPEONFORK` page (mapped before the handler is
+//!    installed, never unmapped), and system calls only: `mmap` and
+//!    `madvise` as rustix's raw system calls (the `linux_raw` backend: no
+//!    `errno`, no allocation; on the Linux architectures where rustix uses
+//!    libc instead, such as powerpc, mips and s390x, libc's thin wrappers,
+//!    which touch `errno` only when the call fails; a failed `mmap` sends
+//!    the signal on to the previous disposition, a failed `madvise` to the
+//!    default action), and `sigaction` and `raise` from libc, both
+//!    async-signal-safe in POSIX. The disposition it forwards to was stored
+//!    (in a `OnceLock`, read with one atomic load) before the handler was
+//!    first installed, and is never changed.
 // Only this module (and its submodules) may use unsafe code and the raw
 // mapping calls.
 #![allow(unsafe_code)]

@@ -189,6 +189,22 @@ mod imp {
         Some(unsafe { &*p })
     }
 
+    /// The running handlers' counter of this process (for tests).
+    #[cfg(test)]
+    pub(super) fn in_handler() -> &'static AtomicUsize {
+        &local().expect("MADV_WIPEONFORK").in_handler
+    }
+
+    /// Whether `reg`'s slot is marked as claimed by this process (for
+    /// tests).
+    #[cfg(test)]
+    pub(super) fn is_ours(reg: &Registration) -> bool {
+        let local = local().expect("MADV_WIPEONFORK");
+        SLOTS.iter().zip(local.ours.iter()).any(|(slot, ours)| {
+            reg.slot.is_some_and(|s| ptr::eq(s, slot)) && ours.load(Ordering::SeqCst)
+        })
+    }
+
     /// A mapping's entry in the registry, or none.
     #[derive(Debug)]
     pub(crate) struct Registration {
@@ -591,5 +607,46 @@ mod stub {
 
     pub(crate) fn install() -> Result<(), Errno> {
         Err(Errno::NOTSUP)
+    }
+}
+
+#[cfg(all(test, target_os = "linux", not(miri), not(loom)))]
+mod tests {
+    use std::os::unix::process::CommandExt;
+    use std::process::Command;
+    use std::sync::atomic::Ordering;
+
+    use super::imp::{in_handler, is_ours, Registration};
+
+    #[test]
+    fn a_fork_child_starts_with_no_handler_counted_and_no_slot_of_its_own() {
+        // A handler "running" in this process when it forks (counted, as
+        // `on_sigbus` counts itself), and a slot this process claimed.
+        let memory = vec![0u8; 4096];
+        let reg = Registration::register(memory.as_ptr().cast_mut(), 4096, false).unwrap();
+        let reg: &'static Registration = Box::leak(Box::new(reg));
+        assert!(is_ours(reg));
+        in_handler().fetch_add(1, Ordering::SeqCst);
+        let mut cmd = Command::new("true");
+        // SAFETY: the closure runs in the child between fork and exec and
+        // only makes atomic loads and stores; `retire` returns at once when
+        // no handler is counted (it would spin forever otherwise).
+        unsafe {
+            cmd.pre_exec(move || {
+                if in_handler().load(Ordering::SeqCst) != 0 {
+                    return Err(std::io::Error::from_raw_os_error(1001));
+                }
+                if is_ours(reg) {
+                    return Err(std::io::Error::from_raw_os_error(1002));
+                }
+                reg.retire();
+                Ok(())
+            });
+        }
+        let status = cmd.status();
+        in_handler().fetch_sub(1, Ordering::SeqCst);
+        reg.retire();
+        reg.release();
+        assert!(status.unwrap().success());
     }
 }
