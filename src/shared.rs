@@ -26,7 +26,9 @@ use crate::sys::Mapping;
 /// The checks were made when it was made. Unlike the checked accessors of a
 /// view it is not fenced by a truncation detected later: like an
 /// `&AtomicU32` taken earlier, after a peer truncated the file below the
-/// word, an access raises `SIGBUS` if the word's page is gone, and if the
+/// word, an access raises `SIGBUS` if the word's page is gone (contained,
+/// with [`sigbus::install`](crate::sigbus::install): the page is replaced
+/// by a private zero page, which later accesses read and write), and if the
 /// page remains (the file still reaches into it) loads read zeros and
 /// stores reach no file (see `SECURITY.md`). The mixed-size rule
 /// of [`Region::atomic_u32`](crate::Region::atomic_u32) applies.

@@ -59,9 +59,10 @@ impl Region {
     /// clone of the view, or another view of the same generation, keeps the
     /// mapping alive too, but this method promises nothing past this view.)
     /// If a peer truncates the file, touching pages past its new end raises
-    /// `SIGBUS`; with [`sigbus::install`](crate::sigbus::install) the pages
-    /// are replaced by private zeros instead, which the pointer then reads
-    /// and writes without a fault (only the checked accessors report it). Accesses through the pointer must be atomic or otherwise
+    /// `SIGBUS`; with [`sigbus::install`](crate::sigbus::install) a page
+    /// that faults is replaced by a private zero page instead, which the
+    /// pointer then reads and writes without a fault (only the checked
+    /// accessors report it). Accesses through the pointer must be atomic or otherwise
     /// race-free: other threads and processes may write the bytes at any
     /// time.
     #[must_use]
@@ -212,9 +213,11 @@ impl Region {
     /// [`ErrorKind::Misaligned`] if `offset` is not a multiple of 4,
     /// [`ErrorKind::OutOfBounds`] if the word is not within the accessible
     /// length, [`ErrorKind::ReadOnly`] for a read-only mapping,
-    /// [`ErrorKind::Truncated`] if the word's page was replaced after a
-    /// contained `SIGBUS` (see [`sigbus`](crate::sigbus); a reference taken
-    /// before that reads zeros afterwards).
+    /// [`ErrorKind::Truncated`] if the word lies at or past the offset where
+    /// a contained `SIGBUS` cut the mapping (see [`sigbus`](crate::sigbus)).
+    /// A word a peer truncated away whose page has not faulted yet is still
+    /// returned; with the guard its first access faults and is contained,
+    /// and the reference then reads and writes a private zero page.
     pub fn atomic_u32(&self, offset: usize) -> Result<&AtomicU32> {
         self.check_atomic(offset, 4, "atomic_u32")?;
         self.view.map().atomic_u32(offset).ok_or_else(|| {
@@ -401,8 +404,10 @@ impl Region {
     /// [`atomic_u32`](Self::atomic_u32) (a read-only view may wait), and
     /// [`ErrorKind::Unsupported`] on a read-only mapping where
     /// [`load_u32`](Self::load_u32) is; on Linux, [`ErrorKind::Truncated`]
-    /// if the word's page is gone or was replaced after a contained `SIGBUS`
-    /// (checked before and after the wait) and [`ErrorKind::Os`] for any other error
+    /// if the word's page is gone (the futex call says `EFAULT`) or the word
+    /// lies at or past the cut of a contained `SIGBUS` (checked before and
+    /// after the wait; a word cut in between sleeps until the timeout, see
+    /// [`sigbus`](crate::sigbus)) and [`ErrorKind::Os`] for any other error
     /// of the futex call.
     pub fn wait_u32(
         &self,
@@ -412,7 +417,8 @@ impl Region {
     ) -> Result<bool> {
         const OP: &str = "wait_u32";
         self.check_load(offset, 4, Ordering::Relaxed, OP)?;
-        // A cut word is private zeros now: no peer can change or wake it.
+        // A cut word may be a private zero page: no peer can change or wake
+        // it.
         self.after_access(OP, offset, 4)?;
         let woken = crate::wait::wait(self.view.map(), offset, expected, timeout)?;
         self.after_access(OP, offset, 4)?;
