@@ -501,6 +501,16 @@ fn in_child(test: &str) -> bool {
     false
 }
 
+/// Installs the guard and creates a path-backed region of `len` bytes in a
+/// new directory (kept alive by the returned `TempDir`).
+fn guarded_region(len: usize) -> (tempfile::TempDir, std::path::PathBuf, MmapRegion) {
+    sigbus::install().unwrap();
+    let dir = base_dir();
+    let path = dir.path().join("segment");
+    let region = MmapRegion::create(&path, len, FileCleanup::Manual).unwrap();
+    (dir, path, region)
+}
+
 /// One line of `/proc/self/maps`: the range and the inode (0 for anonymous
 /// memory).
 #[derive(Debug, PartialEq, Eq)]
@@ -591,10 +601,7 @@ fn faults_over_consecutive_pages_leave_one_anonymous_mapping_not_one_per_page() 
     if !in_child(TEST) {
         return;
     }
-    sigbus::install().unwrap();
-    let dir = base_dir();
-    let path = dir.path().join("segment");
-    let region = MmapRegion::create(&path, MIB, FileCleanup::Manual).unwrap();
+    let (_dir, path, region) = guarded_region(MIB);
     let view = region.region();
     view.write_at(0, &vec![7u8; MIB]).unwrap();
     set_len(&path, 0);
@@ -654,10 +661,7 @@ fn a_fork_child_contains_faults_in_the_mappings_it_inherited() {
         return;
     }
     use std::os::unix::process::CommandExt;
-    sigbus::install().unwrap();
-    let dir = base_dir();
-    let path = dir.path().join("segment");
-    let region = MmapRegion::create(&path, 4 * PAGE, FileCleanup::Manual).unwrap();
+    let (_dir, path, region) = guarded_region(4 * PAGE);
     let view = region.region();
     let peer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     let mut cmd = Command::new("true");
@@ -937,10 +941,7 @@ fn every_checked_accessor_reports_truncated_past_a_cut() {
     if !in_child(TEST) {
         return;
     }
-    sigbus::install().unwrap();
-    let dir = base_dir();
-    let path = dir.path().join("segment");
-    let region = MmapRegion::create(&path, 16 * PAGE, FileCleanup::Manual).unwrap();
+    let (_dir, path, region) = guarded_region(16 * PAGE);
     let view = region.region();
     set_len(&path, 4 * PAGE);
     // The loads fault, each on a page of its own: the cut drops to 10 pages.
