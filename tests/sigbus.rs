@@ -439,15 +439,13 @@ fn a_fault_midway_through_a_copy_is_truncated_and_the_cut_is_sticky() {
             peer.write_all_at(&[0x5A], at).unwrap();
         }
     }
-    // SAFETY: the pointers are inside the view's mapping, which `view`
-    // keeps alive; page 6 is private memory now, page 10 is the file's
-    // again (the file is 16 pages long), and no one writes either now.
-    let (replaced, regrown) = unsafe {
-        (
-            std::ptr::read_volatile(view.as_ptr().wrapping_add(6 * PAGE)),
-            std::ptr::read_volatile(view.as_ptr().wrapping_add(10 * PAGE)),
-        )
+    let raw = |page: usize| {
+        // SAFETY: the pointer is inside the view's mapping, which `view`
+        // keeps alive; page 6 is private memory now, page 10 is the file's
+        // again (the file is 16 pages long), and no one writes either now.
+        unsafe { std::ptr::read_volatile(view.as_ptr().wrapping_add(page * PAGE)) }
     };
+    let (replaced, regrown) = (raw(6), raw(10));
     assert_eq!((replaced, regrown), (0, 0x5A));
     // `write_at` into the cut never reached the file.
     let file = std::fs::read(&path).unwrap();
@@ -884,9 +882,11 @@ fn with_sigbus_ignored_before_install_kill_is_ignored_and_a_foreign_fault_still_
         sigbus::install().unwrap();
         // Sent to this thread (`si_code` is `SI_TKILL`): handled before
         // `pthread_kill` returns.
+        // SAFETY: `pthread_self` has no preconditions.
+        let me = unsafe { libc::pthread_self() };
         // SAFETY: `pthread_kill` with this thread's own id and a valid
         // signal has no memory-safety preconditions.
-        let rc = unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGBUS) };
+        let rc = unsafe { libc::pthread_kill(me, libc::SIGBUS) };
         assert_eq!(rc, 0);
         // Still alive, and still guarded.
         assert!(sigbus::is_installed());
