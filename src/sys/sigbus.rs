@@ -109,12 +109,6 @@ mod imp {
         }
     }
 
-    impl std::fmt::Debug for Slot {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.debug_struct("Slot").finish_non_exhaustive()
-        }
-    }
-
     /// The registry state that belongs to one process and must not pass
     /// to a child made by `fork`. It lives in an anonymous mapping advised
     /// `MADV_WIPEONFORK`, which a child sees filled with zeros (a valid
@@ -206,10 +200,18 @@ mod imp {
     }
 
     /// A mapping's entry in the registry, or none.
-    #[derive(Debug)]
     pub(crate) struct Registration {
         slot: Option<&'static Slot>,
         cut: &'static AtomicUsize,
+    }
+
+    impl std::fmt::Debug for Registration {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Registration")
+                .field("registered", &self.slot.is_some())
+                .field("cut", &self.cut.load(Ordering::Relaxed))
+                .finish()
+        }
     }
 
     impl Registration {
@@ -395,6 +397,7 @@ mod imp {
     }
 
     /// What the handler did with a fault.
+    #[cfg_attr(test, derive(Debug, PartialEq, Eq))]
     enum Outcome {
         /// The page was replaced (and advised): return and retry.
         Contained,
@@ -557,6 +560,119 @@ mod imp {
         // SAFETY: `raise` is async-signal-safe.
         unsafe {
             libc::raise(sig);
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use std::collections::HashSet;
+        use std::os::fd::AsFd;
+        use std::sync::atomic::Ordering;
+        use std::time::Duration;
+
+        use super::{contain, handler_address, local, query, Outcome, Registration};
+        use crate::sys::{page_size, Mapping};
+
+        /// A file mapping of `pages` pages, registered.
+        fn mapping(pages: usize) -> (std::fs::File, Mapping) {
+            let file = tempfile::tempfile().unwrap();
+            let len = pages * page_size();
+            file.set_len(u64::try_from(len).unwrap()).unwrap();
+            let map = Mapping::new(file.as_fd(), len, 0, true).unwrap();
+            (file, map)
+        }
+
+        #[test]
+        fn the_handler_replaces_the_faulting_page_of_a_live_slot_and_nothing_of_a_retired_one() {
+            let page = page_size();
+            let (_file, map) = mapping(4);
+            let local = local().unwrap();
+            assert_eq!(
+                format!("{:?}", map.guard),
+                format!("Registration {{ registered: true, cut: {} }}", usize::MAX)
+            );
+            // Called as the handler calls it, without a signal: the slot is
+            // live, so page 2 is replaced and the cut drops to it.
+            assert_eq!(
+                contain(local, map.base().wrapping_add(2 * page + 5)),
+                Outcome::Contained
+            );
+            assert_eq!(map.cut(), 2 * page);
+            assert_eq!(
+                contain(local, map.base().wrapping_add(3 * page)),
+                Outcome::Contained
+            );
+            assert_eq!(map.cut(), 2 * page, "the lowest cut wins");
+            // Just past the mapping: not ours.
+            assert_eq!(
+                contain(local, map.base().wrapping_add(4 * page)),
+                Outcome::NotOurs
+            );
+            map.guard.retire();
+            assert_eq!(contain(local, map.base()), Outcome::NotOurs);
+            assert_eq!(map.cut(), 2 * page);
+        }
+
+        #[test]
+        fn retire_waits_for_a_running_handler() {
+            let (_file, map) = mapping(1);
+            let counter = &local().unwrap().in_handler;
+            counter.fetch_add(1, Ordering::SeqCst);
+            let retired = std::thread::scope(|s| {
+                let t = s.spawn(|| map.guard.retire());
+                std::thread::sleep(Duration::from_millis(50));
+                let early = t.is_finished();
+                counter.fetch_sub(1, Ordering::SeqCst);
+                t.join().unwrap();
+                early
+            });
+            assert!(!retired, "retire returned while a handler was counted");
+        }
+
+        #[test]
+        fn concurrent_registrations_claim_distinct_slots() {
+            let memory = vec![0u8; 8];
+            let memory = &memory;
+            let regs: Vec<Registration> = std::thread::scope(|s| {
+                let threads: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            (0..200)
+                                .map(|_| {
+                                    let base = memory.as_ptr().cast_mut();
+                                    Registration::register(base, 8, false).unwrap()
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                threads
+                    .into_iter()
+                    .flat_map(|t| t.join().unwrap())
+                    .collect()
+            });
+            let slots: HashSet<usize> = regs
+                .iter()
+                .map(|r| r.slot.map_or(0, |s| std::ptr::from_ref(s) as usize))
+                .collect();
+            assert_eq!(slots.len(), 1600);
+            assert!(!slots.contains(&0));
+            for r in &regs {
+                r.retire();
+                r.release();
+            }
+        }
+
+        #[test]
+        fn install_asks_for_siginfo_the_alternate_stack_and_restarted_calls() {
+            // Installing in the unit-test process is harmless: the handler
+            // forwards every fault that is not the crate's.
+            super::install().unwrap();
+            let action = query().unwrap();
+            assert_eq!(action.sa_sigaction, handler_address());
+            let wanted = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
+            assert_eq!(action.sa_flags & wanted, wanted);
+            assert_eq!(action.sa_flags & libc::SA_NODEFER, 0);
         }
     }
 }
