@@ -39,15 +39,24 @@
 //! `install`. When the kernel raises `SIGBUS` for an address with no
 //! backing (`BUS_ADRERR`) inside a registered mapping, the handler marks the
 //! mapping *cut* at the faulting page's offset (the lowest such offset
-//! wins), replaces that one page with a private anonymous zero page (the
-//! mapping's protection, `MAP_NORESERVE`, and the mapping's
+//! wins), replaces pages with private anonymous zero pages (the mapping's
+//! protection, `MAP_NORESERVE`, and the mapping's
 //! [`dont_dump`](crate::MmapOptions::dont_dump) and
-//! [`dont_fork`](crate::MmapOptions::dont_fork) advice), and returns: the
-//! faulting instruction runs again, on zeros, and the process lives on. A
-//! copy that goes on to the next missing page faults there and is
-//! contained the same way, so what is replaced, and charged as memory, is
-//! what was touched, never the rest of a large mapping; the kernel merges
-//! adjacent replacement pages into one mapping.
+//! [`dont_fork`](crate::MmapOptions::dont_fork) advice; not its
+//! [`lock`](crate::MmapOptions::lock)), and returns: the faulting
+//! instruction runs again, on zeros, and the process lives on. The first
+//! fault replaces its own page; a later one replaces everything between it
+//! and the pages already replaced, so that the replacements of a mapping
+//! always form one area (one kernel mapping, however far apart the faults
+//! are) that grows from the first fault, never the rest of a large mapping
+//! at once. A copy that goes on to the next missing page faults there and
+//! is contained the same way.
+//!
+//! Truncation is seen a page at a time. A file cut to an end inside a page
+//! keeps that page: bytes past the new end read as zeros and writes there
+//! are lost, without a fault, so the checked accessors return `Ok` for them
+//! until [`check_and_remap`](crate::MmapRegion::check_and_remap) notices
+//! the truncation.
 //!
 //! The checked accessors of [`Region`](crate::Region) never report bytes
 //! of a replaced page as data: [`read_at`](crate::Region::read_at),
@@ -63,8 +72,10 @@
 //! faulted or the mapping was cut before it (by this or another thread).
 //! A copy that faulted midway finishes on zeros and is reported as
 //! `Truncated`: its destination buffer then holds unspecified bytes. A
-//! `write_at` that reached the cut may have written (part of) its bytes
-//! into replacement pages, which no peer sees. The cut is sticky: the
+//! `write_at` that returns `Truncated` may have written (part of) its
+//! bytes, into replacement pages, which no peer sees, or, where the file
+//! had pages again (a peer grew it back) and another thread's fault moved
+//! the cut below them during the copy, into the file. The cut is sticky: the
 //! handle treats it as a detected truncation (as
 //! [`check_and_remap`](crate::MmapRegion::check_and_remap) would), so its
 //! `check_and_remap` and `resize` return `Truncated` from then on, and
@@ -97,10 +108,14 @@
 //!
 //! Rust's standard library installs a `SIGBUS` handler of its own at
 //! startup (for stack overflows); it is such a previous handler. For a
-//! fault it does not recognise, and for a `SIGBUS` sent with `kill`, it
-//! resets `SIGBUS` to the default action and returns: after a `kill`, the
-//! guard is off. [`is_installed`] then returns `false`, and [`install`]
-//! arms the guard again.
+//! fault it does not recognise it resets `SIGBUS` to the default action and
+//! returns, and the fault, raised again, ends the process. For a `SIGBUS`
+//! sent with `kill` it does the same and the process lives on; without the
+//! crate, the next such signal would then kill it. With the crate, after a
+//! previous handler has reset `SIGBUS` to the default for a signal sent by
+//! a process, the handler records the default as the previous disposition
+//! and puts itself back: containment does not lapse, and the next signal
+//! sent ends the process, as it would have. [`is_installed`] stays `true`.
 //!
 //! # Limits
 //!
@@ -114,13 +129,19 @@
 //!   replace it.
 //! - **The kernel refusing a replacement.** Under strict overcommit
 //!   (`vm.overcommit_memory=2`, where `MAP_NORESERVE` is ignored) a writable
-//!   mapping's replacement page is charged against the commit limit; at
-//!   that limit, or without memory or mapping slots (`vm.max_map_count`),
-//!   the kernel refuses it and the fault is handled as one that is not ours
-//!   (by default, the process dies as it would have without the guard). If
-//!   the kernel replaces the page but refuses its `dont_dump`/`dont_fork`
-//!   advice, the process dies of `SIGBUS` rather than go on with a page a
+//!   mapping's replacement pages are charged against the commit limit,
+//!   whether the fault was a read or a write; if the range between a fault
+//!   and the replaced area is refused, the faulting page alone is tried. At
+//!   the commit limit, or without memory or mapping slots, the kernel
+//!   refuses that too and the fault is handled as one that is not ours (by
+//!   default, the process dies as it would have without the guard). If the
+//!   kernel replaces the pages but refuses their `dont_dump`/`dont_fork`
+//!   advice, the process dies of `SIGBUS` rather than go on with pages a
 //!   core dump or a child would get.
+//! - **A signal sent while the guard is put back.** Between a previous
+//!   handler resetting `SIGBUS` to the default (for a signal sent by a
+//!   process) and the crate's handler putting itself back, a fault on
+//!   another thread meets the default action.
 //! - **Blocked signals.** A thread that blocks `SIGBUS` (`sigprocmask`) and
 //!   faults is killed by the kernel; no handler runs.
 //! - **Re-entrancy.** The handler runs with `SIGBUS` blocked. A previous
@@ -130,8 +151,8 @@
 //! - **Capacity.** The registry holds 4096 mappings at once. Once
 //!   [`install`] has succeeded, making a further mapping fails with
 //!   [`ErrorKind::FileTooLarge`], saying that the registry's slots are all
-//!   in use; before, such mappings are made unregistered, and a fault in
-//!   them is not contained.
+//!   in use; before (or while `install` runs), such mappings are made
+//!   unregistered, and a fault in them is not contained.
 //! - **Children made by `fork`.** A child that runs on without `exec` keeps
 //!   containment for the mappings it inherited (each came along with the
 //!   handle owning it and its registry entry), except those made with
@@ -152,11 +173,10 @@ use crate::error::{Error, ErrorKind, Result};
 ///
 /// Idempotent and thread-safe: while the handler is in place, later calls,
 /// from any thread, return `Ok(())` without changing anything. If
-/// `SIGBUS` was reset to the default action since (for example by Rust's
-/// own handler, after a `kill -BUS`), the handler is installed again,
-/// still forwarding to the disposition found by the first call. See the
-/// [module documentation](self) for what the handler does and what it
-/// cannot do.
+/// something reset `SIGBUS` to the default action since, the handler is
+/// installed again, and what is not ours meets the default from then on.
+/// See the [module documentation](self) for what the handler does and
+/// what it cannot do.
 ///
 /// # Errors
 ///

@@ -88,9 +88,12 @@ impl Staged {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::AlreadyExists`] if something is at the path, and
-    /// [`ErrorKind::Os`] for other failures; the [`PublishError`] gives the
-    /// stage back, still unpublished.
+    /// [`ErrorKind::AlreadyExists`] if something is at the path,
+    /// [`ErrorKind::Truncated`] if the staged file is shorter than its
+    /// mapping (a peer truncated it, or a contained `SIGBUS` cut the
+    /// mapping; checked just before the rename), and [`ErrorKind::Os`] for
+    /// other failures; the [`PublishError`] gives the stage back, still
+    /// unpublished.
     pub fn publish(self) -> std::result::Result<MmapRegion, PublishError> {
         self.finish(false)
     }
@@ -102,6 +105,7 @@ impl Staged {
     ///
     /// # Errors
     ///
+    /// [`ErrorKind::Truncated`] as for [`publish`](Self::publish), and
     /// [`ErrorKind::Os`] if the rename fails (for example, a directory is at
     /// the path); the [`PublishError`] gives the stage back.
     pub fn publish_replace(self) -> std::result::Result<MmapRegion, PublishError> {
@@ -114,6 +118,15 @@ impl Staged {
         } else {
             "publish"
         };
+        // Never publish a file shorter than the mapping (truncated under
+        // it, or cut by a contained SIGBUS): peers would attach to less
+        // than the handle claims. A larger file is followed.
+        if let Err(error) = self.region.check_and_remap() {
+            return Err(PublishError {
+                error: error.with_path(&self.final_path),
+                stage: Box::new(self),
+            });
+        }
         let Some(loc) = self.region.location() else {
             let error = Error::new(ErrorKind::NotFound, op).with_path(&self.final_path);
             return Err(PublishError {

@@ -141,3 +141,27 @@ fn a_staged_region_can_grow_before_publication() {
     assert_eq!(host.len(), 3 * 4096);
     assert_eq!(MmapRegion::attach(seg(&dir)).unwrap().len(), 3 * 4096);
 }
+
+#[test]
+fn publish_refuses_a_stage_a_peer_truncated_even_after_it_grows_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = seg(&dir);
+    let staged = MmapRegion::stage(&path, 8192).unwrap();
+    staged.region().write_at(0, b"header").unwrap();
+    let tmp = dir.path().join(&names(&dir)[0]);
+    let peer = std::fs::OpenOptions::new().write(true).open(&tmp).unwrap();
+    peer.set_len(4096).unwrap();
+    let err = staged.publish().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Truncated, "{err}");
+    assert_eq!(err.error().path(), Some(path.as_path()));
+    // Nothing was published: peers never attach to the short file.
+    assert_eq!(kind(MmapRegion::attach(&path)), ErrorKind::NotFound);
+    assert_eq!(names(&dir).len(), 1);
+    // The stage stays refused (a detected truncation is sticky), and
+    // dropping it removes its file.
+    peer.set_len(8192).unwrap();
+    let err = err.into_stage().publish_replace().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Truncated, "{err}");
+    drop(err);
+    assert!(names(&dir).is_empty());
+}

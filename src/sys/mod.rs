@@ -166,11 +166,12 @@
 //!    the slot were copied together); the slots of `dont_fork` mappings
 //!    (recorded before the advice is given) name ranges the child does not
 //!    have, and the handler skips them unless the child claimed them
-//!    itself. The handler maps `MAP_FIXED` only inside such a range: the
-//!    one faulting page, so never over memory that is not ours. It stores
-//!    the page's offset (the cut, `fetch_min`) before the `mmap`: the
+//!    itself. The handler maps `MAP_FIXED` only inside such a range, only
+//!    pages at or past the faulting page's offset once that offset is the
+//!    range's cut, so never over memory that is not ours and never below
+//!    the cut. It stores the cut (`fetch_min`) before the `mmap`: the
 //!    thread that faulted resumes after the store, and another thread can
-//!    see the zero page only after the `mmap` (a system call, and the TLB
+//!    see the zero pages only after the `mmap` (a system call, and the TLB
 //!    flush it waits for), which follows the store; every checked access
 //!    loads the cut after an acquire fence once it has accessed the bytes,
 //!    and refuses bytes at or past it (`ErrorKind::Truncated`). The cut
@@ -187,9 +188,10 @@
 //!    which touch `errno` only when the call fails; a failed `mmap` sends
 //!    the signal on to the previous disposition, a failed `madvise` to the
 //!    default action), and `sigaction` and `raise` from libc, both
-//!    async-signal-safe in POSIX. The disposition it forwards to was stored
-//!    (in a `OnceLock`, read with one atomic load) before the handler was
-//!    first installed, and is never changed.
+//!    async-signal-safe in POSIX. The disposition it forwards to is two
+//!    atomics (the handler's address and whether it takes `SA_SIGINFO`),
+//!    stored before the handler was first installed; the address changes
+//!    only to `SIG_DFL`, which needs no flags.
 // Only this module (and its submodules) may use unsafe code and the raw
 // mapping calls.
 #![allow(unsafe_code)]

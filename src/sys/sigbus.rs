@@ -34,15 +34,17 @@
 //!
 //! **Handler.** For a `SIGBUS` the kernel raised for an address with no
 //! backing (`si_code == BUS_ADRERR`) inside a `LIVE` slot it may act on, it
-//! stores the faulting page's offset into the slot's cut offset
-//! (`fetch_min`), maps one private anonymous zero page, with the mapping's
-//! protection and `MAP_NORESERVE`, `MAP_FIXED` over the faulting page,
-//! gives it the mapping's `MADV_DONTDUMP`/`MADV_DONTFORK`, and returns: the
-//! faulting instruction runs again, on zeros. A copy that goes on to the
-//! next page faults there again, and so on: one page per fault, so that
-//! the memory charged for replacements is what was touched, never the rest
-//! of a large reservation. Anything else is forwarded to the disposition
-//! found at the first install.
+//! lowers the slot's cut offset to the faulting page (`fetch_min`) and
+//! raises its top to the page's end (`fetch_max`), then maps private
+//! anonymous zero pages, with the mapping's protection and `MAP_NORESERVE`,
+//! `MAP_FIXED` over the faulting page and, after the first fault, the pages
+//! between it and `[old cut, old top)`, so that the replacements stay one
+//! area; gives them the mapping's `MADV_DONTDUMP`/`MADV_DONTFORK`; and
+//! returns: the faulting instruction runs again, on zeros. Every replaced
+//! page is at or past the new cut. Anything else is forwarded to the
+//! previous disposition (`PREVIOUS`); after a previous handler reset
+//! `SIGBUS` to the default for a signal a process sent, the handler records
+//! the default as the previous disposition and installs itself again.
 
 #[cfg(all(target_os = "linux", not(miri), not(loom)))]
 pub(crate) use imp::{install, is_installed, Registration};
@@ -61,7 +63,7 @@ mod imp {
     use std::ffi::{c_int, c_void};
     use std::ptr;
     use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
-    use std::sync::{Mutex, OnceLock};
+    use std::sync::Mutex;
 
     use rustix::io::Errno;
     use rustix::mm::{Advice, MapFlags, ProtFlags};
@@ -93,6 +95,9 @@ mod imp {
         /// The offset from which the handler replaced pages, or `NOT_CUT`.
         /// Outlives the slot's registration (static memory).
         cut: AtomicUsize,
+        /// The end of the replaced pages (0 before the first): the
+        /// replacements fill `[cut, top)`, so that they stay one area.
+        top: AtomicUsize,
     }
 
     impl Slot {
@@ -105,6 +110,7 @@ mod imp {
                 dont_dump: AtomicBool::new(false),
                 dont_fork: AtomicBool::new(false),
                 cut: AtomicUsize::new(NOT_CUT),
+                top: AtomicUsize::new(0),
             }
         }
     }
@@ -135,9 +141,14 @@ mod imp {
     static ARMED: AtomicBool = AtomicBool::new(false);
     /// Serialises `install` (never taken by the handler).
     static INSTALL: Mutex<()> = Mutex::new(());
-    /// The disposition found when the handler was first installed; set
-    /// once, before the handler is installed.
-    static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
+    /// The handler of the disposition found when the handler was first
+    /// installed (`SIG_DFL`, `SIG_IGN` or an address), stored before the
+    /// handler is installed. Changed once at most afterwards, to `SIG_DFL`,
+    /// when that handler reset `SIGBUS` to the default (`rearm`).
+    static PREVIOUS: AtomicUsize = AtomicUsize::new(libc::SIG_DFL);
+    /// Whether that handler was installed with `SA_SIGINFO`; stored before
+    /// the handler is installed, never changed.
+    static PREVIOUS_SIGINFO: AtomicBool = AtomicBool::new(false);
     /// The page size, stored before the handler is installed.
     static PAGE: AtomicUsize = AtomicUsize::new(0);
 
@@ -248,6 +259,7 @@ mod imp {
                 slot.dont_dump.store(false, Ordering::SeqCst);
                 slot.dont_fork.store(false, Ordering::SeqCst);
                 slot.cut.store(NOT_CUT, Ordering::SeqCst);
+                slot.top.store(0, Ordering::SeqCst);
                 ours.store(true, Ordering::SeqCst);
                 HIGH.fetch_max(i + 1, Ordering::SeqCst);
                 slot.state.store(LIVE, Ordering::SeqCst);
@@ -348,7 +360,7 @@ mod imp {
         if current.sa_sigaction == handler_address() {
             return Ok(());
         }
-        if PREVIOUS.get().is_some() && current.sa_sigaction != libc::SIG_DFL {
+        if ARMED.load(Ordering::SeqCst) && current.sa_sigaction != libc::SIG_DFL {
             // Someone replaced ours; theirs may chain to ours, and ours
             // forwards to what it found first: replacing theirs could
             // loop, or silence it.
@@ -356,10 +368,25 @@ mod imp {
         }
         local().ok_or(Errno::NOTSUP)?;
         PAGE.store(super::super::page_size(), Ordering::SeqCst);
-        // Set before the handler exists, so it reads the disposition
-        // without waiting (`OnceLock::get` is one atomic load). A later
-        // install (after a reset to the default) keeps the first one.
-        let _ = PREVIOUS.set(current);
+        if ARMED.load(Ordering::SeqCst) {
+            // Installed before and reset to the default since: the default
+            // is what a signal that is not ours now gets.
+            PREVIOUS.store(libc::SIG_DFL, Ordering::SeqCst);
+        } else {
+            // Stored before the handler exists, so it reads them at once.
+            PREVIOUS_SIGINFO.store(current.sa_flags & libc::SA_SIGINFO != 0, Ordering::SeqCst);
+            PREVIOUS.store(current.sa_sigaction, Ordering::SeqCst);
+        }
+        if !arm() {
+            return Err(last_errno());
+        }
+        ARMED.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Makes the crate's handler `SIGBUS`'s disposition; `false` if
+    /// `sigaction` failed. Async-signal-safe (`rearm` calls it).
+    fn arm() -> bool {
         // SAFETY: an all-zero `sigaction` is a valid value of the C
         // struct (no handler, empty mask, no flags); the fields that
         // matter are set below.
@@ -370,12 +397,7 @@ mod imp {
         // null, and the handler it names is async-signal-safe (invariant
         // 7). SIGBUS is blocked while it runs (no `SA_NODEFER`; the zeroed
         // mask adds nothing else).
-        let rc = unsafe { libc::sigaction(libc::SIGBUS, &action, ptr::null_mut()) };
-        if rc != 0 {
-            return Err(last_errno());
-        }
-        ARMED.store(true, Ordering::SeqCst);
-        Ok(())
+        unsafe { libc::sigaction(libc::SIGBUS, &action, ptr::null_mut()) == 0 }
     }
 
     fn last_errno() -> Errno {
@@ -463,30 +485,68 @@ mod imp {
             } else {
                 ProtFlags::READ
             };
-            // Stored before the page is replaced (see `Registration::cut`).
-            slot.cut.fetch_min(cut, Ordering::SeqCst);
-            let at = start.wrapping_add(cut).cast::<c_void>();
+            // Stored before any page is replaced (see `Registration::cut`).
+            let old_cut = slot.cut.fetch_min(cut, Ordering::SeqCst);
+            let old_top = slot.top.fetch_max(cut.wrapping_add(page), Ordering::SeqCst);
+            // The replacements of a mapping fill `[cut, top)`: a fault
+            // below that area replaces everything up to it, a fault above
+            // it everything from it, in one go. They then stay one area
+            // (one kernel mapping however the faults are spread, so
+            // `vm.max_map_count` is never the limit), and every page of it
+            // is at or past the new cut. A fault inside it (another
+            // thread's replacement under way) replaces its own page. If
+            // the kernel refuses the larger range, the faulting page alone.
+            let (lo, hi) = if old_cut > len {
+                (cut, cut.wrapping_add(page))
+            } else if cut < old_cut {
+                (cut, old_cut)
+            } else if cut >= old_top {
+                // `old_cut <= cut` here; the larger bound keeps the range at
+                // or past the cut even if another thread's handler has
+                // lowered the cut but not yet raised the top.
+                (old_top.max(old_cut), cut.wrapping_add(page))
+            } else {
+                (cut, cut.wrapping_add(page))
+            };
+            let mut at = start.wrapping_add(lo).cast::<c_void>();
+            let mut size = hi.wrapping_sub(lo);
             // SAFETY: invariant 6. The slot is `LIVE`, this process may act
             // on it (it claimed it, or inherited the mapping with it), and
             // this handler is counted in `in_handler`, so the mapping
             // `[start, start + len)` is mapped and owned by the crate, and
-            // stays so until this handler returns; `cut < len` and both
-            // are multiples of the page size, so `[start + cut, start + cut
-            // + page)` is one page of it. `MAP_FIXED` replaces exactly that
-            // page with a private anonymous zero page of the same
-            // protection (`MAP_NORESERVE`: no swap space is reserved for
-            // it): nothing outside the mapping is touched, and the range
-            // stays mapped (invariant 2's exception). One raw system call
-            // (rustix's `linux_raw` backend): no allocation, no lock, no
-            // `errno`.
-            let replaced = unsafe {
+            // stays so until this handler returns. `cut < len`, and `len`,
+            // `old_cut` (an earlier cut, used only when `<= len`) and
+            // `old_top` (0 or an earlier cut plus a page, so `<= len`) are
+            // multiples of the page size with `lo <= cut < hi <= len`, so
+            // `[start + lo, start + hi)` lies in the mapping, page-aligned,
+            // as does the single page tried next. `MAP_FIXED` replaces
+            // exactly that range with private anonymous zero pages of the
+            // same protection (`MAP_NORESERVE`: no swap space is reserved
+            // for them): nothing outside the mapping is touched, and the
+            // range stays mapped (invariant 2's exception). One raw system
+            // call (rustix's `linux_raw` backend): no allocation, no lock,
+            // no `errno`.
+            let mut replaced = unsafe {
                 rustix::mm::mmap_anonymous(
                     at,
-                    page,
+                    size,
                     prot,
                     MapFlags::PRIVATE | MapFlags::FIXED | MapFlags::NORESERVE,
                 )
             };
+            if replaced.is_err() && size != page {
+                at = start.wrapping_add(cut).cast::<c_void>();
+                size = page;
+                // SAFETY: as above, for the faulting page alone.
+                replaced = unsafe {
+                    rustix::mm::mmap_anonymous(
+                        at,
+                        size,
+                        prot,
+                        MapFlags::PRIVATE | MapFlags::FIXED | MapFlags::NORESERVE,
+                    )
+                };
+            }
             if replaced.is_err() {
                 return Outcome::NotOurs;
             }
@@ -498,10 +558,10 @@ mod imp {
                 (slot.dont_fork.load(Ordering::SeqCst), Advice::LinuxDontFork),
             ];
             for (wanted, advice) in advice {
-                // SAFETY: `[at, at + page)` is the page just mapped, part
+                // SAFETY: `[at, at + size)` is the range just mapped, part
                 // of the owned range; the advice changes only whether core
                 // dumps and children made by `fork` get it.
-                if wanted && unsafe { rustix::mm::madvise(at, page, advice) }.is_err() {
+                if wanted && unsafe { rustix::mm::madvise(at, size, advice) }.is_err() {
                     return Outcome::Unadvised;
                 }
             }
@@ -515,32 +575,57 @@ mod imp {
     /// default (and, for a fault, for "ignore", which the kernel does not
     /// honour for faults) the default action.
     fn forward(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
-        let Some(previous) = PREVIOUS.get() else {
-            return die(sig);
-        };
-        let handler = previous.sa_sigaction;
+        // SAFETY: `info` is valid (as in `on_sigbus`).
+        let code = unsafe { (*info).si_code };
+        // `si_code <= 0`: sent by a process (`kill`, `tgkill`, `sigqueue`).
+        let sent = code <= 0;
+        let handler = PREVIOUS.load(Ordering::SeqCst);
         if handler == libc::SIG_IGN {
-            // SAFETY: `info` is valid (as in `on_sigbus`).
-            let code = unsafe { (*info).si_code };
-            // A signal sent by a process (`si_code <= 0`) is ignored as
-            // asked; a fault cannot be.
-            if code > 0 {
+            // A signal sent by a process is ignored as asked; a fault
+            // cannot be.
+            if !sent {
                 die(sig);
             }
-        } else if handler == libc::SIG_DFL {
-            die(sig);
-        } else if previous.sa_flags & libc::SA_SIGINFO != 0 {
+            return;
+        }
+        if handler == libc::SIG_DFL {
+            return die(sig);
+        }
+        if PREVIOUS_SIGINFO.load(Ordering::SeqCst) {
             // SAFETY: the previous disposition was installed with
-            // `SA_SIGINFO`, so `sa_sigaction` is such a handler's address,
+            // `SA_SIGINFO`, so its handler is such a function's address,
             // called as the kernel would call it.
             let f: extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) =
                 unsafe { std::mem::transmute(handler) };
             f(sig, info, ctx);
         } else {
-            // SAFETY: without `SA_SIGINFO`, `sa_handler` (the same field)
-            // is a one-argument handler's address.
+            // SAFETY: without `SA_SIGINFO`, the handler (the same field of
+            // `sigaction`) is a one-argument function's address.
             let f: extern "C" fn(c_int) = unsafe { std::mem::transmute(handler) };
             f(sig);
+        }
+        if sent {
+            rearm();
+        }
+    }
+
+    /// After a previous handler ran for a signal sent by a process: if it
+    /// reset `SIGBUS` to the default (Rust's standard library does), the
+    /// default is from now on what a signal that is not ours gets, and the
+    /// crate's handler is put back in its place, so that containment does
+    /// not lapse. (Without the crate, that handler would not run again:
+    /// the next such signal would meet the default; with it, it meets the
+    /// default through `forward`.) A fault forwarded to it needs none of
+    /// this: the faulting instruction runs again and meets the default.
+    fn rearm() {
+        // SAFETY: as in `install`, a zeroed `sigaction` is valid.
+        let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: `sigaction` is async-signal-safe; a null new action only
+        // reads the disposition into `now`, valid and writable.
+        let rc = unsafe { libc::sigaction(libc::SIGBUS, ptr::null(), &mut now) };
+        if rc == 0 && now.sa_sigaction == libc::SIG_DFL {
+            PREVIOUS.store(libc::SIG_DFL, Ordering::SeqCst);
+            arm();
         }
     }
 
