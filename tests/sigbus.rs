@@ -51,9 +51,16 @@ fn run_child(test: &str, role: &str, env: &[(&str, &str)]) -> (ExitStatus, Strin
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut out = String::new();
-    c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    // Read on another thread, so that a child that hangs (a handler that
+    // loops) is killed at the time limit instead of blocking the read.
+    let mut stdout = c.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        stdout.read_to_string(&mut out).unwrap();
+        out
+    });
     let status = wait_with_timeout(&mut c, Duration::from_secs(60));
+    let out = reader.join().unwrap();
     print!("{out}");
     (status, out)
 }
