@@ -46,11 +46,12 @@
 //! [`lock`](crate::MmapOptions::lock)), and returns: the faulting
 //! instruction runs again, on zeros, and the process lives on. The first
 //! fault replaces its own page; a later one replaces everything between it
-//! and the pages already replaced, so that the replacements of a mapping
-//! always form one area (one kernel mapping, however far apart the faults
-//! are) that grows from the first fault, never the rest of a large mapping
-//! at once. A copy that goes on to the next missing page faults there and
-//! is contained the same way.
+//! and the pages already replaced (a fault inside that area, whose
+//! replacement another thread has yet to finish, the whole area), so that
+//! the replacements of a mapping form one area (one kernel mapping, however
+//! far apart the faults are) that grows from the first fault, never the
+//! rest of a large mapping at once. A copy that goes on to the next missing
+//! page faults there and is contained the same way.
 //!
 //! Truncation is seen a page at a time. A file cut to an end inside a page
 //! keeps that page: bytes past the new end read as zeros and writes there
@@ -85,10 +86,12 @@
 //! After a cut, [`as_ptr`](crate::Region::as_ptr) accesses, and
 //! `&AtomicU32`/`&AtomicU64` and [`SharedU32`](crate::SharedU32)/
 //! [`SharedU64`](crate::SharedU64) taken earlier, reach replacement pages
-//! where the file's pages faulted (reads give zeros, writes go to private
-//! memory that no peer sees), fault where the file has no page (contained
-//! the same way), and reach the file where it has pages again after
-//! growing back. A [`wait_u32`](crate::Region::wait_u32) whose word is cut
+//! anywhere in the replaced area, from the lowest to the highest page that
+//! faulted, pages that never faulted and pages the file has again
+//! included: reads give zeros or what was written there, writes go to
+//! private memory that no peer sees and that a later fault may reset to
+//! zeros. Outside that area they reach the file where it has pages, and
+//! fault where it has none (contained the same way). A [`wait_u32`](crate::Region::wait_u32) whose word is cut
 //! between its check and the futex call sleeps on a replacement page that
 //! nothing can wake ([`wake_u32`](crate::Region::wake_u32) refuses a cut
 //! word): it ends at its timeout, with `Truncated`; give guarded waits a

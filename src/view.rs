@@ -59,10 +59,10 @@ impl Region {
     /// clone of the view, or another view of the same generation, keeps the
     /// mapping alive too, but this method promises nothing past this view.)
     /// If a peer truncates the file, touching pages past its new end raises
-    /// `SIGBUS`; with [`sigbus::install`](crate::sigbus::install) a page
-    /// that faults is replaced by a private zero page instead, which the
-    /// pointer then reads and writes without a fault (only the checked
-    /// accessors report it). Accesses through the pointer must be atomic or otherwise
+    /// `SIGBUS`; with [`sigbus::install`](crate::sigbus::install) the
+    /// faulting page (and the pages between it and earlier faults) are
+    /// replaced by private zero pages instead, which the pointer then reads
+    /// and writes without a fault (only the checked accessors report it). Accesses through the pointer must be atomic or otherwise
     /// race-free: other threads and processes may write the bytes at any
     /// time.
     #[must_use]

@@ -143,8 +143,9 @@ mod imp {
     static INSTALL: Mutex<()> = Mutex::new(());
     /// The handler of the disposition found when the handler was first
     /// installed (`SIG_DFL`, `SIG_IGN` or an address), stored before the
-    /// handler is installed. Changed once at most afterwards, to `SIG_DFL`,
-    /// when that handler reset `SIGBUS` to the default (`rearm`).
+    /// handler is installed. Changed afterwards only to `SIG_DFL`: when
+    /// that handler reset `SIGBUS` to the default (`rearm`), or when the
+    /// default is what `install` found it replaced.
     static PREVIOUS: AtomicUsize = AtomicUsize::new(libc::SIG_DFL);
     /// Whether that handler was installed with `SA_SIGINFO`; stored before
     /// the handler is installed, never changed.
@@ -377,27 +378,37 @@ mod imp {
             PREVIOUS_SIGINFO.store(current.sa_flags & libc::SA_SIGINFO != 0, Ordering::SeqCst);
             PREVIOUS.store(current.sa_sigaction, Ordering::SeqCst);
         }
-        if !arm() {
+        let Some(replaced) = arm() else {
             return Err(last_errno());
+        };
+        if replaced.sa_sigaction == libc::SIG_DFL {
+            // The disposition was reset to the default between the look
+            // above and now (a sent SIGBUS that the previous handler
+            // answered that way, say): the default is what was replaced.
+            PREVIOUS.store(libc::SIG_DFL, Ordering::SeqCst);
         }
         ARMED.store(true, Ordering::SeqCst);
         Ok(())
     }
 
-    /// Makes the crate's handler `SIGBUS`'s disposition; `false` if
-    /// `sigaction` failed. Async-signal-safe (`rearm` calls it).
-    fn arm() -> bool {
+    /// Makes the crate's handler `SIGBUS`'s disposition and returns the one
+    /// it replaced; `None` if `sigaction` failed. Async-signal-safe
+    /// (`rearm` calls it).
+    fn arm() -> Option<libc::sigaction> {
         // SAFETY: an all-zero `sigaction` is a valid value of the C
         // struct (no handler, empty mask, no flags); the fields that
         // matter are set below.
         let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
         action.sa_sigaction = handler_address();
         action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
-        // SAFETY: `action` is initialised, the old-action pointer may be
-        // null, and the handler it names is async-signal-safe (invariant
+        // SAFETY: as above, a zeroed `sigaction` is valid.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: `action` is initialised, `old` is valid and writable,
+        // and the handler `action` names is async-signal-safe (invariant
         // 7). SIGBUS is blocked while it runs (no `SA_NODEFER`; the zeroed
         // mask adds nothing else).
-        unsafe { libc::sigaction(libc::SIGBUS, &action, ptr::null_mut()) == 0 }
+        let rc = unsafe { libc::sigaction(libc::SIGBUS, &action, &mut old) };
+        (rc == 0).then_some(old)
     }
 
     fn last_errno() -> Errno {
@@ -490,12 +501,11 @@ mod imp {
             let old_top = slot.top.fetch_max(cut.wrapping_add(page), Ordering::SeqCst);
             // The replacements of a mapping fill `[cut, top)`: a fault
             // below that area replaces everything up to it, a fault above
-            // it everything from it, in one go. They then stay one area
-            // (one kernel mapping however the faults are spread, so
-            // `vm.max_map_count` is never the limit), and every page of it
-            // is at or past the new cut. A fault inside it (another
-            // thread's replacement under way) replaces its own page. If
-            // the kernel refuses the larger range, the faulting page alone.
+            // it everything from it, a fault inside it the whole area, in
+            // one go. They then stay one area (one kernel mapping however
+            // the faults are spread, so `vm.max_map_count` is never the
+            // limit), and every page of it is at or past the cut. If the
+            // kernel refuses the larger range, the faulting page alone.
             let (lo, hi) = if old_cut > len {
                 (cut, cut.wrapping_add(page))
             } else if cut < old_cut {
@@ -506,7 +516,17 @@ mod imp {
                 // lowered the cut but not yet raised the top.
                 (old_top.max(old_cut), cut.wrapping_add(page))
             } else {
-                (cut, cut.wrapping_add(page))
+                // Inside the area: a replacement that covers this page is
+                // still under way on another thread (preempted between its
+                // stores and its `mmap`, say). Replacing the whole area now,
+                // not the page alone, keeps it one area meanwhile, however
+                // many faults come before that thread runs on.
+                let now_cut = slot.cut.load(Ordering::SeqCst);
+                let now_top = slot.top.load(Ordering::SeqCst);
+                (
+                    now_cut.min(cut),
+                    now_top.max(cut.wrapping_add(page)).min(len),
+                )
             };
             let mut at = start.wrapping_add(lo).cast::<c_void>();
             let mut size = hi.wrapping_sub(lo);
@@ -516,8 +536,10 @@ mod imp {
             // `[start, start + len)` is mapped and owned by the crate, and
             // stays so until this handler returns. `cut < len`, and `len`,
             // `old_cut` (an earlier cut, used only when `<= len`) and
-            // `old_top` (0 or an earlier cut plus a page, so `<= len`) are
-            // multiples of the page size with `lo <= cut < hi <= len`, so
+            // `old_top` and `now_top` (0 or an earlier cut plus a page, so
+            // `<= len`) and `now_cut` (an earlier cut, `<= cut` once this
+            // handler's own `fetch_min` is done) are multiples of the page
+            // size with `lo <= cut < hi <= len`, so
             // `[start + lo, start + hi)` lies in the mapping, page-aligned,
             // as does the single page tried next. `MAP_FIXED` replaces
             // exactly that range with private anonymous zero pages of the
@@ -625,7 +647,7 @@ mod imp {
         let rc = unsafe { libc::sigaction(libc::SIGBUS, ptr::null(), &mut now) };
         if rc == 0 && now.sa_sigaction == libc::SIG_DFL {
             PREVIOUS.store(libc::SIG_DFL, Ordering::SeqCst);
-            arm();
+            let _ = arm();
         }
     }
 
