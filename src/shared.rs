@@ -26,11 +26,13 @@ use crate::sys::Mapping;
 /// The checks were made when it was made. Unlike the checked accessors of a
 /// view it is not fenced by a truncation detected later: like an
 /// `&AtomicU32` taken earlier, after a peer truncated the file below the
-/// word, an access raises `SIGBUS` if the word's page is gone (contained,
-/// with [`sigbus::install`](crate::sigbus::install): the page is replaced
-/// by a private zero page, which later accesses read and write), and if the
-/// page remains (the file still reaches into it) loads read zeros and
-/// stores reach no file (see `SECURITY.md`). The mixed-size rule
+/// word, an access raises `SIGBUS` if the word's page is gone (with
+/// [`sigbus::install`](crate::sigbus::install) that is contained: the page
+/// is replaced by a private zero page, and a word whose page already lies
+/// in a replaced area reads and writes private memory without a fault; a
+/// later fault may reset it to zeros), and if the page remains (the file
+/// ends inside it) the word is past the file's end: shared by the file's
+/// mappers but no part of the file on disk (see `SECURITY.md`). The mixed-size rule
 /// of [`Region::atomic_u32`](crate::Region::atomic_u32) applies.
 ///
 /// Under loom it derefs to loom's `AtomicU32`, as `atomic_u32` does.

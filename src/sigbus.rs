@@ -54,8 +54,10 @@
 //! page faults there and is contained the same way.
 //!
 //! Truncation is seen a page at a time. A file cut to an end inside a page
-//! keeps that page: bytes past the new end read as zeros and writes there
-//! are lost, without a fault, so the checked accessors return `Ok` for them
+//! keeps that page, without a fault: the bytes past the new end stay
+//! shared by every process that maps the file (zeros, or what one of them
+//! wrote there since), are no part of the file on disk (tmpfs keeps them
+//! if the file grows back), and the checked accessors return `Ok` for them
 //! until [`check_and_remap`](crate::MmapRegion::check_and_remap) notices
 //! the truncation.
 //!
@@ -117,8 +119,15 @@
 //! crate, the next such signal would then kill it. With the crate, after a
 //! previous handler has reset `SIGBUS` to the default for a signal sent by
 //! a process, the handler records the default as the previous disposition
-//! and puts itself back: containment does not lapse, and the next signal
-//! sent ends the process, as it would have. [`is_installed`] stays `true`.
+//! and puts itself back at once, and the next signal sent ends the process,
+//! as it would have. In the short gap between the previous handler's reset
+//! and the crate's handler putting itself back, the disposition is the
+//! default: a fault on another thread then ends the process, and
+//! [`is_installed`] says `false`. A previous handler that installs itself
+//! again (the System V idiom) is followed the same way: the crate's handler
+//! is put back after it. A previous handler that sets "ignore" or another
+//! handler turns the guard off ([`is_installed`] says `false`, and
+//! [`install`] refuses to replace it).
 //!
 //! # Limits
 //!

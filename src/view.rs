@@ -62,7 +62,8 @@ impl Region {
     /// `SIGBUS`; with [`sigbus::install`](crate::sigbus::install) the
     /// faulting page (and the pages between it and earlier faults) are
     /// replaced by private zero pages instead, which the pointer then reads
-    /// and writes without a fault (only the checked accessors report it). Accesses through the pointer must be atomic or otherwise
+    /// and writes without a fault (only the checked accessors report it; a
+    /// later fault may reset them to zeros, see [`sigbus`](crate::sigbus)). Accesses through the pointer must be atomic or otherwise
     /// race-free: other threads and processes may write the bytes at any
     /// time.
     #[must_use]
@@ -216,8 +217,10 @@ impl Region {
     /// [`ErrorKind::Truncated`] if the word lies at or past the offset where
     /// a contained `SIGBUS` cut the mapping (see [`sigbus`](crate::sigbus)).
     /// A word a peer truncated away whose page has not faulted yet is still
-    /// returned; with the guard its first access faults and is contained,
-    /// and the reference then reads and writes a private zero page.
+    /// returned; with the guard its first access faults and is contained
+    /// (unless its page already lies in the replaced area), and the
+    /// reference then reads and writes a private page (which a later fault
+    /// may reset to zeros).
     pub fn atomic_u32(&self, offset: usize) -> Result<&AtomicU32> {
         self.check_atomic(offset, 4, "atomic_u32")?;
         self.view.map().atomic_u32(offset).ok_or_else(|| {
@@ -298,7 +301,8 @@ impl Region {
     /// As [`atomic_u32`](Self::atomic_u32): [`ErrorKind::ReadOnly`] for a
     /// read-only mapping, [`ErrorKind::Misaligned`] if `offset` is not a
     /// multiple of 4, [`ErrorKind::OutOfBounds`] if the word is not within
-    /// the accessible length.
+    /// the accessible length, [`ErrorKind::Truncated`] if it lies at or past
+    /// the cut of a contained `SIGBUS`.
     pub fn shared_u32(&self, offset: usize) -> Result<SharedU32> {
         const OP: &str = "shared_u32";
         self.check_atomic(offset, 4, OP)?;

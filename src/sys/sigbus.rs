@@ -44,7 +44,8 @@
 //! page is at or past the new cut. Anything else is forwarded to the
 //! previous disposition (`PREVIOUS`); after a previous handler reset
 //! `SIGBUS` to the default for a signal a process sent, the handler records
-//! the default as the previous disposition and installs itself again.
+//! the default as the previous disposition and installs itself again, and
+//! after a previous handler installed itself again, so does the crate's.
 
 #[cfg(all(target_os = "linux", not(miri), not(loom)))]
 pub(crate) use imp::{install, is_installed, Registration};
@@ -385,6 +386,9 @@ mod imp {
             // The disposition was reset to the default between the look
             // above and now (a sent SIGBUS that the previous handler
             // answered that way, say): the default is what was replaced.
+            // (Another thread installing a handler in between is not
+            // followed: `install` is to be called before threads that
+            // change dispositions start.)
             PREVIOUS.store(libc::SIG_DFL, Ordering::SeqCst);
         }
         ARMED.store(true, Ordering::SeqCst);
@@ -626,26 +630,32 @@ mod imp {
             let f: extern "C" fn(c_int) = unsafe { std::mem::transmute(handler) };
             f(sig);
         }
-        if sent {
-            rearm();
-        }
+        rearm(handler, sent);
     }
 
-    /// After a previous handler ran for a signal sent by a process: if it
-    /// reset `SIGBUS` to the default (Rust's standard library does), the
-    /// default is from now on what a signal that is not ours gets, and the
-    /// crate's handler is put back in its place, so that containment does
-    /// not lapse. (Without the crate, that handler would not run again:
-    /// the next such signal would meet the default; with it, it meets the
-    /// default through `forward`.) A fault forwarded to it needs none of
-    /// this: the faulting instruction runs again and meets the default.
-    fn rearm() {
+    /// After the previous handler `handler` ran: puts the crate's handler
+    /// back if that handler took `SIGBUS`'s disposition for itself again
+    /// (the System V idiom of re-installing a handler inside it), or, for a
+    /// signal sent by a process (`sent`), reset it to the default (Rust's
+    /// standard library does): the default is then from now on what a
+    /// signal that is not ours gets, as it would have been without the
+    /// crate. Until this runs, the disposition is the previous handler's
+    /// choice (the gap the documentation names). A fault it reset to the
+    /// default needs none of this: the faulting instruction runs again and
+    /// meets the default. Any other choice of its (ignore, another handler)
+    /// stands: the guard is then off.
+    fn rearm(handler: libc::sighandler_t, sent: bool) {
         // SAFETY: as in `install`, a zeroed `sigaction` is valid.
         let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
         // SAFETY: `sigaction` is async-signal-safe; a null new action only
         // reads the disposition into `now`, valid and writable.
         let rc = unsafe { libc::sigaction(libc::SIGBUS, ptr::null(), &mut now) };
-        if rc == 0 && now.sa_sigaction == libc::SIG_DFL {
+        if rc != 0 {
+            return;
+        }
+        if now.sa_sigaction == handler {
+            let _ = arm();
+        } else if sent && now.sa_sigaction == libc::SIG_DFL {
             PREVIOUS.store(libc::SIG_DFL, Ordering::SeqCst);
             let _ = arm();
         }
