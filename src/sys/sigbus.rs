@@ -857,8 +857,9 @@ mod tests {
         // `on_sigbus` counts itself), and a slot this process claimed.
         let memory = vec![0u8; 4096];
         let reg = Registration::register(memory.as_ptr().cast_mut(), 4096, false).unwrap();
-        let reg: &'static Registration = Box::leak(Box::new(reg));
-        assert!(is_ours(reg));
+        let reg = std::sync::Arc::new(reg);
+        assert!(is_ours(&reg));
+        let in_child = std::sync::Arc::clone(&reg);
         in_handler().fetch_add(1, Ordering::SeqCst);
         let mut cmd = Command::new("true");
         // SAFETY: the closure runs in the child between fork and exec and
@@ -869,14 +870,15 @@ mod tests {
                 if in_handler().load(Ordering::SeqCst) != 0 {
                     return Err(std::io::Error::from_raw_os_error(1001));
                 }
-                if is_ours(reg) {
+                if is_ours(&in_child) {
                     return Err(std::io::Error::from_raw_os_error(1002));
                 }
-                reg.retire();
+                in_child.retire();
                 Ok(())
             });
         }
         let status = cmd.status();
+        drop(cmd);
         in_handler().fetch_sub(1, Ordering::SeqCst);
         reg.retire();
         reg.release();
