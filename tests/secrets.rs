@@ -28,39 +28,6 @@ const PAGE: usize = 4096;
 /// The address-space reservation of the file mappings in these tests.
 const RESERVE: usize = 16 * PAGE;
 
-/// One entry of `/proc/self/smaps`: an address range and its `VmFlags`.
-struct Vma {
-    start: usize,
-    end: usize,
-    flags: Vec<String>,
-}
-
-fn read_smaps() -> Vec<Vma> {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-    let mut vmas: Vec<Vma> = Vec::new();
-    for line in smaps.lines() {
-        if let Some(flags) = line.strip_prefix("VmFlags:") {
-            let vma = vmas.last_mut().expect("VmFlags before any entry");
-            vma.flags = flags.split_whitespace().map(String::from).collect();
-            continue;
-        }
-        // An entry starts with `start-end perms offset dev inode [path]`.
-        let range = line.split(' ').next().unwrap_or("");
-        if let Some((a, b)) = range.split_once('-') {
-            if let (Ok(start), Ok(end)) =
-                (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-            {
-                vmas.push(Vma {
-                    start,
-                    end,
-                    flags: Vec::new(),
-                });
-            }
-        }
-    }
-    vmas
-}
-
 /// The entries covering `[addr, addr + len)`, which must all be mapped.
 /// Other threads of the test binary map and unmap meanwhile, and a read of
 /// smaps is not atomic, so it is read again until the entries found cover

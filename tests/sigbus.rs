@@ -288,16 +288,25 @@ fn contained_fault(dir: &tempfile::TempDir) -> MmapRegion {
     region
 }
 
-#[test]
-fn a_fault_in_a_mapping_the_crate_did_not_make_still_kills_after_install() {
-    const TEST: &str = "a_fault_in_a_mapping_the_crate_did_not_make_still_kills_after_install";
+/// Runs `test` in a child that calls `setup`, makes one contained fault in
+/// a crate mapping and then one in a mapping that is not the crate's, and
+/// returns the child's status (the foreign fault never returns).
+fn foreign_fault_after(test: &str, setup: impl FnOnce()) -> ExitStatus {
     if role().as_deref() == Some("child") {
+        setup();
         let dir = base_dir();
-        sigbus::install().unwrap();
         let _region = contained_fault(&dir);
         fault_in_a_foreign_mapping(&dir);
     }
-    let (status, _) = run_child(TEST, "child", &[]);
+    run_child(test, "child", &[]).0
+}
+
+#[test]
+fn a_fault_in_a_mapping_the_crate_did_not_make_still_kills_after_install() {
+    const TEST: &str = "a_fault_in_a_mapping_the_crate_did_not_make_still_kills_after_install";
+    let status = foreign_fault_after(TEST, || {
+        sigbus::install().unwrap();
+    });
     assert_eq!(status.signal(), Some(libc::SIGBUS), "{status}");
 }
 
@@ -327,30 +336,20 @@ extern "C" fn previous_handler(
 #[test]
 fn a_previous_sa_siginfo_handler_still_receives_the_faults_that_are_not_ours() {
     const TEST: &str = "a_previous_sa_siginfo_handler_still_receives_the_faults_that_are_not_ours";
-    if role().as_deref() == Some("child") {
-        // SAFETY: an all-zero `sigaction` is a valid C struct (no flags,
-        // empty mask); the handler is set below.
-        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-        action.sa_sigaction = previous_handler
+    let status = foreign_fault_after(TEST, || {
+        let handler = previous_handler
             as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
             as libc::sighandler_t;
-        action.sa_flags = libc::SA_SIGINFO;
-        // SAFETY: `action` is initialised; the handler only calls `_exit`.
-        let rc = unsafe { libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut()) };
-        assert_eq!(rc, 0);
-        let dir = base_dir();
+        set_disposition(handler, libc::SA_SIGINFO);
         sigbus::install().unwrap();
-        let _region = contained_fault(&dir);
-        fault_in_a_foreign_mapping(&dir);
-    }
-    let (status, _) = run_child(TEST, "child", &[]);
+    });
     assert_eq!(status.code(), Some(SAW_IT), "{status}");
 }
 
 #[test]
 fn install_from_many_threads_installs_once_and_still_forwards_foreign_faults() {
     const TEST: &str = "install_from_many_threads_installs_once_and_still_forwards_foreign_faults";
-    if role().as_deref() == Some("child") {
+    let status = foreign_fault_after(TEST, || {
         assert!(!sigbus::is_installed());
         let barrier = std::sync::Barrier::new(8);
         std::thread::scope(|s| {
@@ -367,20 +366,14 @@ fn install_from_many_threads_installs_once_and_still_forwards_foreign_faults() {
         // Installed once: had a later install recorded the crate's own
         // handler as the previous one, this foreign fault would forward to
         // itself forever (or overflow the stack) instead of dying.
-        let dir = base_dir();
-        let _region = contained_fault(&dir);
-        fault_in_a_foreign_mapping(&dir);
-    }
-    let (status, _) = run_child(TEST, "child", &[]);
+    });
     assert_eq!(status.signal(), Some(libc::SIGBUS), "{status}");
 }
 
 #[test]
 fn a_fault_midway_through_a_copy_is_truncated_and_the_cut_is_sticky() {
     const TEST: &str = "a_fault_midway_through_a_copy_is_truncated_and_the_cut_is_sticky";
-    if role().as_deref() != Some("child") {
-        let (status, _) = run_child(TEST, "child", &[]);
-        assert!(status.success(), "{status}");
+    if !in_child(TEST) {
         return;
     }
     sigbus::install().unwrap();
@@ -469,9 +462,7 @@ fn a_fault_midway_through_a_copy_is_truncated_and_the_cut_is_sticky() {
 #[test]
 fn registry_slots_are_reused_after_mappings_are_dropped() {
     const TEST: &str = "registry_slots_are_reused_after_mappings_are_dropped";
-    if role().as_deref() != Some("child") {
-        let (status, _) = run_child(TEST, "child", &[]);
-        assert!(status.success(), "{status}");
+    if !in_child(TEST) {
         return;
     }
     sigbus::install().unwrap();
@@ -516,44 +507,11 @@ fn guarded_region(len: usize) -> (tempfile::TempDir, std::path::PathBuf, MmapReg
     (dir, path, region)
 }
 
-/// One line of `/proc/self/maps`: the range and the inode (0 for anonymous
-/// memory).
-#[derive(Debug, PartialEq, Eq)]
-struct Vma {
-    start: usize,
-    end: usize,
-    inode: u64,
-    flags: Vec<String>,
-}
-
 /// The entries of `/proc/self/smaps` overlapping `[addr, addr + len)`.
 /// The tests that call it run single-threaded in their child, so the
 /// mappings do not change while it reads.
 fn vmas_over(addr: usize, len: usize) -> Vec<Vma> {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-    let mut vmas: Vec<Vma> = Vec::new();
-    for line in smaps.lines() {
-        if let Some(flags) = line.strip_prefix("VmFlags:") {
-            let vma = vmas.last_mut().expect("VmFlags before any entry");
-            vma.flags = flags.split_whitespace().map(String::from).collect();
-            continue;
-        }
-        let mut fields = line.split_whitespace();
-        let Some((a, b)) = fields.next().and_then(|r| r.split_once('-')) else {
-            continue;
-        };
-        let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-        else {
-            continue;
-        };
-        let inode = fields.nth(3).and_then(|i| i.parse().ok()).unwrap_or(0);
-        vmas.push(Vma {
-            start,
-            end,
-            inode,
-            flags: Vec::new(),
-        });
-    }
+    let mut vmas = read_smaps();
     vmas.retain(|v| v.start < addr + len && v.end > addr);
     vmas
 }
@@ -928,18 +886,14 @@ fn a_previous_handler_that_installs_itself_again_leaves_the_guard_on() {
 #[test]
 fn install_arms_the_guard_again_after_sigbus_was_reset_to_the_default() {
     const TEST: &str = "install_arms_the_guard_again_after_sigbus_was_reset_to_the_default";
-    if role().as_deref() == Some("child") {
+    let status = foreign_fault_after(TEST, || {
         sigbus::install().unwrap();
         set_disposition(libc::SIG_DFL, 0);
         assert!(!sigbus::is_installed());
         sigbus::install().unwrap();
         assert!(sigbus::is_installed());
-        let dir = base_dir();
-        let _region = contained_fault(&dir);
         // What is not ours now meets the default, as it would have.
-        fault_in_a_foreign_mapping(&dir);
-    }
-    let (status, _) = run_child(TEST, "child", &[]);
+    });
     assert_eq!(status.signal(), Some(libc::SIGBUS), "{status}");
 }
 
@@ -971,34 +925,26 @@ extern "C" fn plain_handler(_sig: libc::c_int) {
 #[test]
 fn a_previous_plain_handler_still_receives_the_faults_that_are_not_ours() {
     const TEST: &str = "a_previous_plain_handler_still_receives_the_faults_that_are_not_ours";
-    if role().as_deref() == Some("child") {
+    let status = foreign_fault_after(TEST, || {
         set_disposition(
             plain_handler as extern "C" fn(libc::c_int) as libc::sighandler_t,
             0,
         );
         sigbus::install().unwrap();
-        let dir = base_dir();
-        let _region = contained_fault(&dir);
-        fault_in_a_foreign_mapping(&dir);
-    }
-    let (status, _) = run_child(TEST, "child", &[]);
+    });
     assert_eq!(status.code(), Some(SAW_PLAIN), "{status}");
 }
 
 #[test]
 fn a_previous_sa_nodefer_handler_still_receives_the_faults_that_are_not_ours() {
     const TEST: &str = "a_previous_sa_nodefer_handler_still_receives_the_faults_that_are_not_ours";
-    if role().as_deref() == Some("child") {
+    let status = foreign_fault_after(TEST, || {
         let handler = previous_handler
             as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
             as libc::sighandler_t;
         set_disposition(handler, libc::SA_SIGINFO | libc::SA_NODEFER);
         sigbus::install().unwrap();
-        let dir = base_dir();
-        let _region = contained_fault(&dir);
-        fault_in_a_foreign_mapping(&dir);
-    }
-    let (status, _) = run_child(TEST, "child", &[]);
+    });
     assert_eq!(status.code(), Some(SAW_IT), "{status}");
 }
 
@@ -1006,17 +952,13 @@ fn a_previous_sa_nodefer_handler_still_receives_the_faults_that_are_not_ours() {
 fn with_sigbus_ignored_before_install_kill_is_ignored_and_a_foreign_fault_still_kills() {
     const TEST: &str =
         "with_sigbus_ignored_before_install_kill_is_ignored_and_a_foreign_fault_still_kills";
-    if role().as_deref() == Some("child") {
+    let status = foreign_fault_after(TEST, || {
         set_disposition(libc::SIG_IGN, 0);
         sigbus::install().unwrap();
         tkill_bus();
         // Still alive, and still guarded.
         assert!(sigbus::is_installed());
-        let dir = base_dir();
-        let _region = contained_fault(&dir);
-        fault_in_a_foreign_mapping(&dir);
-    }
-    let (status, _) = run_child(TEST, "child", &[]);
+    });
     assert_eq!(status.signal(), Some(libc::SIGBUS), "{status}");
 }
 

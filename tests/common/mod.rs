@@ -223,3 +223,43 @@ pub fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
         start.elapsed()
     );
 }
+
+/// One entry of `/proc/self/smaps`: its address range, its inode (0 for
+/// anonymous memory) and its `VmFlags`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Vma {
+    pub start: usize,
+    pub end: usize,
+    pub inode: u64,
+    pub flags: Vec<String>,
+}
+
+/// Every entry of `/proc/self/smaps`, in address order.
+pub fn read_smaps() -> Vec<Vma> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let mut vmas: Vec<Vma> = Vec::new();
+    for line in smaps.lines() {
+        if let Some(flags) = line.strip_prefix("VmFlags:") {
+            let vma = vmas.last_mut().expect("VmFlags before any entry");
+            vma.flags = flags.split_whitespace().map(String::from).collect();
+            continue;
+        }
+        // An entry starts with `start-end perms offset dev inode [path]`.
+        let mut fields = line.split_whitespace();
+        let Some((a, b)) = fields.next().and_then(|r| r.split_once('-')) else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        else {
+            continue;
+        };
+        let inode = fields.nth(3).and_then(|i| i.parse().ok()).unwrap_or(0);
+        vmas.push(Vma {
+            start,
+            end,
+            inode,
+            flags: Vec::new(),
+        });
+    }
+    vmas
+}
