@@ -290,21 +290,22 @@ fn contained_fault(dir: &tempfile::TempDir) -> MmapRegion {
 
 /// Runs `test` in a child that calls `setup`, makes one contained fault in
 /// a crate mapping and then one in a mapping that is not the crate's, and
-/// returns the child's status (the foreign fault never returns).
-fn foreign_fault_after(test: &str, setup: impl FnOnce()) -> ExitStatus {
+/// returns the child's status and what it printed (the foreign fault never
+/// returns).
+fn foreign_fault_after(test: &str, setup: impl FnOnce()) -> (ExitStatus, String) {
     if role().as_deref() == Some("child") {
         setup();
         let dir = base_dir();
         let _region = contained_fault(&dir);
         fault_in_a_foreign_mapping(&dir);
     }
-    run_child(test, "child", &[]).0
+    run_child(test, "child", &[])
 }
 
 #[test]
 fn a_fault_in_a_mapping_the_crate_did_not_make_still_kills_after_install() {
     const TEST: &str = "a_fault_in_a_mapping_the_crate_did_not_make_still_kills_after_install";
-    let status = foreign_fault_after(TEST, || {
+    let (status, _) = foreign_fault_after(TEST, || {
         sigbus::install().unwrap();
     });
     assert_eq!(status.signal(), Some(libc::SIGBUS), "{status}");
@@ -336,7 +337,7 @@ extern "C" fn previous_handler(
 #[test]
 fn a_previous_sa_siginfo_handler_still_receives_the_faults_that_are_not_ours() {
     const TEST: &str = "a_previous_sa_siginfo_handler_still_receives_the_faults_that_are_not_ours";
-    let status = foreign_fault_after(TEST, || {
+    let (status, _) = foreign_fault_after(TEST, || {
         let handler = previous_handler
             as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
             as libc::sighandler_t;
@@ -349,7 +350,7 @@ fn a_previous_sa_siginfo_handler_still_receives_the_faults_that_are_not_ours() {
 #[test]
 fn install_from_many_threads_installs_once_and_still_forwards_foreign_faults() {
     const TEST: &str = "install_from_many_threads_installs_once_and_still_forwards_foreign_faults";
-    let status = foreign_fault_after(TEST, || {
+    let (status, _) = foreign_fault_after(TEST, || {
         assert!(!sigbus::is_installed());
         let barrier = std::sync::Barrier::new(8);
         std::thread::scope(|s| {
@@ -883,10 +884,39 @@ fn a_previous_handler_that_installs_itself_again_leaves_the_guard_on() {
     assert!(sigbus::is_installed());
 }
 
+/// How often [`counting_handler`] ran.
+static COUNTED: AtomicUsize = AtomicUsize::new(0);
+
+/// A handler that counts and leaves the disposition alone.
+extern "C" fn counting_handler(_sig: libc::c_int) {
+    COUNTED.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn a_previous_handler_that_leaves_the_disposition_alone_gets_every_sent_signal() {
+    const TEST: &str =
+        "a_previous_handler_that_leaves_the_disposition_alone_gets_every_sent_signal";
+    if !in_child(TEST) {
+        return;
+    }
+    set_disposition(
+        counting_handler as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        0,
+    );
+    sigbus::install().unwrap();
+    for n in 1..=3 {
+        tkill_bus();
+        assert_eq!(COUNTED.load(Ordering::SeqCst), n);
+        assert!(sigbus::is_installed());
+    }
+    let dir = base_dir();
+    drop(contained_fault(&dir));
+}
+
 #[test]
 fn install_arms_the_guard_again_after_sigbus_was_reset_to_the_default() {
     const TEST: &str = "install_arms_the_guard_again_after_sigbus_was_reset_to_the_default";
-    let status = foreign_fault_after(TEST, || {
+    let (status, _) = foreign_fault_after(TEST, || {
         sigbus::install().unwrap();
         set_disposition(libc::SIG_DFL, 0);
         assert!(!sigbus::is_installed());
@@ -925,7 +955,7 @@ extern "C" fn plain_handler(_sig: libc::c_int) {
 #[test]
 fn a_previous_plain_handler_still_receives_the_faults_that_are_not_ours() {
     const TEST: &str = "a_previous_plain_handler_still_receives_the_faults_that_are_not_ours";
-    let status = foreign_fault_after(TEST, || {
+    let (status, _) = foreign_fault_after(TEST, || {
         set_disposition(
             plain_handler as extern "C" fn(libc::c_int) as libc::sighandler_t,
             0,
@@ -938,7 +968,7 @@ fn a_previous_plain_handler_still_receives_the_faults_that_are_not_ours() {
 #[test]
 fn a_previous_sa_nodefer_handler_still_receives_the_faults_that_are_not_ours() {
     const TEST: &str = "a_previous_sa_nodefer_handler_still_receives_the_faults_that_are_not_ours";
-    let status = foreign_fault_after(TEST, || {
+    let (status, _) = foreign_fault_after(TEST, || {
         let handler = previous_handler
             as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
             as libc::sighandler_t;
@@ -952,14 +982,16 @@ fn a_previous_sa_nodefer_handler_still_receives_the_faults_that_are_not_ours() {
 fn with_sigbus_ignored_before_install_kill_is_ignored_and_a_foreign_fault_still_kills() {
     const TEST: &str =
         "with_sigbus_ignored_before_install_kill_is_ignored_and_a_foreign_fault_still_kills";
-    let status = foreign_fault_after(TEST, || {
+    let (status, out) = foreign_fault_after(TEST, || {
         set_disposition(libc::SIG_IGN, 0);
         sigbus::install().unwrap();
         tkill_bus();
         // Still alive, and still guarded.
         assert!(sigbus::is_installed());
+        println!("survived the sent signal");
     });
     assert_eq!(status.signal(), Some(libc::SIGBUS), "{status}");
+    assert!(out.contains("survived the sent signal"), "{out}");
 }
 
 #[test]

@@ -151,6 +151,11 @@ mod imp {
     /// Whether that handler was installed with `SA_SIGINFO`; stored before
     /// the handler is installed, never changed.
     static PREVIOUS_SIGINFO: AtomicBool = AtomicBool::new(false);
+    /// The flags of the handler's replacement mappings: private, at the
+    /// faulting address, no swap space reserved.
+    const ZEROS: MapFlags = MapFlags::PRIVATE
+        .union(MapFlags::FIXED)
+        .union(MapFlags::NORESERVE);
     /// The page size, stored before the handler is installed.
     static PAGE: AtomicUsize = AtomicUsize::new(0);
 
@@ -471,6 +476,40 @@ mod imp {
         forward(sig, info, ctx);
     }
 
+    /// The range `[lo, hi)` of offsets the handler replaces for a fault on
+    /// the page at offset `cut` (pages of `page` bytes), given the cut
+    /// and top its own `fetch_min`/`fetch_max` returned (`old`) and their
+    /// values read after those (`now`). The replacements of a mapping fill
+    /// `[cut, top)`: the first fault replaces its page; a fault below that
+    /// area everything up to it, a fault above it everything from it, a
+    /// fault inside it (a replacement another thread has yet to finish,
+    /// preempted between its stores and its `mmap`, say) the whole area, in
+    /// one go. They then stay one area (one kernel mapping however the
+    /// faults are spread, so `vm.max_map_count` is never the limit), and
+    /// every page of the range is at or past the cut (`lo >= now.0`).
+    /// Always `lo <= cut < hi`, and `hi` is no more than the top of a
+    /// mapping whose cuts and tops are (those are at most its length).
+    fn span(
+        cut: usize,
+        page: usize,
+        (old_cut, old_top): (usize, usize),
+        (now_cut, now_top): (usize, usize),
+    ) -> (usize, usize) {
+        let end = cut.wrapping_add(page);
+        if old_cut == NOT_CUT {
+            (cut, end)
+        } else if cut < old_cut {
+            (cut, old_cut)
+        } else if cut >= old_top {
+            // `old_cut <= cut` here; the larger bound keeps the range at or
+            // past the cut even if another thread's handler has lowered the
+            // cut but not yet raised the top.
+            (old_top.max(old_cut), end)
+        } else {
+            (now_cut.min(cut), now_top.max(end))
+        }
+    }
+
     /// Replaces the page holding `addr` if it lies in a `LIVE` slot this
     /// process may act on: one it claimed, or one it inherited through
     /// `fork` whose mapping came along (not `dont_fork`).
@@ -503,79 +542,42 @@ mod imp {
             // Stored before any page is replaced (see `Registration::cut`).
             let old_cut = slot.cut.fetch_min(cut, Ordering::SeqCst);
             let old_top = slot.top.fetch_max(cut.wrapping_add(page), Ordering::SeqCst);
-            // The replacements of a mapping fill `[cut, top)`: a fault
-            // below that area replaces everything up to it, a fault above
-            // it everything from it, a fault inside it the whole area, in
-            // one go. They then stay one area (one kernel mapping however
-            // the faults are spread, so `vm.max_map_count` is never the
-            // limit), and every page of it is at or past the cut. If the
-            // kernel refuses the larger range, the faulting page alone.
-            let (lo, hi) = if old_cut > len {
-                (cut, cut.wrapping_add(page))
-            } else if cut < old_cut {
-                (cut, old_cut)
-            } else if cut >= old_top {
-                // `old_cut <= cut` here; the larger bound keeps the range at
-                // or past the cut even if another thread's handler has
-                // lowered the cut but not yet raised the top.
-                (old_top.max(old_cut), cut.wrapping_add(page))
-            } else {
-                // Inside the area: a replacement that covers this page is
-                // still under way on another thread (preempted between its
-                // stores and its `mmap`, say). Replacing the whole area now,
-                // not the page alone, keeps it one area meanwhile, however
-                // many faults come before that thread runs on.
-                let now_cut = slot.cut.load(Ordering::SeqCst);
-                let now_top = slot.top.load(Ordering::SeqCst);
-                (
-                    now_cut.min(cut),
-                    now_top.max(cut.wrapping_add(page)).min(len),
-                )
-            };
-            let mut at = start.wrapping_add(lo).cast::<c_void>();
-            let mut size = hi.wrapping_sub(lo);
-            // SAFETY: invariant 6. The slot is `LIVE`, this process may act
-            // on it (it claimed it, or inherited the mapping with it), and
-            // this handler is counted in `in_handler`, so the mapping
-            // `[start, start + len)` is mapped and owned by the crate, and
-            // stays so until this handler returns. `cut < len`, and `len`,
-            // `old_cut` (an earlier cut, used only when `<= len`) and
-            // `old_top` and `now_top` (0 or an earlier cut plus a page, so
-            // `<= len`) and `now_cut` (an earlier cut, `<= cut` once this
-            // handler's own `fetch_min` is done) are multiples of the page
-            // size with `lo <= cut < hi <= len`, so
-            // `[start + lo, start + hi)` lies in the mapping, page-aligned,
-            // as does the single page tried next. `MAP_FIXED` replaces
-            // exactly that range with private anonymous zero pages of the
-            // same protection (`MAP_NORESERVE`: no swap space is reserved
-            // for them): nothing outside the mapping is touched, and the
-            // range stays mapped (invariant 2's exception). One raw system
-            // call (rustix's `linux_raw` backend): no allocation, no lock,
-            // no `errno`.
-            let mut replaced = unsafe {
-                rustix::mm::mmap_anonymous(
-                    at,
-                    size,
-                    prot,
-                    MapFlags::PRIVATE | MapFlags::FIXED | MapFlags::NORESERVE,
-                )
-            };
-            if replaced.is_err() && size != page {
-                at = start.wrapping_add(cut).cast::<c_void>();
-                size = page;
-                // SAFETY: as above, for the faulting page alone.
-                replaced = unsafe {
-                    rustix::mm::mmap_anonymous(
-                        at,
-                        size,
-                        prot,
-                        MapFlags::PRIVATE | MapFlags::FIXED | MapFlags::NORESERVE,
-                    )
-                };
+            let now = (
+                slot.cut.load(Ordering::SeqCst),
+                slot.top.load(Ordering::SeqCst),
+            );
+            let (lo, hi) = span(cut, page, (old_cut, old_top), now);
+            // The range, or if the kernel refuses it, the faulting page.
+            let mut replaced = None;
+            for (lo, hi) in [(lo, hi), (cut, cut.wrapping_add(page))] {
+                let at = start.wrapping_add(lo).cast::<c_void>();
+                let size = hi.wrapping_sub(lo);
+                // SAFETY: invariant 6. The slot is `LIVE`, this process may
+                // act on it (it claimed it, or inherited the mapping with
+                // it), and this handler is counted in `in_handler`, so the
+                // mapping `[start, start + len)` is mapped and owned by the
+                // crate, and stays so until this handler returns. `cut <
+                // len`, and `span` returns `lo <= cut < hi` built from `cut`,
+                // `cut + page` and earlier cuts and tops of this slot (each
+                // a multiple of the page size and at most `len`), so
+                // `[start + lo, start + hi)`
+                // lies in the mapping, page-aligned, as does the faulting
+                // page alone, tried next if the kernel refuses the range.
+                // `MAP_FIXED` replaces exactly that range with private
+                // anonymous zero pages of the same protection
+                // (`MAP_NORESERVE`: no swap space is reserved for them):
+                // nothing outside the mapping is touched, and the range stays
+                // mapped (invariant 2's exception). One raw system call
+                // (rustix's `linux_raw` backend): no allocation, no lock, no
+                // `errno`.
+                if unsafe { rustix::mm::mmap_anonymous(at, size, prot, ZEROS) }.is_ok() {
+                    replaced = Some((at, size));
+                    break;
+                }
             }
-            if replaced.is_err() {
+            let Some((at, size)) = replaced else {
                 return Outcome::NotOurs;
-            }
+            };
             // Read after the replacement, so that advice recorded before
             // the mapping's own `madvise` is seen here or that `madvise`
             // covers this page (`Mapping::exclude`).
@@ -731,6 +733,57 @@ mod imp {
         }
 
         #[test]
+        fn the_replaced_range_keeps_one_area_at_or_past_the_cut() {
+            use super::{span, NOT_CUT};
+            const P: usize = 4096;
+            let none = (NOT_CUT, 0);
+            // The first fault: its own page, whatever was read after.
+            assert_eq!(span(8 * P, P, none, (8 * P, 9 * P)), (8 * P, 9 * P));
+            assert_eq!(span(8 * P, P, none, (2 * P, 20 * P)), (8 * P, 9 * P));
+            // Below the area [8, 9): up to it.
+            assert_eq!(
+                span(4 * P, P, (8 * P, 9 * P), (4 * P, 9 * P)),
+                (4 * P, 8 * P)
+            );
+            // Just below it: the page alone, which is up to it.
+            assert_eq!(
+                span(7 * P, P, (8 * P, 9 * P), (7 * P, 9 * P)),
+                (7 * P, 8 * P)
+            );
+            // Above the area [4, 9): from it.
+            assert_eq!(
+                span(12 * P, P, (4 * P, 9 * P), (4 * P, 13 * P)),
+                (9 * P, 13 * P)
+            );
+            // Right at its top: the page alone, which is from it.
+            assert_eq!(
+                span(9 * P, P, (4 * P, 9 * P), (4 * P, 10 * P)),
+                (9 * P, 10 * P)
+            );
+            // Above, with the top not raised yet by the handler that lowered
+            // the cut (top 0): from the cut, never below it.
+            assert_eq!(
+                span(12 * P, P, (4 * P, 0), (4 * P, 13 * P)),
+                (4 * P, 13 * P)
+            );
+            // Inside the area [4, 13): the whole area as it is now.
+            assert_eq!(
+                span(6 * P, P, (4 * P, 13 * P), (3 * P, 14 * P)),
+                (3 * P, 14 * P)
+            );
+            // At its lowest page: inside too.
+            assert_eq!(
+                span(4 * P, P, (4 * P, 13 * P), (4 * P, 13 * P)),
+                (4 * P, 13 * P)
+            );
+            // Just below its top: inside.
+            assert_eq!(
+                span(12 * P, P, (4 * P, 13 * P), (4 * P, 13 * P)),
+                (4 * P, 13 * P)
+            );
+        }
+
+        #[test]
         fn retire_waits_for_a_running_handler() {
             let (_file, map) = mapping(1);
             let counter = &local().unwrap().in_handler;
@@ -783,8 +836,20 @@ mod imp {
         #[test]
         fn install_asks_for_siginfo_the_alternate_stack_and_restarted_calls() {
             // Installing in the unit-test process is harmless: the handler
-            // forwards every fault that is not the crate's.
+            // forwards every fault that is not the crate's (to a handler
+            // that returns, here: no unit test makes a foreign fault). The
+            // only test that installs, so the disposition found is this
+            // plain (not `SA_SIGINFO`) one.
+            extern "C" fn plain(_sig: libc::c_int) {}
+            // SAFETY: a zeroed `sigaction` is valid; flags stay 0.
+            let mut before: libc::sigaction = unsafe { std::mem::zeroed() };
+            before.sa_sigaction = plain as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            // SAFETY: `before` is initialised; `plain` does nothing.
+            let rc = unsafe { libc::sigaction(libc::SIGBUS, &before, std::ptr::null_mut()) };
+            assert_eq!(rc, 0);
             super::install().unwrap();
+            assert_eq!(super::PREVIOUS.load(Ordering::SeqCst), before.sa_sigaction);
+            assert!(!super::PREVIOUS_SIGINFO.load(Ordering::SeqCst));
             let action = query().unwrap();
             assert_eq!(action.sa_sigaction, handler_address());
             let wanted = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
