@@ -831,6 +831,26 @@ mod imp {
                 r.retire();
                 r.release();
             }
+            // Threads that register and release over and over fight for
+            // the same first free slots: a slot claimed twice would be in
+            // the set of live slots already.
+            let live = std::sync::Mutex::new(HashSet::new());
+            std::thread::scope(|s| {
+                for _ in 0..8 {
+                    s.spawn(|| {
+                        for _ in 0..2000 {
+                            let base = memory.as_ptr().cast_mut();
+                            let r = Registration::register(base, 8, false).unwrap();
+                            let at = r.slot.map_or(0, |s| std::ptr::from_ref(s) as usize);
+                            assert!(live.lock().unwrap().insert(at), "slot claimed twice");
+                            std::thread::yield_now();
+                            live.lock().unwrap().remove(&at);
+                            r.retire();
+                            r.release();
+                        }
+                    });
+                }
+            });
         }
 
         #[test]
