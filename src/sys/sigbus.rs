@@ -838,7 +838,7 @@ mod imp {
             std::thread::scope(|s| {
                 for _ in 0..8 {
                     s.spawn(|| {
-                        for _ in 0..2000 {
+                        for _ in 0..5000 {
                             let base = memory.as_ptr().cast_mut();
                             let r = Registration::register(base, 8, false).unwrap();
                             let at = r.slot.map_or(0, |s| std::ptr::from_ref(s) as usize);
