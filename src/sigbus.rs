@@ -150,6 +150,10 @@
 //!   kernel replaces the pages but refuses their `dont_dump`/`dont_fork`
 //!   advice, the process dies of `SIGBUS` rather than go on with pages a
 //!   core dump or a child would get.
+//! - **`mlockall(MCL_FUTURE)`.** In a process that asked the kernel to
+//!   lock every future mapping, the kernel treats replacement pages as
+//!   such a mapping, so the replaced area can cost its size in locked
+//!   memory.
 //! - **A signal sent while the guard is put back.** Between a previous
 //!   handler resetting `SIGBUS` to the default (for a signal sent by a
 //!   process) and the crate's handler putting itself back, a fault on

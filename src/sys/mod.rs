@@ -166,9 +166,9 @@
 //!    the slot were copied together); the slots of `dont_fork` mappings
 //!    (recorded before the advice is given) name ranges the child does not
 //!    have, and the handler skips them unless the child claimed them
-//!    itself. The handler maps `MAP_FIXED` only inside such a range, only
-//!    pages at or past the faulting page's offset once that offset is the
-//!    range's cut, so never over memory that is not ours and never below
+//!    itself. The handler maps `MAP_FIXED` only inside such a range, and
+//!    only pages at or past a value the range's cut has held (the cut only
+//!    goes down), so never over memory that is not ours and never below
 //!    the cut. It stores the cut (`fetch_min`) before the `mmap`: the
 //!    thread that faulted resumes after the store, and another thread can
 //!    see the zero pages only after the `mmap` (a system call, and the TLB
