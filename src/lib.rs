@@ -77,6 +77,10 @@ mod fs;
 #[cfg_attr(docsrs, doc(cfg(feature = "arbitrary")))]
 pub mod hostile;
 #[cfg(unix)]
+mod map;
+#[cfg(unix)]
+mod open;
+#[cfg(unix)]
 mod options;
 #[cfg(all(unix, loom))]
 #[doc(hidden)]

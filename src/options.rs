@@ -1,25 +1,20 @@
 //! `MmapOptions`, `FileCleanup` and `Advice`: the policies the plain
 //! constructors fix to their hardened defaults.
 
-use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
-
 use crate::error::{Error, ErrorKind, Result};
-use crate::fs::{self, TrustPolicy};
-use crate::region::MmapRegion;
-use crate::staged::Staged;
+use crate::fs::TrustPolicy;
 
 /// What happens to the backing file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileCleanup {
     /// The file stays at its path so that peers can attach by path. The
     /// creator owns it and removes it when dropped, unless
-    /// [`MmapRegion::release_ownership`] was called; an attached handle
-    /// removes it only after [`MmapRegion::take_ownership`].
+    /// [`MmapRegion::release_ownership`](crate::MmapRegion::release_ownership) was called; an attached handle
+    /// removes it only after [`MmapRegion::take_ownership`](crate::MmapRegion::take_ownership).
     Manual,
     /// The file never keeps a name: peers attach through the descriptor
-    /// ([`MmapRegion::fd`] and [`MmapRegion::attach_fd`]), and
-    /// [`MmapRegion::attach`] by path finds nothing. On Linux it is created
+    /// ([`MmapRegion::fd`](crate::MmapRegion::fd) and [`MmapRegion::attach_fd`](crate::MmapRegion::attach_fd)), and
+    /// [`MmapRegion::attach`](crate::MmapRegion::attach) by path finds nothing. On Linux it is created
     /// with `O_TMPFILE|O_EXCL` in the path's directory, so no name ever
     /// exists (the name at the path is only checked to be free). Elsewhere,
     /// and on file systems without `O_TMPFILE`, it is created at the path
@@ -28,7 +23,7 @@ pub enum FileCleanup {
     Auto,
 }
 
-/// Access-pattern advice for [`MmapRegion::advise`] (`madvise`). Only hints
+/// Access-pattern advice for [`MmapRegion::advise`](crate::MmapRegion::advise) (`madvise`). Only hints
 /// that never change the shared contents are offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -239,7 +234,7 @@ impl MmapOptions {
 
     /// Whether `attach_fd` (and `attach`) refuse a file that is not sealed
     /// against shrinking (`F_SEAL_SHRINK`, see
-    /// [`MmapRegion::create_sealed`]). Off by default, since files at a path
+    /// [`MmapRegion::create_sealed`](crate::MmapRegion::create_sealed)). Off by default, since files at a path
     /// cannot be sealed. On, no holder of the file can truncate it under
     /// this handle, which closes the `SIGBUS` window described in
     /// `SECURITY.md`; only Linux memfds qualify. Memfds made with
@@ -269,7 +264,7 @@ impl MmapOptions {
     /// the file. Granting group or others write permission lets them
     /// truncate it under every peer, and `attach` then needs
     /// [`allow_group_or_other_write`](Self::allow_group_or_other_write);
-    /// read permission alone suits [`MmapRegion::attach_read_only`] peers.
+    /// read permission alone suits [`MmapRegion::attach_read_only`](crate::MmapRegion::attach_read_only) peers.
     pub fn mode(&mut self, mode: u32) -> &mut Self {
         self.mode = mode & 0o777;
         self
@@ -303,7 +298,7 @@ impl MmapOptions {
     ///
     /// The advice is given for every mapping that a handle made with these
     /// options makes, as the mapping is made: at `create`, `create_sealed`, `stage`, each `attach` and
-    /// `in_memory`, in [`MmapRegion::peer`] (the new handle keeps these
+    /// `in_memory`, in [`MmapRegion::peer`](crate::MmapRegion::peer) (the new handle keeps these
     /// options), and for the new mapping of a `resize` or `check_and_remap`
     /// past the address-space reservation. It covers the whole reservation,
     /// so growth in place stays covered. It shows as `dd` among the
@@ -349,7 +344,7 @@ impl MmapOptions {
     /// [`ErrorKind::Unsupported`] if an option this system cannot honour
     /// is on (`dont_dump`, `dont_fork` off Linux and Android), checked by
     /// every constructor before anything is created.
-    fn refuse_unsupported(&self, op: &'static str) -> Result<()> {
+    pub(crate) fn refuse_unsupported(&self, op: &'static str) -> Result<()> {
         if self.needs_madvise_exclusions(cfg!(any(target_os = "linux", target_os = "android"))) {
             Err(Error::new(ErrorKind::Unsupported, op))
         } else {
@@ -383,22 +378,6 @@ impl MmapOptions {
         }
     }
 
-    /// Creates an in-memory region with these options; see
-    /// [`MmapRegion::in_memory`]. Of the options, `address_space` (the
-    /// capacity), `max_size`, `populate`, `lock`, `dont_dump` and
-    /// `dont_fork` apply.
-    ///
-    /// # Errors
-    ///
-    /// As [`MmapRegion::in_memory`], and [`ErrorKind::LockLimit`] with
-    /// [`lock`](Self::lock).
-    ///
-    /// [`ErrorKind::LockLimit`]: crate::ErrorKind::LockLimit
-    pub fn in_memory(&self, size: usize) -> Result<MmapRegion> {
-        self.refuse_unsupported("in_memory")?;
-        MmapRegion::in_memory_with(self, size)
-    }
-
     /// The capacity of an in-memory region of `len` bytes: the explicit
     /// address space, or the default reservation (64 × `len` under Miri and
     /// loom, which allocate all of it).
@@ -408,132 +387,6 @@ impl MmapOptions {
             None if cfg!(any(miri, loom)) => len.saturating_mul(RESERVATION_FACTOR),
             None => self.reservation_for(len),
         }
-    }
-
-    /// Creates a region with these options; see [`MmapRegion::create`].
-    ///
-    /// # Errors
-    ///
-    /// As [`MmapRegion::create`], and [`ErrorKind::LockLimit`] with
-    /// [`lock`](Self::lock).
-    ///
-    /// [`ErrorKind::LockLimit`]: crate::ErrorKind::LockLimit
-    pub fn create(
-        &self,
-        path: impl AsRef<Path>,
-        size: usize,
-        cleanup: FileCleanup,
-    ) -> Result<MmapRegion> {
-        self.create_path(path.as_ref(), size, cleanup)
-    }
-
-    fn create_path(&self, path: &Path, size: usize, cleanup: FileCleanup) -> Result<MmapRegion> {
-        let create = || {
-            refuse_files_under_loom("create")?;
-            self.refuse_unsupported("create")?;
-            let loc = fs::locate(path, "create")?;
-            MmapRegion::create_at(self, loc, path.to_path_buf(), size, cleanup)
-        };
-        create().map_err(|e| e.with_path(path))
-    }
-
-    /// Creates a sealed anonymous region with these options; see
-    /// [`MmapRegion::create_sealed`].
-    ///
-    /// # Errors
-    ///
-    /// As [`MmapRegion::create_sealed`].
-    pub fn create_sealed(&self, name: &str, size: usize) -> Result<MmapRegion> {
-        refuse_files_under_loom("create_sealed")?;
-        self.refuse_unsupported("create_sealed")?;
-        MmapRegion::create_sealed_with(self, name, size)
-    }
-
-    /// Stages a region with these options; see [`MmapRegion::stage`].
-    ///
-    /// # Errors
-    ///
-    /// As [`MmapRegion::stage`].
-    pub fn stage(&self, path: impl AsRef<Path>, size: usize) -> Result<Staged> {
-        self.stage_path(path.as_ref(), size)
-    }
-
-    fn stage_path(&self, path: &Path, size: usize) -> Result<Staged> {
-        let stage = || {
-            refuse_files_under_loom("stage")?;
-            self.refuse_unsupported("stage")?;
-            Staged::new(self, path, size)
-        };
-        stage().map_err(|e| e.with_path(path))
-    }
-
-    /// Attaches to the file at `path` with these options; see
-    /// [`MmapRegion::attach`].
-    ///
-    /// # Errors
-    ///
-    /// As [`MmapRegion::attach`].
-    pub fn attach(&self, path: impl AsRef<Path>) -> Result<MmapRegion> {
-        self.attach_path(path.as_ref(), true, "attach")
-    }
-
-    /// Attaches read-only to the file at `path` with these options; see
-    /// [`MmapRegion::attach_read_only`].
-    ///
-    /// # Errors
-    ///
-    /// As [`MmapRegion::attach_read_only`].
-    pub fn attach_read_only(&self, path: impl AsRef<Path>) -> Result<MmapRegion> {
-        self.attach_path(path.as_ref(), false, "attach_read_only")
-    }
-
-    fn attach_path(&self, path: &Path, writable: bool, op: &'static str) -> Result<MmapRegion> {
-        let attach = || {
-            refuse_files_under_loom(op)?;
-            self.refuse_unsupported(op)?;
-            let loc = fs::locate(path, op)?;
-            let fd = fs::open_existing(&loc, writable, self.trust.allow_hard_links, op)?;
-            MmapRegion::from_fd(self, fd, Some(loc), path.to_path_buf(), writable, op)
-        };
-        attach().map_err(|e| e.with_path(path))
-    }
-
-    /// Attaches to an open file with these options; see
-    /// [`MmapRegion::attach_fd`].
-    ///
-    /// # Errors
-    ///
-    /// As [`MmapRegion::attach_fd`].
-    pub fn attach_fd(&self, fd: OwnedFd) -> Result<MmapRegion> {
-        refuse_files_under_loom("attach_fd")?;
-        self.refuse_unsupported("attach_fd")?;
-        MmapRegion::from_fd(self, fd, None, PathBuf::new(), true, "attach_fd")
-    }
-
-    /// Attaches read-only to an open file with these options; see
-    /// [`MmapRegion::attach_fd_read_only`].
-    ///
-    /// # Errors
-    ///
-    /// As [`MmapRegion::attach_fd_read_only`].
-    pub fn attach_fd_read_only(&self, fd: OwnedFd) -> Result<MmapRegion> {
-        refuse_files_under_loom("attach_fd_read_only")?;
-        self.refuse_unsupported("attach_fd_read_only")?;
-        MmapRegion::from_fd(self, fd, None, PathBuf::new(), false, "attach_fd_read_only")
-    }
-}
-
-/// Loom models no system calls, so under `--cfg loom` every file-backed
-/// constructor is refused with [`ErrorKind::Unsupported`] (in-memory regions
-/// are modelled instead; see `sys/loom_memory.rs`). Otherwise it is
-/// `Ok(())`, a constant the compiler removes.
-#[inline(always)]
-fn refuse_files_under_loom(op: &'static str) -> Result<()> {
-    if cfg!(loom) {
-        Err(Error::new(ErrorKind::Unsupported, op)
-            .because("loom models no system calls: only in-memory regions exist under loom"))
-    } else {
-        Ok(())
     }
 }
 

@@ -5,9 +5,8 @@ use std::fmt;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind};
 use crate::fs;
-use crate::options::MmapOptions;
 use crate::region::MmapRegion;
 use crate::view::Region;
 
@@ -45,23 +44,18 @@ pub struct Staged {
 }
 
 impl Staged {
-    pub(crate) fn new(options: &MmapOptions, path: &Path, size: usize) -> Result<Self> {
-        const OP: &str = "stage";
-        let loc = fs::locate(path, OP)?;
-        let final_name = loc.name.clone();
-        let file_len = crate::region::checked_size(options, size, OP)?;
-        let (tmp_name, fd) = fs::create_temp(&loc, options.creation_mode())?;
-        let tmp_path = path.with_file_name(&tmp_name);
-        let tmp = fs::Location {
-            dir: loc.dir,
-            name: tmp_name,
-        };
-        let region = MmapRegion::init_created(options, Some(tmp), fd, tmp_path, size, file_len)?;
-        Ok(Self {
+    /// A stage of `region` (a temporary file in the directory of
+    /// `final_path`), to be published as `final_name`.
+    pub(crate) fn from_parts(
+        region: MmapRegion,
+        final_name: std::ffi::OsString,
+        final_path: PathBuf,
+    ) -> Self {
+        Self {
             region,
             final_name,
-            final_path: path.to_path_buf(),
-        })
+            final_path,
+        }
     }
 
     /// A view of the staged region, for initialising it.
