@@ -68,9 +68,19 @@ pub enum ErrorKind {
     NotSealed,
     /// A descriptor-passing message carried no descriptor.
     MissingDescriptor,
-    /// A descriptor-passing message carried more than one descriptor (all
-    /// were closed).
+    /// A descriptor-passing message carried more descriptors than the
+    /// receiver asked for (more than one for [`fdpass::recv`], more than
+    /// `max_fds` for [`fdpass::recv_with`]), or more than its control
+    /// buffer could hold (`MSG_CTRUNC`); every descriptor received was
+    /// closed.
+    ///
+    /// [`fdpass::recv`]: crate::fdpass::recv
+    /// [`fdpass::recv_with`]: crate::fdpass::recv_with
     ExtraDescriptors,
+    /// A message was longer than the buffer it was received into and the
+    /// kernel cut it (`MSG_TRUNC`, on message-oriented sockets such as
+    /// `SOCK_SEQPACKET`); every descriptor it carried was closed.
+    MessageTruncated,
     /// A load was asked for with `Release` or `AcqRel` ordering.
     InvalidOrdering,
     /// `mlock` failed: the locked-memory limit (`RLIMIT_MEMLOCK`) or the
@@ -98,7 +108,8 @@ impl ErrorKind {
             | Self::FileTooLarge
             | Self::Truncated
             | Self::MissingDescriptor
-            | Self::ExtraDescriptors => io::ErrorKind::InvalidData,
+            | Self::ExtraDescriptors
+            | Self::MessageTruncated => io::ErrorKind::InvalidData,
             Self::UntrustedOwner
             | Self::InsecureMode
             | Self::HardLinked
@@ -133,6 +144,7 @@ impl ErrorKind {
             Self::NotSealed => "descriptor is not sealed against shrinking",
             Self::MissingDescriptor => "message carried no descriptor",
             Self::ExtraDescriptors => "message carried more than one descriptor",
+            Self::MessageTruncated => "message was longer than the buffer and was cut",
             Self::InvalidOrdering => "not an ordering a load can use",
             Self::LockLimit => "cannot lock the region in memory",
             Self::Os => "operating-system error",
@@ -268,6 +280,15 @@ enum Detail {
     Ordering(Ordering),
     /// `LockLimit`: the bytes that could not be locked.
     Lock { len: usize },
+    /// `ExtraDescriptors`: how many descriptors arrived (at least that many
+    /// if the control message was cut) and how many were asked for.
+    Descriptors {
+        received: usize,
+        cut: bool,
+        max: usize,
+    },
+    /// `MessageTruncated`: the buffer the message did not fit in.
+    Message { buf: usize },
 }
 
 /// The limit a size is past, for [`ErrorKind::FileTooLarge`].
@@ -475,6 +496,30 @@ impl Error {
         Self::build(ErrorKind::LockLimit, op, code, Detail::Lock { len })
     }
 
+    /// [`ErrorKind::ExtraDescriptors`]: `received` descriptors arrived
+    /// (more than that if `cut`, the control message being truncated) where
+    /// at most `max` were asked for.
+    pub(crate) fn extra_descriptors(
+        op: &'static str,
+        received: usize,
+        cut: bool,
+        max: usize,
+    ) -> Self {
+        let detail = Detail::Descriptors { received, cut, max };
+        Self::build(ErrorKind::ExtraDescriptors, op, None, detail)
+    }
+
+    /// [`ErrorKind::MessageTruncated`]: a message did not fit in `buf`
+    /// bytes.
+    pub(crate) fn message_truncated(op: &'static str, buf: usize) -> Self {
+        Self::build(
+            ErrorKind::MessageTruncated,
+            op,
+            None,
+            Detail::Message { buf },
+        )
+    }
+
     /// What went wrong.
     #[must_use]
     pub fn kind(&self) -> ErrorKind {
@@ -592,6 +637,26 @@ impl fmt::Display for Describe<'_> {
                 f,
                 "cannot lock {len} bytes in memory (RLIMIT_MEMLOCK, or no privilege to lock)"
             ),
+            Detail::Descriptors {
+                received,
+                cut: false,
+                max,
+            } => write!(
+                f,
+                "message carried {received} descriptors, more than the {max} asked for (all closed)"
+            ),
+            Detail::Descriptors {
+                received,
+                cut: true,
+                max,
+            } => write!(
+                f,
+                "message carried more than {received} descriptors (control message truncated), more than the {max} asked for (all closed)"
+            ),
+            Detail::Message { buf } => write!(
+                f,
+                "message was longer than the {buf}-byte buffer and was cut (its descriptors were closed)"
+            ),
         }
     }
 }
@@ -663,6 +728,14 @@ impl fmt::Debug for Error {
             }
             Detail::Lock { len } => {
                 d.field("len", &len);
+            }
+            Detail::Descriptors { received, cut, max } => {
+                d.field("received", &received)
+                    .field("control_truncated", &cut)
+                    .field("max_fds", &max);
+            }
+            Detail::Message { buf } => {
+                d.field("buf_len", &buf);
             }
         }
         if let Some(os) = &e.os {
@@ -746,6 +819,7 @@ mod tests {
             (ErrorKind::ReadOnly, io::ErrorKind::PermissionDenied),
             (ErrorKind::MissingDescriptor, io::ErrorKind::InvalidData),
             (ErrorKind::ExtraDescriptors, io::ErrorKind::InvalidData),
+            (ErrorKind::MessageTruncated, io::ErrorKind::InvalidData),
             (ErrorKind::InvalidOrdering, io::ErrorKind::InvalidInput),
             (ErrorKind::LockLimit, io::ErrorKind::OutOfMemory),
         ];
@@ -893,6 +967,18 @@ mod tests {
             (
                 Error::new(ErrorKind::ExtraDescriptors, "fdpass::recv"),
                 "fdpass::recv: message carried more than one descriptor".to_owned(),
+            ),
+            (
+                Error::extra_descriptors("fdpass::recv_with", 3, false, 2),
+                "fdpass::recv_with: message carried 3 descriptors, more than the 2 asked for (all closed)".to_owned(),
+            ),
+            (
+                Error::extra_descriptors("fdpass::recv_with", 4, true, 3),
+                "fdpass::recv_with: message carried more than 4 descriptors (control message truncated), more than the 3 asked for (all closed)".to_owned(),
+            ),
+            (
+                Error::message_truncated("fdpass::recv_with", 4),
+                "fdpass::recv_with: message was longer than the 4-byte buffer and was cut (its descriptors were closed)".to_owned(),
             ),
         ];
         for (e, expected) in cases {

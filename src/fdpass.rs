@@ -1,10 +1,16 @@
-//! Passing a region's descriptor to another process over a Unix socket
+//! Passing descriptors to another process over a Unix socket
 //! (`SCM_RIGHTS`), for [`MmapRegion::attach_fd`](crate::MmapRegion::attach_fd).
 //!
-//! The receiver trusts nothing the sender says: exactly one descriptor must
-//! arrive (any other count is an error and every received descriptor is
-//! closed), it must be a regular file, and the size to map comes from
-//! `fstat` in `attach_fd`, never from the message.
+//! [`send`] and [`recv`] speak the crate's own message: one byte and one
+//! descriptor. [`send_with`] and [`recv_with`] speak what any `SCM_RIGHTS`
+//! sender speaks (Wayland, Python's `socket.send_fds`, C's `sendmsg`):
+//! bytes and several descriptors in one message.
+//!
+//! The receiver trusts nothing the sender says: no more descriptors than
+//! asked for may arrive (more is an error, and every received descriptor is
+//! closed), every descriptor is close-on-exec from the moment it exists in
+//! this process, and the size to map comes from `fstat` in `attach_fd`,
+//! never from the message. [`recv`] also requires a regular file.
 //!
 //! ```
 //! # #[cfg(miri)] fn main() {} // Miri cannot map files.
@@ -32,12 +38,17 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use rustix::fs::FileType;
+use rustix::io::Errno;
 use rustix::net::{
     RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
     SendAncillaryMessage, SendFlags,
 };
 
 use crate::error::{Error, ErrorKind, Result};
+
+/// The most descriptors [`recv_with`] makes room for in one message, whatever
+/// `max_fds` says (Linux passes at most 253, `SCM_MAX_FD`).
+pub const MAX_FDS_PER_MESSAGE: usize = 1024;
 
 /// Sends `fd` over `stream` as the only descriptor of a one-byte message.
 ///
@@ -46,21 +57,93 @@ use crate::error::{Error, ErrorKind, Result};
 /// Whatever `sendmsg` reports (for example a closed peer); `SIGPIPE` is not
 /// raised.
 pub fn send(stream: &UnixStream, fd: BorrowedFd<'_>) -> std::io::Result<()> {
-    let fds = [fd];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let sent = send_with(stream, &[0u8], &[fd])?;
+    if sent == 1 {
+        Ok(())
+    } else {
+        Err(std::io::ErrorKind::WriteZero.into())
+    }
+}
+
+/// Sends `data` over `stream` with `fds` attached (`SCM_RIGHTS`) in one
+/// `sendmsg`, and returns how many bytes of `data` were sent.
+///
+/// The descriptors travel with the first byte: if fewer bytes than
+/// `data.len()` were sent (a full socket buffer), send the rest with plain
+/// writes; the descriptors are not sent again. A call interrupted by a
+/// signal before it sent anything (`EINTR`) is made again. `SIGPIPE` is not
+/// raised where the system has `MSG_NOSIGNAL` (Linux, Android, FreeBSD).
+///
+/// On a stream socket the kernel sends no ancillary data without at least
+/// one byte, so descriptors with empty `data` are refused rather than
+/// silently dropped.
+///
+/// ```
+/// # #[cfg(miri)] fn main() {} // Miri cannot pass descriptors.
+/// # #[cfg(not(miri))]
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::os::fd::AsFd;
+/// use std::os::unix::net::UnixStream;
+/// use shm_region::fdpass;
+///
+/// let (a, b) = UnixStream::pair()?;
+/// let one = tempfile::tempfile()?;
+/// let two = tempfile::tempfile()?;
+/// assert_eq!(fdpass::send_with(&a, b"hello", &[one.as_fd(), two.as_fd()])?, 5);
+///
+/// let mut buf = [0u8; 16];
+/// let (n, fds) = fdpass::recv_with(&b, &mut buf, 4)?;
+/// assert_eq!((&buf[..n], fds.len()), (&b"hello"[..], 2));
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+///
+/// - [`std::io::ErrorKind::InvalidInput`] if `fds` is not empty and `data`
+///   is, or if more than [`MAX_FDS_PER_MESSAGE`] descriptors are given (the
+///   kernel may refuse fewer: Linux takes at most 253, with `EINVAL`);
+/// - whatever `sendmsg` reports (for example a closed peer).
+pub fn send_with(
+    stream: &UnixStream,
+    data: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> std::io::Result<usize> {
+    use std::io::{Error as IoError, ErrorKind as IoKind};
+    if !fds.is_empty() && data.is_empty() {
+        return Err(IoError::new(
+            IoKind::InvalidInput,
+            "fdpass::send_with: descriptors need at least one byte of data (a stream socket sends no ancillary data without it)",
+        ));
+    }
+    if fds.len() > MAX_FDS_PER_MESSAGE {
+        return Err(IoError::new(
+            IoKind::InvalidInput,
+            format!(
+                "fdpass::send_with: {} descriptors, more than {MAX_FDS_PER_MESSAGE} in one message",
+                fds.len()
+            ),
+        ));
+    }
+    let mut space = if fds.is_empty() {
+        Vec::new()
+    } else {
+        vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))]
+    };
     let mut control = SendAncillaryBuffer::new(&mut space);
-    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
-        return Err(std::io::ErrorKind::OutOfMemory.into());
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        // The buffer was sized for exactly these descriptors.
+        return Err(IoKind::OutOfMemory.into());
     }
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     let flags = SendFlags::NOSIGNAL;
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
     let flags = SendFlags::empty();
-    let sent = rustix::net::sendmsg(stream, &[IoSlice::new(&[0u8])], &mut control, flags)?;
-    if sent == 1 {
-        Ok(())
-    } else {
-        Err(std::io::ErrorKind::WriteZero.into())
+    loop {
+        match rustix::net::sendmsg(stream, &[IoSlice::new(data)], &mut control, flags) {
+            // Interrupted before anything was sent: nothing to undo.
+            Err(Errno::INTR) => {}
+            other => return other.map_err(Into::into),
+        }
     }
 }
 
@@ -78,44 +161,100 @@ pub fn send(stream: &UnixStream, fd: BorrowedFd<'_>) -> std::io::Result<()> {
 /// - [`ErrorKind::Os`] if `recvmsg` or `fstat` fails.
 pub fn recv(stream: &UnixStream) -> Result<OwnedFd> {
     const OP: &str = "fdpass::recv";
-    // Room for two, so that a second descriptor is seen (and closed) rather
-    // than silently cut off.
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
     let mut byte = [0u8; 1];
+    let (_, mut fds) = receive(stream, &mut byte, 1, OP)?;
+    let fd = fds
+        .pop()
+        .ok_or_else(|| Error::new(ErrorKind::MissingDescriptor, OP))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| Error::os(OP, e))?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err(Error::not_regular(OP, st.st_mode));
+    }
+    Ok(fd)
+}
+
+/// Receives one message from `stream`: its bytes into `buf`, and at most
+/// `max_fds` descriptors. Returns the number of bytes received and the
+/// descriptors in the order they were sent, every one close-on-exec from the
+/// start (`MSG_CMSG_CLOEXEC` on Linux, Android and FreeBSD; elsewhere set
+/// right after `recvmsg`, which leaves a window in which a concurrent `exec`
+/// in another thread inherits them).
+///
+/// `(0, [])` is the end of the stream. The descriptors can be of any type:
+/// [`attach_fd`](crate::MmapRegion::attach_fd) checks the one to be mapped.
+/// A call interrupted by a signal before anything arrived (`EINTR`) is made
+/// again.
+///
+/// On a stream socket (what [`UnixStream::pair`] and
+/// [`UnixListener`](std::os::unix::net::UnixListener) make) messages have no
+/// boundaries: the bytes of a message longer than `buf` stay queued for the
+/// next read, and its descriptors arrive with the first part. A
+/// message-oriented socket (`SOCK_SEQPACKET`) in a [`UnixStream`] cuts such
+/// a message instead, which is refused here ([`ErrorKind::MessageTruncated`]).
+///
+/// # Errors
+///
+/// Every error closes every descriptor the message carried.
+///
+/// - [`ErrorKind::ExtraDescriptors`] if the message carried more than
+///   `max_fds` descriptors, or more than the control buffer had room for
+///   (`MSG_CTRUNC`; room is made for `max_fds + 1`, at most
+///   [`MAX_FDS_PER_MESSAGE`] + 1); the message gives the numbers;
+/// - [`ErrorKind::MessageTruncated`] if the kernel cut the message to fit
+///   `buf` (`MSG_TRUNC`);
+/// - [`ErrorKind::Os`] if `recvmsg` fails (for example `EAGAIN` after a
+///   read timeout).
+pub fn recv_with(
+    stream: &UnixStream,
+    buf: &mut [u8],
+    max_fds: usize,
+) -> Result<(usize, Vec<OwnedFd>)> {
+    receive(stream, buf, max_fds, "fdpass::recv_with")
+}
+
+/// [`recv_with`] reporting its errors as `op`.
+fn receive(
+    stream: &UnixStream,
+    buf: &mut [u8],
+    max_fds: usize,
+    op: &'static str,
+) -> Result<(usize, Vec<OwnedFd>)> {
+    // Room for one more than asked for, so that an extra descriptor is seen
+    // (and closed, with a count) rather than cut off by the kernel.
+    let room = max_fds.min(MAX_FDS_PER_MESSAGE) + 1;
+    let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(room))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     let flags = RecvFlags::CMSG_CLOEXEC;
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
     let flags = RecvFlags::empty();
-    let msg = rustix::net::recvmsg(
-        stream,
-        &mut [IoSliceMut::new(&mut byte)],
-        &mut control,
-        flags,
-    )
-    .map_err(|e| Error::os(OP, e))?;
+    let msg = loop {
+        match rustix::net::recvmsg(stream, &mut [IoSliceMut::new(buf)], &mut control, flags) {
+            // Interrupted before anything arrived: nothing was received.
+            Err(Errno::INTR) => {}
+            other => break other.map_err(|e| Error::os(op, e))?,
+        }
+    };
     let mut fds: Vec<OwnedFd> = Vec::new();
     for m in control.drain() {
         if let RecvAncillaryMessage::ScmRights(received) = m {
             fds.extend(received);
         }
     }
+    // From here on, returning an error drops `fds`, which closes them all.
     if msg.flags.contains(ReturnFlags::CTRUNC) {
-        // More arrived than fit: the kernel closed the rest; close ours.
-        return Err(Error::new(ErrorKind::ExtraDescriptors, OP));
+        // More arrived than fit: the kernel closed the rest.
+        return Err(Error::extra_descriptors(op, fds.len(), true, max_fds));
     }
-    let fd = match fds.len() {
-        0 => return Err(Error::new(ErrorKind::MissingDescriptor, OP)),
-        1 => fds
-            .pop()
-            .ok_or_else(|| Error::new(ErrorKind::MissingDescriptor, OP))?,
-        _ => return Err(Error::new(ErrorKind::ExtraDescriptors, OP)),
-    };
+    if fds.len() > max_fds {
+        return Err(Error::extra_descriptors(op, fds.len(), false, max_fds));
+    }
+    if msg.flags.contains(ReturnFlags::TRUNC) {
+        return Err(Error::message_truncated(op, buf.len()));
+    }
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-    rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC).map_err(|e| Error::os(OP, e))?;
-    let st = rustix::fs::fstat(&fd).map_err(|e| Error::os(OP, e))?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-        return Err(Error::not_regular(OP, st.st_mode));
+    for fd in &fds {
+        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC).map_err(|e| Error::os(op, e))?;
     }
-    Ok(fd)
+    Ok((msg.bytes, fds))
 }
