@@ -349,6 +349,17 @@ impl Error {
         self
     }
 
+    /// This error, reported as a failure of `op` (an operation built on
+    /// another, such as `create_shm` on `create`).
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        allow(dead_code, reason = "off Linux shm names do not go through paths")
+    )]
+    pub(crate) fn in_operation(mut self, op: &'static str) -> Self {
+        self.inner.op = op;
+        self
+    }
+
     /// This error, described by `reason` instead of its kind's description.
     pub(crate) fn because(mut self, reason: &'static str) -> Self {
         self.inner.detail = Detail::Reason(reason);

@@ -92,6 +92,8 @@ mod region;
 #[cfg(unix)]
 mod shared;
 #[cfg(unix)]
+mod shm;
+#[cfg(unix)]
 pub mod sigbus;
 #[cfg(unix)]
 mod staged;

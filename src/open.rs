@@ -3,6 +3,7 @@
 //! from the options (`options.rs`), the source is found and validated
 //! (`fs.rs`), reserved and mapped (`map.rs`, over `sys`), and the finished
 //! handle is handed to the type that owns it (`region.rs`, `staged.rs`).
+//! POSIX shared-memory names are checked and resolved by `shm.rs`.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use crate::fs::{self, Location};
 use crate::map::{self, Source};
 use crate::options::{FileCleanup, MmapOptions};
 use crate::region::MmapRegion;
+use crate::shm;
 use crate::staged::Staged;
 use crate::sync::{Arc, AtomicUsize, Ordering};
 use crate::sys::Mapping;
@@ -176,6 +178,103 @@ impl MmapRegion {
     /// As [`attach_fd`](Self::attach_fd).
     pub fn attach_fd_read_only(fd: OwnedFd) -> Result<Self> {
         MmapOptions::new().attach_fd_read_only(fd)
+    }
+
+    /// Creates a POSIX shared-memory segment named `name` of `size` zero
+    /// bytes and maps it: what `shm_open(name, O_CREAT | O_EXCL | O_RDWR,
+    /// 0600)` and `ftruncate` make in C, and what Python's
+    /// `multiprocessing.shared_memory.SharedMemory(name=...)` and other
+    /// processes attach to by the same name.
+    ///
+    /// `name` is written with or without one leading `/` (`"seg"` and
+    /// `"/seg"` name the same segment; Python passes `"/seg"` to
+    /// `shm_open` for `SharedMemory(name="seg")`). It is 1 to 255 bytes
+    /// after that slash, with no other `/` and no NUL, and not `.` or `..`.
+    ///
+    /// On Linux the segment is the file `/dev/shm/<name>` and this is
+    /// [`create`](Self::create) of that path, with every guarantee of
+    /// `create` ([`path`](Self::path) is that path): exclusive creation that
+    /// never follows a symbolic link, mode `0600`, blocks reserved, growth
+    /// in place with [`resize`](Self::resize), and removal on drop only if
+    /// the name still names this segment. `cleanup` means what it means for
+    /// `create`: with [`FileCleanup::Manual`] the name stays while this
+    /// handle lives (and after [`release_ownership`](Self::release_ownership)),
+    /// and dropping the handle removes it if it still names this segment;
+    /// with [`FileCleanup::Auto`] the segment never has a name (only its
+    /// descriptor can be shared).
+    ///
+    /// Elsewhere the name goes to the system's `shm_open` (exclusive, mode
+    /// `0600`) and the segment is sized with `ftruncate`, without reserving
+    /// blocks: shared-memory objects there need not support `write` or
+    /// `fallocate`. POSIX does not promise that such an object can be
+    /// resized once sized, and macOS is reported to refuse a second
+    /// `ftruncate`: there [`resize`](Self::resize) may fail with
+    /// [`ErrorKind::Os`]. [`path`](Self::path) is empty there. The system
+    /// may also allow shorter names (macOS: 31 bytes), refused with
+    /// [`ErrorKind::InvalidPath`] or [`ErrorKind::Os`]. This route is
+    /// compiled for macOS and FreeBSD in CI but runs there untested.
+    ///
+    /// ```
+    /// # #[cfg(miri)] fn main() {} // Miri cannot map files.
+    /// # #[cfg(not(miri))]
+    /// # fn main() -> Result<(), shm_region::Error> {
+    /// use shm_region::{FileCleanup, MmapRegion};
+    /// let name = format!("shm-region-doc-{}", std::process::id());
+    /// let mut host = MmapRegion::create_shm(&name, 4096, FileCleanup::Manual)?;
+    /// let mut guest = MmapRegion::attach_shm(&format!("/{name}"))?; // usually another process
+    /// host.region().write_at(0, b"by name")?;
+    /// host.resize(8192)?;
+    /// assert!(guest.check_and_remap()?);
+    /// let mut buf = [0u8; 7];
+    /// guest.region().read_at(0, &mut buf)?;
+    /// assert_eq!((&buf, guest.len()), (b"by name", 8192));
+    /// drop(host);                                       // removes the name
+    /// assert!(MmapRegion::attach_shm(&name).is_err());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::InvalidPath`] for a name as described above;
+    /// - otherwise as [`create`](Self::create) (`AlreadyExists` if a
+    ///   segment, or anything else, has the name); errors name the
+    ///   operation `create_shm` and, on Linux, the path under `/dev/shm`.
+    pub fn create_shm(name: &str, size: usize, cleanup: FileCleanup) -> Result<Self> {
+        MmapOptions::new().create_shm(name, size, cleanup)
+    }
+
+    /// Attaches to the POSIX shared-memory segment `name` (written as for
+    /// [`create_shm`](Self::create_shm)), made by this crate, by C's
+    /// `shm_open`, by Python's `SharedMemory` or by anything else.
+    ///
+    /// On Linux this is [`attach`](Self::attach) of `/dev/shm/<name>`, with
+    /// its checks: nothing but a regular file is opened (a symbolic link,
+    /// FIFO or anything else planted under the name is refused), owned by
+    /// the effective user, not writable by group or others, with one name
+    /// (see [`MmapOptions`] to widen these), not empty. Growth by any holder
+    /// is followed with [`check_and_remap`](Self::check_and_remap).
+    /// Elsewhere the name goes to the system's `shm_open` and the object is
+    /// checked as [`attach_fd`](Self::attach_fd) checks a descriptor.
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::InvalidPath`] for an invalid name;
+    /// - otherwise as [`attach`](Self::attach) (`NotFound` if no segment
+    ///   has the name); errors name the operation `attach_shm`.
+    pub fn attach_shm(name: &str) -> Result<Self> {
+        MmapOptions::new().attach_shm(name)
+    }
+
+    /// [`attach_shm`](Self::attach_shm) for reading only, as
+    /// [`attach_read_only`](Self::attach_read_only) is for a path: read
+    /// permission is enough, writes are refused with
+    /// [`ErrorKind::ReadOnly`].
+    ///
+    /// # Errors
+    ///
+    /// As [`attach_shm`](Self::attach_shm).
+    pub fn attach_shm_read_only(name: &str) -> Result<Self> {
+        MmapOptions::new().attach_shm_read_only(name)
     }
 
     /// Creates a region of `size` zero bytes in this process's memory, with
@@ -426,6 +525,76 @@ impl MmapRegion {
         )
     }
 
+    /// [`create_shm`](Self::create_shm) through the system's `shm_open`
+    /// (off Linux; on Linux only in unit tests): the object is created
+    /// exclusively with the options' mode, sized sparsely (shared-memory
+    /// objects need not support `write` or `fallocate`) and mapped; on any
+    /// failure it is removed again. `Manual` leaves the name to this handle
+    /// to remove on drop; `Auto` removes it once mapped.
+    #[cfg(any(
+        all(test, not(miri), not(loom)),
+        not(any(target_os = "linux", target_os = "android"))
+    ))]
+    pub(crate) fn create_shm_object(
+        options: &MmapOptions,
+        bare: &str,
+        size: usize,
+        cleanup: FileCleanup,
+        op: &'static str,
+    ) -> Result<Self> {
+        use crate::shm::portable;
+        refuse_files_under_loom(op)?;
+        options.refuse_unsupported(op)?;
+        let mut sparse = options.clone();
+        sparse.reserve_blocks(false);
+        let file_len = map::checked_size(&sparse, size, op)?;
+        let fd = portable::create(bare, options.creation_mode(), op)?;
+        let name = portable::slashed(bare);
+        let id = match fs::identity(fd.as_fd(), op) {
+            Ok(id) => id,
+            Err(e) => {
+                // Without an identity to compare, remove the name made an
+                // instant ago: nothing may be left after a failure.
+                let _ = portable::unlink(bare);
+                return Err(e);
+            }
+        };
+        let mut region = match Self::init_created(&sparse, None, fd, PathBuf::new(), size, file_len)
+        {
+            Ok(region) => region,
+            Err(e) => {
+                let _ = portable::remove_if_same(&name, id.dev, id.ino);
+                return Err(e);
+            }
+        };
+        match cleanup {
+            FileCleanup::Manual => region.own_shm_name(name),
+            FileCleanup::Auto => {
+                portable::remove_if_same(&name, id.dev, id.ino).map_err(|e| Error::os(op, e))?;
+            }
+        }
+        Ok(region)
+    }
+
+    /// [`attach_shm`](Self::attach_shm) through the system's `shm_open`
+    /// (off Linux; on Linux only in unit tests): the object is checked as
+    /// [`attach_fd`](Self::attach_fd) checks a descriptor.
+    #[cfg(any(
+        all(test, not(miri), not(loom)),
+        not(any(target_os = "linux", target_os = "android"))
+    ))]
+    pub(crate) fn attach_shm_object(
+        options: &MmapOptions,
+        bare: &str,
+        writable: bool,
+        op: &'static str,
+    ) -> Result<Self> {
+        refuse_files_under_loom(op)?;
+        options.refuse_unsupported(op)?;
+        let fd = crate::shm::portable::open(bare, writable, op)?;
+        Self::from_fd(options, fd, None, PathBuf::new(), writable, op)
+    }
+
     fn in_memory_with(options: &MmapOptions, size: usize) -> Result<Self> {
         const OP: &str = "in_memory";
         map::checked_size(options, size, OP)?;
@@ -580,6 +749,58 @@ impl MmapOptions {
         refuse_files_under_loom("attach_fd_read_only")?;
         self.refuse_unsupported("attach_fd_read_only")?;
         MmapRegion::from_fd(self, fd, None, PathBuf::new(), false, "attach_fd_read_only")
+    }
+
+    /// Creates a POSIX shared-memory segment named `name` with these
+    /// options; see [`MmapRegion::create_shm`].
+    ///
+    /// # Errors
+    ///
+    /// As [`MmapRegion::create_shm`].
+    pub fn create_shm(&self, name: &str, size: usize, cleanup: FileCleanup) -> Result<MmapRegion> {
+        const OP: &str = "create_shm";
+        let bare = shm::bare_name(name, OP)?;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            self.create_path(&shm::path_of(bare), size, cleanup)
+                .map_err(|e| e.in_operation(OP))
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            MmapRegion::create_shm_object(self, bare, size, cleanup, OP)
+        }
+    }
+
+    /// Attaches to the POSIX shared-memory segment `name` with these
+    /// options; see [`MmapRegion::attach_shm`].
+    ///
+    /// # Errors
+    ///
+    /// As [`MmapRegion::attach_shm`].
+    pub fn attach_shm(&self, name: &str) -> Result<MmapRegion> {
+        self.attach_shm_as(name, true, "attach_shm")
+    }
+
+    /// Attaches read-only to the POSIX shared-memory segment `name` with
+    /// these options; see [`MmapRegion::attach_shm_read_only`].
+    ///
+    /// # Errors
+    ///
+    /// As [`MmapRegion::attach_shm_read_only`].
+    pub fn attach_shm_read_only(&self, name: &str) -> Result<MmapRegion> {
+        self.attach_shm_as(name, false, "attach_shm_read_only")
+    }
+
+    fn attach_shm_as(&self, name: &str, writable: bool, op: &'static str) -> Result<MmapRegion> {
+        let bare = shm::bare_name(name, op)?;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            self.attach_path(&shm::path_of(bare), writable, op)
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            MmapRegion::attach_shm_object(self, bare, writable, op)
+        }
     }
 }
 

@@ -57,6 +57,10 @@ pub struct MmapRegion {
     writable: bool,
     shrink_sealed: bool,
     options: MmapOptions,
+    /// The POSIX shared-memory name (with its slash) this handle may remove
+    /// where names are not files (`shm::portable`); `None` on Linux, where
+    /// a name is the path `location` holds.
+    shm_name: Option<String>,
 }
 
 impl MmapRegion {
@@ -83,6 +87,7 @@ impl MmapRegion {
             writable,
             shrink_sealed,
             options: options.clone(),
+            shm_name: None,
         }
     }
 
@@ -514,6 +519,17 @@ impl MmapRegion {
         self.location.as_ref()
     }
 
+    /// Records that this handle created the shared-memory object `name`
+    /// (with its slash) and removes it when dropped, as an owner does.
+    #[cfg(any(
+        all(test, not(miri), not(loom)),
+        not(any(target_os = "linux", target_os = "android"))
+    ))]
+    pub(crate) fn own_shm_name(&mut self, name: String) {
+        self.shm_name = Some(name);
+        self.owner = true;
+    }
+
     /// Records that the file is now linked as `name` (at `path`) and owned
     /// by this handle, after a stage was published.
     pub(crate) fn published_as(&mut self, name: OsString, path: PathBuf) {
@@ -532,6 +548,13 @@ impl Drop for MmapRegion {
                 // Only our own file: a different file at the name is kept.
                 let _ = fs::remove_if_same(loc, self.dev, self.ino);
             }
+            #[cfg(any(
+                all(test, not(miri), not(loom)),
+                not(any(target_os = "linux", target_os = "android"))
+            ))]
+            if let Some(name) = &self.shm_name {
+                let _ = crate::shm::portable::remove_if_same(name, self.dev, self.ino);
+            }
         }
     }
 }
@@ -544,6 +567,7 @@ impl fmt::Debug for MmapRegion {
             .field("len", &self.len())
             .field("generation", &self.generation())
             .field("owner", &self.owner)
+            .field("shm_name", &self.shm_name)
             .finish_non_exhaustive()
     }
 }
