@@ -255,16 +255,18 @@ fn recv_with_interrupted_by_a_signal_keeps_waiting_for_the_message() {
         Ok::<_, String>((buf[..n].to_vec(), fds.len()))
     });
     use std::os::unix::thread::JoinHandleExt;
-    for _ in 0..5 {
+    for i in 1..=5 {
         std::thread::sleep(Duration::from_millis(20));
         // SAFETY: the thread has not been joined (we hold its handle), so
         // its `pthread_t` is valid; SIGUSR1 has a handler installed.
         let rc = unsafe { libc::pthread_kill(receiver.as_pthread_t(), libc::SIGUSR1) };
         assert_eq!(rc, 0);
+        // One at a time, so that no two signals merge while pending.
+        wait_until(Duration::from_secs(5), "the signal to be handled", || {
+            HANDLED.load(Ordering::SeqCst) == i
+        });
     }
-    wait_until(Duration::from_secs(5), "the signals to be handled", || {
-        HANDLED.load(Ordering::SeqCst) == 5
-    });
+    assert!(!receiver.is_finished(), "a signal ended recv_with");
     let f = file_with(b"late");
     fdpass::send_with(&tx, b"late", &[f.as_fd()]).unwrap();
     assert_eq!(receiver.join().unwrap(), Ok((b"late".to_vec(), 1)));
