@@ -271,3 +271,41 @@ fn recv_with_interrupted_by_a_signal_keeps_waiting_for_the_message() {
     fdpass::send_with(&tx, b"late", &[f.as_fd()]).unwrap();
     assert_eq!(receiver.join().unwrap(), Ok((b"late".to_vec(), 1)));
 }
+
+#[test]
+fn send_with_passes_253_descriptors_and_refuses_more_as_linux_and_the_crate_do() {
+    const NAME: &str =
+        "send_with_passes_253_descriptors_and_refuses_more_as_linux_and_the_crate_do";
+    if role().is_none() {
+        // Hundreds of descriptors at once: a process of its own.
+        run_self(NAME, "child");
+        return;
+    }
+    let (tx, rx) = UnixStream::pair().unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let f = file_with(b"many");
+    let before = open_fds();
+    // Linux's SCM_MAX_FD: 253 in one message.
+    let most = vec![f.as_fd(); 253];
+    fdpass::send_with(&tx, b"m", &most).unwrap();
+    let mut buf = [0u8; 4];
+    let (n, got) = fdpass::recv_with(&rx, &mut buf, 253).unwrap();
+    assert_eq!((n, got.len()), (1, 253));
+    drop(got);
+    assert_eq!(open_fds(), before);
+    // 254: the kernel refuses (EINVAL), nothing is sent.
+    let err = fdpass::send_with(&tx, b"m", &vec![f.as_fd(); 254]).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+    // Past MAX_FDS_PER_MESSAGE: refused before any system call.
+    let over = vec![f.as_fd(); fdpass::MAX_FDS_PER_MESSAGE + 1];
+    let err = fdpass::send_with(&tx, b"m", &over).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert_eq!(
+        err.to_string(),
+        "fdpass::send_with: 1025 descriptors, more than 1024 in one message"
+    );
+    // Nothing of the refused messages arrived.
+    fdpass::send_with(&tx, b"z", &[]).unwrap();
+    let (n, got) = fdpass::recv_with(&rx, &mut buf, 0).unwrap();
+    assert_eq!((&buf[..n], got.len()), (&b"z"[..], 0));
+}
