@@ -243,3 +243,20 @@ fn attach_shm_of_a_missing_name_is_not_found_naming_the_path() {
         )
     );
 }
+
+#[test]
+fn a_fifo_planted_under_a_name_is_refused_promptly_by_every_attach() {
+    let n = Name::new("fifo");
+    mkfifo(&n.path);
+    let name = n.name.clone();
+    let kinds = within(std::time::Duration::from_secs(5), move || {
+        [
+            kind(MmapRegion::attach_shm(&name)),
+            kind(MmapRegion::attach_shm_read_only(&name)),
+        ]
+    });
+    assert_eq!(
+        kinds,
+        [ErrorKind::NotRegularFile, ErrorKind::NotRegularFile]
+    );
+}
