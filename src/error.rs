@@ -64,8 +64,31 @@ pub enum ErrorKind {
     /// memfd regions off Linux, or atomic loads of read-only memory on a
     /// target where std does not guarantee them).
     Unsupported,
-    /// A descriptor without `F_SEAL_SHRINK` where the options require it.
+    /// A descriptor without the seals an operation or the options require:
+    /// `F_SEAL_SHRINK` for
+    /// [`require_shrink_seal`](crate::MmapOptions::require_shrink_seal),
+    /// `F_SEAL_WRITE` or `F_SEAL_FUTURE_WRITE` for
+    /// [`require_write_seal`](crate::MmapOptions::require_write_seal), all
+    /// of `F_SEAL_WRITE`, `F_SEAL_GROW` and `F_SEAL_SHRINK` for
+    /// [`Frozen::attach_fd`](crate::Frozen::attach_fd). The message names
+    /// the seals missing.
     NotSealed,
+    /// A seal on the file forbids the operation: [`resize`] of a file sealed
+    /// against growth (`F_SEAL_GROW`, which
+    /// [`share_read_only`](crate::MmapRegion::share_read_only) adds) or
+    /// writes (`F_SEAL_WRITE`, `F_SEAL_FUTURE_WRITE`), or
+    /// [`freeze`](crate::MmapRegion::freeze) /
+    /// [`share_read_only`](crate::MmapRegion::share_read_only) of a file
+    /// whose seals a holder locked (`F_SEAL_SEAL`) before the seals they
+    /// add. The message names the file's seals.
+    ///
+    /// [`resize`]: crate::MmapRegion::resize
+    Sealed,
+    /// [`freeze`](crate::MmapRegion::freeze) found a writable mapping of the
+    /// file: a [`Region`](crate::Region) view (or shared word) of the
+    /// handle, a [`peer`](crate::MmapRegion::peer) handle, or a mapping in
+    /// another process (then the OS error is `EBUSY`).
+    Busy,
     /// A descriptor-passing message carried no descriptor.
     MissingDescriptor,
     /// A descriptor-passing message carried more descriptors than the
@@ -114,7 +137,9 @@ impl ErrorKind {
             | Self::InsecureMode
             | Self::HardLinked
             | Self::ReadOnly
-            | Self::NotSealed => io::ErrorKind::PermissionDenied,
+            | Self::NotSealed
+            | Self::Sealed => io::ErrorKind::PermissionDenied,
+            Self::Busy => io::ErrorKind::ResourceBusy,
             Self::StorageFull => io::ErrorKind::StorageFull,
             Self::Unsupported => io::ErrorKind::Unsupported,
             Self::LockLimit => io::ErrorKind::OutOfMemory,
@@ -142,6 +167,8 @@ impl ErrorKind {
             Self::StorageFull => "no space left for the region",
             Self::Unsupported => "not supported on this platform",
             Self::NotSealed => "descriptor is not sealed against shrinking",
+            Self::Sealed => "a seal on the file forbids this",
+            Self::Busy => "a writable mapping of the file exists",
             Self::MissingDescriptor => "message carried no descriptor",
             Self::ExtraDescriptors => "message carried more than one descriptor",
             Self::MessageTruncated => "message was longer than the buffer and was cut",
@@ -289,6 +316,44 @@ enum Detail {
     },
     /// `MessageTruncated`: the buffer the message did not fit in.
     Message { buf: usize },
+    /// `NotSealed`: the seals missing (`F_SEAL_*` bits), all of which
+    /// `what` requires.
+    MissingSeals { missing: u32, what: &'static str },
+    /// `Sealed`: why, and the file's seals (`F_SEAL_*` bits).
+    SealedBy { reason: &'static str, seals: u32 },
+}
+
+/// The `F_SEAL_*` bits as names, joined by `" | "` (`"none"` for 0).
+struct SealNames(u32);
+
+impl fmt::Display for SealNames {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const NAMES: [(u32, &str); 6] = [
+            (0x1, "F_SEAL_SEAL"),
+            (0x2, "F_SEAL_SHRINK"),
+            (0x4, "F_SEAL_GROW"),
+            (0x8, "F_SEAL_WRITE"),
+            (0x10, "F_SEAL_FUTURE_WRITE"),
+            (0x20, "F_SEAL_EXEC"),
+        ];
+        let mut first = true;
+        for (bit, name) in NAMES {
+            if self.0 & bit != 0 {
+                f.write_str(if first { "" } else { " | " })?;
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        let unknown = self.0 & !0x3f;
+        if unknown != 0 {
+            write!(f, "{}{unknown:#x}", if first { "" } else { " | " })?;
+            first = false;
+        }
+        if first {
+            f.write_str("none")?;
+        }
+        Ok(())
+    }
 }
 
 /// The limit a size is past, for [`ErrorKind::FileTooLarge`].
@@ -502,6 +567,27 @@ impl Error {
 
     /// [`ErrorKind::LockLimit`]: `len` bytes could not be locked (`mlock`
     /// said `errno`).
+    /// `NotSealed`: the file lacks the seals `missing`, which `what` (the
+    /// option or operation) requires.
+    pub(crate) fn missing_seals(op: &'static str, missing: u32, what: &'static str) -> Self {
+        Self::build(
+            ErrorKind::NotSealed,
+            op,
+            None,
+            Detail::MissingSeals { missing, what },
+        )
+    }
+
+    /// `Sealed`: `reason`, with the file's seals.
+    pub(crate) fn sealed(op: &'static str, reason: &'static str, seals: u32) -> Self {
+        Self::build(
+            ErrorKind::Sealed,
+            op,
+            None,
+            Detail::SealedBy { reason, seals },
+        )
+    }
+
     pub(crate) fn lock_limit(op: &'static str, len: usize, errno: rustix::io::Errno) -> Self {
         let code = Some(errno.raw_os_error());
         Self::build(ErrorKind::LockLimit, op, code, Detail::Lock { len })
@@ -668,6 +754,14 @@ impl fmt::Display for Describe<'_> {
                 f,
                 "message was longer than the {buf}-byte buffer and was cut (its descriptors were closed)"
             ),
+            Detail::MissingSeals { missing, what } => write!(
+                f,
+                "descriptor is not sealed with {} ({what})",
+                SealNames(missing)
+            ),
+            Detail::SealedBy { reason, seals } => {
+                write!(f, "{reason} (the file's seals: {})", SealNames(seals))
+            }
         }
     }
 }
@@ -747,6 +841,14 @@ impl fmt::Debug for Error {
             }
             Detail::Message { buf } => {
                 d.field("buf_len", &buf);
+            }
+            Detail::MissingSeals { missing, .. } => {
+                d.field("missing_seals", &format_args!("{}", SealNames(missing)))
+                    .field("reason", &format_args!("{}", Describe(e)));
+            }
+            Detail::SealedBy { seals, .. } => {
+                d.field("seals", &format_args!("{}", SealNames(seals)))
+                    .field("reason", &format_args!("{}", Describe(e)));
             }
         }
         if let Some(os) = &e.os {

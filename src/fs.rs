@@ -485,12 +485,62 @@ pub(crate) fn create_memfd(name: &str, mode: Mode, op: &'static str) -> Result<O
     Ok(fd)
 }
 
-/// Seals `fd` against shrinking, and its seal set against changes.
+/// Seals `fd` against shrinking. The seal set is left open (no
+/// `F_SEAL_SEAL`), so that `MmapRegion::freeze` and
+/// `MmapRegion::share_read_only` can add their seals later.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn seal_shrink(fd: BorrowedFd<'_>, op: &'static str) -> Result<()> {
-    use rustix::fs::SealFlags;
-    rustix::fs::fcntl_add_seals(fd, SealFlags::SHRINK | SealFlags::SEAL)
-        .map_err(|e| Error::os(op, e))
+    rustix::fs::fcntl_add_seals(fd, rustix::fs::SealFlags::SHRINK).map_err(|e| Error::os(op, e))
+}
+
+/// The file's seals (`F_GET_SEALS`, as `F_SEAL_*` bits), or `None` for a
+/// file that cannot carry seals (`EINVAL`: not on tmpfs or hugetlbfs; or
+/// not Linux).
+pub(crate) fn seals(fd: BorrowedFd<'_>) -> Option<u32> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        rustix::fs::fcntl_get_seals(fd).ok().map(|s| s.bits())
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = fd;
+        None
+    }
+}
+
+/// `F_SEAL_WRITE` and `F_SEAL_FUTURE_WRITE` as bits.
+pub(crate) const WRITE_SEALS: u32 = 0x8 | 0x10;
+
+/// Refuses (`NotSealed`) a file that carries neither `F_SEAL_WRITE` nor
+/// `F_SEAL_FUTURE_WRITE`, for `MmapOptions::require_write_seal`.
+pub(crate) fn require_write_seal(fd: BorrowedFd<'_>, op: &'static str) -> Result<()> {
+    if seals(fd).unwrap_or(0) & WRITE_SEALS == 0 {
+        return Err(Error::missing_seals(
+            op,
+            0x10,
+            "require_write_seal asks for F_SEAL_FUTURE_WRITE or F_SEAL_WRITE",
+        ));
+    }
+    Ok(())
+}
+
+/// Opens the file open at `fd` again, read-only and close-on-exec, through
+/// `/proc/thread-self/fd` (a duplicate would keep `fd`'s write access), and
+/// checks that the new descriptor is the same file (device and inode).
+///
+/// # Errors
+///
+/// [`ErrorKind::Unsupported`] without procfs (see [`reopen`]),
+/// [`ErrorKind::Os`] with `ESTALE` if another file came back, and the OS
+/// errors of `openat` and `fstat`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn reopen_read_only(fd: BorrowedFd<'_>, op: &'static str) -> Result<OwnedFd> {
+    let ro = reopen(fd, OFlags::RDONLY | OFlags::CLOEXEC, op)?;
+    let (a, b) = (identity(fd, op)?, identity(ro.as_fd(), op)?);
+    if (a.dev, a.ino) != (b.dev, b.ino) {
+        return Err(Error::os(op, Errno::STALE));
+    }
+    Ok(ro)
 }
 
 /// Whether the file open at `fd` is sealed against shrinking. Files that

@@ -70,6 +70,8 @@ compile_error!(
 mod error;
 #[cfg(unix)]
 pub mod fdpass;
+#[cfg(all(unix, any(target_os = "linux", target_os = "android")))]
+mod frozen;
 #[cfg(unix)]
 mod fs;
 // Not under loom: the hostile backing is real memory, which loom cannot see.
@@ -110,6 +112,8 @@ mod wait;
 
 #[cfg(unix)]
 pub use error::{Error, ErrorKind, Result};
+#[cfg(all(unix, any(target_os = "linux", target_os = "android")))]
+pub use frozen::{FreezeError, Frozen};
 #[cfg(unix)]
 pub use options::{Advice, FileCleanup, MmapOptions};
 #[cfg(unix)]

@@ -516,6 +516,9 @@ impl MmapRegion {
         if options.require_shrink_seal && !sealed {
             return Err(Error::new(ErrorKind::NotSealed, op));
         }
+        if options.require_write_seal {
+            fs::require_write_seal(fd.as_fd(), op)?;
+        }
         let len = map::mappable(options, info.size, op)?;
         let map = map::map_len(options, fd.as_fd(), None, len, writable, op)?;
         map::prepare(options, &map, 0, len, op)?;
@@ -827,7 +830,7 @@ impl Staged {
 /// are modelled instead; see `sys/loom_memory.rs`). Otherwise it is
 /// `Ok(())`, a constant the compiler removes.
 #[inline(always)]
-fn refuse_files_under_loom(op: &'static str) -> Result<()> {
+pub(crate) fn refuse_files_under_loom(op: &'static str) -> Result<()> {
     if cfg!(loom) {
         Err(Error::new(ErrorKind::Unsupported, op)
             .because("loom models no system calls: only in-memory regions exist under loom"))

@@ -123,6 +123,7 @@ pub struct MmapOptions {
     pub(crate) address_space: Option<usize>,
     pub(crate) trust: TrustPolicy,
     pub(crate) require_shrink_seal: bool,
+    pub(crate) require_write_seal: bool,
     pub(crate) max_size: Option<usize>,
     pub(crate) mode: u32,
     pub(crate) populate: bool,
@@ -158,6 +159,7 @@ impl MmapOptions {
                 allow_hard_links: false,
             },
             require_shrink_seal: false,
+            require_write_seal: false,
             max_size: None,
             mode: 0o600,
             populate: false,
@@ -244,6 +246,24 @@ impl MmapOptions {
     /// not prevent.
     pub fn require_shrink_seal(&mut self, yes: bool) -> &mut Self {
         self.require_shrink_seal = yes;
+        self
+    }
+
+    /// Whether `attach_fd` (and `attach`, and the read-only variants)
+    /// refuse a file that is not sealed against writes: one that carries
+    /// neither `F_SEAL_FUTURE_WRITE` (what
+    /// [`MmapRegion::share_read_only`] adds) nor `F_SEAL_WRITE` (what
+    /// [`MmapRegion::freeze`] adds) is refused with
+    /// [`ErrorKind::NotSealed`](crate::ErrorKind::NotSealed). Off by
+    /// default. On, no holder of a descriptor of the file can write it any
+    /// more through a new mapping or a write call, so a peer this process
+    /// does not trust cannot change what it reads, except the creator
+    /// through the mappings it made before sealing. Use it with
+    /// [`attach_fd_read_only`](Self::attach_fd_read_only): such a file
+    /// cannot be mapped writable (`attach_fd` then fails with
+    /// [`ErrorKind::Os`](crate::ErrorKind::Os), `EPERM`).
+    pub fn require_write_seal(&mut self, yes: bool) -> &mut Self {
+        self.require_write_seal = yes;
         self
     }
 

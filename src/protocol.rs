@@ -188,6 +188,15 @@ impl<M> Publisher<M> {
         &self.view
     }
 
+    /// Whether nothing but this publisher holds its newest mapping or its
+    /// state: no view exists, and no other holder of the mapping (such as a
+    /// shared word made from a view). Views of older generations hold the
+    /// state, so they count too.
+    pub fn is_sole_holder(&self) -> bool {
+        // The publisher's own snapshot and the one under the lock.
+        Arc::strong_count(&self.view.shared) == 1 && Arc::strong_count(&self.view.snap.map) == 2
+    }
+
     /// Publishes `map` with `len` valid bytes as the next generation and
     /// returns that generation.
     pub fn publish(&mut self, map: Arc<M>, len: usize) -> u64 {

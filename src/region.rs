@@ -5,7 +5,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -251,6 +251,7 @@ impl MmapRegion {
         if new_size == cur {
             return Ok(());
         }
+        self.refuse_sealed_growth(OP)?;
         let to = map::checked_size(&self.options, new_size, OP)?;
         let map = match &self.source {
             // `now >= len`: a peer may have grown the file further already.
@@ -514,6 +515,241 @@ impl MmapRegion {
             .map_err(|e| Error::os(OP, e))
     }
 
+    /// Turns the region into a [`Frozen`](crate::Frozen): its file's bytes
+    /// as a `&[u8]` no one can change any more (Linux, memfd regions from
+    /// [`create_sealed`](Self::create_sealed) or attached by descriptor).
+    ///
+    /// This handle's writable mapping is released first, then the file is
+    /// sealed with `F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK |
+    /// F_SEAL_SEAL` (those it lacks) and mapped read-only, whole: the
+    /// [`Frozen`](crate::Frozen) holds the file's size at that moment (at
+    /// least [`len`](Self::len); more if a peer grew it meanwhile). From
+    /// then on the kernel refuses every write and size change to the file,
+    /// by every holder, in every process; see `SECURITY.md`.
+    ///
+    /// The kernel adds `F_SEAL_WRITE` only while no writable shared mapping
+    /// of the file exists anywhere, so freezing fails while one does. A
+    /// [`Region`] view (or shared word) of this handle is found before
+    /// anything changes, and the handle is given back untouched; a
+    /// [`peer`](Self::peer) handle, or a mapping in another process, is
+    /// found by the kernel after this handle released its mapping, and the
+    /// handle is given back mapped anew: writable, with its length, bytes
+    /// and truncation state, at a new generation (two more than before: one
+    /// for the release, one for the new mapping), possibly at another
+    /// address.
+    ///
+    /// # Errors
+    ///
+    /// The region comes back in the [`FreezeError`](crate::FreezeError)
+    /// (see [`into_region`](crate::FreezeError::into_region)):
+    ///
+    /// - [`ErrorKind::Busy`] while a writable mapping of the file exists:
+    ///   a view or shared word of this handle (found first, nothing
+    ///   changed), or a peer handle or another process's mapping (OS error
+    ///   `EBUSY`);
+    /// - [`ErrorKind::Unsupported`] for an in-memory region, a file that
+    ///   cannot carry seals (on a file system: tmpfs files at a path carry
+    ///   `F_SEAL_SEAL` from their creation, others have no seals; memfds
+    ///   made without `MFD_ALLOW_SEALING`), or off Linux;
+    /// - [`ErrorKind::Sealed`] if a holder locked the seals (`F_SEAL_SEAL`)
+    ///   before the file was sealed against writes and size changes;
+    /// - [`ErrorKind::ReadOnly`] for a read-only handle of a file not yet
+    ///   frozen (seals can only be added through a writable descriptor);
+    /// - [`ErrorKind::Unsupported`] if `/proc/thread-self/fd` is not procfs
+    ///   (the file is reopened read-only through it);
+    /// - [`ErrorKind::FileTooLarge`] and [`ErrorKind::Os`] if a mapping
+    ///   cannot be made.
+    pub fn freeze(mut self) -> std::result::Result<crate::Frozen, crate::FreezeError> {
+        match self.freeze_steps() {
+            Ok(frozen) => Ok(frozen),
+            Err((error, Restore::Unchanged)) => Err(crate::FreezeError::new(error, Some(self))),
+            Err((error, Restore::Remap(len))) => {
+                let restored = match &self.source {
+                    Source::File(fd) => {
+                        map::map_len(&self.options, fd.as_fd(), None, len, true, "freeze").and_then(
+                            |map| map::prepare(&self.options, &map, 0, len, "freeze").map(|()| map),
+                        )
+                    }
+                    Source::Memory(_) => unreachable_memory(),
+                };
+                match restored {
+                    Ok(map) => {
+                        self.publisher.publish(map, len);
+                        Err(crate::FreezeError::new(error, Some(self)))
+                    }
+                    Err(_) => Err(crate::FreezeError::new(error, None)),
+                }
+            }
+            Err((error, Restore::Lost)) => Err(crate::FreezeError::new(error, None)),
+        }
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn freeze_steps(&mut self) -> std::result::Result<crate::Frozen, (Error, Restore)> {
+        use crate::sys::FROZEN_SEALS;
+        const OP: &str = "freeze";
+        const SEAL: u32 = 0x1;
+        const WRITE: u32 = 0x8;
+        let unchanged = |e| (e, Restore::Unchanged);
+        let Source::File(fd) = &self.source else {
+            return Err(unchanged(
+                Error::new(ErrorKind::Unsupported, OP)
+                    .because("an in-memory region has no file to seal"),
+            ));
+        };
+        let fd = fd.as_fd();
+        let seals = fs::seals(fd).ok_or_else(|| unchanged(not_sealable(OP)))?;
+        let missing = (FROZEN_SEALS.bits() | SEAL) & !seals;
+        if seals & SEAL != 0 && missing & FROZEN_SEALS.bits() != 0 {
+            return Err(unchanged(locked(OP, seals)));
+        }
+        if missing != 0 && !self.writable {
+            return Err(unchanged(Error::new(ErrorKind::ReadOnly, OP).because(
+                "a read-only handle cannot add seals (that needs a writable descriptor)",
+            )));
+        }
+        if missing & WRITE != 0 && !self.publisher.is_sole_holder() {
+            return Err(unchanged(Error::new(ErrorKind::Busy, OP).because(
+                "a Region view or shared word of this handle maps the file writable: drop them first",
+            )));
+        }
+        // Reopened before anything changes: without procfs nothing is lost.
+        let ro = fs::reopen_read_only(fd, OP).map_err(unchanged)?;
+        if missing != 0 {
+            // Our own writable mapping would make the seal fail (`EBUSY`):
+            // release it (we are its sole holder), publishing a one-page
+            // stand-in nobody can reach (the handle is borrowed mutably).
+            let stand_in = Mapping::in_memory(crate::sys::page_size())
+                .map_err(|e| unchanged(Error::os(OP, e)))?;
+            let len = self.len();
+            self.publisher.publish(Arc::new(stand_in), 0);
+            let sealed = rustix::fs::SealFlags::from_bits_retain(missing);
+            if let Err(e) = rustix::fs::fcntl_add_seals(fd, sealed) {
+                let error = match e {
+                    rustix::io::Errno::BUSY => Error::with_errno(ErrorKind::Busy, OP, e).because(
+                        "another writable mapping of the file exists (a peer handle, or a mapping in another process)",
+                    ),
+                    rustix::io::Errno::PERM => match fs::seals(fd) {
+                        Some(now) if now & SEAL != 0 => locked(OP, now),
+                        _ => Error::os(OP, e),
+                    },
+                    e => Error::os(OP, e),
+                };
+                return Err((error, Restore::Remap(len)));
+            }
+        }
+        crate::Frozen::map(ro, OP).map_err(|e| (e, Restore::Lost))
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn freeze_steps(&mut self) -> std::result::Result<crate::Frozen, (Error, Restore)> {
+        Err((not_sealable("freeze"), Restore::Unchanged))
+    }
+
+    /// Seals the file so that no one can write it any more except through
+    /// the mappings that exist now, and returns a descriptor of it open
+    /// read-only, to give to peers (Linux, memfd regions).
+    ///
+    /// Adds `F_SEAL_FUTURE_WRITE | F_SEAL_GROW | F_SEAL_SHRINK` (those the
+    /// file lacks; a file with `F_SEAL_WRITE` needs no
+    /// `F_SEAL_FUTURE_WRITE`). From then on, through every descriptor of
+    /// the file (this handle's included, received ones, and ones reopened
+    /// read-write through `/proc/<pid>/fd`), `write`, `pwrite` and a
+    /// writable shared `mmap` fail with `EPERM`, and the size is fixed:
+    /// [`resize`](Self::resize) fails with [`ErrorKind::Sealed`]. The
+    /// mapping this handle has keeps writing, through [`Region`] views
+    /// taken before or after, and peers see the writes; a new writable
+    /// mapping ([`peer`](Self::peer), a writable `attach_fd`) is refused.
+    /// The seal set stays open (no `F_SEAL_SEAL`), so the region can still
+    /// be [frozen](Self::freeze) later; holders of a read-only descriptor
+    /// cannot add seals.
+    ///
+    /// The descriptor is a new open of the file, made read-only
+    /// (`O_RDONLY | O_CLOEXEC`) through `/proc/thread-self/fd` and checked
+    /// to be the same file: a duplicate of this handle's descriptor would
+    /// keep its write access. A receiver maps it with
+    /// [`MmapOptions::attach_fd_read_only`](crate::MmapOptions::attach_fd_read_only),
+    /// and with [`require_write_seal`](crate::MmapOptions::require_write_seal)
+    /// it refuses a descriptor without the seal.
+    ///
+    /// Calling it again adds nothing and returns another descriptor.
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::Unsupported`] for an in-memory region, a file that
+    ///   cannot carry seals (as for [`freeze`](Self::freeze)), a kernel
+    ///   without `F_SEAL_FUTURE_WRITE` (before Linux 5.1; OS error
+    ///   `EINVAL`), without procfs at `/proc/thread-self/fd`, or off Linux;
+    /// - [`ErrorKind::Sealed`] if a holder locked the seals (`F_SEAL_SEAL`)
+    ///   before the ones this adds;
+    /// - [`ErrorKind::ReadOnly`] for a read-only handle of a file that
+    ///   lacks them;
+    /// - [`ErrorKind::Os`] for other failures.
+    pub fn share_read_only(&self) -> Result<OwnedFd> {
+        const OP: &str = "share_read_only";
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            const SEAL: u32 = 0x1;
+            const SHRINK_GROW: u32 = 0x2 | 0x4;
+            const FUTURE_WRITE: u32 = 0x10;
+            let Source::File(fd) = &self.source else {
+                return Err(Error::new(ErrorKind::Unsupported, OP)
+                    .because("an in-memory region has no file to seal"));
+            };
+            let fd = fd.as_fd();
+            let seals = fs::seals(fd).ok_or_else(|| not_sealable(OP))?;
+            let mut missing = SHRINK_GROW & !seals;
+            if seals & fs::WRITE_SEALS == 0 {
+                missing |= FUTURE_WRITE;
+            }
+            let ro = fs::reopen_read_only(fd, OP)?;
+            if missing != 0 {
+                if seals & SEAL != 0 {
+                    return Err(locked(OP, seals));
+                }
+                if !self.writable {
+                    return Err(Error::new(ErrorKind::ReadOnly, OP).because(
+                        "a read-only handle cannot add seals (that needs a writable descriptor)",
+                    ));
+                }
+                let add = rustix::fs::SealFlags::from_bits_retain(missing);
+                rustix::fs::fcntl_add_seals(fd, add).map_err(|e| match e {
+                    rustix::io::Errno::INVAL => Error::with_errno(ErrorKind::Unsupported, OP, e)
+                        .because("the kernel has no F_SEAL_FUTURE_WRITE (Linux 5.1 added it)"),
+                    rustix::io::Errno::PERM => match fs::seals(fd) {
+                        Some(now) if now & SEAL != 0 => locked(OP, now),
+                        _ => Error::os(OP, e),
+                    },
+                    e => Error::os(OP, e),
+                })?;
+            }
+            Ok(ro)
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            Err(not_sealable(OP))
+        }
+    }
+
+    /// Refuses growth of a file whose seals forbid it (`F_SEAL_GROW`), or
+    /// forbid the writable mappings growth may need (`F_SEAL_WRITE`,
+    /// `F_SEAL_FUTURE_WRITE`), with [`ErrorKind::Sealed`].
+    fn refuse_sealed_growth(&self, op: &'static str) -> Result<()> {
+        const GROW: u32 = 0x4;
+        if let Source::File(fd) = &self.source {
+            if let Some(seals) = fs::seals(fd.as_fd()) {
+                if seals & (GROW | fs::WRITE_SEALS) != 0 {
+                    return Err(Error::sealed(
+                        op,
+                        "the file is sealed against growth or writes, so its size is fixed (share_read_only adds F_SEAL_GROW)",
+                        seals,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The directory entry this handle may remove, for publishing a stage.
     pub(crate) fn location(&self) -> Option<&Location> {
         self.location.as_ref()
@@ -570,4 +806,44 @@ impl fmt::Debug for MmapRegion {
             .field("shm_name", &self.shm_name)
             .finish_non_exhaustive()
     }
+}
+
+/// What [`MmapRegion::freeze`] must do with the handle after a failure.
+enum Restore {
+    /// Nothing changed: give it back as it is.
+    Unchanged,
+    /// Its mapping (of this many bytes) was released: map the file anew
+    /// and publish that.
+    Remap(usize),
+    /// The file is sealed now; the handle cannot be mapped writable again.
+    Lost,
+}
+
+/// An in-memory region never gets past `freeze`'s first check.
+fn unreachable_memory() -> Result<Arc<Mapping>> {
+    Err(Error::new(ErrorKind::Unsupported, "freeze")
+        .because("an in-memory region has no file to seal"))
+}
+
+/// `Unsupported`: the file cannot carry the seals asked for.
+fn not_sealable(op: &'static str) -> Error {
+    Error::new(ErrorKind::Unsupported, op).because(
+        "the file cannot be sealed: only Linux memfds made with MFD_ALLOW_SEALING (create_sealed) can",
+    )
+}
+
+/// The error for a file whose seals are locked (`F_SEAL_SEAL`): `Sealed`,
+/// or `Unsupported` when `F_SEAL_SEAL` is its only seal, as for files at a
+/// path (which carry it from their creation) and memfds made without
+/// `MFD_ALLOW_SEALING`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn locked(op: &'static str, seals: u32) -> Error {
+    if seals == 0x1 {
+        return not_sealable(op);
+    }
+    Error::sealed(
+        op,
+        "a holder locked the file's seals (F_SEAL_SEAL): no seal can be added",
+        seals,
+    )
 }

@@ -14,7 +14,7 @@ use super::sigbus::Registration;
 use super::{fence_for, page_size, range_fits, read_only_load_ok, round_up_to_page};
 
 /// Mappings that `Drop` could not unmap (invariant 5).
-static UNMAP_FAILURES: AtomicU64 = AtomicU64::new(0);
+pub(super) static UNMAP_FAILURES: AtomicU64 = AtomicU64::new(0);
 
 /// How many mappings this process could not release.
 ///

@@ -4,7 +4,9 @@
 //! (the anonymous memory behind in-memory regions), `futex` (Linux: the
 //! futex system calls on a word of a mapping), `hostile` (feature
 //! `arbitrary`: in-memory mappings whose copies out and loads return a
-//! fuzzer's input instead of the memory's bytes) and `sigbus` (Linux: the
+//! fuzzer's input instead of the memory's bytes), `frozen` (Linux: the
+//! read-only mappings of write-sealed memfds behind `Frozen`, the only
+//! `&[u8]` over mapped memory) and `sigbus` (Linux: the
 //! registry of file mappings and the `SIGBUS` handler of
 //! `shm_region::sigbus::install`).
 //!
@@ -58,7 +60,8 @@
 //!    reports.
 //! 3. **Foreign memory.** Other processes may write any byte of the mapping
 //!    at any time, and so may other threads of this process through other
-//!    views. No `&[u8]` or `&mut [u8]` is ever formed over it: bytes move
+//!    views. No `&[u8]` or `&mut [u8]` is ever formed over it (the one
+//!    exception, a `FrozenMapping`, is not a `Mapping`: invariant 8): bytes move
 //!    only through [`copy_from_shared`](copy::copy_from_shared) and [`copy_to_shared`](copy::copy_to_shared) between the
 //!    mapping and a caller's private buffer, or through
 //!    `AtomicU32`/`AtomicU64` references. A copy racing a write may observe
@@ -192,6 +195,59 @@
 //!    atomics (the handler's address and whether it takes `SA_SIGINFO`),
 //!    stored before the handler was first installed; the address changes
 //!    only to `SIG_DFL`, which needs no flags.
+//! 8. **Frozen memory** (`frozen.rs`, Linux and Android). The one
+//!    exception to invariant 3: a `FrozenMapping` hands out a `&[u8]` over
+//!    its bytes, which is sound only because no write can reach them while
+//!    the mapping exists, by anyone. `FrozenMapping::new` checks, itself,
+//!    that the file carries `F_SEAL_WRITE`, `F_SEAL_GROW` and
+//!    `F_SEAL_SHRINK` (memfd seals, Linux 3.17) and that the descriptor it
+//!    maps is open `O_RDONLY`; it maps the whole file (its size read after
+//!    the seals, so final) `PROT_READ`, `MAP_SHARED`, at a range the kernel
+//!    chose, which it owns as invariant 1 says of a `Mapping`, unmaps once
+//!    in `Drop` and, if the kernel refuses, leaves mapped and counts
+//!    (invariant 5). Seals belong to the inode and can never be removed. Every
+//!    route to a write is then refused by the kernel (`mm/memfd.c`,
+//!    `mm/shmem.c`):
+//!    - writes through any descriptor of the file, whoever holds it and
+//!      however it was opened (received, duplicated, or reopened `O_RDWR`
+//!      through `/proc/<pid>/fd`): `write`, `pwrite`, `writev`, and what
+//!      goes through the same page-cache write path (`splice`, `sendfile`,
+//!      `copy_file_range`, `io_uring`, AIO) fail with `EPERM`;
+//!    - `fallocate` that punches a hole or zeroes a range: `EPERM`;
+//!      `ftruncate` to a smaller or larger size: `EPERM` (`F_SEAL_SHRINK`,
+//!      `F_SEAL_GROW`), so the mapped pages stay inside the file and no
+//!      access raises `SIGBUS` (invariant 4 cannot apply, and the mapping
+//!      is not in the `SIGBUS` registry, so the handler of invariant 6
+//!      never replaces its pages);
+//!    - a new writable shared mapping, from any process: `EPERM`;
+//!    - a writable shared mapping made before the seal: none exists.
+//!      Adding `F_SEAL_WRITE` fails with `EBUSY` while any shared mapping
+//!      of the file that may be made writable exists (even a `PROT_READ`
+//!      one from a writable descriptor), or while pages of the file are
+//!      pinned by the kernel for a write in flight (direct I/O, registered
+//!      `io_uring` buffers): the seal waits for such pins and refuses if
+//!      they stay;
+//!    - `mprotect(PROT_WRITE)` of this mapping (or of any read-only shared
+//!      mapping made from a read-only descriptor): `EACCES`, since such a
+//!      mapping never has `VM_MAYWRITE`. Linux 6.7 and later also clear
+//!      `VM_MAYWRITE` on read-only shared mappings of a write-sealed file
+//!      made from writable descriptors; mapping from `O_RDONLY` does not
+//!      depend on that. The crate never calls `mprotect` on it, and a
+//!      caller needs `unsafe` code and the address to try;
+//!    - a writable private mapping (`MAP_PRIVATE`) copies each page it
+//!      writes: the file's pages are not changed;
+//!    - `process_vm_writev` into this range: refused (`EFAULT`), since it
+//!      writes only through writable mappings.
+//!
+//!    Out of scope, as for every Rust guarantee: a process allowed to
+//!    `ptrace` this one (same user, or root) can write any of its memory
+//!    through `/proc/<pid>/mem` or `PTRACE_POKEDATA`, its private memory
+//!    included; and the kernel or hardware itself (a kernel bug, a device
+//!    writing by DMA, `/dev/mem`). `F_SEAL_FUTURE_WRITE` (Linux 5.1) is not
+//!    enough for this invariant: mappings made writable before it keep
+//!    writing, which is what `MmapRegion::share_read_only` relies on, so
+//!    regions sealed that way are still reached only through copies
+//!    (invariant 3).
 // Only this module (and its submodules) may use unsafe code and the raw
 // mapping calls.
 #![allow(unsafe_code)]
@@ -200,6 +256,9 @@
 // Under loom their mappings are never made (see above).
 #[cfg_attr(loom, allow(dead_code))]
 mod copy;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg_attr(loom, allow(dead_code))]
+mod frozen;
 #[cfg(all(any(target_os = "linux", target_os = "android"), not(miri), not(loom)))]
 mod futex;
 #[cfg(all(feature = "arbitrary", not(loom)))]
@@ -215,6 +274,8 @@ pub(crate) mod sigbus;
 
 use std::sync::atomic::Ordering;
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) use frozen::{FrozenMapping, FROZEN_SEALS};
 #[cfg(loom)]
 pub(crate) use loom_memory::Mapping;
 pub use mapping::unmap_failures;

@@ -1,0 +1,240 @@
+//! `Frozen`: the bytes of a memfd that no one can change any more, as a
+//! plain `&[u8]`; and `FreezeError`, what `MmapRegion::freeze` returns when
+//! it cannot freeze (with the region, to keep using).
+//!
+//! This is the only `&[u8]` the crate hands out over mapped memory: every
+//! other access is a checked copy, because a peer may write the bytes at any
+//! time. Here the kernel refuses every write to the file, by every holder
+//! (`F_SEAL_WRITE`, `F_SEAL_GROW`, `F_SEAL_SHRINK`); the argument is
+//! invariant 8 of the `sys` module.
+
+use std::fmt;
+use std::ops::Deref;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::fs;
+use crate::region::MmapRegion;
+use crate::sys::{FrozenMapping, FROZEN_SEALS};
+
+/// The bytes of a sealed memfd, readable as a `&[u8]` (Linux).
+///
+/// Made by [`MmapRegion::freeze`] or, from a descriptor someone else froze,
+/// by [`Frozen::attach_fd`]. The file carries `F_SEAL_WRITE`,
+/// `F_SEAL_GROW` and `F_SEAL_SHRINK`, so the kernel refuses every write and
+/// every size change to it, through any descriptor in any process, and no
+/// writable mapping of it exists; it is mapped here read-only from a
+/// descriptor open `O_RDONLY`. That is why a plain `&[u8]` over it is sound
+/// (see `SECURITY.md` for what lies outside: a process allowed to `ptrace`
+/// this one).
+///
+/// Cloning is cheap (a reference count); the mapping is released when the
+/// last clone is dropped. `Frozen` is `Send` and `Sync`.
+///
+/// ```
+/// # #[cfg(miri)] fn main() {} // Miri cannot map files.
+/// # #[cfg(not(miri))]
+/// # fn main() -> Result<(), shm_region::Error> {
+/// use shm_region::{Frozen, MmapRegion};
+/// let region = MmapRegion::create_sealed("table", 4096)?;
+/// region.region().write_at(0, b"lookup table")?;
+/// let frozen: Frozen = region.freeze().map_err(|e| e.into_error())?;
+/// assert_eq!(&frozen[..12], b"lookup table");
+/// let sum: u64 = frozen.iter().map(|&b| u64::from(b)).sum();   // no copy
+/// assert!(sum > 0);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Frozen {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    map: FrozenMapping,
+    /// Open read-only; the mapping was made from it.
+    fd: OwnedFd,
+}
+
+/// What [`Frozen::attach_fd`] requires.
+const ATTACH_REQUIRES: &str =
+    "Frozen::attach_fd requires F_SEAL_WRITE, F_SEAL_GROW and F_SEAL_SHRINK";
+
+impl Frozen {
+    /// Maps a memfd that someone else froze, after checking that it carries
+    /// `F_SEAL_WRITE`, `F_SEAL_GROW` and `F_SEAL_SHRINK`. The file must be a
+    /// regular, non-empty file of mappable size, not on hugetlbfs, as
+    /// [`MmapRegion::attach_fd`] requires; its owner, mode and links are not
+    /// checked, since with those seals no one can change its bytes. A
+    /// descriptor open for writing is reopened read-only through
+    /// `/proc/thread-self/fd` (and checked to be the same file), and the
+    /// original is closed.
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::NotSealed`] if any of the three seals is missing (the
+    ///   message names the missing ones), including for files that cannot
+    ///   carry seals;
+    /// - [`ErrorKind::NotRegularFile`], [`ErrorKind::EmptyFile`],
+    ///   [`ErrorKind::FileTooLarge`] as for `attach_fd`;
+    /// - [`ErrorKind::Unsupported`] for a file on hugetlbfs, when built with
+    ///   `--cfg loom`, or when a writable descriptor must be reopened and
+    ///   `/proc/thread-self/fd` is not procfs;
+    /// - [`ErrorKind::Os`] for other failures of the system calls.
+    pub fn attach_fd(fd: OwnedFd) -> Result<Self> {
+        const OP: &str = "Frozen::attach_fd";
+        crate::open::refuse_files_under_loom(OP)?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| Error::os(OP, e))?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(Error::not_regular(OP, st.st_mode));
+        }
+        fs::refuse_hugetlbfs(fd.as_fd(), OP)?;
+        let seals = fs::seals(fd.as_fd()).unwrap_or(0);
+        let missing = FROZEN_SEALS.bits() & !seals;
+        if missing != 0 {
+            return Err(Error::missing_seals(OP, missing, ATTACH_REQUIRES));
+        }
+        let fd = if fs::is_open_read_only(fd.as_fd()) {
+            fd
+        } else {
+            fs::reopen_read_only(fd.as_fd(), OP)?
+        };
+        Self::map(fd, OP)
+    }
+
+    /// Maps `fd` (open read-only, the file sealed) read-only.
+    pub(crate) fn map(fd: OwnedFd, op: &'static str) -> Result<Self> {
+        let map = FrozenMapping::new(fd.as_fd()).map_err(|e| match e {
+            rustix::io::Errno::INVAL => Error::with_errno(ErrorKind::EmptyFile, op, e),
+            rustix::io::Errno::FBIG => Error::with_errno(ErrorKind::FileTooLarge, op, e),
+            rustix::io::Errno::NOMEM => Error::with_errno(ErrorKind::FileTooLarge, op, e)
+                .because("no address space or mapping slots left to map the file"),
+            e => Error::os(op, e),
+        })?;
+        Ok(Self {
+            inner: Arc::new(Inner { map, fd }),
+        })
+    }
+
+    /// The number of bytes: the file's size, fixed by its seals.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.inner.map.as_slice().len()
+    }
+
+    /// Whether there are no bytes (never true: an empty file is refused).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The file's descriptor, open read-only (`O_RDONLY`). Pass it on with
+    /// [`fdpass::send`](crate::fdpass::send); a receiver maps it with
+    /// [`Frozen::attach_fd`] (after
+    /// [`try_clone_to_owned`](BorrowedFd::try_clone_to_owned)).
+    #[must_use]
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.inner.fd.as_fd()
+    }
+}
+
+impl Deref for Frozen {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.inner.map.as_slice()
+    }
+}
+
+impl AsRef<[u8]> for Frozen {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl fmt::Debug for Frozen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Frozen")
+            .field("fd", &self.fd())
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why [`MmapRegion::freeze`] failed, and the region back.
+///
+/// [`into_region`](Self::into_region) gives the region back, mapped
+/// writable again and fully usable; [`kind`](Self::kind) and
+/// [`error`](Self::error) say what went wrong. It converts into
+/// [`std::io::Error`] (dropping the region) like [`Error`].
+pub struct FreezeError {
+    error: Error,
+    // Boxed: `MmapRegion` is large, and `Result`s carrying this should not be.
+    region: Option<Box<MmapRegion>>,
+}
+
+impl FreezeError {
+    pub(crate) fn new(error: Error, region: Option<MmapRegion>) -> Self {
+        Self {
+            error,
+            region: region.map(Box::new),
+        }
+    }
+
+    /// What went wrong: [`ErrorKind::Busy`] (a writable mapping of the file
+    /// exists), [`ErrorKind::Unsupported`] (not a memfd), and the others
+    /// [`MmapRegion::freeze`] lists.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        self.error.kind()
+    }
+
+    /// The error, with its message.
+    #[must_use]
+    pub fn error(&self) -> &Error {
+        &self.error
+    }
+
+    /// The error, dropping the region.
+    #[must_use]
+    pub fn into_error(self) -> Error {
+        self.error
+    }
+
+    /// The region the failed freeze was given, writable and usable again.
+    /// `None` only when it could not be mapped again after the kernel
+    /// refused the seal (`mmap` failed: no address space left), or when the
+    /// seals were added but the read-only mapping could not be made (the
+    /// file stays frozen then).
+    #[must_use]
+    pub fn into_region(self) -> Option<MmapRegion> {
+        self.region.map(|region| *region)
+    }
+}
+
+impl fmt::Debug for FreezeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FreezeError")
+            .field("error", &self.error)
+            .field("region", &self.region)
+            .finish()
+    }
+}
+
+impl fmt::Display for FreezeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl std::error::Error for FreezeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl From<FreezeError> for std::io::Error {
+    fn from(e: FreezeError) -> Self {
+        e.error.into()
+    }
+}

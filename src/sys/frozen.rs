@@ -1,0 +1,117 @@
+//! `FrozenMapping`: a read-only `MAP_SHARED` mapping of a memfd whose bytes
+//! the kernel forbids every holder to change, and the one place the crate
+//! forms a `&[u8]` over mapped memory (invariant 8 of the parent module).
+
+use std::ffi::c_void;
+use std::os::fd::BorrowedFd;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::Ordering;
+
+use rustix::fs::{OFlags, SealFlags};
+use rustix::io::Errno;
+use rustix::mm::{MapFlags, ProtFlags};
+
+use super::mapping::UNMAP_FAILURES;
+use super::round_up_to_page;
+
+/// The seals that make a file's bytes and size immutable (invariant 8).
+pub(crate) const FROZEN_SEALS: SealFlags = SealFlags::WRITE
+    .union(SealFlags::GROW)
+    .union(SealFlags::SHRINK);
+
+/// A read-only shared mapping of a whole file that carries
+/// [`FROZEN_SEALS`], made from a descriptor open read-only. Unmapped in
+/// `Drop`.
+#[derive(Debug)]
+pub(crate) struct FrozenMapping {
+    base: NonNull<u8>,
+    /// The file's size: the bytes [`as_slice`](Self::as_slice) covers.
+    len: usize,
+    /// Bytes mapped: `len` rounded up to pages.
+    mapped: usize,
+}
+
+// SAFETY: the pointer is only the address of a range this value owns
+// (invariant 1); no thread and no process can change the bytes behind it
+// (invariant 8), and it is unmapped once, in `Drop`, on whichever thread
+// drops the value.
+unsafe impl Send for FrozenMapping {}
+
+// SAFETY: `&self` methods only read the bytes, which nothing can write
+// (invariant 8), so sharing references across threads races nothing.
+unsafe impl Sync for FrozenMapping {}
+
+impl FrozenMapping {
+    /// Maps the whole file open at `fd` read-only, after checking here the
+    /// conditions of invariant 8: `fd` is open `O_RDONLY`, the file carries
+    /// `F_SEAL_WRITE`, `F_SEAL_GROW` and `F_SEAL_SHRINK`, and its size
+    /// (read after the seals, so final) is not 0 and fits `isize`.
+    ///
+    /// The caller must have refused files on hugetlbfs (invariant 1).
+    ///
+    /// # Errors
+    ///
+    /// `EACCES` if `fd` is not open read-only, `EPERM` if a seal is missing,
+    /// `EINVAL` for an empty file (or `F_GET_SEALS` on a file that cannot
+    /// carry seals), `EFBIG` for a size past `isize::MAX`, and whatever
+    /// `fcntl`, `fstat` or `mmap` report.
+    pub(crate) fn new(fd: BorrowedFd<'_>) -> Result<Self, Errno> {
+        if rustix::fs::fcntl_getfl(fd)? & OFlags::RWMODE != OFlags::RDONLY {
+            return Err(Errno::ACCESS);
+        }
+        if !rustix::fs::fcntl_get_seals(fd)?.contains(FROZEN_SEALS) {
+            return Err(Errno::PERM);
+        }
+        let size = rustix::fs::fstat(fd)?.st_size;
+        let len = usize::try_from(size)
+            .ok()
+            .filter(|&n| isize::try_from(n).is_ok())
+            .ok_or(Errno::FBIG)?;
+        if len == 0 {
+            return Err(Errno::INVAL);
+        }
+        let mapped = round_up_to_page(len).ok_or(Errno::FBIG)?;
+        // SAFETY: a null hint without `MAP_FIXED` lets the kernel choose a
+        // free range, so no existing mapping is replaced; the range
+        // returned is owned by the value built below (invariant 1) and
+        // unmapped only in its `Drop`.
+        let base = unsafe {
+            rustix::mm::mmap(
+                ptr::null_mut(),
+                mapped,
+                ProtFlags::READ,
+                MapFlags::SHARED,
+                fd,
+                0,
+            )?
+        };
+        let base = NonNull::new(base.cast::<u8>()).ok_or(Errno::NOMEM)?;
+        Ok(Self { base, len, mapped })
+    }
+
+    /// The file's bytes.
+    #[inline]
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        // SAFETY: `[base, base + len)` is mapped readable for as long as
+        // `self` lives (invariant 1: unmapped only in `Drop`), `len` fits
+        // `isize` (checked in `new`) and the bytes are initialised (a
+        // mapping of a file: its bytes, or zeros in holes); and no write can
+        // reach them while the returned reference lives, in this process or
+        // any other (invariant 8), which is what a shared reference needs.
+        unsafe { std::slice::from_raw_parts(self.base.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for FrozenMapping {
+    fn drop(&mut self) {
+        let base = self.base.as_ptr().cast::<c_void>();
+        // SAFETY: we own `[base, base + mapped)` (invariant 1), returned by
+        // `mmap`, and `Drop` runs once, when no reference from `as_slice`
+        // can exist any more (it borrows `self`).
+        let res = unsafe { rustix::mm::munmap(base, self.mapped) };
+        if res.is_err() {
+            // Invariant 5: the range stays mapped, and the leak is counted.
+            UNMAP_FAILURES.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
