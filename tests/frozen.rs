@@ -156,6 +156,13 @@ fn frozen_bytes_refuse_every_write_route() {
         ),
         Err(Errno::PERM)
     );
+    // The kernel's own copy from another file.
+    let src = memfd(16, SealFlags::empty());
+    let mut at = 0u64;
+    assert_eq!(
+        rustix::fs::copy_file_range(&src, None, &rw, Some(&mut at), 16),
+        Err(Errno::PERM)
+    );
     // A writable shared mapping, from either descriptor.
     assert_eq!(writable_mmap_error(rw.as_fd()), Errno::PERM);
     assert_eq!(writable_mmap_error(fd), Errno::ACCESS);
@@ -171,6 +178,27 @@ fn frozen_bytes_refuse_every_write_route() {
         )
     };
     assert_eq!(res, Err(Errno::ACCESS));
+    // Another process's way in: writing this process's memory by address.
+    let data = *b"pv";
+    let local = libc::iovec {
+        iov_base: data.as_ptr().cast_mut().cast(),
+        iov_len: 2,
+    };
+    let remote = libc::iovec {
+        iov_base: frozen.as_ptr().cast_mut().cast(),
+        iov_len: 2,
+    };
+    let pid = i32::try_from(std::process::id()).unwrap();
+    // SAFETY: the iovecs describe 2 readable local bytes and 2 bytes of the
+    // frozen mapping; the kernel refusing to write there is what is tested
+    // (were it to write, only the frozen bytes would change, which the
+    // assertions below report).
+    let n = unsafe { libc::process_vm_writev(pid, &local, 1, &remote, 1, 0) };
+    assert_eq!(n, -1);
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::EFAULT)
+    );
     // Every byte and the size are as frozen.
     assert_eq!(&frozen[..], &pattern(len)[..]);
     assert_eq!(
