@@ -41,6 +41,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! No `&[u8]` is ever handed out over memory a peer may write: bytes move
+//! through checked copies. The one exception is frozen memory (Linux):
+//! `MmapRegion::freeze` seals a memfd region so that the kernel refuses
+//! every write to it, by anyone, and returns a `Frozen`, which derefs to
+//! `[u8]`. `MmapRegion::share_read_only` gives peers a descriptor no one can
+//! write through while the owner keeps writing (read with copies).
+//!
 //! With the feature `zerocopy`, `Region::read_val` and `Region::write_val`
 //! copy `zerocopy` types (`FromBytes`, `IntoBytes`) in and out at any
 //! offset, through the same checked copies as [`Region::read_at`] and

@@ -55,11 +55,16 @@ impl MmapRegion {
     /// its descriptor can shrink (Linux).
     ///
     /// The file is a `memfd_create(MFD_CLOEXEC | MFD_ALLOW_SEALING)` sealed
-    /// with `F_SEAL_SHRINK | F_SEAL_SEAL` before it is sized: the kernel then
+    /// with `F_SEAL_SHRINK` before it is sized: the kernel then
     /// refuses every truncation, by anyone, so peers that receive the
     /// descriptor (see [`fdpass`](crate::fdpass) and
     /// [`attach_fd`](Self::attach_fd)) can never be made to fault by one
-    /// that shrinks it. Growth still works. `name` is only a label (it shows
+    /// that shrinks it. Growth still works. The seal set is left open (no
+    /// `F_SEAL_SEAL`) so that the region can later be
+    /// [frozen](Self::freeze) or [shared read-only](Self::share_read_only);
+    /// a holder of a writable descriptor can add seals too, which can only
+    /// make growth ([`ErrorKind::Sealed`]), a new writable mapping or a
+    /// freeze fail, never remove a page. `name` is only a label (it shows
     /// in `/proc/<pid>/fd`); nothing is created in any directory, and
     /// [`path`](Self::path) is empty.
     ///
