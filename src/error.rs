@@ -935,6 +935,8 @@ mod tests {
             (ErrorKind::MessageTruncated, io::ErrorKind::InvalidData),
             (ErrorKind::InvalidOrdering, io::ErrorKind::InvalidInput),
             (ErrorKind::LockLimit, io::ErrorKind::OutOfMemory),
+            (ErrorKind::Sealed, io::ErrorKind::PermissionDenied),
+            (ErrorKind::Busy, io::ErrorKind::ResourceBusy),
         ];
         for (kind, io_kind) in cases {
             let e: io::Error = Error::new(kind, "op").into();
@@ -942,6 +944,26 @@ mod tests {
             let inner = e.get_ref().unwrap().downcast_ref::<Error>().unwrap();
             assert_eq!(inner.kind(), kind);
         }
+    }
+
+    #[test]
+    fn seal_messages_name_each_seal_and_unknown_bits() {
+        assert_eq!(
+            Error::missing_seals("op", 0x8 | 0x4, "needed").to_string(),
+            "op: descriptor is not sealed with F_SEAL_GROW | F_SEAL_WRITE (needed)"
+        );
+        assert_eq!(
+            Error::sealed("op", "why", 0x3f | 0x40).to_string(),
+            "op: why (the file's seals: F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE | F_SEAL_EXEC | 0x40)"
+        );
+        assert_eq!(
+            Error::sealed("op", "why", 0).to_string(),
+            "op: why (the file's seals: none)"
+        );
+        let e = Error::sealed("op", "why", 0x40);
+        assert_eq!(e.kind(), ErrorKind::Sealed);
+        assert_eq!(e.to_string(), "op: why (the file's seals: 0x40)");
+        assert!(format!("{e:?}").contains("seals: 0x40"));
     }
 
     #[test]
