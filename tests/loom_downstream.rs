@@ -227,7 +227,28 @@ fn file_backed_constructors_are_unsupported_under_loom() {
     let fd = || std::os::fd::OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
     assert_eq!(kind(opts.attach_fd(fd())), ErrorKind::Unsupported);
     assert_eq!(kind(opts.attach_fd_read_only(fd())), ErrorKind::Unsupported);
+    #[cfg(target_os = "linux")]
+    assert_eq!(
+        shm_region::Frozen::attach_fd(fd()).unwrap_err().kind(),
+        ErrorKind::Unsupported
+    );
     assert!(!path.exists(), "nothing was created");
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn freeze_and_share_read_only_of_an_in_memory_region_are_unsupported_under_loom() {
+    loom::model(|| {
+        let host = MmapOptions::new().address_space(64).in_memory(16).unwrap();
+        assert_eq!(
+            host.share_read_only().unwrap_err().kind(),
+            ErrorKind::Unsupported
+        );
+        let err = host.freeze().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        let host = err.into_region().unwrap();
+        host.region().write_at(0, b"still usable").unwrap();
+    });
 }
 
 #[test]
