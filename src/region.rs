@@ -529,10 +529,11 @@ impl MmapRegion {
     ///
     /// The kernel adds `F_SEAL_WRITE` only while no writable shared mapping
     /// of the file exists anywhere, so freezing fails while one does. A
-    /// [`Region`] view (or shared word) of this handle is found before
-    /// anything changes, and the handle is given back untouched; a
-    /// [`peer`](Self::peer) handle, or a mapping in another process, is
-    /// found by the kernel after this handle released its mapping, and the
+    /// [`Region`] view of this handle, or a shared word of its newest
+    /// mapping, is found before anything changes, and the handle is given
+    /// back untouched; a [`peer`](Self::peer) handle, a shared word of an
+    /// older mapping, or a mapping in another process, is found by the
+    /// kernel after this handle released its mapping, and the
     /// handle is given back mapped anew: writable, with its length, bytes
     /// and truncation state, at a new generation (two more than before: one
     /// for the release, one for the new mapping), possibly at another
@@ -544,9 +545,8 @@ impl MmapRegion {
     /// (see [`into_region`](crate::FreezeError::into_region)):
     ///
     /// - [`ErrorKind::Busy`] while a writable mapping of the file exists:
-    ///   a view or shared word of this handle (found first, nothing
-    ///   changed), or a peer handle or another process's mapping (OS error
-    ///   `EBUSY`);
+    ///   a view of this handle or a shared word of its newest mapping
+    ///   (found first, nothing changed), or another one (OS error `EBUSY`);
     /// - [`ErrorKind::Unsupported`] for an in-memory region, a file that
     ///   cannot carry seals (on a file system: tmpfs files at a path carry
     ///   `F_SEAL_SEAL` from their creation, others have no seals; memfds

@@ -681,3 +681,25 @@ fn a_region_shared_read_only_can_still_be_frozen() {
     assert_eq!(&frozen[..], &pattern(ps())[..]);
     assert_eq!(Frozen::attach_fd(ro).unwrap()[..], pattern(ps())[..]);
 }
+
+#[test]
+fn a_shared_word_of_an_older_mapping_is_found_by_the_kernel_and_the_region_mapped_anew() {
+    // A reservation of exactly one page: growing to two makes a new mapping.
+    let mut r = MmapOptions::new()
+        .address_space(ps())
+        .create_sealed("older", ps())
+        .unwrap();
+    let word = r.region().shared_u32(0).unwrap();
+    let old_ptr = r.region().as_ptr();
+    r.resize(2 * ps()).unwrap();
+    assert_ne!(r.region().as_ptr(), old_ptr, "moved to a new mapping");
+    let err = r.freeze().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Busy);
+    assert_eq!(err.error().raw_os_error(), Some(libc::EBUSY));
+    let r = err.into_region().unwrap();
+    assert_eq!((r.generation(), r.len()), (3, 2 * ps()));
+    word.store(7, Ordering::Release);
+    assert_eq!(r.region().load_u32(0, Ordering::Acquire).unwrap(), 7);
+    drop(word);
+    assert_eq!(r.freeze().unwrap()[..4], 7u32.to_ne_bytes());
+}
