@@ -230,3 +230,27 @@ fn create_and_stage_on_a_hugetlbfs_mount_fail_with_unsupported_and_leave_nothing
         assert_eq!(listing(), Vec::<std::ffi::OsString>::new());
     }
 }
+
+#[test]
+fn frozen_hugetlb_memfd_is_refused_by_frozen_attach_fd() {
+    let _pool = pool_or_skip!("frozen_hugetlb_memfd_is_refused_by_frozen_attach_fd");
+    let frozen_memfd = |hugetlb: bool| {
+        let mut flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
+        if hugetlb {
+            flags |= MemfdFlags::HUGETLB;
+        }
+        let fd = rustix::fs::memfd_create("frozen", flags).unwrap();
+        rustix::fs::ftruncate(&fd, HUGE_PAGE).unwrap();
+        rustix::fs::fcntl_add_seals(&fd, SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK)
+            .unwrap();
+        fd
+    };
+    let fd = frozen_memfd(true);
+    let err = shm_region::Frozen::attach_fd(dup(&fd)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert_eq!(err.operation(), "Frozen::attach_fd");
+    assert!(!maps_inode(rustix::fs::fstat(&fd).unwrap().st_ino));
+    // The same seals without HUGETLB are accepted.
+    let ordinary = shm_region::Frozen::attach_fd(frozen_memfd(false)).unwrap();
+    assert_eq!(ordinary.len(), 2 << 20);
+}
