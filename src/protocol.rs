@@ -310,6 +310,28 @@ mod tests {
     }
 
     #[test]
+    fn sole_holder_until_a_view_or_another_holder_of_the_mapping_exists() {
+        let (m0, released) = heap(8);
+        let mut p = Publisher::new(Arc::clone(&m0), 8);
+        assert!(!p.is_sole_holder(), "the test still holds the mapping");
+        drop(m0);
+        assert!(p.is_sole_holder());
+        let v = p.current().clone();
+        assert!(!p.is_sole_holder(), "a view");
+        drop(v);
+        assert!(p.is_sole_holder());
+        // A view of an older generation holds the state.
+        let old = p.current().clone();
+        let (m1, _) = heap(8);
+        p.publish(m1, 8);
+        assert!(!released.load(Ordering::SeqCst));
+        assert!(!p.is_sole_holder(), "a view of an older generation");
+        drop(old);
+        assert!(released.load(Ordering::SeqCst));
+        assert!(p.is_sole_holder());
+    }
+
+    #[test]
     fn publish_makes_old_views_stale_and_refresh_catches_up() {
         let (m0, _) = heap(8);
         let mut p = Publisher::new(m0, 8);
