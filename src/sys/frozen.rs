@@ -115,3 +115,50 @@ impl Drop for FrozenMapping {
         }
     }
 }
+
+#[cfg(all(test, not(miri), not(loom)))]
+mod tests {
+    use super::*;
+    use rustix::fs::{MemfdFlags, Mode};
+    use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+    /// A memfd of `len` bytes (`b'f'`) with `seals`, and a read-only
+    /// descriptor of it.
+    fn memfd(len: u64, seals: SealFlags) -> (OwnedFd, OwnedFd) {
+        let fd =
+            rustix::fs::memfd_create("t", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).unwrap();
+        rustix::fs::ftruncate(&fd, len).unwrap();
+        let bytes = vec![b'f'; usize::try_from(len).unwrap()];
+        let mut off = 0;
+        while off < bytes.len() {
+            off += rustix::io::pwrite(&fd, &bytes[off..], u64::try_from(off).unwrap()).unwrap();
+        }
+        rustix::fs::fcntl_add_seals(&fd, seals).unwrap();
+        let ro = rustix::fs::open(
+            format!("/proc/self/fd/{}", fd.as_raw_fd()).as_str(),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        (fd, ro)
+    }
+
+    #[test]
+    fn frozen_mapping_checks_the_seals_and_the_access_mode_itself() {
+        for missing in [SealFlags::WRITE, SealFlags::GROW, SealFlags::SHRINK] {
+            let (_fd, ro) = memfd(10, FROZEN_SEALS.difference(missing));
+            assert_eq!(
+                FrozenMapping::new(ro.as_fd()).unwrap_err(),
+                Errno::PERM,
+                "{missing:?}"
+            );
+        }
+        let (fd, ro) = memfd(10, FROZEN_SEALS);
+        assert_eq!(FrozenMapping::new(fd.as_fd()).unwrap_err(), Errno::ACCESS);
+        let map = FrozenMapping::new(ro.as_fd()).unwrap();
+        assert_eq!(map.as_slice(), b"ffffffffff");
+        assert_eq!(map.mapped, round_up_to_page(10).unwrap());
+        let (_fd, empty) = memfd(0, FROZEN_SEALS);
+        assert_eq!(FrozenMapping::new(empty.as_fd()).unwrap_err(), Errno::INVAL);
+    }
+}
