@@ -192,6 +192,10 @@ impl<M> Publisher<M> {
     /// state: no view exists, and no other holder of the mapping (such as a
     /// shared word made from a view). Views of older generations hold the
     /// state, so they count too.
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        allow(dead_code, reason = "only `MmapRegion::freeze` asks, on Linux")
+    )]
     pub fn is_sole_holder(&self) -> bool {
         // The publisher's own snapshot and the one under the lock.
         Arc::strong_count(&self.view.shared) == 1 && Arc::strong_count(&self.view.snap.map) == 2

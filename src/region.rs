@@ -516,8 +516,9 @@ impl MmapRegion {
     }
 
     /// Turns the region into a [`Frozen`](crate::Frozen): its file's bytes
-    /// as a `&[u8]` no one can change any more (Linux, memfd regions from
-    /// [`create_sealed`](Self::create_sealed) or attached by descriptor).
+    /// as a `&[u8]` no one can change any more (memfd regions from
+    /// [`create_sealed`](Self::create_sealed) or attached by descriptor;
+    /// Linux and Android only, like `Frozen`).
     ///
     /// This handle's writable mapping is released first, then the file is
     /// sealed with `F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK |
@@ -550,7 +551,7 @@ impl MmapRegion {
     /// - [`ErrorKind::Unsupported`] for an in-memory region, a file that
     ///   cannot carry seals (on a file system: tmpfs files at a path carry
     ///   `F_SEAL_SEAL` from their creation, others have no seals; memfds
-    ///   made without `MFD_ALLOW_SEALING`), or off Linux;
+    ///   made without `MFD_ALLOW_SEALING`);
     /// - [`ErrorKind::Sealed`] if a holder locked the seals (`F_SEAL_SEAL`)
     ///   before the file was sealed against writes and size changes;
     /// - [`ErrorKind::ReadOnly`] for a read-only handle of a file not yet
@@ -559,6 +560,8 @@ impl MmapRegion {
     ///   (the file is reopened read-only through it);
     /// - [`ErrorKind::FileTooLarge`] and [`ErrorKind::Os`] if a mapping
     ///   cannot be made.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg_attr(docsrs, doc(cfg(any(target_os = "linux", target_os = "android"))))]
     pub fn freeze(mut self) -> std::result::Result<crate::Frozen, crate::FreezeError> {
         match self.freeze_steps() {
             Ok(frozen) => Ok(frozen),
@@ -639,11 +642,6 @@ impl MmapRegion {
             }
         }
         crate::Frozen::map(ro, OP).map_err(|e| (e, Restore::Lost))
-    }
-
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    fn freeze_steps(&mut self) -> std::result::Result<crate::Frozen, (Error, Restore)> {
-        Err((not_sealable("freeze"), Restore::Unchanged))
     }
 
     /// Seals the file so that no one can write it any more except through
@@ -809,6 +807,7 @@ impl fmt::Debug for MmapRegion {
 }
 
 /// What [`MmapRegion::freeze`] must do with the handle after a failure.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 enum Restore {
     /// Nothing changed: give it back as it is.
     Unchanged,
@@ -820,6 +819,7 @@ enum Restore {
 }
 
 /// An in-memory region never gets past `freeze`'s first check.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 fn unreachable_memory() -> Result<Arc<Mapping>> {
     Err(Error::new(ErrorKind::Unsupported, "freeze")
         .because("an in-memory region has no file to seal"))
