@@ -252,8 +252,8 @@ impl MmapOptions {
     /// Whether `attach_fd` (and `attach`, and the read-only variants)
     /// refuse a file that is not sealed against writes: one that carries
     /// neither `F_SEAL_FUTURE_WRITE` (what
-    /// [`MmapRegion::share_read_only`] adds) nor `F_SEAL_WRITE` (what
-    /// [`MmapRegion::freeze`] adds) is refused with
+    /// [`MmapRegion::share_read_only`](crate::MmapRegion::share_read_only) adds) nor `F_SEAL_WRITE` (what
+    /// [`MmapRegion::freeze`](crate::MmapRegion::freeze) adds) is refused with
     /// [`ErrorKind::NotSealed`](crate::ErrorKind::NotSealed). Off by
     /// default. On, no holder of a descriptor of the file can write it any
     /// more through a new mapping or a write call, so a peer this process
