@@ -109,6 +109,11 @@ pub enum ErrorKind {
     /// `mlock` failed: the locked-memory limit (`RLIMIT_MEMLOCK`) or the
     /// privilege to lock was missing.
     LockLimit,
+    /// The input ended before the bytes asked for were read:
+    /// [`Region::read_exact_from_fd`](crate::Region::read_exact_from_fd)
+    /// got end of input (a `read(2)` of 0) first. Converts into
+    /// [`std::io::ErrorKind::UnexpectedEof`].
+    UnexpectedEof,
     /// Another operating-system error; see [`Error::raw_os_error`].
     Os,
 }
@@ -143,6 +148,7 @@ impl ErrorKind {
             Self::StorageFull => io::ErrorKind::StorageFull,
             Self::Unsupported => io::ErrorKind::Unsupported,
             Self::LockLimit => io::ErrorKind::OutOfMemory,
+            Self::UnexpectedEof => io::ErrorKind::UnexpectedEof,
             Self::Os => io::ErrorKind::Other,
         }
     }
@@ -174,6 +180,7 @@ impl ErrorKind {
             Self::MessageTruncated => "message was longer than the buffer and was cut",
             Self::InvalidOrdering => "not an ordering a load can use",
             Self::LockLimit => "cannot lock the region in memory",
+            Self::UnexpectedEof => "end of input before the bytes asked for",
             Self::Os => "operating-system error",
         }
     }
@@ -321,6 +328,8 @@ enum Detail {
     MissingSeals { missing: u32, what: &'static str },
     /// `Sealed`: why, and the file's seals (`F_SEAL_*` bits).
     SealedBy { reason: &'static str, seals: u32 },
+    /// `UnexpectedEof`: the bytes read before the end of input, of `len`.
+    Eof { done: usize, len: usize },
 }
 
 /// The `F_SEAL_*` bits as names, joined by `" | "` (`"none"` for 0).
@@ -617,6 +626,17 @@ impl Error {
         )
     }
 
+    /// [`ErrorKind::UnexpectedEof`]: the input ended after `done` of the
+    /// `len` bytes asked for.
+    pub(crate) fn unexpected_eof(op: &'static str, done: usize, len: usize) -> Self {
+        Self::build(
+            ErrorKind::UnexpectedEof,
+            op,
+            None,
+            Detail::Eof { done, len },
+        )
+    }
+
     /// What went wrong.
     #[must_use]
     pub fn kind(&self) -> ErrorKind {
@@ -762,6 +782,10 @@ impl fmt::Display for Describe<'_> {
             Detail::SealedBy { reason, seals } => {
                 write!(f, "{reason} (the file's seals: {})", SealNames(seals))
             }
+            Detail::Eof { done, len } => write!(
+                f,
+                "end of input after {done} of {len} bytes"
+            ),
         }
     }
 }
@@ -850,6 +874,9 @@ impl fmt::Debug for Error {
                 d.field("seals", &format_args!("{}", SealNames(seals)))
                     .field("reason", &format_args!("{}", Describe(e)));
             }
+            Detail::Eof { done, len } => {
+                d.field("done", &done).field("len", &len);
+            }
         }
         if let Some(os) = &e.os {
             d.field("os", &*os.error);
@@ -937,6 +964,7 @@ mod tests {
             (ErrorKind::LockLimit, io::ErrorKind::OutOfMemory),
             (ErrorKind::Sealed, io::ErrorKind::PermissionDenied),
             (ErrorKind::Busy, io::ErrorKind::ResourceBusy),
+            (ErrorKind::UnexpectedEof, io::ErrorKind::UnexpectedEof),
         ];
         for (kind, io_kind) in cases {
             let e: io::Error = Error::new(kind, "op").into();
@@ -1099,6 +1127,10 @@ mod tests {
                 "attach_fd: not a regular file: a FIFO".to_owned(),
             ),
             (Error::not_regular("attach_fd", 0), "attach_fd: not a regular file: of an unknown type".to_owned()),
+            (
+                Error::unexpected_eof("read_exact_from_fd", 4096, 65536),
+                "read_exact_from_fd: end of input after 4096 of 65536 bytes".to_owned(),
+            ),
             (
                 Error::new(ErrorKind::ExtraDescriptors, "fdpass::recv"),
                 "fdpass::recv: message carried more than one descriptor".to_owned(),

@@ -3,7 +3,7 @@
 //! with the options' reservation, block reservation before a growth, and
 //! the options' `populate`, `lock`, `dont_dump` and `dont_fork`.
 
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use crate::error::{Error, ErrorKind, Limit, Result};
 use crate::fs::{self, Reserved};
@@ -11,10 +11,16 @@ use crate::options::MmapOptions;
 use crate::sync::{Arc, AtomicUsize};
 use crate::sys::{Hint, Mapping};
 
+/// The descriptor of a region's file, shared by its handle and its
+/// mappings (`Mapping::file`, for the `fstat` of a failed descriptor
+/// copy). Always std's `Arc`: it is not part of what loom models.
+pub(crate) type FileArc = std::sync::Arc<OwnedFd>;
+
 /// What backs a region.
 pub(crate) enum Source {
     /// A file, open at this descriptor; its size is the published length.
-    File(OwnedFd),
+    /// Every mapping of it keeps the descriptor too.
+    File(FileArc),
     /// Process memory ([`MmapRegion::in_memory`](crate::MmapRegion::in_memory)): one allocation shared by
     /// every handle, and the length the handles published, which stands in
     /// for the file's size. It only ever grows.
@@ -98,7 +104,7 @@ pub(crate) fn prepare(
 /// writable.
 pub(crate) fn grow_and_map(
     options: &MmapOptions,
-    fd: BorrowedFd<'_>,
+    file: &FileArc,
     current: Option<&Arc<Mapping>>,
     from: u64,
     len: usize,
@@ -106,7 +112,8 @@ pub(crate) fn grow_and_map(
     op: &'static str,
 ) -> Result<Arc<Mapping>> {
     fs::check_file_size_limit(to, op)?;
-    let map = map_len(options, fd, current, len, true, op)?;
+    let map = map_len(options, file, current, len, true, op)?;
+    let fd = file.as_fd();
     let how = if options.reserve_blocks {
         fs::reserve(fd, from, to, op)?
     } else {
@@ -121,7 +128,7 @@ pub(crate) fn grow_and_map(
 /// as the options' `dont_dump` and `dont_fork` ask.
 pub(crate) fn map_len(
     options: &MmapOptions,
-    fd: BorrowedFd<'_>,
+    file: &FileArc,
     current: Option<&Arc<Mapping>>,
     len: usize,
     writable: bool,
@@ -130,6 +137,7 @@ pub(crate) fn map_len(
     if let Some(cur) = current.filter(|m| m.covers(len)) {
         return Ok(Arc::clone(cur));
     }
+    let fd = file.as_fd();
     let map = Mapping::new(fd, len, options.reservation_for(len), writable).map_err(|e| {
         // Not enough address space (or mapping slots) for the file.
         match e {
@@ -146,7 +154,7 @@ pub(crate) fn map_len(
         }
     })?;
     exclude(options, &map, op)?;
-    Ok(Arc::new(map))
+    Ok(Arc::new(map.with_file(FileArc::clone(file))))
 }
 
 /// Applies the options' `dont_dump` and `dont_fork` to the whole of a

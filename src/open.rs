@@ -5,12 +5,12 @@
 //! handle is handed to the type that owns it (`region.rs`, `staged.rs`).
 //! POSIX shared-memory names are checked and resolved by `shm.rs`.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::fs::{self, Location};
-use crate::map::{self, Source};
+use crate::map::{self, FileArc, Source};
 use crate::options::{FileCleanup, MmapOptions};
 use crate::region::MmapRegion;
 use crate::shm;
@@ -448,8 +448,9 @@ impl MmapRegion {
                 return Err(e);
             }
         };
+        let fd = FileArc::new(fd);
         let map = fs::refuse_hugetlbfs(fd.as_fd(), OP)
-            .and_then(|()| Self::map_new_file(options, fd.as_fd(), size, file_len, OP));
+            .and_then(|()| Self::map_new_file(options, &fd, size, file_len, OP));
         let map = match map {
             Ok(map) => map,
             Err(e) => {
@@ -471,7 +472,7 @@ impl MmapRegion {
     /// maps it, applying the options' `populate` and `lock`.
     fn map_new_file(
         options: &MmapOptions,
-        fd: BorrowedFd<'_>,
+        fd: &FileArc,
         size: usize,
         file_len: u64,
         op: &'static str,
@@ -489,7 +490,8 @@ impl MmapRegion {
             let fd = fs::create_memfd(name, options.creation_mode(), OP)?;
             fs::seal_shrink(fd.as_fd(), OP)?;
             let id = fs::identity(fd.as_fd(), OP)?;
-            let map = Self::map_new_file(options, fd.as_fd(), size, file_len, OP)?;
+            let fd = FileArc::new(fd);
+            let map = Self::map_new_file(options, &fd, size, file_len, OP)?;
             let sealed = fs::is_shrink_sealed(fd.as_fd());
             Ok(Self::with_mapping(
                 options,
@@ -525,7 +527,8 @@ impl MmapRegion {
             fs::require_write_seal(fd.as_fd(), op)?;
         }
         let len = map::mappable(options, info.size, op)?;
-        let map = map::map_len(options, fd.as_fd(), None, len, writable, op)?;
+        let fd = FileArc::new(fd);
+        let map = map::map_len(options, &fd, None, len, writable, op)?;
         map::prepare(options, &map, 0, len, op)?;
         Ok(
             Self::with_mapping(options, Source::File(fd), info, map, len, writable, sealed)

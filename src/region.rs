@@ -257,7 +257,7 @@ impl MmapRegion {
             // `now >= len`: a peer may have grown the file further already.
             Source::File(fd) => map::grow_and_map(
                 &self.options,
-                fd.as_fd(),
+                fd,
                 Some(self.publisher.current().map_arc()),
                 now,
                 new_size,
@@ -307,9 +307,7 @@ impl MmapRegion {
         let followed = self.publisher.follow(file_len, |map, _| {
             let len = map::mappable(options, size, OP)?;
             let map = match source {
-                Source::File(fd) => {
-                    map::map_len(options, fd.as_fd(), Some(map), len, writable, OP)?
-                }
+                Source::File(fd) => map::map_len(options, fd, Some(map), len, writable, OP)?,
                 Source::Memory(_) => map::within_capacity(map, len, OP)?,
             };
             map::prepare(options, &map, cur, len, OP)?;
@@ -568,11 +566,10 @@ impl MmapRegion {
             Err((error, Restore::Unchanged)) => Err(crate::FreezeError::new(error, Some(self))),
             Err((error, Restore::Remap(len))) => {
                 let restored = match &self.source {
-                    Source::File(fd) => {
-                        map::map_len(&self.options, fd.as_fd(), None, len, true, "freeze").and_then(
-                            |map| map::prepare(&self.options, &map, 0, len, "freeze").map(|()| map),
-                        )
-                    }
+                    Source::File(fd) => map::map_len(&self.options, fd, None, len, true, "freeze")
+                        .and_then(|map| {
+                            map::prepare(&self.options, &map, 0, len, "freeze").map(|()| map)
+                        }),
                     Source::Memory(_) => unreachable_memory(),
                 };
                 match restored {

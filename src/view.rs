@@ -1,8 +1,11 @@
 //! `Region`, the generation-tagged view of one mapping of a region.
 
 use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+use rustix::io::Errno;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::View;
@@ -46,6 +49,13 @@ pub struct Region {
 }
 
 impl Region {
+    /// The size of the buffer [`for_each_chunk`](Self::for_each_chunk)
+    /// copies each chunk into: small enough to stay in the L1/L2 cache
+    /// between the copy and the caller's pass over it, large enough that
+    /// the per-chunk cost vanishes (measured in `benches/zerocopy.rs`; see
+    /// `BENCHMARKS.md`).
+    pub const CHUNK_SIZE: usize = 16 * 1024;
+
     pub(crate) fn new(view: View<Mapping>) -> Self {
         Self { view }
     }
@@ -185,6 +195,294 @@ impl Region {
             return Error::new(ErrorKind::ReadOnly, op);
         }
         self.refused(op, offset, len)
+    }
+
+    /// Calls `f` with consecutive snapshots of the bytes
+    /// `[offset, offset + len)`, in order, each at most [`CHUNK_SIZE`](Self::CHUNK_SIZE)
+    /// bytes long, together covering exactly that range (no call for
+    /// `len == 0`): for processing a region in place, such as a checksum,
+    /// without a buffer of the whole range.
+    ///
+    /// Each chunk is a copy made as [`read_at`](Self::read_at) makes it,
+    /// into a buffer of this call (on the stack; nothing is allocated) that
+    /// stays in the CPU cache while `f` reads it. It is a snapshot: a peer
+    /// may change the bytes while they are copied (each byte is then a
+    /// value some write stored) and between one chunk and the next, so
+    /// chunks are not one consistent picture of the range. `f` sees only
+    /// the region's bytes: the range is checked before the first chunk
+    /// (bounds, and the cut of a contained `SIGBUS`), and after each copy
+    /// the cut is checked again before `f` is called, so a chunk whose
+    /// copy reached pages the file lost is never passed to `f`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), shm_region::Error> {
+    /// use shm_region::MmapRegion;
+    /// let host = MmapRegion::in_memory(64 * 1024)?;
+    /// let view = host.region();
+    /// view.write_at(0, &[1u8; 40_000])?;
+    /// let mut sum = 0u64;
+    /// view.for_each_chunk(0, 40_000, |chunk| {
+    ///     sum += chunk.iter().map(|&b| u64::from(b)).sum::<u64>();
+    /// })?;
+    /// assert_eq!(sum, 40_000);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::OutOfBounds`] as for [`read_at`](Self::read_at), before
+    /// `f` is called. [`ErrorKind::Truncated`] if the range reaches pages a
+    /// contained `SIGBUS` cut ([`sigbus`](crate::sigbus)): before `f` is
+    /// called if the cut was known, otherwise once the copy of the chunk
+    /// that reached it is done, without passing that chunk to `f` (the
+    /// earlier chunks were passed). The same for a truncation another view
+    /// of the handle detects meanwhile (the range then no longer fits the
+    /// accessible length).
+    pub fn for_each_chunk(
+        &self,
+        offset: usize,
+        len: usize,
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<()> {
+        const OP: &str = "for_each_chunk";
+        if !self.view.check(offset, len) {
+            return Err(self.refused(OP, offset, len));
+        }
+        self.after_access(OP, offset, len)?;
+        let mut buf = [0u8; Self::CHUNK_SIZE];
+        let mut done = 0;
+        while done < len {
+            let at = offset + done;
+            let n = (len - done).min(Self::CHUNK_SIZE);
+            let chunk = &mut buf[..n];
+            if !self
+                .view
+                .map()
+                .read_within(at, chunk, self.view.accessible_len())
+            {
+                return Err(self.refused(OP, at, n));
+            }
+            self.after_access(OP, at, n)?;
+            f(chunk);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Writes bytes of the region at `offset` to `fd` with one `write(2)`
+    /// straight from the mapping (no intermediate buffer), at the
+    /// descriptor's position as [`std::io::Write::write`] does; returns how
+    /// many of the `len` bytes were written (0 with no call for `len == 0`).
+    ///
+    /// The kernel copies from the mapped pages itself; as with
+    /// [`read_at`](Self::read_at), it may race writes by peers, and each
+    /// byte written is a value some write stored there. A pipe or socket
+    /// may take fewer bytes than asked (the count says how many). A range
+    /// the file lost under the mapping (a peer truncated it) raises no
+    /// `SIGBUS`, with or without [`sigbus::install`](crate::sigbus::install):
+    /// the kernel stops at the first missing page, so a range that starts
+    /// below the file's new end is written up to it (a short count) and a
+    /// call that starts past it is [`ErrorKind::Truncated`]. That truncation
+    /// is recorded for the handle as one [`MmapRegion::check_and_remap`]
+    /// detects is: from then on checked accesses of every view of the
+    /// handle are bounded by the file's end as this call saw it, and
+    /// `check_and_remap` and `resize` return `Truncated` even if the file
+    /// grows back.
+    ///
+    /// ```
+    /// # #[cfg(miri)] fn main() {} // Miri cannot create files.
+    /// # #[cfg(not(miri))]
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::io::Read;
+    /// use shm_region::MmapRegion;
+    /// let host = MmapRegion::in_memory(4096)?;
+    /// let view = host.region();
+    /// view.write_at(100, b"frame")?;
+    /// let mut file = tempfile::tempfile()?;
+    /// view.write_all_to_fd(100, 5, &file)?;
+    /// let mut back = String::new();
+    /// std::io::Seek::rewind(&mut file)?;
+    /// file.read_to_string(&mut back)?;
+    /// assert_eq!(back, "frame");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// [`MmapRegion::check_and_remap`]: crate::MmapRegion::check_and_remap
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::OutOfBounds`] as for [`read_at`](Self::read_at)
+    ///   (also a range past a truncation detected earlier), with no call;
+    /// - [`ErrorKind::Truncated`] if the range reaches pages a contained
+    ///   `SIGBUS` cut (checked before the call and after it: bytes the
+    ///   handler replaced may then have been written), or if the kernel's
+    ///   copy failed with `EFAULT` and `fstat` shows the file ends before
+    ///   the range does; the OS error is then `EFAULT`;
+    /// - [`ErrorKind::Os`] for any other error of `write(2)` (for example
+    ///   `EINTR`, `EAGAIN` on a non-blocking descriptor, `EPIPE`), and for
+    ///   an `EFAULT` the file's size does not explain.
+    pub fn write_to_fd(&self, offset: usize, len: usize, fd: impl AsFd) -> Result<usize> {
+        self.fd_once(false, "write_to_fd", offset, len, fd.as_fd())
+    }
+
+    /// Reads from `fd` into the region at `offset` with one `read(2)`
+    /// straight into the mapping (no intermediate buffer), as
+    /// [`std::io::Read::read`] does; returns how many of the `len` bytes
+    /// were read (0 at the end of the input, or with no call for
+    /// `len == 0`).
+    ///
+    /// As [`write_to_fd`](Self::write_to_fd), the kernel stores into the
+    /// mapped pages itself (racing peers as [`write_at`](Self::write_at)
+    /// does), and a range the file lost raises no `SIGBUS`: the read fails
+    /// with [`ErrorKind::Truncated`], recorded for the handle as there.
+    /// Bytes the descriptor gave up before a failure (a pipe's, for
+    /// example) may be lost.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::ReadOnly`] for a read-only view (with no call), and
+    /// the errors of [`write_to_fd`](Self::write_to_fd) for `read(2)`.
+    pub fn read_from_fd(&self, offset: usize, len: usize, fd: impl AsFd) -> Result<usize> {
+        self.fd_once(true, "read_from_fd", offset, len, fd.as_fd())
+    }
+
+    /// Writes all `len` bytes of the region at `offset` to `fd`, calling
+    /// `write(2)` straight from the mapping until they are written, as
+    /// [`std::io::Write::write_all`] does: a short count continues where it
+    /// stopped and `EINTR` is retried.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_to_fd`](Self::write_to_fd) (out-of-bounds ranges are
+    /// refused before anything is written; `EINTR` is never returned), and
+    /// [`ErrorKind::Os`] if `write(2)` accepts no byte. On an error, some
+    /// bytes may have been written.
+    pub fn write_all_to_fd(&self, offset: usize, len: usize, fd: impl AsFd) -> Result<()> {
+        self.fd_all(false, "write_all_to_fd", offset, len, fd.as_fd())
+    }
+
+    /// Reads exactly `len` bytes from `fd` into the region at `offset`,
+    /// calling `read(2)` straight into the mapping until they are read, as
+    /// [`std::io::Read::read_exact`] does: a short count continues where it
+    /// stopped and `EINTR` is retried.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_from_fd`](Self::read_from_fd) (`EINTR` is never
+    /// returned), and [`ErrorKind::UnexpectedEof`] if the input ends first
+    /// (the message says after how many bytes; as a [`std::io::Error`] its
+    /// kind is [`std::io::ErrorKind::UnexpectedEof`]). On an error, the
+    /// bytes read so far are in the region.
+    pub fn read_exact_from_fd(&self, offset: usize, len: usize, fd: impl AsFd) -> Result<()> {
+        self.fd_all(true, "read_exact_from_fd", offset, len, fd.as_fd())
+    }
+
+    /// One `read(2)` into (`into_region`) or `write(2)` from the mapping.
+    fn fd_once(
+        &self,
+        into_region: bool,
+        op: &'static str,
+        offset: usize,
+        len: usize,
+        fd: BorrowedFd<'_>,
+    ) -> Result<usize> {
+        let map = self.view.map();
+        if into_region && !map.is_writable() {
+            return Err(Error::new(ErrorKind::ReadOnly, op));
+        }
+        if !self.view.check(offset, len) {
+            return Err(self.refused(op, offset, len));
+        }
+        // A range a contained `SIGBUS` already cut: no call, so that no
+        // replaced (private) page is written out or read into.
+        self.after_access(op, offset, len)?;
+        let limit = self.view.accessible_len();
+        let done = if into_region {
+            map.read_fd(offset, len, limit, fd)
+        } else {
+            map.write_fd(offset, len, limit, fd)
+        };
+        match done {
+            None => Err(self.fd_refused(into_region, op, offset, len)),
+            Some(Ok(n)) => {
+                self.after_access(op, offset, n)?;
+                Ok(n)
+            }
+            Some(Err(Errno::FAULT)) => Err(self.fault_error(op, offset, len)),
+            Some(Err(e)) => Err(Error::os(op, e)),
+        }
+    }
+
+    /// [`fd_once`](Self::fd_once) until `len` bytes are done, retrying
+    /// `EINTR`.
+    fn fd_all(
+        &self,
+        into_region: bool,
+        op: &'static str,
+        offset: usize,
+        len: usize,
+        fd: BorrowedFd<'_>,
+    ) -> Result<()> {
+        let mut done = 0;
+        loop {
+            // `offset + len` fits: the first call checked the whole range.
+            let n = match self.fd_once(into_region, op, offset + done, len - done, fd) {
+                Ok(n) => n,
+                Err(e) if e.raw_os_error() == Some(Errno::INTR.raw_os_error()) => continue,
+                Err(e) => return Err(e),
+            };
+            done += n;
+            if done == len {
+                return Ok(());
+            }
+            if n == 0 {
+                return Err(if into_region {
+                    Error::unexpected_eof(op, done, len)
+                } else {
+                    Error::new(ErrorKind::Os, op).because("write(2) accepted no bytes")
+                });
+            }
+        }
+    }
+
+    /// The error of a descriptor call the mapping refused to make:
+    /// `ReadOnly` for a read into a read-only mapping, otherwise as
+    /// [`refused`](Self::refused) tells.
+    #[cold]
+    fn fd_refused(&self, into_region: bool, op: &'static str, offset: usize, len: usize) -> Error {
+        if into_region && !self.view.map().is_writable() {
+            return Error::new(ErrorKind::ReadOnly, op);
+        }
+        self.refused(op, offset, len)
+    }
+
+    /// The error of a descriptor call whose copy met a page it could not
+    /// fault in (`EFAULT`): `Truncated` if a contained `SIGBUS` cut the
+    /// range, or if the file now ends before the range does (`fstat`; the
+    /// truncation is then recorded for the handle, as
+    /// [`MmapRegion::check_and_remap`](crate::MmapRegion::check_and_remap)
+    /// records one), otherwise `Os` with `EFAULT` (a page the file has but
+    /// the kernel could not bring in, such as on a full tmpfs).
+    #[cold]
+    fn fault_error(&self, op: &'static str, offset: usize, len: usize) -> Error {
+        if let Err(e) = self.after_access(op, offset, len) {
+            return e.with_errno_of(Errno::FAULT);
+        }
+        // `offset + len` fits: the range was checked before the call.
+        let end = offset + len;
+        let size = self
+            .view
+            .map()
+            .file()
+            .and_then(|fd| crate::fs::size_of(fd, op).ok());
+        match size {
+            Some(size) if usize::try_from(size).is_ok_and(|s| s < end) => {
+                // `size < end`, so it fits `usize`.
+                self.view.lower_limit(usize::try_from(size).unwrap_or(0));
+                Error::truncated(op, self.view.len(), size).with_errno_of(Errno::FAULT)
+            }
+            _ => Error::os(op, Errno::FAULT),
+        }
     }
 
     /// The 4-byte word at `offset` as an atomic shared with every process

@@ -260,6 +260,57 @@ impl Mapping {
         self.in_range(offset, len)
     }
 
+    /// Never called with a file under loom (see [`new`](Self::new)).
+    #[must_use]
+    pub(crate) fn with_file(self, _file: std::sync::Arc<std::os::fd::OwnedFd>) -> Self {
+        self
+    }
+
+    /// No file: the model is memory.
+    pub(crate) fn file(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+
+    /// Descriptor output from the model: the range is copied out word by
+    /// word (as [`read`](Self::read)) into a private buffer, which one
+    /// `write(2)` then writes. `None` if the range is not inside both
+    /// `0..limit` and the model.
+    pub(crate) fn write_fd(
+        &self,
+        offset: usize,
+        len: usize,
+        limit: usize,
+        fd: BorrowedFd<'_>,
+    ) -> Option<Result<usize, Errno>> {
+        let mut bytes = vec![0; len];
+        if !self.read_within(offset, &mut bytes, limit) {
+            return None;
+        }
+        Some(rustix::io::write(fd, &bytes))
+    }
+
+    /// Descriptor input into the model: one `read(2)` into a private
+    /// buffer, whose first bytes (as many as were read) are then copied in
+    /// (as [`write`](Self::write)). `None` if the range is not inside both
+    /// `0..limit` and the model.
+    pub(crate) fn read_fd(
+        &self,
+        offset: usize,
+        len: usize,
+        limit: usize,
+        fd: BorrowedFd<'_>,
+    ) -> Option<Result<usize, Errno>> {
+        if !range_fits(offset, len, limit.min(self.len)) {
+            return None;
+        }
+        let mut bytes = vec![0; len];
+        Some(rustix::io::read(fd, &mut bytes[..]).map(|n| {
+            let copied = self.write(offset, &bytes[..n]);
+            debug_assert!(copied, "the range was checked above");
+            n
+        }))
+    }
+
     fn in_range(&self, offset: usize, len: usize) -> Result<(), Errno> {
         if range_fits(offset, len, self.len) {
             Ok(())

@@ -2,9 +2,10 @@
 //! to it, and its release (invariants 1, 2, 4 and 5 of the parent module).
 
 use std::ffi::c_void;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
@@ -53,6 +54,11 @@ pub(crate) struct Mapping {
     /// The mapping's entry in the `SIGBUS` registry (file mappings only;
     /// invariant 6), and so its cut offset.
     pub(super) guard: Registration,
+    /// The descriptor of the mapped file, shared with the handle that made
+    /// the mapping, so that a failed descriptor copy can `fstat` the file
+    /// (`None` for memory and where the maker did not attach it). It plays
+    /// no part in the mapping's safety.
+    pub(super) file: Option<Arc<OwnedFd>>,
 }
 
 /// Where a [`Mapping`]'s range came from.
@@ -150,6 +156,7 @@ impl Mapping {
             #[cfg(all(feature = "arbitrary", not(loom)))]
             hostile: None,
             guard: Registration::none(),
+            file: None,
         };
         // Registered before anyone else can reach the range (invariant 6);
         // on `ENOSPC` (registry full after `install`) the mapping is
@@ -166,6 +173,21 @@ impl Mapping {
     #[inline]
     pub(crate) fn cut(&self) -> usize {
         self.guard.cut()
+    }
+
+    /// This mapping, remembering `file` as the descriptor of the file it
+    /// maps (see [`file`](Self::file)).
+    #[must_use]
+    pub(crate) fn with_file(mut self, file: Arc<OwnedFd>) -> Self {
+        self.file = Some(file);
+        self
+    }
+
+    /// The descriptor of the mapped file, if the handle that made the
+    /// mapping attached it ([`with_file`](Self::with_file)); `None` for
+    /// memory.
+    pub(crate) fn file(&self) -> Option<BorrowedFd<'_>> {
+        self.file.as_deref().map(AsFd::as_fd)
     }
 
     /// Whether the first `len` bytes of the file lie inside this mapping, so
@@ -674,6 +696,7 @@ mod tests {
             #[cfg(all(feature = "arbitrary", not(loom)))]
             hostile: None,
             guard: Registration::none(),
+            file: None,
         };
         drop(bogus);
         assert_eq!(unmap_failures(), before + 1);

@@ -42,6 +42,7 @@ impl Mapping {
             hostile: None,
             // Private anonymous memory has no file to lose.
             guard: super::sigbus::Registration::none(),
+            file: None,
         })
     }
 }

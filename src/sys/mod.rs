@@ -4,7 +4,8 @@
 //! (the anonymous memory behind in-memory regions), `futex` (Linux: the
 //! futex system calls on a word of a mapping), `hostile` (feature
 //! `arbitrary`: in-memory mappings whose copies out and loads return a
-//! fuzzer's input instead of the memory's bytes), `frozen` (Linux: the
+//! fuzzer's input instead of the memory's bytes), `fdio` (`read(2)` and
+//! `write(2)` straight into and from a mapping), `frozen` (Linux: the
 //! read-only mappings of write-sealed memfds behind `Frozen`, the only
 //! `&[u8]` over mapped memory) and `sigbus` (Linux: the
 //! registry of file mappings and the `SIGBUS` handler of
@@ -248,6 +249,35 @@
 //!    writing, which is what `MmapRegion::share_read_only` relies on, so
 //!    regions sealed that way are still reached only through copies
 //!    (invariant 3).
+//! 9. **Descriptor I/O** (`fdio.rs`). `Mapping::write_fd` and
+//!    `Mapping::read_fd` hand the kernel a range of the mapping as a
+//!    pointer and a length: one `write(2)` from it or one `read(2)` into
+//!    it (libc's calls, because rustix's take slices, which would be
+//!    references over the shared bytes, forbidden by invariant 3). The
+//!    range is checked as a copy's is (inside the caller's limit and,
+//!    whatever that is, inside the mapping; invariants 1 and 2), and
+//!    `read_fd` refuses read-only mappings, so the kernel stores only into
+//!    pages mapped writable. The kernel's copy is not a Rust access: it
+//!    reads or stores the pages as another process's access would
+//!    (invariant 3), so it is no data race with this process's copies and
+//!    atomics, and each byte it reads is a value some write stored there.
+//!    No Rust reference to the range is formed and no intermediate buffer
+//!    is used. A page the kernel cannot fault in, such as one past the
+//!    file's end after a peer truncated it (invariant 4), raises no
+//!    `SIGBUS`: the kernel's user-copy routines catch the fault, and the
+//!    call returns a short count up to that page or fails with `EFAULT`
+//!    (checked on Linux 6.18: a `write(2)` of 1 MiB from a mapping cut at
+//!    4096 bytes returned 4096, the next call `EFAULT`; a `read(2)` into
+//!    the cut range, `EFAULT`; with or without a `SIGBUS` handler). So
+//!    descriptor I/O needs no guard, and the caller classifies `EFAULT` by
+//!    `fstat` of the file (the mapping keeps the descriptor its handle
+//!    opened, `Mapping::file`, for that alone). Pages the handler of
+//!    invariant 6 replaced are private memory the kernel reads and writes
+//!    like any; as after a copy, the caller checks the cut after the call.
+//!    Under loom the model has no bytes for the kernel to copy: its
+//!    `write_fd`/`read_fd` go through a private buffer instead (safe code).
+//!    Under Miri the in-memory range is an allocation and Miri carries out
+//!    the calls on the descriptors it emulates.
 // Only this module (and its submodules) may use unsafe code and the raw
 // mapping calls.
 #![allow(unsafe_code)]
@@ -256,6 +286,8 @@
 // Under loom their mappings are never made (see above).
 #[cfg_attr(loom, allow(dead_code))]
 mod copy;
+#[cfg(not(loom))]
+mod fdio;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 #[cfg_attr(loom, allow(dead_code))]
 mod frozen;
