@@ -352,3 +352,354 @@ fn for_each_chunk_passes_consecutive_chunks_covering_exactly_the_range() {
         assert_eq!(sizes, expected, "{offset} {n}");
     }
 }
+
+#[cfg(not(miri))]
+mod interrupted {
+    //! `EINTR`: a signal handled without `SA_RESTART` while the loops are
+    //! blocked in `write(2)` / `read(2)` makes the call fail with `EINTR`;
+    //! the loops retry it.
+    use super::*;
+    use std::os::unix::thread::JoinHandleExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    const LIMIT: Duration = Duration::from_secs(20);
+
+    static HANDLED: AtomicUsize = AtomicUsize::new(0);
+
+    extern "C" fn count_signal(_: libc::c_int) {
+        HANDLED.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Installs `count_signal` for `SIGUSR2`, without `SA_RESTART`.
+    fn install_handler() {
+        // SAFETY: an all-zero `sigaction` is a valid value of the C struct
+        // (no flags, an empty mask, a null handler that is set next).
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        action.sa_sigaction = count_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        // SAFETY: `action.sa_mask` is a valid, writable `sigset_t`.
+        assert_eq!(unsafe { libc::sigemptyset(&mut action.sa_mask) }, 0);
+        // SAFETY: `action` is initialised; the handler only increments an
+        // atomic, which is async-signal-safe; the old action is not asked
+        // for. No other test of this binary uses `SIGUSR2`.
+        let rc = unsafe { libc::sigaction(libc::SIGUSR2, &action, std::ptr::null_mut()) };
+        assert_eq!(rc, 0);
+    }
+
+    fn tid() -> i32 {
+        rustix::thread::gettid().as_raw_nonzero().get()
+    }
+
+    /// The state letter of thread `tid`, `None` once it has exited.
+    fn thread_state(tid: i32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+        stat[stat.rfind(')')? + 2..].chars().next()
+    }
+
+    /// Waits until thread `tid` sleeps (state `S` twice, 10 ms apart): it
+    /// has nothing to sleep on but the pipe.
+    fn wait_until_asleep(tid: i32) {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            assert!(Instant::now() < deadline, "thread {tid} never slept");
+            let first = thread_state(tid);
+            assert!(first.is_some(), "thread {tid} returned instead of sleeping");
+            thread::sleep(Duration::from_millis(10));
+            if first == Some('S') && thread_state(tid) == Some('S') {
+                return;
+            }
+        }
+    }
+
+    /// Interrupts the blocked thread three times, each time waiting until
+    /// the handler ran and the thread sleeps again in the retried call.
+    fn interrupt_thrice<T>(tid: i32, handle: &thread::JoinHandle<T>) {
+        for _ in 0..3 {
+            wait_until_asleep(tid);
+            let before = HANDLED.load(Ordering::SeqCst);
+            // SAFETY: the thread is not joined (we hold its handle), so its
+            // `pthread_t` is valid; `SIGUSR2` has a handler installed.
+            let rc = unsafe { libc::pthread_kill(handle.as_pthread_t(), libc::SIGUSR2) };
+            assert_eq!(rc, 0);
+            wait_until(LIMIT, "the signal to be handled", || {
+                HANDLED.load(Ordering::SeqCst) > before
+            });
+            assert!(!handle.is_finished(), "the signal ended the call");
+        }
+        wait_until_asleep(tid);
+        assert!(!handle.is_finished(), "the signal ended the call");
+    }
+
+    #[test]
+    fn write_all_to_fd_and_read_exact_from_fd_retry_calls_a_signal_interrupted() {
+        install_handler();
+        let len = 256 * 1024;
+        let host = MmapRegion::in_memory(2 * len).unwrap();
+        let view = host.region();
+        let bytes = patterned(len);
+        view.write_at(0, &bytes).unwrap();
+
+        // Writing: the pipe is full first, so the call blocks having
+        // written nothing, and the signal makes it fail with EINTR.
+        let (mut r, mut w) = pipe();
+        // SAFETY: `F_GETPIPE_SZ` on a pipe descriptor takes no argument.
+        let capacity =
+            unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&w), libc::F_GETPIPE_SZ) };
+        let capacity = usize::try_from(capacity).unwrap();
+        w.write_all(&vec![0xEE; capacity]).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = {
+            let view = view.clone();
+            thread::spawn(move || {
+                tx.send(tid()).unwrap();
+                view.write_all_to_fd(0, len, &w)
+            })
+        };
+        interrupt_thrice(rx.recv().unwrap(), &writer);
+        let mut got = vec![0; capacity + len];
+        r.read_exact(&mut got).unwrap();
+        writer.join().unwrap().unwrap();
+        assert_eq!(got[..capacity], vec![0xEE; capacity][..]);
+        assert_eq!(got[capacity..], bytes[..]);
+
+        // Reading: the pipe is empty, so the call blocks having read
+        // nothing.
+        let (r, mut w) = pipe();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = {
+            let view = view.clone();
+            thread::spawn(move || {
+                tx.send(tid()).unwrap();
+                view.read_exact_from_fd(len, len, &r)
+            })
+        };
+        interrupt_thrice(rx.recv().unwrap(), &reader);
+        w.write_all(&bytes).unwrap();
+        reader.join().unwrap().unwrap();
+        let mut back = vec![0; len];
+        view.read_at(len, &mut back).unwrap();
+        assert_eq!(back, bytes);
+    }
+
+    #[test]
+    fn single_calls_report_a_signal_interrupted_as_interrupted() {
+        install_handler();
+        let host = MmapRegion::in_memory(4096).unwrap();
+        let view = host.region();
+        let (r, _w) = pipe();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = {
+            let view = view.clone();
+            thread::spawn(move || {
+                tx.send(tid()).unwrap();
+                view.read_from_fd(0, 10, &r)
+            })
+        };
+        let tid = rx.recv().unwrap();
+        wait_until_asleep(tid);
+        // SAFETY: as in `interrupt_thrice`.
+        let rc = unsafe { libc::pthread_kill(reader.as_pthread_t(), libc::SIGUSR2) };
+        assert_eq!(rc, 0);
+        let err = reader.join().unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Os);
+        assert_eq!(err.raw_os_error(), Some(libc::EINTR));
+        assert_eq!(
+            std::io::Error::from(err).kind(),
+            std::io::ErrorKind::Interrupted
+        );
+    }
+}
+
+#[cfg(not(miri))]
+mod truncated {
+    //! A peer truncates the file under the mapping. Each test runs in a
+    //! child process: without the guard a `SIGBUS` would kill it, and the
+    //! parent checks that it exited successfully, not by a signal.
+    use super::*;
+    use shm_region::{sigbus, FileCleanup};
+    use std::os::unix::process::ExitStatusExt;
+
+    const PAGE: usize = 4096;
+
+    fn in_child(test: &str, role: &str, body: impl FnOnce()) {
+        if role_is(role) {
+            body();
+            return;
+        }
+        let mut child = spawn_self(test, role, &[]).spawn().unwrap();
+        let status = wait_with_timeout(&mut child, std::time::Duration::from_secs(60));
+        assert_eq!(
+            status.signal(),
+            None,
+            "the child died of a signal: {status}"
+        );
+        assert!(status.success(), "child failed: {status}");
+    }
+
+    fn role_is(role: &str) -> bool {
+        common::role().as_deref() == Some(role)
+    }
+
+    /// A peer with its own descriptor sets the file's length.
+    fn set_len(path: &std::path::Path, len: usize) {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_len(u64::try_from(len).unwrap())
+            .unwrap();
+    }
+
+    fn assert_truncated(e: &shm_region::Error, op: &str, mapped: usize) {
+        assert_eq!(e.kind(), ErrorKind::Truncated, "{e}");
+        assert_eq!(e.raw_os_error(), Some(libc::EFAULT), "{e}");
+        let efault = std::io::Error::from_raw_os_error(libc::EFAULT);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{op}: file was truncated below the mapped length {mapped} (it is {} bytes now) ({efault})",
+                4 * PAGE + 100
+            )
+        );
+        assert_eq!(
+            std::io::Error::from(e.clone()).kind(),
+            std::io::ErrorKind::InvalidData
+        );
+    }
+
+    #[test]
+    fn descriptor_io_over_a_truncated_range_is_truncated_and_sticky_without_the_guard() {
+        const NAME: &str =
+            "truncated::descriptor_io_over_a_truncated_range_is_truncated_and_sticky_without_the_guard";
+        in_child(NAME, "no-guard", || {
+            assert!(
+                !sigbus::is_installed(),
+                "this child must run without the guard"
+            );
+            let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+            let path = dir.path().join("segment");
+            let len = 16 * PAGE;
+            let host = MmapRegion::create(&path, len, FileCleanup::Manual).unwrap();
+            let bytes = patterned(len);
+            host.region().write_at(0, &bytes).unwrap();
+            // One handle per call under test (a truncation detected by one
+            // handle is sticky for it alone), and one that only watches.
+            let [mut a, mut b, c, d, mut control] =
+                std::array::from_fn(|_| MmapRegion::attach(&path).unwrap());
+            set_len(&path, 4 * PAGE + 100);
+
+            // write_to_fd: up to the last page the file has (its last 100
+            // bytes, then zeros to the page's end), then Truncated.
+            let mut sink = tempfile::tempfile_in("/dev/shm").unwrap();
+            let view = a.region();
+            assert_eq!(view.write_to_fd(0, 8 * PAGE, &sink).unwrap(), 5 * PAGE);
+            let e = view.write_to_fd(5 * PAGE, 3 * PAGE, &sink).unwrap_err();
+            assert_truncated(&e, "write_to_fd", len);
+            let mut out = Vec::new();
+            sink.rewind().unwrap();
+            sink.read_to_end(&mut out).unwrap();
+            assert_eq!(out.len(), 5 * PAGE);
+            assert_eq!(out[..4 * PAGE + 100], bytes[..4 * PAGE + 100]);
+            assert!(out[4 * PAGE + 100..].iter().all(|&x| x == 0));
+
+            // write_all_to_fd to a pipe drained by a thread: the bytes the
+            // file still has, then Truncated.
+            let (mut r, w) = pipe();
+            let drain = thread::spawn(move || {
+                let mut got = Vec::new();
+                r.read_to_end(&mut got).unwrap();
+                got
+            });
+            let e = b.region().write_all_to_fd(0, 8 * PAGE, &w).unwrap_err();
+            assert_truncated(&e, "write_all_to_fd", len);
+            drop(w);
+            let got = drain.join().unwrap();
+            assert_eq!(got.len(), 5 * PAGE);
+            assert_eq!(got[..4 * PAGE + 100], bytes[..4 * PAGE + 100]);
+
+            // read_from_fd and read_exact_from_fd into pages the file lost.
+            let (r, mut w) = pipe();
+            w.write_all(&[3; 2 * PAGE]).unwrap();
+            let e = c.region().read_from_fd(6 * PAGE, PAGE, &r).unwrap_err();
+            assert_truncated(&e, "read_from_fd", len);
+            let e = d
+                .region()
+                .read_exact_from_fd(5 * PAGE, PAGE, &r)
+                .unwrap_err();
+            assert_truncated(&e, "read_exact_from_fd", len);
+
+            // Sticky: every view of a handle that saw it is bounded by the
+            // file's end as the call saw it...
+            let mut one = [0u8; 1];
+            for h in [&a, &b, &c, &d] {
+                let v = h.region();
+                v.read_at(4 * PAGE + 99, &mut one).unwrap();
+                assert_eq!(
+                    kind(v.read_at(4 * PAGE + 100, &mut one)),
+                    ErrorKind::OutOfBounds
+                );
+                assert_eq!(
+                    kind(v.write_to_fd(5 * PAGE, 1, &sink)),
+                    ErrorKind::OutOfBounds
+                );
+                let mut seen = 0;
+                assert_eq!(
+                    kind(v.for_each_chunk(0, 5 * PAGE, |c| seen += c.len())),
+                    ErrorKind::OutOfBounds
+                );
+                assert_eq!(seen, 0);
+            }
+            // ... and stays so after the peer grows the file back.
+            set_len(&path, len);
+            assert_eq!(kind(a.check_and_remap()), ErrorKind::Truncated);
+            assert_eq!(kind(b.resize(2 * len)), ErrorKind::Truncated);
+            assert_eq!(kind(a.check_and_remap()), ErrorKind::Truncated);
+            // The watching handle never saw the file short: nothing to
+            // report, so the stickiness above came from the calls.
+            assert!(!control.check_and_remap().unwrap());
+            control.region().read_at(8 * PAGE, &mut one).unwrap();
+        });
+    }
+
+    #[test]
+    fn for_each_chunk_never_passes_a_chunk_that_reached_a_cut() {
+        const NAME: &str = "truncated::for_each_chunk_never_passes_a_chunk_that_reached_a_cut";
+        in_child(NAME, "guard", || {
+            sigbus::install().unwrap();
+            let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+            let path = dir.path().join("segment");
+            let len = 8 * CHUNK;
+            let host = MmapRegion::create(&path, len, FileCleanup::Manual).unwrap();
+            let bytes = patterned(len);
+            let view = host.region();
+            view.write_at(0, &bytes).unwrap();
+            // The file ends 100 bytes into the third chunk: its copy
+            // faults on the next page, which the guard contains.
+            set_len(&path, 2 * CHUNK + 100);
+            let mut seen = Vec::new();
+            let e = view
+                .for_each_chunk(0, len, |c| seen.push(c.to_vec()))
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Truncated);
+            assert_eq!(seen.len(), 2, "the cut chunk was passed to f");
+            assert_eq!(seen.concat(), bytes[..2 * CHUNK]);
+            // Now the cut is known: refused before f is called at all.
+            let mut calls = 0;
+            let e = view.for_each_chunk(0, len, |_| calls += 1).unwrap_err();
+            assert_eq!((e.kind(), calls), (ErrorKind::Truncated, 0));
+            // Below the cut: fine.
+            view.for_each_chunk(0, 2 * CHUNK, |_| calls += 1).unwrap();
+            assert_eq!(calls, 2);
+            // Descriptor I/O past a known cut makes no call: nothing is
+            // written from the pages the guard replaced.
+            let (r, w) = pipe();
+            let e = view.write_to_fd(3 * CHUNK, 10, &w).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Truncated);
+            drop(w);
+            let mut r = r;
+            let mut rest = Vec::new();
+            r.read_to_end(&mut rest).unwrap();
+            assert!(rest.is_empty());
+        });
+    }
+}
