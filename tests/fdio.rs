@@ -34,9 +34,11 @@ fn pipe() -> (std::fs::File, std::fs::File) {
     // SAFETY: `fds` is a writable array of two `c_int`s, as `pipe2` needs.
     let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
     assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
-    // SAFETY: `pipe2` succeeded, so both descriptors are open and owned by
+    // SAFETY: `pipe2` succeeded, so the descriptor is open and owned by
     // nothing else.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let r = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+    // SAFETY: as for the read end.
+    let w = unsafe { OwnedFd::from_raw_fd(fds[1]) };
     (r.into(), w.into())
 }
 
