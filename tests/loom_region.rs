@@ -239,3 +239,43 @@ fn wait_u32_with_a_timeout_ends_once_a_flag_is_stored_and_the_record_is_seen() {
         "loom never explored a timeout"
     );
 }
+
+/// Model 5. A peer reads its whole region with `for_each_chunk` on one
+/// thread, before and after following a growth, while the host grows
+/// twice (in place) on another. Proves: the chunks of a range the handle
+/// published cover it exactly, in order, and carry every byte the host
+/// wrote before publishing that length (the same guarantee as `read_at`),
+/// whether the growth happened before, during or after the pass.
+#[test]
+fn for_each_chunk_races_a_growth_and_sees_every_published_byte() {
+    model(
+        "for_each_chunk_races_a_growth_and_sees_every_published_byte",
+        || {
+            let host = MmapOptions::new()
+                .address_space(CAPACITY)
+                .in_memory(8)
+                .unwrap();
+            host.region().write_at(0, &[1; 4]).unwrap();
+            let mut peer = host.peer().unwrap();
+            let grower = thread::spawn(move || host_side(host));
+
+            for _ in 0..2 {
+                let view = peer.region();
+                let mut seen = Vec::new();
+                view.for_each_chunk(0, view.len(), |c| seen.extend_from_slice(c))
+                    .unwrap();
+                assert_eq!(seen.len(), view.len());
+                // The same checks as `assert_contents`, on the chunks.
+                assert_eq!(seen[..4], [1; 4]);
+                if view.len() >= 16 {
+                    assert_eq!(seen[4..8], [5; 4], "chunk bytes stale after growth");
+                }
+                if view.len() >= 24 {
+                    assert_eq!(seen[8..16], [9; 8], "chunk bytes stale after growth");
+                }
+                peer.check_and_remap().unwrap();
+            }
+            grower.join().unwrap();
+        },
+    );
+}
