@@ -32,6 +32,15 @@
 //! is dropped with all its views, as an application would attach anew: the
 //! model does not predict where later faults cut it.
 //!
+//! `Chunks`, `FdWrite` and `FdRead` run `for_each_chunk` and the descriptor
+//! I/O (`write_to_fd`, `write_all_to_fd`, `read_from_fd`,
+//! `read_exact_from_fd`) through a pipe, with the bounds, `ReadOnly` and
+//! bytes the model predicts. `FdHostile` makes descriptor I/O reach past
+//! the end of a file whose truncation the view's handle has not noticed:
+//! the kernel's copy raises no signal; the result is `Truncated` exactly
+//! when the range reaches a page wholly past the end, and the handle is
+//! then fenced at the file's end, as if it had run `check_and_remap`.
+//!
 //! Any handle may resize (the creator and attached handles alike); a handle
 //! that saw a truncation refuses every resize with `Truncated`, a read-only
 //! handle refuses with `ReadOnly`. Read-only handles (`attach_read_only`)
@@ -160,6 +169,39 @@ enum Op {
         v: u8,
         to: u32,
     },
+    /// `for_each_chunk` over `len` bytes (up to four chunks).
+    Chunks {
+        v: u8,
+        offset: u32,
+        len: u16,
+    },
+    /// `write_to_fd` (`all`: `write_all_to_fd`) into the pipe, which is
+    /// then drained and compared with the model.
+    FdWrite {
+        v: u8,
+        offset: u32,
+        len: u16,
+        all: bool,
+    },
+    /// `len` bytes of `byte` into the pipe, then `read_from_fd` (`exact`:
+    /// `read_exact_from_fd`) into view `v`.
+    FdRead {
+        v: u8,
+        offset: u32,
+        len: u16,
+        byte: u8,
+        exact: bool,
+    },
+    /// Descriptor I/O through a view whose handle has not noticed a
+    /// truncation, reaching past the file's end: no `SIGBUS` (the kernel
+    /// copies), `Truncated` exactly when a page wholly past the end is in
+    /// the range, and the handle is then fenced at the file's end.
+    FdHostile {
+        v: u8,
+        offset: u32,
+        len: u16,
+        read: bool,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -191,6 +233,9 @@ struct View {
 
 struct World {
     dir: tempfile::TempDir,
+    /// A non-blocking pipe (read end, write end) for the descriptor I/O
+    /// operations; empty between steps. Its 64 KiB take any `u16` length.
+    pipe: (std::os::fd::OwnedFd, std::os::fd::OwnedFd),
     options: MmapOptions,
     small_reservation: bool,
     file: Vec<u8>,
@@ -716,6 +761,165 @@ impl World {
                     }
                 }
             }
+            Op::Chunks { v, offset, len } => {
+                if let Some(v) = self.view(v) {
+                    let view = &self.views[v];
+                    let limit = self.accessible(view);
+                    let n = usize::from(len);
+                    let offset = offset_of(offset, n, view.len, limit);
+                    if !self.safe(offset, n, limit) {
+                        return;
+                    }
+                    let mut got = Vec::new();
+                    let mut calls = 0;
+                    let res = view.region.for_each_chunk(offset, n, |c| {
+                        assert!(!c.is_empty() && c.len() <= Region::CHUNK_SIZE);
+                        calls += 1;
+                        got.extend_from_slice(c);
+                    });
+                    if fits(offset, n, limit) {
+                        res.unwrap();
+                        assert_eq!(calls, n.div_ceil(Region::CHUNK_SIZE));
+                        assert!(got[..] == self.file[offset..offset + n], "chunks differ");
+                    } else {
+                        assert_eq!(res.unwrap_err().kind(), ErrorKind::OutOfBounds);
+                        assert_eq!(calls, 0);
+                    }
+                }
+            }
+            Op::FdWrite {
+                v,
+                offset,
+                len,
+                all,
+            } => {
+                if let Some(v) = self.view(v) {
+                    let view = &self.views[v];
+                    let limit = self.accessible(view);
+                    let n = usize::from(len);
+                    let offset = offset_of(offset, n, view.len, limit);
+                    if !self.safe(offset, n, limit) {
+                        return;
+                    }
+                    let w = &self.pipe.1;
+                    let res = if all {
+                        view.region.write_all_to_fd(offset, n, w).map(|()| n)
+                    } else {
+                        view.region.write_to_fd(offset, n, w)
+                    };
+                    let out = self.drain();
+                    if fits(offset, n, limit) {
+                        // An empty pipe takes up to 64 KiB in one call.
+                        assert_eq!(res.unwrap(), n);
+                        assert!(out[..] == self.file[offset..offset + n], "pipe bytes differ");
+                    } else {
+                        assert_eq!(res.unwrap_err().kind(), ErrorKind::OutOfBounds);
+                        assert!(out.is_empty());
+                    }
+                }
+            }
+            Op::FdRead {
+                v,
+                offset,
+                len,
+                byte,
+                exact,
+            } => {
+                if let Some(v) = self.view(v) {
+                    let view = &self.views[v];
+                    let limit = self.accessible(view);
+                    let n = usize::from(len);
+                    let offset = offset_of(offset, n, view.len, limit);
+                    if !self.safe(offset, n, limit) {
+                        return;
+                    }
+                    self.feed(n, byte);
+                    let view = &self.views[v];
+                    let r = &self.pipe.0;
+                    let res = if exact {
+                        view.region.read_exact_from_fd(offset, n, r).map(|()| n)
+                    } else {
+                        view.region.read_from_fd(offset, n, r)
+                    };
+                    let writable = self.handles[view.handle].writable;
+                    let left = self.drain();
+                    if !writable {
+                        assert_eq!(res.unwrap_err().kind(), ErrorKind::ReadOnly);
+                        assert_eq!(left.len(), n);
+                    } else if fits(offset, n, limit) {
+                        // The pipe holds all `n` bytes: one call takes them.
+                        assert_eq!(res.unwrap(), n);
+                        assert!(left.is_empty());
+                        self.file[offset..offset + n].fill(byte);
+                    } else {
+                        assert_eq!(res.unwrap_err().kind(), ErrorKind::OutOfBounds);
+                        assert_eq!(left.len(), n);
+                    }
+                }
+            }
+            Op::FdHostile {
+                v,
+                offset,
+                len,
+                read,
+            } => {
+                if let Some(v) = self.view(v) {
+                    let view = &self.views[v];
+                    let limit = self.accessible(view);
+                    let n = usize::from(len);
+                    let offset = offset_of(offset, n, view.len, limit);
+                    // Only what `safe` forbids: the model says the range
+                    // fits, but it reaches past the file's end.
+                    if n == 0 || !fits(offset, n, limit) || fits(offset, n, self.file.len()) {
+                        return;
+                    }
+                    let end = self.file.len();
+                    let whole_pages = end.div_ceil(PAGE) * PAGE;
+                    let handle = view.handle;
+                    let truncated = if read {
+                        // Into pages wholly past the end only: a read that
+                        // stored some bytes first would leave the model
+                        // unsure of them.
+                        if offset < whole_pages {
+                            return;
+                        }
+                        self.feed(n, 0x5A);
+                        let res = self.views[v].region.read_from_fd(offset, n, &self.pipe.0);
+                        self.drain();
+                        if !self.handles[handle].writable {
+                            assert_eq!(res.unwrap_err().kind(), ErrorKind::ReadOnly);
+                            return;
+                        }
+                        assert_eq!(res.unwrap_err().kind(), ErrorKind::Truncated);
+                        true
+                    } else {
+                        let res = view.region.write_all_to_fd(offset, n, &self.pipe.1);
+                        let out = self.drain();
+                        // What the pipe got: the file's bytes, then zeros to
+                        // the end of its last page, and nothing past it.
+                        assert!(out.len() <= n && offset + out.len() <= whole_pages.max(offset));
+                        for (k, &b) in out.iter().enumerate() {
+                            let i = offset + k;
+                            let want = if i < end { self.file[i] } else { 0 };
+                            assert_eq!(b, want, "byte {i} (file length {end})");
+                        }
+                        if offset + n <= whole_pages {
+                            res.unwrap();
+                            assert_eq!(out.len(), n);
+                            false
+                        } else {
+                            let e = res.unwrap_err();
+                            assert_eq!(e.kind(), ErrorKind::Truncated, "{e}");
+                            true
+                        }
+                    };
+                    if truncated {
+                        // Fenced as a `check_and_remap` would fence it.
+                        let h = &mut self.handles[handle];
+                        h.limit = h.limit.min(end);
+                    }
+                }
+            }
             Op::FlushRange { h, offset, len } => {
                 if let Some(i) = self.live(h) {
                     let h = &self.handles[i];
@@ -763,6 +967,28 @@ impl World {
                 self.linked = false;
             }
             assert_eq!(self.path().exists(), self.linked);
+        }
+    }
+
+    /// Everything waiting in the pipe (which is non-blocking).
+    fn drain(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match rustix::io::read(&self.pipe.0, &mut buf) {
+                Ok(0) | Err(rustix::io::Errno::AGAIN) => return out,
+                Ok(k) => out.extend_from_slice(&buf[..k]),
+                Err(e) => panic!("drain: {e}"),
+            }
+        }
+    }
+
+    /// Puts `n` bytes of `byte` into the (empty) pipe.
+    fn feed(&self, n: usize, byte: u8) {
+        let bytes = vec![byte; n];
+        let mut done = 0;
+        while done < n {
+            done += rustix::io::write(&self.pipe.1, &bytes[done..]).unwrap();
         }
     }
 
@@ -885,6 +1111,8 @@ fuzz_target!(|input: Input| {
         linked: true,
         handles: Vec::new(),
         views: Vec::new(),
+        pipe: rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK | rustix::pipe::PipeFlags::CLOEXEC)
+            .unwrap(),
     };
     let creator = world.new_handle(creator, initial, true, true);
     world.handles.push(creator);
