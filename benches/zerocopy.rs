@@ -240,7 +240,9 @@ fn main() {
         g.bench_function("memmap2_read_exact", |b| {
             b.iter(|| {
                 input.rewind().expect("rewind");
-                input.read_exact(black_box(&mut dst[..])).expect("read_exact");
+                input
+                    .read_exact(black_box(&mut dst[..]))
+                    .expect("read_exact");
             });
         });
         g.finish();

@@ -235,9 +235,10 @@ impl Region {
     /// contained `SIGBUS` cut ([`sigbus`](crate::sigbus)): before `f` is
     /// called if the cut was known, otherwise once the copy of the chunk
     /// that reached it is done, without passing that chunk to `f` (the
-    /// earlier chunks were passed). The same for a truncation another view
-    /// of the handle detects meanwhile (the range then no longer fits the
-    /// accessible length).
+    /// earlier chunks were passed). If a truncation is detected through
+    /// the handle meanwhile, the first chunk past the file's end as then
+    /// seen is refused as `read_at` would refuse it
+    /// ([`ErrorKind::OutOfBounds`]), also without being passed to `f`.
     pub fn for_each_chunk(
         &self,
         offset: usize,
@@ -280,9 +281,11 @@ impl Region {
     /// may take fewer bytes than asked (the count says how many). A range
     /// the file lost under the mapping (a peer truncated it) raises no
     /// `SIGBUS`, with or without [`sigbus::install`](crate::sigbus::install):
-    /// the kernel stops at the first missing page, so a range that starts
-    /// below the file's new end is written up to it (a short count) and a
-    /// call that starts past it is [`ErrorKind::Truncated`]. That truncation
+    /// the kernel stops at the first page wholly past the file's new end
+    /// (bytes past the end inside the file's last page read as zeros), so
+    /// a range that starts below that page is written up to it (a short
+    /// count) and a call that starts at or past it is
+    /// [`ErrorKind::Truncated`]. That truncation
     /// is recorded for the handle as one [`MmapRegion::check_and_remap`]
     /// detects is: from then on checked accesses of every view of the
     /// handle are bounded by the file's end as this call saw it, and
@@ -333,9 +336,11 @@ impl Region {
     ///
     /// As [`write_to_fd`](Self::write_to_fd), the kernel stores into the
     /// mapped pages itself (racing peers as [`write_at`](Self::write_at)
-    /// does), and a range the file lost raises no `SIGBUS`: the read fails
-    /// with [`ErrorKind::Truncated`], recorded for the handle as there.
-    /// Bytes the descriptor gave up before a failure (a pipe's, for
+    /// does), and a range the file lost raises no `SIGBUS`: the kernel
+    /// stops at the first page wholly past the file's end (a short count if
+    /// it stored bytes before it), and a call that starts at or past that
+    /// page fails with [`ErrorKind::Truncated`], recorded for the handle as
+    /// there. Bytes the descriptor gave up before a failure (a pipe's, for
     /// example) may be lost.
     ///
     /// # Errors
