@@ -161,4 +161,27 @@ mod tests {
             Some(Err(Errno::ISDIR))
         );
     }
+
+    #[cfg(feature = "arbitrary")]
+    #[test]
+    fn a_hostile_mapping_writes_its_input_out_and_reads_into_its_memory() {
+        let m = Mapping::hostile(page_size(), b"memory", b"input!".to_vec()).unwrap();
+        let (mut r, mut w) = UnixStream::pair().unwrap();
+        // Out: the next input bytes, as every copy out of it gives, then
+        // zeros once the input is used up.
+        assert_eq!(m.write_fd(0, 8, usize::MAX, w.as_fd()), Some(Ok(8)));
+        let mut got = [0u8; 8];
+        r.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"input!\0\0");
+        // In: into the memory, which an atomic load (not drawn from the
+        // input) then sees.
+        w.write_all(&7u32.to_ne_bytes()).unwrap();
+        assert_eq!(m.read_fd(0, 4, usize::MAX, r.as_fd()), Some(Ok(4)));
+        assert_eq!(
+            m.atomic_u32(0)
+                .unwrap()
+                .load(std::sync::atomic::Ordering::Relaxed),
+            7
+        );
+    }
 }
