@@ -199,7 +199,9 @@ pub fn recv(stream: &UnixStream) -> Result<OwnedFd> {
 /// - [`ErrorKind::ExtraDescriptors`] if the message carried more than
 ///   `max_fds` descriptors, or more than the control buffer had room for
 ///   (`MSG_CTRUNC`; room is made for `max_fds + 1`, at most
-///   [`MAX_FDS_PER_MESSAGE`] + 1); the message gives the numbers;
+///   [`MAX_FDS_PER_MESSAGE`] + 1, and on Linux and Android for the
+///   `SCM_CREDENTIALS` a socket with `SO_PASSCRED` receives besides); the
+///   message gives the numbers;
 /// - [`ErrorKind::MessageTruncated`] if the kernel cut the message to fit
 ///   `buf` (`MSG_TRUNC`);
 /// - [`ErrorKind::Os`] if `recvmsg` fails (for example `EAGAIN` after a
@@ -222,7 +224,14 @@ fn receive(
     // Room for one more than asked for, so that an extra descriptor is seen
     // (and closed, with a count) rather than cut off by the kernel.
     let room = max_fds.min(MAX_FDS_PER_MESSAGE) + 1;
-    let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(room))];
+    // And room for the credentials a socket with `SO_PASSCRED` set receives
+    // with every message (ahead of the descriptors), so that they never
+    // crowd out a descriptor asked for.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let space_len = rustix::cmsg_space!(ScmRights(room), ScmCredentials(1));
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let space_len = rustix::cmsg_space!(ScmRights(room));
+    let mut space = vec![MaybeUninit::uninit(); space_len];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     let flags = RecvFlags::CMSG_CLOEXEC;

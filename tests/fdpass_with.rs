@@ -309,3 +309,34 @@ fn send_with_passes_253_descriptors_and_refuses_more_as_linux_and_the_crate_do()
     let (n, got) = fdpass::recv_with(&rx, &mut buf, 0).unwrap();
     assert_eq!((&buf[..n], got.len()), (&b"z"[..], 0));
 }
+
+/// A receiver with `SO_PASSCRED` set gets an `SCM_CREDENTIALS` message with
+/// every message: it must not crowd out the descriptors asked for (found by
+/// the `recv_with` fuzz target: 64 descriptors with `max_fds` 65 were
+/// refused as `ExtraDescriptors`, and with `max_fds` 0 every message was).
+#[test]
+fn recv_with_on_a_socket_passing_credentials_takes_up_to_max_fds_descriptors() {
+    let f = file_with(b"cred");
+    for (sent, max_fds) in [(0, 0), (1, 1), (2, 2), (8, 8), (64, 65), (253, 253)] {
+        let (tx, rx) = UnixStream::pair().unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        rustix::net::sockopt::set_socket_passcred(&rx, true).unwrap();
+        let fds = vec![f.as_fd(); sent];
+        assert_eq!(fdpass::send_with(&tx, b"x", &fds).unwrap(), 1);
+        let mut buf = [0u8; 4];
+        let (n, got) = fdpass::recv_with(&rx, &mut buf, max_fds)
+            .unwrap_or_else(|e| panic!("{sent} fds, max_fds {max_fds}: {e}"));
+        assert_eq!(
+            (&buf[..n], got.len()),
+            (&b"x"[..], sent),
+            "max_fds {max_fds}"
+        );
+    }
+    // One more than asked for is still refused.
+    let (tx, rx) = UnixStream::pair().unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    rustix::net::sockopt::set_socket_passcred(&rx, true).unwrap();
+    fdpass::send_with(&tx, b"x", &[f.as_fd(), f.as_fd()]).unwrap();
+    let err = fdpass::recv_with(&rx, &mut [0u8; 4], 1).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ExtraDescriptors, "{err}");
+}
