@@ -198,12 +198,18 @@ fn iteration(input: &Input) {
     let total_fds = sent_ids.len();
     let sent_bytes = match sent {
         Ok(n) => {
-            assert!(total_fds <= SCM_MAX_FD, "kernel took {total_fds} descriptors");
+            assert!(
+                total_fds <= SCM_MAX_FD,
+                "kernel took {total_fds} descriptors"
+            );
             assert_eq!(n, data.len(), "a short send into an empty socket");
             Some(n)
         }
         Err(e) => {
-            assert!(total_fds > SCM_MAX_FD, "sendmsg failed: {e:?} with {total_fds} fds");
+            assert!(
+                total_fds > SCM_MAX_FD,
+                "sendmsg failed: {e:?} with {total_fds} fds"
+            );
             None
         }
     };
@@ -230,7 +236,11 @@ fn iteration(input: &Input) {
     match &first {
         Ok((n, fds)) => {
             assert!(*n <= buf_len);
-            assert!(fds.len() <= max_fds, "{} fds > max_fds {max_fds}", fds.len());
+            assert!(
+                fds.len() <= max_fds,
+                "{} fds > max_fds {max_fds}",
+                fds.len()
+            );
             assert!(fds.iter().all(is_cloexec), "a descriptor without CLOEXEC");
             let ids: Vec<(u64, u64)> = fds.iter().map(identity).collect();
             if !queued {
@@ -252,7 +262,11 @@ fn iteration(input: &Input) {
             if !queued {
                 assert_eq!(kind, ErrorKind::Os, "{e}");
                 assert!(!expected_eof, "EOF reported as {e}");
-                assert_eq!(e.raw_os_error(), Some(rustix::io::Errno::AGAIN.raw_os_error()), "{e}");
+                assert_eq!(
+                    e.raw_os_error(),
+                    Some(rustix::io::Errno::AGAIN.raw_os_error()),
+                    "{e}"
+                );
             } else if carried_fds > max_fds {
                 assert_eq!(kind, ErrorKind::ExtraDescriptors, "{e}");
             } else if input.seqpacket && data.len() > buf_len {

@@ -109,9 +109,11 @@ fn name_of(input: &Name) -> String {
         s
     };
     match input {
-        Name::Prefixed { slash, tail, repeat } => {
-            prefixed(*slash, tail, usize::from(*repeat % 320))
-        }
+        Name::Prefixed {
+            slash,
+            tail,
+            repeat,
+        } => prefixed(*slash, tail, usize::from(*repeat % 320)),
         Name::Raw(raw) if !valid(raw) => raw.clone(),
         Name::Raw(raw) => prefixed(raw.starts_with('/'), raw, 0) + raw.trim_start_matches('/'),
     }
@@ -201,7 +203,10 @@ fn iteration(input: &Input, name: &str) {
         assert!(path.exists(), "a guest's drop removed {path:?}");
         drop(host);
     }
-    assert!(!path.exists(), "{path:?} left after every handle was dropped");
+    assert!(
+        !path.exists(),
+        "{path:?} left after every handle was dropped"
+    );
 }
 
 fuzz_target!(|input: Input| {
