@@ -1016,12 +1016,30 @@ mod tests {
         assert_eq!(all.len(), 200_000);
     }
 
+    /// A skipped test's record, as `tests/common`'s `skip` writes it: a
+    /// line on stderr and one appended to the file `SHM_REGION_SKIP_LOG`
+    /// names, which `.ci/run` checks against `verify/skips.allow`.
+    fn skip(test: &str, reason: &str) {
+        use std::io::Write;
+        eprintln!("SHM_REGION_SKIP: lib::{test}: {reason}");
+        if let Some(log) = std::env::var_os("SHM_REGION_SKIP_LOG") {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap();
+            f.write_all(format!("lib::{test}\t{reason}\n").as_bytes())
+                .unwrap();
+        }
+    }
+
     #[test]
     fn zero_fill_on_a_full_tmpfs_reports_storage_full_and_restores_the_size() {
         // The portable reservation path (used off Linux, and on Linux file
         // systems without fallocate), exercised here on a 1 MiB tmpfs.
+        const NAME: &str = "zero_fill_on_a_full_tmpfs_reports_storage_full_and_restores_the_size";
         if !rustix::process::geteuid().is_root() {
-            eprintln!("SKIPPED zero_fill_on_a_full_tmpfs: needs root to mount");
+            skip(NAME, "needs root to mount");
             return;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -1031,7 +1049,7 @@ mod tests {
             .status()
             .unwrap();
         if !mounted.success() {
-            eprintln!("SKIPPED zero_fill_on_a_full_tmpfs: mount failed");
+            skip(NAME, "mount -t tmpfs failed");
             return;
         }
         let path = dir.path().join("f");

@@ -23,13 +23,6 @@ fn in_child(test: &str, body: impl FnOnce()) {
         body();
         return;
     }
-    // Sanitizers reserve terabytes of shadow memory up front and allocate
-    // through their own allocator, so a limit of "current use + 2 GiB"
-    // says nothing about the crate there.
-    if vm_size() > 1 << 40 {
-        eprintln!("SKIPPED {test}: address space already over 1 TiB (a sanitizer's shadow memory)");
-        return;
-    }
     let mut child = spawn_self(test, "limited", &[]).spawn().unwrap();
     assert_child_succeeds(&mut child);
 }
@@ -87,8 +80,11 @@ fn default_reservation_leaves_most_of_a_finite_address_space_limit() {
             );
             region.region().write_at(0, b"still works").unwrap();
 
-            // 70% of the whole limit still fits beside the region.
-            let n = limit / 10 * 7;
+            // 70% of what the limit left still fits beside the region.
+            // (Of what it left, not of the whole limit: under AddressSanitizer
+            // the limit also covers terabytes of shadow memory reserved
+            // before the test starts, and this runs there too.)
+            let n = left / 10 * 7;
             let mut v = Vec::<u8>::new();
             v.try_reserve_exact(n)
                 .unwrap_or_else(|e| panic!("reserving {n} of limit {limit}: {e}"));

@@ -176,7 +176,10 @@ fn attach_refuses_files_writable_by_group_or_others_unless_allowed() {
 #[test]
 fn attach_refuses_files_owned_by_another_user_unless_allowed() {
     if !is_root() {
-        eprintln!("SKIPPED attach_refuses_files_owned_by_another_user: needs root to chown");
+        skip(
+            "attach_refuses_files_owned_by_another_user_unless_allowed",
+            "needs root to chown",
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -403,7 +406,10 @@ fn attach_by_path_is_refused_when_procfs_is_missing() {
         return;
     }
     if !is_root() || !cfg!(target_os = "linux") {
-        eprintln!("SKIPPED attach_by_path_is_refused_when_procfs_is_missing: needs root on Linux");
+        skip(
+            "attach_by_path_is_refused_when_procfs_is_missing",
+            "needs root on Linux",
+        );
         return;
     }
     let exe = std::env::current_exe().unwrap();

@@ -212,7 +212,7 @@ mod files {
     use std::path::{Path, PathBuf};
 
     use super::*;
-    use crate::common::{is_root, mkfifo, seg};
+    use crate::common::{is_root, mkfifo, seg, skip};
     use shm_region::FileCleanup;
 
     const ENOENT: &str = "No such file or directory (os error 2)";
@@ -231,7 +231,10 @@ mod files {
     #[test]
     fn attach_of_another_users_file_names_the_path_the_owner_and_our_euid() {
         if !is_root() {
-            eprintln!("SKIPPED attach_of_another_users_file_names_...: needs root to chown");
+            skip(
+                "attach_of_another_users_file_names_the_path_the_owner_and_our_euid",
+                "needs root to chown",
+            );
             return;
         }
         let dir = tempfile::tempdir().unwrap();

@@ -133,7 +133,7 @@ macro_rules! pool_or_skip {
         match HugePages::get() {
             Ok(p) => p,
             Err(why) => {
-                eprintln!("SKIPPED {}: no huge pages: {why}", $test);
+                skip($test, &format!("no huge pages: {why}"));
                 return;
             }
         }
@@ -142,7 +142,8 @@ macro_rules! pool_or_skip {
 
 #[test]
 fn shrink_sealed_hugetlb_memfd_is_refused_by_every_attach_by_descriptor() {
-    let _pool = pool_or_skip!("shrink_sealed_hugetlb_memfd_is_refused");
+    let _pool =
+        pool_or_skip!("shrink_sealed_hugetlb_memfd_is_refused_by_every_attach_by_descriptor");
     let fd = sealed_memfd(true);
 
     let err = MmapRegion::attach_fd(dup(&fd)).unwrap_err();
@@ -171,11 +172,15 @@ fn shrink_sealed_hugetlb_memfd_is_refused_by_every_attach_by_descriptor() {
 
 #[test]
 fn file_on_a_hugetlbfs_mount_is_refused_by_attach_and_attach_read_only() {
-    let _pool = pool_or_skip!("file_on_a_hugetlbfs_mount_is_refused");
+    let _pool =
+        pool_or_skip!("file_on_a_hugetlbfs_mount_is_refused_by_attach_and_attach_read_only");
     let mnt = match Hugetlbfs::mount() {
         Ok(m) => m,
         Err(why) => {
-            eprintln!("SKIPPED file_on_a_hugetlbfs_mount_is_refused: {why}");
+            skip(
+                "file_on_a_hugetlbfs_mount_is_refused_by_attach_and_attach_read_only",
+                &why,
+            );
             return;
         }
     };
@@ -203,11 +208,16 @@ fn file_on_a_hugetlbfs_mount_is_refused_by_attach_and_attach_read_only() {
 
 #[test]
 fn create_and_stage_on_a_hugetlbfs_mount_fail_with_unsupported_and_leave_nothing() {
-    let _pool = pool_or_skip!("create_and_stage_on_a_hugetlbfs_mount_fail");
+    let _pool = pool_or_skip!(
+        "create_and_stage_on_a_hugetlbfs_mount_fail_with_unsupported_and_leave_nothing"
+    );
     let mnt = match Hugetlbfs::mount() {
         Ok(m) => m,
         Err(why) => {
-            eprintln!("SKIPPED create_and_stage_on_a_hugetlbfs_mount_fail: {why}");
+            skip(
+                "create_and_stage_on_a_hugetlbfs_mount_fail_with_unsupported_and_leave_nothing",
+                &why,
+            );
             return;
         }
     };

@@ -110,7 +110,7 @@ fn lock_keeps_pages_resident_and_reports_the_limit() {
     cmd.uid(65534).gid(65534);
     match cmd.spawn() {
         Ok(mut child) => assert_child_succeeds(&mut child),
-        Err(e) => eprintln!("SKIPPED lock limit as nobody: {e}"),
+        Err(e) => skip(NAME, &format!("cannot run as nobody: {e}")),
     }
 }
 

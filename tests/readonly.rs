@@ -125,7 +125,7 @@ fn read_only_peer_needs_only_read_permission_and_cannot_stop_its_owner_truncatin
         return;
     }
     if !is_root() {
-        eprintln!("SKIPPED read_only_peer_needs_only_read_permission_and_cannot_stop_its_owner_truncating: needs root to switch users");
+        skip(NAME, "needs root to switch users");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -140,9 +140,7 @@ fn read_only_peer_needs_only_read_permission_and_cannot_stop_its_owner_truncatin
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!(
-                "SKIPPED read_only_peer_needs_only_read_permission_and_cannot_stop_its_owner_truncating: cannot run as nobody: {e}"
-            );
+            skip(NAME, &format!("cannot run as nobody: {e}"));
             return;
         }
     };

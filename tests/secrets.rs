@@ -314,10 +314,13 @@ fn a_core_dump_leaves_out_every_dont_dump_region_and_keeps_the_others() {
     let core_pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
     let hard = rustix::process::getrlimit(rustix::process::Resource::Core).maximum;
     if core_pattern.starts_with('|') || core_pattern.contains('/') || hard == Some(0) {
-        println!(
-            "SKIPPED: core files are not written to the working directory \
-             (core_pattern {:?}, hard RLIMIT_CORE {hard:?})",
-            core_pattern.trim()
+        skip(
+            NAME,
+            &format!(
+                "core files are not written to the working directory \
+                 (core_pattern {:?}, hard RLIMIT_CORE {hard:?})",
+                core_pattern.trim()
+            ),
         );
         return;
     }

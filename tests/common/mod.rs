@@ -83,6 +83,35 @@ pub fn kind<T: std::fmt::Debug>(r: Result<T, Error>) -> ErrorKind {
     r.unwrap_err().kind()
 }
 
+/// The environment variable naming the file a skipped test appends its
+/// line to (`.ci/run` sets it per stage, collects the lines and fails on
+/// any skip that `verify/skips.allow` does not list).
+pub const SKIP_LOG: &str = "SHM_REGION_SKIP_LOG";
+
+/// Records that this binary's `test` did not run its check, and why: a
+/// line `SHM_REGION_SKIP: <binary>::<test>: <reason>` on stderr (libtest
+/// shows it only for failing tests or with `--nocapture`) and the line
+/// `<binary>::<test>\t<reason>` appended to the file named by
+/// [`SKIP_LOG`], if set, which is where CI sees it. The caller returns
+/// right after.
+pub fn skip(test: &str, reason: &str) {
+    use std::io::Write;
+    let name = format!("{}::{test}", env!("CARGO_CRATE_NAME"));
+    let reason = reason.replace(['\n', '\t'], " ");
+    eprintln!("SHM_REGION_SKIP: {name}: {reason}");
+    if let Some(log) = std::env::var_os(SKIP_LOG) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap_or_else(|e| panic!("opening {SKIP_LOG}={log:?}: {e}"));
+        // One write of one short line: appends from parallel tests do not
+        // interleave.
+        f.write_all(format!("{name}\t{reason}\n").as_bytes())
+            .unwrap_or_else(|e| panic!("writing {SKIP_LOG}={log:?}: {e}"));
+    }
+}
+
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
