@@ -377,11 +377,16 @@ mod futex {
     }
 
     fn signal(handle: &thread::JoinHandle<impl Send>) {
+        assert_eq!(send_signal(handle), 0);
+    }
+
+    /// Sends `SIGUSR1` to the thread; returns `pthread_kill`'s result (0,
+    /// or `ESRCH` if the thread has already returned).
+    fn send_signal(handle: &thread::JoinHandle<impl Send>) -> i32 {
         use std::os::unix::thread::JoinHandleExt;
         // SAFETY: the thread has not been joined (we hold its handle), so
         // its `pthread_t` is valid; `SIGUSR1` has a handler installed.
-        let rc = unsafe { libc::pthread_kill(handle.as_pthread_t(), libc::SIGUSR1) };
-        assert_eq!(rc, 0);
+        unsafe { libc::pthread_kill(handle.as_pthread_t(), libc::SIGUSR1) }
     }
 
     #[test]
@@ -421,6 +426,52 @@ mod futex {
         }
         let (res, _, value) = handle.join().unwrap();
         assert_eq!((res, value), (Ok(true), 1));
+    }
+
+    #[test]
+    fn signals_late_in_a_timed_wait_do_not_extend_it_past_its_deadline() {
+        // A wait that started its timeout over after each EINTR would end
+        // at least a whole timeout after the last signal: here signals at
+        // 200, 250 and 290 ms of a 300 ms wait, so such a wait takes at
+        // least 590 ms. The right one ends at its deadline, 300 ms, plus
+        // scheduling delay; the upper bound leaves 220 ms for that (a
+        // signal sent late on a loaded machine only lands after the wait,
+        // where it makes the bound easier to meet, never harder).
+        const TIMEOUT: Duration = Duration::from_millis(300);
+        const BOUND: Duration = Duration::from_millis(520);
+        install_handler();
+        let host = MmapRegion::in_memory(4096).unwrap();
+        let view = host.region();
+        for round in 0..3 {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let v = view.clone();
+            let handle = thread::spawn(move || {
+                let start = Instant::now();
+                tx.send(start).unwrap();
+                let res = v.wait_u32(0, 0, Some(TIMEOUT));
+                (res, start.elapsed())
+            });
+            let start = rx.recv().unwrap();
+            let before = HANDLED.load(Ordering::SeqCst);
+            for at in [200, 250, 290].map(Duration::from_millis) {
+                if let Some(d) = (start + at).checked_duration_since(Instant::now()) {
+                    thread::sleep(d);
+                }
+                // On a loaded machine the thread may be done already.
+                let rc = send_signal(&handle);
+                assert!(rc == 0 || rc == libc::ESRCH, "pthread_kill: {rc}");
+            }
+            let (res, took) = handle.join().unwrap();
+            assert_eq!(res, Ok(false), "round {round}");
+            assert!(
+                HANDLED.load(Ordering::SeqCst) > before,
+                "round {round}: no signal handled"
+            );
+            assert!(
+                (TIMEOUT..BOUND).contains(&took),
+                "round {round}: a {TIMEOUT:?} wait interrupted late took {took:?}"
+            );
+        }
     }
 }
 
