@@ -124,6 +124,47 @@ fn resize_races_check_and_remap_and_peer() {
 /// Proves: a clone seen stale is moved by `refresh` to the new length and
 /// generation together, and reads through it see the bytes written before
 /// the growth.
+/// Two growers and a late peer. Two handles of one in-memory region grow
+/// it on two threads, one to 16 and one to the whole capacity, while the
+/// main thread makes a peer from a third handle mid-growth and follows
+/// with it. Proves, for the crate's real `resize`, `check_and_remap` and
+/// `peer`: in every interleaving no handle sees its region shorter than
+/// its own length (a grower that publishes a smaller size after a larger
+/// one must not lower it: no spurious `Truncated`), the late peer starts
+/// at a size some grower published, and every handle ends at exactly the
+/// largest size asked for.
+#[test]
+fn two_growers_and_a_late_peer_never_see_a_truncation() {
+    model("two_growers_and_a_late_peer_never_see_a_truncation", || {
+        let host = MmapOptions::new()
+            .address_space(CAPACITY)
+            .in_memory(8)
+            .unwrap();
+        let growers: Vec<_> = [16, CAPACITY]
+            .into_iter()
+            .map(|to| {
+                let mut h = host.peer().unwrap();
+                thread::spawn(move || {
+                    h.resize(to).unwrap();
+                    assert_eq!(h.len(), to);
+                    h
+                })
+            })
+            .collect();
+        let mut late = host.peer().unwrap();
+        assert!([8, 16, CAPACITY].contains(&late.len()), "{}", late.len());
+        late.check_and_remap().unwrap();
+        let mut handles = vec![host, late];
+        for g in growers {
+            handles.push(g.join().unwrap());
+        }
+        for h in &mut handles {
+            h.check_and_remap().unwrap();
+            assert_eq!(h.len(), CAPACITY);
+        }
+    });
+}
+
 #[test]
 fn host_views_cloned_into_threads_follow_a_growth_in_place() {
     model(

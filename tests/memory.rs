@@ -198,6 +198,86 @@ fn threads_racing_copies_atomics_and_growth_on_an_in_memory_region() {
     assert_eq!(host.region().load_u64(0, Ordering::Acquire).unwrap(), last);
 }
 
+#[test]
+fn handles_of_one_in_memory_region_resizing_in_turn_never_see_a_truncation() {
+    // Three handles of one region, each growing it while the others lag
+    // behind: a handle that grows from a length below the region's size
+    // must not lower that size, so no handle ever sees its region shorter
+    // than its own length (Truncated), and every handle follows to the
+    // largest size asked for, exactly.
+    let mut host = small(PAGE, 16 * PAGE);
+    let mut a = host.peer().unwrap();
+    let mut b = host.peer().unwrap();
+    host.resize(8 * PAGE).unwrap();
+    // `a` is still at one page and grows to two: the region stays at 8.
+    a.resize(2 * PAGE).unwrap();
+    assert_eq!(a.len(), 2 * PAGE);
+    assert_eq!(host.check_and_remap(), Ok(false));
+    assert_eq!((host.len(), host.generation()), (8 * PAGE, 1));
+    // `b` grows to four, between `a` and the host.
+    b.resize(4 * PAGE).unwrap();
+    assert_eq!(host.check_and_remap(), Ok(false));
+    assert_eq!(host.len(), 8 * PAGE);
+    // The laggards follow the host's size; nothing goes back down.
+    assert_eq!(a.check_and_remap(), Ok(true));
+    assert_eq!(b.check_and_remap(), Ok(true));
+    assert_eq!((a.len(), b.len()), (8 * PAGE, 8 * PAGE));
+    assert_eq!(host.peer().unwrap().len(), 8 * PAGE);
+    // A growth from a handle that followed raises it for everyone.
+    a.resize(12 * PAGE).unwrap();
+    b.resize(10 * PAGE).unwrap();
+    for h in [&mut host, &mut b] {
+        assert_eq!(h.check_and_remap(), Ok(true));
+        assert_eq!(h.len(), 12 * PAGE);
+    }
+    assert_eq!(a.check_and_remap(), Ok(false));
+    assert_eq!(host.peer().unwrap().len(), 12 * PAGE);
+    a.region().write_at(12 * PAGE - 4, b"last").unwrap();
+    let mut buf = [0u8; 4];
+    b.region().read_at(12 * PAGE - 4, &mut buf).unwrap();
+    assert_eq!(&buf, b"last");
+}
+
+#[test]
+fn handles_of_one_in_memory_region_racing_to_grow_it_never_see_a_truncation() {
+    // Three threads, each with its own handle of one region, follow and
+    // grow it to interleaved sizes: no call sees a truncation, each handle
+    // is at least as long as it asked for, and at the end every handle
+    // follows to the largest size any thread asked for.
+    const THREADS: usize = 3;
+    const STEPS: usize = if cfg!(miri) { 4 } else { 200 };
+    let host = small(PAGE, (1 + THREADS * STEPS) * PAGE);
+    let barrier = Arc::new(std::sync::Barrier::new(THREADS));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let mut h = host.peer().unwrap();
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                for step in 0..STEPS {
+                    let want = (1 + step * THREADS + t) * PAGE;
+                    h.check_and_remap()
+                        .unwrap_or_else(|e| panic!("thread {t} step {step}: {e}"));
+                    if want > h.len() {
+                        h.resize(want)
+                            .unwrap_or_else(|e| panic!("thread {t} step {step}: {e}"));
+                    }
+                    assert!(h.len() >= want, "thread {t} step {step}");
+                    h.region().write_at(h.len() - 1, &[1]).unwrap();
+                }
+                h
+            })
+        })
+        .collect();
+    let top = (THREADS * STEPS) * PAGE;
+    for t in threads {
+        let mut h = t.join().unwrap();
+        h.check_and_remap().unwrap();
+        assert_eq!(h.len(), top);
+    }
+    assert_eq!(host.peer().unwrap().len(), top);
+}
+
 #[cfg(not(miri))]
 mod native {
     use super::*;
