@@ -88,22 +88,25 @@ fn in_memory_resize_smaller_is_refused_names_both_lengths_and_changes_nothing() 
 
 #[test]
 fn in_memory_resize_to_unrepresentable_or_uncovered_sizes_is_refused_and_keeps_the_region() {
-    let mut host = region(UNIT, 2 * UNIT);
+    // The capacity is rounded up to whole pages (4096 bytes here).
+    const CAPACITY: usize = 4096;
+    let half = CAPACITY / 2;
+    let mut host = region(half, CAPACITY);
     let too_big = usize::try_from(isize::MAX).unwrap() + 1;
     assert_eq!(kind(host.resize(too_big)), ErrorKind::InvalidSize);
     assert_eq!(kind(host.resize(usize::MAX)), ErrorKind::InvalidSize);
     // Representable, past the capacity fixed at creation.
-    let err = host.resize(2 * UNIT + 1).unwrap_err();
+    let err = host.resize(CAPACITY + 1).unwrap_err();
     assert_eq!(
         (err.kind(), err.operation()),
         (ErrorKind::Unsupported, "resize")
     );
-    assert_eq!((host.len(), host.generation()), (UNIT, 0));
-    host.region().write_at(UNIT - 4, b"ok!!").unwrap();
-    host.resize(2 * UNIT).unwrap();
+    assert_eq!((host.len(), host.generation()), (half, 0));
+    host.region().write_at(half - 4, b"ok!!").unwrap();
+    host.resize(CAPACITY).unwrap();
     assert_eq!(host.generation(), 1);
     let mut b = [0u8; 4];
-    host.region().read_at(UNIT - 4, &mut b).unwrap();
+    host.region().read_at(half - 4, &mut b).unwrap();
     assert_eq!(&b, b"ok!!");
 }
 
