@@ -270,8 +270,9 @@ fn handles_of_one_in_memory_region_racing_to_grow_it_never_see_a_truncation() {
         })
         .collect();
     let top = (THREADS * STEPS) * PAGE;
-    for t in threads {
-        let mut h = t.join().unwrap();
+    // Every thread done first: then each handle follows to the top.
+    let handles: Vec<MmapRegion> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    for mut h in handles {
         h.check_and_remap().unwrap();
         assert_eq!(h.len(), top);
     }
