@@ -612,7 +612,7 @@ impl MmapRegion {
         // `size` is valid (checked above), so a refusal concerns the
         // capacity: more than can be represented or had.
         let map = Mapping::in_memory(options.capacity_for(size))
-            .map_err(|e| Error::with_errno(ErrorKind::FileTooLarge, OP, e))?;
+            .map_err(|e| Error::out_of_memory(OP, size, e))?;
         map::exclude(options, &map, OP)?;
         map::prepare(options, &map, 0, size, OP)?;
         let source = Source::Memory(Arc::new(AtomicUsize::new(size)));
