@@ -617,10 +617,11 @@ impl Error {
         Self::build(ErrorKind::LockLimit, op, code, Detail::Lock { len })
     }
 
-    /// [`ErrorKind::OutOfMemory`]: `len` bytes of anonymous memory could
-    /// not be mapped (`mmap` said `errno`).
+    /// [`ErrorKind::OutOfMemory`]: the memory for an in-memory region of
+    /// `len` bytes (and its capacity) could not be had: `mmap` said `errno` (`ENOMEM`, kept as the OS error), or
+    /// `len` rounded to pages is past `isize::MAX` (`EINVAL`, no OS error).
     pub(crate) fn out_of_memory(op: &'static str, len: usize, errno: rustix::io::Errno) -> Self {
-        let code = Some(errno.raw_os_error());
+        let code = (errno != rustix::io::Errno::INVAL).then(|| errno.raw_os_error());
         Self::build(ErrorKind::OutOfMemory, op, code, Detail::Memory { len })
     }
 
@@ -816,7 +817,7 @@ impl fmt::Display for Describe<'_> {
             ),
             Detail::Memory { len } => write!(
                 f,
-                "cannot get {len} bytes of anonymous memory (address space, RLIMIT_AS, RLIMIT_DATA or the commit limit); ask for a smaller size or capacity"
+                "cannot get the memory for an in-memory region of {len} bytes and its capacity (more than the address space, RLIMIT_AS, RLIMIT_DATA or the commit limit allow); ask for a smaller size or capacity"
             ),
             Detail::Registry { size, slots } => write!(
                 f,

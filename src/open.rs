@@ -341,8 +341,11 @@ impl MmapRegion {
     ///
     /// - [`ErrorKind::InvalidSize`] if `size` is 0 or over `isize::MAX`;
     /// - [`ErrorKind::FileTooLarge`] if `size` is past
-    ///   [`MmapOptions::max_size`], or the capacity cannot be had (over
-    ///   `isize::MAX`, or no address space left).
+    ///   [`MmapOptions::max_size`];
+    /// - [`ErrorKind::OutOfMemory`] if the capacity cannot be had (over
+    ///   `isize::MAX` once rounded to pages, or `mmap` failed with `ENOMEM`:
+    ///   no address space left, `RLIMIT_AS`, `RLIMIT_DATA`, or the commit
+    ///   limit).
     pub fn in_memory(size: usize) -> Result<Self> {
         MmapOptions::new().in_memory(size)
     }
