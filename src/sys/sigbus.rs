@@ -179,12 +179,19 @@ mod imp {
     const ZEROS: MapFlags = MapFlags::SHARED
         .union(MapFlags::FIXED)
         .union(MapFlags::NORESERVE);
+    /// The flags of the last-resort replacement (read-only): private, so
+    /// the kernel charges it neither as data (`RLIMIT_DATA` counts only
+    /// writable private memory) nor against the commit limit.
+    const LAST_RESORT: MapFlags = MapFlags::PRIVATE
+        .union(MapFlags::FIXED)
+        .union(MapFlags::NORESERVE);
     /// The page size, stored before the handler is installed.
     static PAGE: AtomicUsize = AtomicUsize::new(0);
-    /// Test seam: the handler skips its wide replacement as if the kernel
-    /// had refused it, so that the single-page fallback runs.
+    /// Test seam: the handler skips this many of its candidate
+    /// replacements, as if the kernel had refused them, so that the
+    /// fallbacks run. Compiled into unit tests only.
     #[cfg(test)]
-    static REFUSE_WIDE: AtomicBool = AtomicBool::new(false);
+    static REFUSED: AtomicUsize = AtomicUsize::new(0);
 
     /// A new private anonymous range of `size` bytes advised
     /// `MADV_WIPEONFORK`, or `None` if the kernel refuses either (Linux
@@ -724,12 +731,22 @@ mod imp {
         let now_cut = slot.cut.load(Ordering::SeqCst);
         let pieces = slot.pieces.load(Ordering::SeqCst);
         let wide = span(cut, len, old_cut, now_cut, pieces);
-        // The wide range, or if the kernel refuses it, the faulting page.
+        let alone = (cut, cut.wrapping_add(page));
+        // The wide range; if the kernel refuses it, the faulting page; then
+        // everything from the cut to the end (which makes the pieces one
+        // mapping again: a refusal for want of mapping slots, at
+        // `vm.max_map_count`); last, the faulting page read-only and
+        // private (neither data, nor charged under strict overcommit, nor
+        // shared memory): a read then goes on, on zeros, and only a write
+        // to that page ends the process (`SIGSEGV`).
+        let candidates = [
+            (wide, prot, ZEROS),
+            (alone, prot, ZEROS),
+            ((now_cut.min(cut), len), prot, ZEROS),
+            (alone, ProtFlags::READ, LAST_RESORT),
+        ];
         let mut replaced = None;
-        for (i, (lo, hi)) in [wide, (cut, cut.wrapping_add(page))]
-            .into_iter()
-            .enumerate()
-        {
+        for (i, ((lo, hi), prot, flags)) in candidates.into_iter().enumerate() {
             debug_assert!(
                 within(lo, hi, cut, len),
                 "replacement [{lo}, {hi}) outside [0, {len}) or not over {cut}"
@@ -738,7 +755,7 @@ mod imp {
                 continue;
             }
             #[cfg(test)]
-            if i == 0 && REFUSE_WIDE.load(Ordering::SeqCst) {
+            if i < REFUSED.load(Ordering::SeqCst) {
                 continue;
             }
             let at = start.wrapping_add(lo).cast::<c_void>();
@@ -752,13 +769,14 @@ mod imp {
             // page-aligned (`lo` and `hi` are `cut`, `cut + page`, `len` or
             // earlier cuts, all multiples of the page size), at or past a
             // value the cut has held. `MAP_FIXED` replaces exactly that
-            // range with shared anonymous zero pages of the same protection
-            // (`MAP_NORESERVE`: no swap space is reserved for them):
+            // range with anonymous zero pages (shared, of the same
+            // protection, or, last, private read-only; `MAP_NORESERVE`: no
+            // swap space is reserved for them):
             // nothing outside the mapping is touched, and the range stays
             // mapped (invariant 2's exception). One raw system call
             // (rustix's `linux_raw` backend): no allocation, no lock, no
             // `errno`.
-            if unsafe { rustix::mm::mmap_anonymous(at, size, prot, ZEROS) }.is_ok() {
+            if unsafe { rustix::mm::mmap_anonymous(at, size, prot, flags) }.is_ok() {
                 if i == 0 && lo == cut && hi == old_cut {
                     slot.pieces.fetch_add(1, Ordering::SeqCst);
                 } else if hi == len && lo == now_cut.min(cut) {
@@ -883,6 +901,16 @@ mod imp {
         use super::{contain, handler_address, local, query, Outcome, Registration};
         use crate::sys::{page_size, Mapping};
 
+        /// Serialises the tests that call `contain` (the `REFUSED` seam is
+        /// process-wide).
+        static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+        fn serial() -> std::sync::MutexGuard<'static, ()> {
+            SERIAL
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+
         /// A file mapping of `pages` pages, registered.
         fn mapping(pages: usize) -> (std::fs::File, Mapping) {
             let file = tempfile::tempfile().unwrap();
@@ -894,6 +922,7 @@ mod imp {
 
         #[test]
         fn the_handler_replaces_the_faulting_page_of_a_live_slot_and_nothing_of_a_retired_one() {
+            let _serial = serial();
             let page = page_size();
             let (_file, map) = mapping(4);
             let local = local().unwrap();
@@ -967,16 +996,17 @@ mod imp {
 
         #[test]
         fn when_the_wide_replacement_is_refused_the_faulting_page_alone_is_replaced() {
+            let _serial = serial();
             let page = page_size();
             let (_file, map) = mapping(8);
             for i in 0..8 {
                 assert!(map.write(i * page, &[0x5A]));
             }
             let local = local().unwrap();
-            super::REFUSE_WIDE.store(true, Ordering::SeqCst);
+            super::REFUSED.store(1, Ordering::SeqCst);
             let first = contain(local, map.base().wrapping_add(5 * page + 1));
             let below = contain(local, map.base().wrapping_add(2 * page));
-            super::REFUSE_WIDE.store(false, Ordering::SeqCst);
+            super::REFUSED.store(0, Ordering::SeqCst);
             assert_eq!((first, below), (Outcome::Contained, Outcome::Contained));
             assert_eq!(map.cut(), 2 * page);
             // Pages 2 and 5 are zero pages; the file's pages around them
@@ -993,8 +1023,50 @@ mod imp {
             assert_eq!(bytes, [0x5A, 0x5A, 0, 0, 0, 0, 0, 0]);
         }
 
+        /// The permissions `/proc/self/maps` gives the page at `addr`.
+        fn perms_at(addr: usize) -> String {
+            let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+            maps.lines()
+                .find_map(|l| {
+                    let (range, rest) = l.split_once(' ')?;
+                    let (lo, hi) = range.split_once('-')?;
+                    let lo = usize::from_str_radix(lo, 16).ok()?;
+                    let hi = usize::from_str_radix(hi, 16).ok()?;
+                    (lo <= addr && addr < hi).then(|| rest[..4].to_string())
+                })
+                .unwrap()
+        }
+
+        #[test]
+        fn when_every_writable_replacement_is_refused_the_page_is_replaced_read_only() {
+            let _serial = serial();
+            let page = page_size();
+            let (_file, map) = mapping(4);
+            assert!(map.write(2 * page, &[0x5A]));
+            let local = local().unwrap();
+            // The third candidate (everything from the cut) is refused too.
+            super::REFUSED.store(3, Ordering::SeqCst);
+            let outcome = contain(local, map.base().wrapping_add(2 * page));
+            super::REFUSED.store(0, Ordering::SeqCst);
+            assert_eq!(outcome, Outcome::Contained);
+            assert_eq!(map.cut(), 2 * page);
+            assert_eq!(page_byte(&map, 2), 0);
+            assert_eq!(perms_at(map.base() as usize + 2 * page), "r--p");
+            assert_eq!(perms_at(map.base() as usize + 3 * page), "rw-s");
+            // Refused but the collapse: everything from the cut, shared.
+            super::REFUSED.store(2, Ordering::SeqCst);
+            let outcome = contain(local, map.base().wrapping_add(page));
+            super::REFUSED.store(0, Ordering::SeqCst);
+            assert_eq!(outcome, Outcome::Contained);
+            for i in 1..4 {
+                assert_eq!(perms_at(map.base() as usize + i * page), "rw-s", "{i}");
+            }
+            assert_eq!(page_byte(&map, 0), 0);
+        }
+
         #[test]
         fn a_slot_reused_by_a_smaller_mapping_starts_uncut_and_replaces_only_inside_it() {
+            let _serial = serial();
             let page = page_size();
             let (_a_file, a) = mapping(64);
             let local = local().unwrap();
@@ -1034,6 +1106,7 @@ mod imp {
 
         #[test]
         fn a_cut_of_an_earlier_mapping_is_the_cut_of_every_mapping_joined_to_it() {
+            let _serial = serial();
             let page = page_size();
             let (file, old) = mapping(4);
             let mut new = Mapping::new(file.as_fd(), 8 * page, 0, true).unwrap();
