@@ -1179,6 +1179,8 @@ fn a_fault_in_a_signal_handler_arriving_while_faults_are_handled_is_contained() 
     );
     // SAFETY: `gettid` has no preconditions.
     let tid = unsafe { libc::gettid() };
+    let pid = std::process::id();
+    let pid = libc::pid_t::try_from(pid).unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
     let start = Instant::now();
     std::thread::scope(|s| {
@@ -1186,7 +1188,7 @@ fn a_fault_in_a_signal_handler_arriving_while_faults_are_handled_is_contained() 
             while !stop.load(Ordering::SeqCst) {
                 // SAFETY: sends SIGUSR1 to this process's main thread, whose
                 // handler is `read_a_truncated_page`.
-                unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1) };
+                unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGUSR1) };
                 std::thread::sleep(Duration::from_micros(20));
             }
         });

@@ -6,7 +6,11 @@
 //! `ENOTSUP` and the registry is empty (every mapping's cut offset stays
 //! `usize::MAX`).
 //!
-//! **Registry.** A fixed array of [`CAPACITY`] slots in static memory. A
+//! **Registry.** A chain of chunks of [`CHUNK`] slots each, starting at
+//! `HEAD`. A chunk is allocated by `register` (normal context) when every
+//! slot of the chain is taken, linked at the end with a compare-exchange,
+//! and never unlinked or freed, so the handler walks the chain without a
+//! lock and without allocating, and a slot it reads stays valid memory. A
 //! slot is `FREE`, `CLAIMED` (being filled by a registration), `LIVE`
 //! (its range is a mapping the crate owns, not yet being unmapped) or
 //! `RETIRED` (its mapping is about to be unmapped). Every state change and
@@ -20,10 +24,10 @@
 //! touch the range. Either way no handler replaces pages of a range after
 //! it was unmapped, and a slot is only reused (made `FREE`) after the unmap.
 //!
-//! **Children made by `fork`.** A child inherits the static slots (and a
-//! copy of every `Mapping` value), but the counter `in_handler` and the
-//! per-slot flag "claimed by this process" live in a private mapping advised
-//! `MADV_WIPEONFORK`, which the child sees as zeros: no handler is counted
+//! **Children made by `fork`.** A child inherits the chunks (heap memory,
+//! copied) and a copy of every `Mapping` value, but the counter
+//! `in_handler` and each chunk's per-slot flags "claimed by this process"
+//! live in private mappings advised `MADV_WIPEONFORK`, which the child sees as zeros: no handler is counted
 //! as running in it (none runs: only the forking thread was copied), and no
 //! inherited slot is its own. An inherited slot whose mapping came along
 //! (every mapping not advised `MADV_DONTFORK`) is still exactly right: the
@@ -34,14 +38,19 @@
 //!
 //! **Handler.** For a `SIGBUS` the kernel raised for an address with no
 //! backing (`si_code == BUS_ADRERR`) inside a `LIVE` slot it may act on, it
-//! lowers the slot's cut offset to the faulting page (`fetch_min`) and
-//! raises its top to the page's end (`fetch_max`), then maps private
-//! anonymous zero pages, with the mapping's protection and `MAP_NORESERVE`,
-//! `MAP_FIXED` over the faulting page and, after the first fault, the pages
-//! between it and `[old cut, old top)`, so that the replacements stay one
-//! area; gives them the mapping's `MADV_DONTDUMP`/`MADV_DONTFORK`; and
-//! returns: the faulting instruction runs again, on zeros. Every replaced
-//! page is at or past the new cut. Anything else is forwarded to the
+//! lowers the slot's cut offset to the faulting page (`fetch_min`), and the
+//! cut cell of the mapping's handle (`family`, shared by every mapping the
+//! handle made) with it, then maps shared anonymous zero pages (not data:
+//! `RLIMIT_DATA` never refuses them), with the mapping's protection and
+//! `MAP_NORESERVE`, `MAP_FIXED` over the range `span` chooses (from the
+//! page to the mapping's end for the first fault; up to the old cut for a
+//! fault below it, or to the end again after `MAX_PIECES` (16) such pieces),
+//! falling back to the faulting page alone, then everything from the cut,
+//! then the page read-only and private; gives them the mapping's
+//! `MADV_DONTDUMP`/`MADV_DONTFORK`; and returns: the faulting instruction
+//! runs again, on zeros. Every replaced page is in the mapping and at or
+//! past a value the cut has held (`within`, checked before each `mmap`,
+//! and a debug assertion). It runs with every blockable signal blocked. Anything else is forwarded to the
 //! previous disposition (`PREVIOUS`); after a previous handler reset
 //! `SIGBUS` to the default for a signal a process sent, the handler records
 //! the default as the previous disposition and installs itself again, and
