@@ -337,6 +337,12 @@ mod imp {
         /// The handle's cut cell, shared by the registrations of every
         /// mapping the handle made (`join`); `None`: never cut.
         cut: Option<Arc<AtomicUsize>>,
+        /// The cell made at registration, kept for as long as the
+        /// registration lives even after `join` replaced `cut`: a handler
+        /// that loaded the slot's `family` pointer before `join` stored the
+        /// new one may still lower it.
+        #[allow(dead_code, reason = "held, never read: it keeps the cell alive")]
+        own: Option<Arc<AtomicUsize>>,
     }
 
     impl std::fmt::Debug for Registration {
@@ -354,6 +360,7 @@ mod imp {
             Self {
                 slot: None,
                 cut: None,
+                own: None,
             }
         }
 
@@ -401,6 +408,7 @@ mod imp {
                         slot.state.store(LIVE, Ordering::SeqCst);
                         return Ok(Self {
                             slot: Some(slot),
+                            own: Some(Arc::clone(&cut)),
                             cut: Some(cut),
                         });
                     }
@@ -427,7 +435,8 @@ mod imp {
         /// Makes this registration share the cut cell of `earlier` (a
         /// mapping the same handle made before), so that a cut of either
         /// is a cut of both: the lower cut stays. Called before the range
-        /// is reachable by anyone but the caller.
+        /// is reachable by anyone but the caller; the cell made at
+        /// registration stays alive with the registration (`own`).
         pub(crate) fn join(&mut self, earlier: &Self) {
             let (Some(slot), Some(shared)) = (self.slot, earlier.cut.as_ref()) else {
                 return;
@@ -732,8 +741,9 @@ mod imp {
         // Stored before any page is replaced (see `Registration::cut`).
         let old_cut = slot.cut.fetch_min(cut, Ordering::SeqCst);
         let family = slot.family.load(Ordering::SeqCst);
-        // SAFETY: a `LIVE` slot's `family` points into the `Arc` that the
-        // registration holding the slot keeps alive (invariant 6).
+        // SAFETY: a `LIVE` slot's `family` points into an `Arc` that the
+        // registration holding the slot keeps alive (`cut` or `own`,
+        // invariant 6).
         if let Some(family) = unsafe { family.as_ref() } {
             family.fetch_min(cut, Ordering::SeqCst);
         }
