@@ -51,7 +51,10 @@
 //! kernel mapping, which costs nothing until touched); a fault below that
 //! replaces everything up to the replaced area, and after 16 such pieces
 //! the whole area is made one mapping again, so a mapping's replacements
-//! are at most 17 kernel mappings however the faults are spread. A copy
+//! are at most 17 kernel mappings however the faults are spread (a few
+//! more while several threads fault below the cut at once, or when the
+//! kernel refused a wide replacement and the faulting page alone was
+//! replaced). A copy
 //! that goes on to the next missing page below faults there and is
 //! contained the same way. The handler runs with every blockable signal
 //! blocked; a fault in a signal handler of the program (one that
