@@ -75,10 +75,7 @@ fn in_memory_sizes_are_checked_like_file_sizes() {
         let r = MmapOptions::new().address_space(capacity).in_memory(PAGE);
         assert_eq!(kind(r), ErrorKind::OutOfMemory, "{capacity}");
     }
-    assert_eq!(
-        kind(MmapRegion::in_memory(1 << 57)),
-        ErrorKind::OutOfMemory
-    );
+    assert_eq!(kind(MmapRegion::in_memory(1 << 57)), ErrorKind::OutOfMemory);
 }
 
 #[test]
