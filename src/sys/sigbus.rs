@@ -657,8 +657,8 @@ mod imp {
     const MAX_PIECES: usize = 16;
 
     /// The range `[lo, hi)` of offsets the handler tries first for a
-    /// fault on the page at offset `cut` (pages of `page` bytes) of a
-    /// mapping of `len` bytes, given the cut its own `fetch_min` returned
+    /// fault on the page at offset `cut` of a mapping of `len` bytes
+    /// (both multiples of the page size), given the cut its own `fetch_min` returned
     /// (`old_cut`), the cut read after it (`now_cut`, at most `cut`) and
     /// the replacements made below the cut so far (`pieces`).
     ///
