@@ -114,6 +114,16 @@ pub enum ErrorKind {
     /// got end of input (a `read(2)` of 0) first. Converts into
     /// [`std::io::ErrorKind::UnexpectedEof`].
     UnexpectedEof,
+    /// An [in-memory](crate::MmapRegion::in_memory) region's memory cannot
+    /// be had: `mmap` of anonymous memory failed with `ENOMEM` (no address
+    /// space left, `RLIMIT_AS`, `RLIMIT_DATA`, or the commit limit under
+    /// strict overcommit).
+    OutOfMemory,
+    /// The `SIGBUS` registry ([`sigbus`](crate::sigbus)) could not grow to
+    /// take one more file mapping (no memory for another block of slots)
+    /// after [`sigbus::install`](crate::sigbus::install): the mapping is
+    /// not made, so that none goes unguarded.
+    SigbusRegistry,
     /// Another operating-system error; see [`Error::raw_os_error`].
     Os,
 }
@@ -147,7 +157,9 @@ impl ErrorKind {
             Self::Busy => io::ErrorKind::ResourceBusy,
             Self::StorageFull => io::ErrorKind::StorageFull,
             Self::Unsupported => io::ErrorKind::Unsupported,
-            Self::LockLimit => io::ErrorKind::OutOfMemory,
+            Self::LockLimit | Self::OutOfMemory | Self::SigbusRegistry => {
+                io::ErrorKind::OutOfMemory
+            }
             Self::UnexpectedEof => io::ErrorKind::UnexpectedEof,
             Self::Os => io::ErrorKind::Other,
         }
@@ -181,6 +193,8 @@ impl ErrorKind {
             Self::InvalidOrdering => "not an ordering a load can use",
             Self::LockLimit => "cannot lock the region in memory",
             Self::UnexpectedEof => "end of input before the bytes asked for",
+            Self::OutOfMemory => "not enough memory for the region",
+            Self::SigbusRegistry => "the SIGBUS registry cannot grow",
             Self::Os => "operating-system error",
         }
     }
@@ -314,6 +328,10 @@ enum Detail {
     Ordering(Ordering),
     /// `LockLimit`: the bytes that could not be locked.
     Lock { len: usize },
+    /// `OutOfMemory`: the bytes of memory asked for.
+    Memory { len: usize },
+    /// `SigbusRegistry`: the mapping's size and the registry's slots.
+    Registry { size: usize, slots: usize },
     /// `ExtraDescriptors`: how many descriptors arrived (at least that many
     /// if the control message was cut) and how many were asked for.
     Descriptors {
@@ -376,9 +394,6 @@ pub(crate) enum Limit {
     FileSize(u64),
     /// `mmap` failed with `ENOMEM`: no address space or mapping slots left.
     AddressSpace,
-    /// Every slot of the `SIGBUS` registry is in use
-    /// ([`sigbus`](crate::sigbus)).
-    SigbusSlots,
 }
 
 /// The result type of this crate.
@@ -602,6 +617,25 @@ impl Error {
         Self::build(ErrorKind::LockLimit, op, code, Detail::Lock { len })
     }
 
+    /// [`ErrorKind::OutOfMemory`]: the memory for an in-memory region of
+    /// `len` bytes (and its capacity) could not be had: `mmap` said `errno` (`ENOMEM`, kept as the OS error), or
+    /// `len` rounded to pages is past `isize::MAX` (`EINVAL`, no OS error).
+    pub(crate) fn out_of_memory(op: &'static str, len: usize, errno: rustix::io::Errno) -> Self {
+        let code = (errno != rustix::io::Errno::INVAL).then(|| errno.raw_os_error());
+        Self::build(ErrorKind::OutOfMemory, op, code, Detail::Memory { len })
+    }
+
+    /// [`ErrorKind::SigbusRegistry`]: the registry, now of `slots` slots,
+    /// could not grow for a mapping of `size` bytes.
+    pub(crate) fn sigbus_registry(op: &'static str, size: usize, slots: usize) -> Self {
+        Self::build(
+            ErrorKind::SigbusRegistry,
+            op,
+            None,
+            Detail::Registry { size, slots },
+        )
+    }
+
     /// [`ErrorKind::ExtraDescriptors`]: `received` descriptors arrived
     /// (more than that if `cut`, the control message being truncated) where
     /// at most `max` were asked for.
@@ -707,11 +741,6 @@ impl fmt::Display for Describe<'_> {
                     f,
                     "no address space or mapping slots left to map {size} bytes"
                 ),
-                Limit::SigbusSlots => write!(
-                    f,
-                    "all {} slots of the SIGBUS registry are in use: {size} bytes cannot be mapped with containment (drop mappings first)",
-                    crate::sys::sigbus::CAPACITY
-                ),
             },
             Detail::FileType(what) => write!(f, "not a regular file: {what}"),
             Detail::Owner { uid, euid } => write!(
@@ -786,6 +815,14 @@ impl fmt::Display for Describe<'_> {
                 f,
                 "end of input after {done} of {len} bytes"
             ),
+            Detail::Memory { len } => write!(
+                f,
+                "cannot get the memory for an in-memory region of {len} bytes and its capacity (more than the address space, RLIMIT_AS, RLIMIT_DATA or the commit limit allow); ask for a smaller size or capacity"
+            ),
+            Detail::Registry { size, slots } => write!(
+                f,
+                "the SIGBUS registry ({slots} slots, all in use) cannot grow: no memory for more slots, so {size} bytes cannot be mapped with containment (drop mappings first)"
+            ),
         }
     }
 }
@@ -815,9 +852,7 @@ impl fmt::Debug for Error {
                     Limit::MaxSize(max) => d.field("max_size", &max),
                     Limit::Mappable => d.field("limit", &isize::MAX),
                     Limit::FileSize(limit) => d.field("rlimit_fsize", &limit),
-                    Limit::AddressSpace | Limit::SigbusSlots => {
-                        d.field("reason", &format_args!("{}", Describe(e)))
-                    }
+                    Limit::AddressSpace => d.field("reason", &format_args!("{}", Describe(e))),
                 };
             }
             Detail::Owner { uid, euid } => {
@@ -855,7 +890,7 @@ impl fmt::Debug for Error {
             Detail::Ordering(order) => {
                 d.field("ordering", &order);
             }
-            Detail::Lock { len } => {
+            Detail::Lock { len } | Detail::Memory { len } => {
                 d.field("len", &len);
             }
             Detail::Descriptors { received, cut, max } => {
@@ -876,6 +911,9 @@ impl fmt::Debug for Error {
             }
             Detail::Eof { done, len } => {
                 d.field("done", &done).field("len", &len);
+            }
+            Detail::Registry { size, slots } => {
+                d.field("size", &size).field("slots", &slots);
             }
         }
         if let Some(os) = &e.os {
@@ -965,6 +1003,8 @@ mod tests {
             (ErrorKind::Sealed, io::ErrorKind::PermissionDenied),
             (ErrorKind::Busy, io::ErrorKind::ResourceBusy),
             (ErrorKind::UnexpectedEof, io::ErrorKind::UnexpectedEof),
+            (ErrorKind::OutOfMemory, io::ErrorKind::OutOfMemory),
+            (ErrorKind::SigbusRegistry, io::ErrorKind::OutOfMemory),
         ];
         for (kind, io_kind) in cases {
             let e: io::Error = Error::new(kind, "op").into();

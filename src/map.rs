@@ -138,14 +138,16 @@ pub(crate) fn map_len(
         return Ok(Arc::clone(cur));
     }
     let fd = file.as_fd();
-    let map = Mapping::new(fd, len, options.reservation_for(len), writable).map_err(|e| {
+    let mut map = Mapping::new(fd, len, options.reservation_for(len), writable).map_err(|e| {
         // Not enough address space (or mapping slots) for the file.
         match e {
             rustix::io::Errno::NOMEM => {
                 Error::too_large(op, len, Limit::AddressSpace).with_errno_of(e)
             }
-            // The `SIGBUS` registry is full (`mmap` never says ENOSPC).
-            rustix::io::Errno::NOSPC => Error::too_large(op, len, Limit::SigbusSlots),
+            // The `SIGBUS` registry cannot grow (`mmap` never says ENOSPC).
+            rustix::io::Errno::NOSPC => {
+                Error::sigbus_registry(op, len, crate::sys::sigbus::slots())
+            }
             // A descriptor open read-only cannot be mapped writable.
             rustix::io::Errno::ACCESS if writable && fs::is_open_read_only(fd) => {
                 Error::read_only_descriptor(op, e)
@@ -153,6 +155,11 @@ pub(crate) fn map_len(
             e => Error::os(op, e),
         }
     })?;
+    // A cut of any mapping this handle made is the handle's (sticky across
+    // generations).
+    if let Some(cur) = current {
+        map.join(cur);
+    }
     exclude(options, &map, op)?;
     Ok(Arc::new(map.with_file(FileArc::clone(file))))
 }

@@ -341,8 +341,11 @@ impl MmapRegion {
     ///
     /// - [`ErrorKind::InvalidSize`] if `size` is 0 or over `isize::MAX`;
     /// - [`ErrorKind::FileTooLarge`] if `size` is past
-    ///   [`MmapOptions::max_size`], or the capacity cannot be had (over
-    ///   `isize::MAX`, or no address space left).
+    ///   [`MmapOptions::max_size`];
+    /// - [`ErrorKind::OutOfMemory`] if the capacity cannot be had (over
+    ///   `isize::MAX` once rounded to pages, or `mmap` failed with `ENOMEM`:
+    ///   no address space left, `RLIMIT_AS`, `RLIMIT_DATA`, or the commit
+    ///   limit).
     pub fn in_memory(size: usize) -> Result<Self> {
         MmapOptions::new().in_memory(size)
     }
@@ -612,7 +615,7 @@ impl MmapRegion {
         // `size` is valid (checked above), so a refusal concerns the
         // capacity: more than can be represented or had.
         let map = Mapping::in_memory(options.capacity_for(size))
-            .map_err(|e| Error::with_errno(ErrorKind::FileTooLarge, OP, e))?;
+            .map_err(|e| Error::out_of_memory(OP, size, e))?;
         map::exclude(options, &map, OP)?;
         map::prepare(options, &map, 0, size, OP)?;
         let source = Source::Memory(Arc::new(AtomicUsize::new(size)));

@@ -28,8 +28,8 @@ use crate::sys::Mapping;
 /// `&AtomicU32` taken earlier, after a peer truncated the file below the
 /// word, an access raises `SIGBUS` if the word's page is gone (with
 /// [`sigbus::install`](crate::sigbus::install) that is contained: the page
-/// is replaced by a private zero page, and a word whose page already lies
-/// in a replaced area reads and writes private memory without a fault; a
+/// is replaced by a zero page no peer sees, and a word whose page already
+/// lies in a replaced area reads and writes that memory without a fault; a
 /// later fault may reset it to zeros), and if the page remains (the file
 /// ends inside it) the word is past the file's end: shared by the file's
 /// mappers but no part of the file on disk (see `SECURITY.md`). The mixed-size rule

@@ -38,20 +38,28 @@
 //! which have no file to lose) is registered, also the ones made before
 //! `install`. When the kernel raises `SIGBUS` for an address with no
 //! backing (`BUS_ADRERR`) inside a registered mapping, the handler marks the
-//! mapping *cut* at the faulting page's offset (the lowest such offset
-//! wins), replaces pages with private anonymous zero pages (the mapping's
-//! protection, `MAP_NORESERVE`, and the mapping's
-//! [`dont_dump`](crate::MmapOptions::dont_dump) and
+//! mapping, and the handle that made it, *cut* at the faulting page's
+//! offset (the lowest such offset wins), replaces pages with shared
+//! anonymous zero pages (memory of this process that no other process can
+//! reach and that the kernel does not count as data, so `RLIMIT_DATA`
+//! never refuses it; the mapping's protection, `MAP_NORESERVE`, and the
+//! mapping's [`dont_dump`](crate::MmapOptions::dont_dump) and
 //! [`dont_fork`](crate::MmapOptions::dont_fork) advice; not its
 //! [`lock`](crate::MmapOptions::lock)), and returns: the faulting
 //! instruction runs again, on zeros, and the process lives on. The first
-//! fault replaces its own page; a later one replaces everything between it
-//! and the pages already replaced (a fault inside that area, whose
-//! replacement another thread has yet to finish, the whole area), so that
-//! the replacements of a mapping form one area (one kernel mapping, however
-//! far apart the faults are) that grows from the first fault, never the
-//! rest of a large mapping at once. A copy that goes on to the next missing
-//! page faults there and is contained the same way.
+//! fault replaces everything from its page to the mapping's end (one
+//! kernel mapping, which costs nothing until touched); a fault below that
+//! replaces everything up to the replaced area, and after 16 such pieces
+//! the whole area is made one mapping again, so a mapping's replacements
+//! are at most 17 kernel mappings however the faults are spread (a few
+//! more while several threads fault below the cut at once, or when the
+//! kernel refused a wide replacement and the faulting page alone was
+//! replaced). A copy
+//! that goes on to the next missing page below faults there and is
+//! contained the same way. The handler runs with every blockable signal
+//! blocked; a fault in a signal handler of the program (one that
+//! interrupted anything but the crate's handler) is contained like any
+//! other.
 //!
 //! Truncation is seen a page at a time. A file cut to an end inside a page
 //! keeps that page, without a fault: the bytes past the new end stay
@@ -78,22 +86,30 @@
 //! `write_at` that returns `Truncated` may have written (part of) its
 //! bytes, into replacement pages, which no peer sees, or, where the file
 //! had pages again (a peer grew it back) and another thread's fault moved
-//! the cut below them during the copy, into the file. The cut is sticky: the
+//! the cut below them during the copy, into the file. The cut is sticky and
+//! belongs to the handle: a contained fault in any mapping the handle ever
+//! made (an older generation's too, reached through a view or
+//! [`SharedU32`](crate::SharedU32) kept from before a growth that made a
+//! new mapping) cuts every view of the handle at that offset, and the
 //! handle treats it as a detected truncation (as
 //! [`check_and_remap`](crate::MmapRegion::check_and_remap) would), so its
-//! `check_and_remap` and `resize` return `Truncated` from then on, and
-//! accesses below the cut keep working. Attach anew to use the file again.
+//! `check_and_remap` and `resize` return `Truncated` from then on, even
+//! after the file grows back, and accesses below the cut keep working.
+//! Attach anew to use the file again.
 //!
 //! **Raw pointers and atomic references obtained earlier are not checked.**
 //! After a cut, [`as_ptr`](crate::Region::as_ptr) accesses, and
 //! `&AtomicU32`/`&AtomicU64` and [`SharedU32`](crate::SharedU32)/
 //! [`SharedU64`](crate::SharedU64) taken earlier, reach replacement pages
-//! anywhere in the replaced area, from the lowest to the highest page that
-//! faulted, pages that never faulted and pages the file has again
+//! anywhere in the replaced area, from the lowest page that faulted to the
+//! mapping's end, pages that never faulted and pages the file has again
 //! included: reads give zeros or what was written there, writes go to
-//! private memory that no peer sees and that a later fault may reset to
-//! zeros. Outside that area they reach the file where it has pages, and
-//! fault where it has none (contained the same way). A [`wait_u32`](crate::Region::wait_u32) whose word is cut
+//! memory that no peer sees (children made by `fork` that inherited the
+//! mapping share it, as they shared the file's pages) and that a later
+//! fault may reset to zeros. Each page touched there takes a page of
+//! memory (shared memory is not backed by the kernel's zero page). Below
+//! that area they reach the file where it has pages, and fault where it has
+//! none (contained the same way). A [`wait_u32`](crate::Region::wait_u32) whose word is cut
 //! between its check and the futex call sleeps on a replacement page that
 //! nothing can wake ([`wake_u32`](crate::Region::wake_u32) refuses a cut
 //! word): it ends at its timeout, with `Truncated`; give guarded waits a
@@ -139,17 +155,24 @@
 //!   (the crate is not told) unless it chains to the previous handler;
 //!   [`is_installed`] then returns `false`, and [`install`] refuses to
 //!   replace it.
+//! - **Resource limits.** `RLIMIT_DATA` and `RLIMIT_AS` never refuse a
+//!   replacement (it is not data, and it takes the place of pages of the
+//!   same mapping). The commit limit under strict overcommit,
+//!   `vm.max_map_count` and the memory cgroup still can.
 //! - **The kernel refusing a replacement.** Under strict overcommit
-//!   (`vm.overcommit_memory=2`, where `MAP_NORESERVE` is ignored) a writable
-//!   mapping's replacement pages are charged against the commit limit,
-//!   whether the fault was a read or a write; if the range between a fault
-//!   and the replaced area is refused, the faulting page alone is tried. At
-//!   the commit limit, or without memory or mapping slots, the kernel
-//!   refuses that too and the fault is handled as one that is not ours (by
-//!   default, the process dies as it would have without the guard). If the
-//!   kernel replaces the pages but refuses their `dont_dump`/`dont_fork`
-//!   advice, the process dies of `SIGBUS` rather than go on with pages a
-//!   core dump or a child would get.
+//!   (`vm.overcommit_memory=2`, where `MAP_NORESERVE` is ignored)
+//!   replacement pages are charged against the commit limit, whether the
+//!   fault was a read or a write. If the kernel refuses the range the
+//!   handler chose, it tries the faulting page alone, then everything from
+//!   the cut to the end (one mapping instead of several), then the faulting
+//!   page read-only and private (charged neither as data nor against the
+//!   commit limit): a read then goes on, on zeros, and a write to that page
+//!   ends the process with `SIGSEGV`. If the kernel refuses even that, the
+//!   fault is handled as one that is not ours (by default, the process dies
+//!   as it would have without the guard). If the kernel replaces the pages
+//!   but refuses their `dont_dump`/`dont_fork` advice, the process dies of
+//!   `SIGBUS` rather than go on with pages a core dump or a child would
+//!   get.
 //! - **`mlockall(MCL_FUTURE)`.** In a process that asked the kernel to
 //!   lock every future mapping, the kernel treats replacement pages as
 //!   such a mapping, so the replaced area can cost its size in locked
@@ -160,15 +183,17 @@
 //!   another thread meets the default action.
 //! - **Blocked signals.** A thread that blocks `SIGBUS` (`sigprocmask`) and
 //!   faults is killed by the kernel; no handler runs.
-//! - **Re-entrancy.** The handler runs with `SIGBUS` blocked. A previous
-//!   handler installed with `SA_NODEFER` that the crate forwards to runs
-//!   with it blocked too; its own `sa_mask` and `SA_RESETHAND` are not
-//!   applied.
-//! - **Capacity.** The registry holds 4096 mappings at once. Once
-//!   [`install`] has succeeded, making a further mapping fails with
-//!   [`ErrorKind::FileTooLarge`], saying that the registry's slots are all
-//!   in use; before (or while `install` runs), such mappings are made
-//!   unregistered, and a fault in them is not contained.
+//! - **Re-entrancy.** The handler runs with every blockable signal blocked.
+//!   A previous handler that the crate forwards to (with `SA_NODEFER` or
+//!   not) runs that way too; its own `sa_mask` and `SA_RESETHAND` are not
+//!   applied. A signal handler of the program's that faults while `SIGBUS`
+//!   is blocked for it is killed by the kernel (see "Blocked signals").
+//! - **Capacity.** The registry has no fixed size: it grows by blocks of
+//!   1,024 slots, allocated when a mapping is made and kept for the life of
+//!   the process. If memory for a block cannot be had, once [`install`] has
+//!   succeeded making the mapping fails with [`ErrorKind::SigbusRegistry`];
+//!   before, the mapping is made unregistered, and a fault in it is not
+//!   contained.
 //! - **Children made by `fork`.** A child that runs on without `exec` keeps
 //!   containment for the mappings it inherited (each came along with the
 //!   handle owning it and its registry entry), except those made with

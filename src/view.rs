@@ -70,8 +70,8 @@ impl Region {
     /// mapping alive too, but this method promises nothing past this view.)
     /// If a peer truncates the file, touching pages past its new end raises
     /// `SIGBUS`; with [`sigbus::install`](crate::sigbus::install) the
-    /// faulting page (and the pages between it and earlier faults) are
-    /// replaced by private zero pages instead, which the pointer then reads
+    /// faulting page (and the pages from it to the mapping's end, or up to
+    /// earlier faults) are replaced by zero pages no peer sees instead, which the pointer then reads
     /// and writes without a fault (only the checked accessors report it; a
     /// later fault may reset them to zeros, see [`sigbus`](crate::sigbus)). Accesses through the pointer must be atomic or otherwise
     /// race-free: other threads and processes may write the bytes at any
@@ -167,7 +167,7 @@ impl Region {
     /// [`ErrorKind::ReadOnly`] for a read-only mapping, and
     /// [`ErrorKind::OutOfBounds`] and [`ErrorKind::Truncated`] as for
     /// [`read_at`](Self::read_at) (a `Truncated` write may have written
-    /// private pages no peer sees, never the file past its end).
+    /// replacement pages no peer sees, never the file past its end).
     #[inline]
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         // As in `read_at`; the mapping also refuses if it is read-only, and
@@ -522,8 +522,8 @@ impl Region {
     /// A word a peer truncated away whose page has not faulted yet is still
     /// returned; with the guard its first access faults and is contained
     /// (unless its page already lies in the replaced area), and the
-    /// reference then reads and writes a private page (which a later fault
-    /// may reset to zeros).
+    /// reference then reads and writes a replacement page no peer sees
+    /// (which a later fault may reset to zeros).
     pub fn atomic_u32(&self, offset: usize) -> Result<&AtomicU32> {
         self.check_atomic(offset, 4, "atomic_u32")?;
         self.view.map().atomic_u32(offset).ok_or_else(|| {

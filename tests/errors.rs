@@ -135,6 +135,26 @@ fn out_of_bounds_names_offset_length_and_accessible_length() {
 }
 
 #[test]
+fn in_memory_past_what_the_process_can_have_is_out_of_memory_not_a_file_error() {
+    // Past what the process can have: memory, not a file.
+    let max = usize::try_from(isize::MAX).unwrap();
+    let e = err(MmapRegion::in_memory(max));
+    assert_eq!(e.kind(), ErrorKind::OutOfMemory);
+    assert_eq!(
+        e.to_string(),
+        format!("in_memory: cannot get the memory for an in-memory region of {max} bytes and its capacity (more than the address space, RLIMIT_AS, RLIMIT_DATA or the commit limit allow); ask for a smaller size or capacity")
+    );
+    assert_eq!(
+        format!("{e:?}"),
+        format!(r#"Error {{ kind: OutOfMemory, op: "in_memory", len: {max} }}"#)
+    );
+    assert_eq!(
+        std::io::Error::from(e).kind(),
+        std::io::ErrorKind::OutOfMemory
+    );
+}
+
+#[test]
 fn misaligned_ordering_shrink_and_size_errors_name_their_numbers() {
     let mut host = MmapOptions::new()
         .address_space(16384)

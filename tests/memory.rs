@@ -62,8 +62,8 @@ fn in_memory_sizes_are_checked_like_file_sizes() {
     let mut r = opts.in_memory(PAGE).unwrap();
     assert_eq!(kind(r.resize(PAGE + 1)), ErrorKind::FileTooLarge);
     assert_eq!(r.len(), PAGE);
-    // A capacity that cannot be represented or had is the region's size
-    // problem too, never an `Os` error or a panic.
+    // A capacity that cannot be represented or had is `OutOfMemory` (no
+    // file is involved), never an `Os` error or a panic.
     // (Miri stops the program on an allocation it cannot make, instead of
     // failing it, so the representable-but-too-large case runs natively.)
     let too_large: &[usize] = if cfg!(miri) {
@@ -73,12 +73,9 @@ fn in_memory_sizes_are_checked_like_file_sizes() {
     };
     for &capacity in too_large {
         let r = MmapOptions::new().address_space(capacity).in_memory(PAGE);
-        assert_eq!(kind(r), ErrorKind::FileTooLarge, "{capacity}");
+        assert_eq!(kind(r), ErrorKind::OutOfMemory, "{capacity}");
     }
-    assert_eq!(
-        kind(MmapRegion::in_memory(1 << 57)),
-        ErrorKind::FileTooLarge
-    );
+    assert_eq!(kind(MmapRegion::in_memory(1 << 57)), ErrorKind::OutOfMemory);
 }
 
 #[test]

@@ -84,6 +84,10 @@ impl Mapping {
         Err(Errno::NOTSUP)
     }
 
+    /// No registry under loom: nothing to share.
+    #[allow(clippy::unused_self, reason = "the same interface as the OS mapping")]
+    pub(crate) fn join(&mut self, _earlier: &Self) {}
+
     /// A writable model of `capacity` zero bytes (rounded up to a multiple
     /// of 8): `capacity / 4` loom `AtomicU32`s and `capacity / 8` loom
     /// `AtomicU64`s, created now (so inside the running loom model).

@@ -190,6 +190,14 @@ impl Mapping {
         self.file.as_deref().map(AsFd::as_fd)
     }
 
+    /// Makes this mapping's cut that of the handle that made `earlier`
+    /// too: a cut of either (a contained `SIGBUS`, invariant 6) is
+    /// reported by both [`cut`](Self::cut)s from then on. Called on a new
+    /// mapping of the same file, before anyone else can reach it.
+    pub(crate) fn join(&mut self, earlier: &Self) {
+        self.guard.join(&earlier.guard);
+    }
+
     /// Whether the first `len` bytes of the file lie inside this mapping, so
     /// that a growth to `len` needs no new mapping.
     #[inline]

@@ -53,12 +53,15 @@
 //!    extend past the file's end: that is how a region grows in place (the
 //!    file grows under an existing mapping, so the base address stays and no
 //!    page already faulted in is dropped). One exception: the `SIGBUS`
-//!    handler (invariant 6) may replace a file mapping's pages from some
-//!    page-aligned offset to its end with private anonymous zero pages of
-//!    the same protection. The range stays mapped, owned and of the same
-//!    length, so every access the other invariants allow stays valid; the
-//!    replaced bytes are just no longer the file's, which `Mapping::cut`
-//!    reports.
+//!    handler (invariant 6) may replace pages of a file mapping at or past
+//!    a page-aligned offset with anonymous zero pages: shared (`MAP_SHARED
+//!    | MAP_ANONYMOUS`, reachable by no other process) with the same
+//!    protection, or, as a last resort, one private read-only page. The
+//!    range stays mapped, owned and of the same length, so every read the
+//!    other invariants allow stays valid (a write to a read-only
+//!    last-resort page faults with `SIGSEGV`: a crash, not undefined
+//!    behaviour, as in invariant 4); the replaced bytes are just no longer
+//!    the file's, which `Mapping::cut` reports.
 //! 3. **Foreign memory.** Other processes may write any byte of the mapping
 //!    at any time, and so may other threads of this process through other
 //!    views. No `&[u8]` or `&mut [u8]` is ever formed over it (the one
@@ -153,8 +156,10 @@
 //!    be placed there, so no memory is misused) and the crate-global counter
 //!    read by [`unmap_failures`] goes up by one.
 //! 6. **SIGBUS registry** (`sigbus.rs`, Linux outside Miri and loom). Every
-//!    `Mapping` of a file is registered in a static, fixed-capacity table
-//!    right after `mmap` returns it, before any other code can reach it,
+//!    `Mapping` of a file is registered in a table of slots (a chain of
+//!    chunks, allocated by `register` when every slot is taken, linked once
+//!    and never freed) right after `mmap` returns it, before any other code
+//!    can reach it,
 //!    and is taken out of the handler's reach (`retire`: its slot marked
 //!    `RETIRED`, then a wait until no handler is running) *before* `Drop`
 //!    unmaps it; the slot is freed for reuse only after the unmap. All
@@ -162,8 +167,8 @@
 //!    counter before it reads any slot and until it last uses one, so a
 //!    handler that finds a slot `LIVE` acts on a range that stays mapped
 //!    and owned by the crate until it returns, and no slot is reused while
-//!    a handler may read it. Across `fork`: the counter and a per-slot
-//!    "claimed by this process" flag live in a private mapping advised
+//!    a handler may read it. Across `fork`: the counter and the per-slot
+//!    "claimed by this process" flags live in private mappings advised
 //!    `MADV_WIPEONFORK`, so a child starts with no handler counted (none
 //!    runs in it) and no slot of its own. Its inherited slots are right for
 //!    every mapping that came along (the range, the `Mapping` owning it and
@@ -172,20 +177,30 @@
 //!    have, and the handler skips them unless the child claimed them
 //!    itself. The handler maps `MAP_FIXED` only inside such a range, and
 //!    only pages at or past a value the range's cut has held (the cut only
-//!    goes down), so never over memory that is not ours and never below
-//!    the cut. It stores the cut (`fetch_min`) before the `mmap`: the
+//!    goes down; a registration resets it, so a reused slot starts uncut),
+//!    so never over memory that is not ours and never below the cut: every
+//!    range is checked (`within`) before its `mmap`, and a debug assertion
+//!    fails first in debug builds. It stores the cut (`fetch_min`), in the
+//!    slot and in the cut cell of the mapping's handle, before the `mmap`: the
 //!    thread that faulted resumes after the store, and another thread can
 //!    see the zero pages only after the `mmap` (a system call, and the TLB
 //!    flush it waits for), which follows the store; every checked access
 //!    loads the cut after an acquire fence once it has accessed the bytes,
-//!    and refuses bytes at or past it (`ErrorKind::Truncated`). The cut
-//!    lives in the slot (static memory) and is read only while the
-//!    `Mapping` holding the slot lives.
+//!    and refuses bytes at or past it (`ErrorKind::Truncated`). The cut the
+//!    accessors load is the handle's cell (an `Arc` that every mapping of
+//!    the handle holds, joined before the mapping is reachable): a cut of
+//!    any of them is a cut of all. The slot points to that cell only while
+//!    it is `LIVE`, when the `Mapping` holding the slot, and so the `Arc`,
+//!    lives.
 //! 7. **Async-signal safety.** The `SIGBUS` handler allocates nothing,
 //!    takes no lock and cannot panic (wrapping arithmetic, iterator
-//!    bounds, no indexing): it makes atomic accesses to static memory and
-//!    to the `MADV_WIPEONFORK` page (mapped before the handler is
-//!    installed, never unmapped), and system calls only: `mmap` and
+//!    bounds, no indexing; in debug builds one assertion, which aborts the
+//!    process, that a replacement stays in its mapping): it runs with every
+//!    blockable signal blocked (`sa_mask` full), so no other handler runs
+//!    inside it; it makes atomic accesses to static memory, to the chunks
+//!    of the registry (allocated outside the handler, never freed), to the
+//!    cut cells of live slots, and to the `MADV_WIPEONFORK` pages (mapped
+//!    outside the handler, never unmapped), and system calls only: `mmap` and
 //!    `madvise` as rustix's raw system calls (the `linux_raw` backend: no
 //!    `errno`, no allocation; on the Linux architectures where rustix uses
 //!    libc instead, such as powerpc, mips and s390x, libc's thin wrappers,

@@ -6,7 +6,11 @@
 //! `ENOTSUP` and the registry is empty (every mapping's cut offset stays
 //! `usize::MAX`).
 //!
-//! **Registry.** A fixed array of [`CAPACITY`] slots in static memory. A
+//! **Registry.** A chain of chunks of [`CHUNK`] slots each, starting at
+//! `HEAD`. A chunk is allocated by `register` (normal context) when every
+//! slot of the chain is taken, linked at the end with a compare-exchange,
+//! and never unlinked or freed, so the handler walks the chain without a
+//! lock and without allocating, and a slot it reads stays valid memory. A
 //! slot is `FREE`, `CLAIMED` (being filled by a registration), `LIVE`
 //! (its range is a mapping the crate owns, not yet being unmapped) or
 //! `RETIRED` (its mapping is about to be unmapped). Every state change and
@@ -20,10 +24,10 @@
 //! touch the range. Either way no handler replaces pages of a range after
 //! it was unmapped, and a slot is only reused (made `FREE`) after the unmap.
 //!
-//! **Children made by `fork`.** A child inherits the static slots (and a
-//! copy of every `Mapping` value), but the counter `in_handler` and the
-//! per-slot flag "claimed by this process" live in a private mapping advised
-//! `MADV_WIPEONFORK`, which the child sees as zeros: no handler is counted
+//! **Children made by `fork`.** A child inherits the chunks (heap memory,
+//! copied) and a copy of every `Mapping` value, but the counter
+//! `in_handler` and each chunk's per-slot flags "claimed by this process"
+//! live in private mappings advised `MADV_WIPEONFORK`, which the child sees as zeros: no handler is counted
 //! as running in it (none runs: only the forking thread was copied), and no
 //! inherited slot is its own. An inherited slot whose mapping came along
 //! (every mapping not advised `MADV_DONTFORK`) is still exactly right: the
@@ -34,42 +38,47 @@
 //!
 //! **Handler.** For a `SIGBUS` the kernel raised for an address with no
 //! backing (`si_code == BUS_ADRERR`) inside a `LIVE` slot it may act on, it
-//! lowers the slot's cut offset to the faulting page (`fetch_min`) and
-//! raises its top to the page's end (`fetch_max`), then maps private
-//! anonymous zero pages, with the mapping's protection and `MAP_NORESERVE`,
-//! `MAP_FIXED` over the faulting page and, after the first fault, the pages
-//! between it and `[old cut, old top)`, so that the replacements stay one
-//! area; gives them the mapping's `MADV_DONTDUMP`/`MADV_DONTFORK`; and
-//! returns: the faulting instruction runs again, on zeros. Every replaced
-//! page is at or past the new cut. Anything else is forwarded to the
+//! lowers the slot's cut offset to the faulting page (`fetch_min`), and the
+//! cut cell of the mapping's handle (`family`, shared by every mapping the
+//! handle made) with it, then maps shared anonymous zero pages (not data:
+//! `RLIMIT_DATA` never refuses them), with the mapping's protection and
+//! `MAP_NORESERVE`, `MAP_FIXED` over the range `span` chooses (from the
+//! page to the mapping's end for the first fault; up to the old cut for a
+//! fault below it, or to the end again after `MAX_PIECES` (16) such pieces),
+//! falling back to the faulting page alone, then everything from the cut,
+//! then the page read-only and private; gives them the mapping's
+//! `MADV_DONTDUMP`/`MADV_DONTFORK`; and returns: the faulting instruction
+//! runs again, on zeros. Every replaced page is in the mapping and at or
+//! past a value the cut has held (`within`, checked before each `mmap`,
+//! and a debug assertion). It runs with every blockable signal blocked. Anything else is forwarded to the
 //! previous disposition (`PREVIOUS`); after a previous handler reset
 //! `SIGBUS` to the default for a signal a process sent, the handler records
 //! the default as the previous disposition and installs itself again, and
 //! after a previous handler installed itself again, so does the crate's.
 
 #[cfg(all(target_os = "linux", not(miri), not(loom)))]
-pub(crate) use imp::{install, is_installed, Registration};
+pub(crate) use imp::{install, is_installed, slots, Registration};
 
 #[cfg(not(all(target_os = "linux", not(miri), not(loom))))]
-pub(crate) use stub::{install, is_installed, Registration};
+pub(crate) use stub::{install, is_installed, slots, Registration};
 
 /// The cut offset of a mapping that never lost pages.
 const NOT_CUT: usize = usize::MAX;
 
-/// How many mappings the registry holds at once.
-pub(crate) const CAPACITY: usize = 4096;
+/// Slots per chunk of the registry (it grows a chunk at a time).
+const CHUNK: usize = 1024;
 
 #[cfg(all(target_os = "linux", not(miri), not(loom)))]
 mod imp {
     use std::ffi::{c_int, c_void};
     use std::ptr;
     use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     use rustix::io::Errno;
     use rustix::mm::{Advice, MapFlags, ProtFlags};
 
-    use super::{CAPACITY, NOT_CUT};
+    use super::{CHUNK, NOT_CUT};
 
     const FREE: usize = 0;
     const CLAIMED: usize = 1;
@@ -93,16 +102,21 @@ mod imp {
         /// Set before the advice is given, never cleared while the slot is
         /// claimed.
         dont_fork: AtomicBool,
-        /// The offset from which the handler replaced pages, or `NOT_CUT`.
-        /// Outlives the slot's registration (static memory).
+        /// The offset from which the handler replaced pages of this
+        /// mapping, or `NOT_CUT`; reset by each registration.
         cut: AtomicUsize,
-        /// The end of the replaced pages (0 before the first): the
-        /// replacements fill `[cut, top)`, so that they stay one area.
-        top: AtomicUsize,
+        /// Replacements made below the cut since the area was last made
+        /// one mapping again (see [`span`]).
+        pieces: AtomicUsize,
+        /// The cut cell of the mapping's handle (its `Registration::cut`,
+        /// shared by every mapping the handle made): lowered with `cut`.
+        /// Points into memory that the registration holding the slot keeps
+        /// alive (an `Arc`) for as long as the slot is `LIVE`.
+        family: AtomicPtr<AtomicUsize>,
     }
 
     impl Slot {
-        const fn new() -> Self {
+        fn new() -> Self {
             Self {
                 state: AtomicUsize::new(FREE),
                 start: AtomicPtr::new(ptr::null_mut()),
@@ -111,28 +125,44 @@ mod imp {
                 dont_dump: AtomicBool::new(false),
                 dont_fork: AtomicBool::new(false),
                 cut: AtomicUsize::new(NOT_CUT),
-                top: AtomicUsize::new(0),
+                pieces: AtomicUsize::new(0),
+                family: AtomicPtr::new(ptr::null_mut()),
             }
         }
+    }
+
+    /// A block of [`CHUNK`] slots. Chunks are made by `register` (normal
+    /// context) when every slot of the existing ones is taken, linked
+    /// once into the chain that starts at `HEAD` and never freed, so the
+    /// handler walks the chain without a lock and without allocating.
+    struct Chunk {
+        slots: Box<[Slot]>,
+        /// `ours[i]`: slot `i` was claimed by this process (not inherited
+        /// through `fork`). Lives in an anonymous mapping advised
+        /// `MADV_WIPEONFORK` (never unmapped), which a child made by `fork`
+        /// sees as zeros: no slot of its own.
+        ours: &'static [AtomicBool],
+        /// Slots at or past this index have never been claimed.
+        high: AtomicUsize,
+        /// The next chunk, or null.
+        next: AtomicPtr<Chunk>,
     }
 
     /// The registry state that belongs to one process and must not pass
     /// to a child made by `fork`. It lives in an anonymous mapping advised
     /// `MADV_WIPEONFORK`, which a child sees filled with zeros (a valid
-    /// value of every field): no handler counted as running, no slot
-    /// marked as this process's own.
+    /// value of every field): no handler counted as running.
     #[repr(C)]
     struct Local {
         /// Handlers between their scan's start and their last use of a
         /// slot.
         in_handler: AtomicUsize,
-        /// `ours[i]`: slot `i` was claimed by this process (not inherited).
-        ours: [AtomicBool; CAPACITY],
     }
 
-    static SLOTS: [Slot; CAPACITY] = [const { Slot::new() }; CAPACITY];
-    /// Slots at or past this index have never been claimed.
-    static HIGH: AtomicUsize = AtomicUsize::new(0);
+    /// The first chunk (null until the first registration).
+    static HEAD: AtomicPtr<Chunk> = AtomicPtr::new(ptr::null_mut());
+    /// Slots in all chunks linked so far (for error messages).
+    static SLOTS: AtomicUsize = AtomicUsize::new(0);
     /// This process's `Local` (null until the first registration or
     /// `install`); set once, never unmapped.
     static LOCAL: AtomicPtr<Local> = AtomicPtr::new(ptr::null_mut());
@@ -151,13 +181,51 @@ mod imp {
     /// Whether that handler was installed with `SA_SIGINFO`; stored before
     /// the handler is installed, never changed.
     static PREVIOUS_SIGINFO: AtomicBool = AtomicBool::new(false);
-    /// The flags of the handler's replacement mappings: private, at the
+    /// The flags of the handler's replacement mappings: shared anonymous
+    /// memory (not counted as data, so `RLIMIT_DATA` never refuses it; no
+    /// other process can reach it, having no descriptor or name), at the
     /// faulting address, no swap space reserved.
-    const ZEROS: MapFlags = MapFlags::PRIVATE
+    const ZEROS: MapFlags = MapFlags::SHARED
+        .union(MapFlags::FIXED)
+        .union(MapFlags::NORESERVE);
+    /// The flags of the last-resort replacement (read-only): private, so
+    /// the kernel charges it neither as data (`RLIMIT_DATA` counts only
+    /// writable private memory) nor against the commit limit.
+    const LAST_RESORT: MapFlags = MapFlags::PRIVATE
         .union(MapFlags::FIXED)
         .union(MapFlags::NORESERVE);
     /// The page size, stored before the handler is installed.
     static PAGE: AtomicUsize = AtomicUsize::new(0);
+    /// Test seam: the handler skips this many of its candidate
+    /// replacements, as if the kernel had refused them, so that the
+    /// fallbacks run. Compiled into unit tests only.
+    #[cfg(test)]
+    static REFUSED: AtomicUsize = AtomicUsize::new(0);
+
+    /// A new private anonymous range of `size` bytes advised
+    /// `MADV_WIPEONFORK`, or `None` if the kernel refuses either (Linux
+    /// before 4.14 for the advice). Never unmapped once returned.
+    fn wiped_on_fork(size: usize) -> Option<*mut c_void> {
+        // SAFETY: a null hint without `MAP_FIXED` makes a new private
+        // anonymous range that replaces nothing; it is this module's.
+        let raw = unsafe {
+            rustix::mm::mmap_anonymous(
+                ptr::null_mut(),
+                size,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::PRIVATE,
+            )
+        }
+        .ok()?;
+        // SAFETY: `[raw, raw + size)` is the range just mapped; the
+        // advice only decides what a child made by `fork` sees there.
+        if unsafe { rustix::mm::madvise(raw, size, Advice::LinuxWipeOnFork) }.is_err() {
+            // SAFETY: the range was mapped above and never published.
+            let _ = unsafe { rustix::mm::munmap(raw, size) };
+            return None;
+        }
+        Some(raw)
+    }
 
     /// This process's [`Local`], made on first use; `None` if the kernel
     /// refuses the mapping or `MADV_WIPEONFORK` (Linux before 4.14).
@@ -165,30 +233,16 @@ mod imp {
         let mut p = LOCAL.load(Ordering::SeqCst);
         if p.is_null() {
             let size = super::super::round_up_to_page(std::mem::size_of::<Local>())?;
-            // SAFETY: a null hint without `MAP_FIXED` makes a new private
-            // anonymous range that replaces nothing; it is this module's.
-            let raw = unsafe {
-                rustix::mm::mmap_anonymous(
-                    ptr::null_mut(),
-                    size,
-                    ProtFlags::READ | ProtFlags::WRITE,
-                    MapFlags::PRIVATE,
-                )
-            }
-            .ok()?;
-            // SAFETY: `[raw, raw + size)` is the range just mapped; the
-            // advice only decides what a child made by `fork` sees there.
-            let wiped = unsafe { rustix::mm::madvise(raw, size, Advice::LinuxWipeOnFork) };
-            let won = wiped.is_ok()
-                && LOCAL
-                    .compare_exchange(p, raw.cast(), Ordering::SeqCst, Ordering::SeqCst)
-                    .is_ok();
-            if won {
+            let raw = wiped_on_fork(size)?;
+            if LOCAL
+                .compare_exchange(p, raw.cast(), Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
                 p = raw.cast();
             } else {
-                // SAFETY: the range was mapped above and never published.
+                // SAFETY: the range was mapped by `wiped_on_fork` and never
+                // published.
                 let _ = unsafe { rustix::mm::munmap(raw, size) };
-                wiped.ok()?;
                 p = LOCAL.load(Ordering::SeqCst);
             }
         }
@@ -201,6 +255,65 @@ mod imp {
         Some(unsafe { &*p })
     }
 
+    /// A new chunk, or `None` if memory for it cannot be had. Normal
+    /// context only (it allocates).
+    fn new_chunk() -> Option<&'static Chunk> {
+        let size = super::super::round_up_to_page(CHUNK)?;
+        let ours = wiped_on_fork(size)?;
+        // SAFETY: `ours` is a private mapping of `size >= CHUNK` bytes,
+        // zeroed, page-aligned (`AtomicBool` has size and alignment 1, and
+        // 0 is `false`), never unmapped, and reached only through these
+        // atomics (the kernel zeroing it in a child made by `fork` happens
+        // before that child runs): a valid `[AtomicBool; CHUNK]` for ever.
+        let ours: &'static [AtomicBool] =
+            unsafe { std::slice::from_raw_parts(ours.cast::<AtomicBool>(), CHUNK) };
+        let mut slots = Vec::new();
+        slots.try_reserve_exact(CHUNK).ok()?;
+        slots.extend((0..CHUNK).map(|_| Slot::new()));
+        let chunk = Box::new(Chunk {
+            slots: slots.into_boxed_slice(),
+            ours,
+            high: AtomicUsize::new(0),
+            next: AtomicPtr::new(ptr::null_mut()),
+        });
+        Some(Box::leak(chunk))
+    }
+
+    /// Appends `chunk` at the end of the chain (never fails: chunks are
+    /// only ever linked, never unlinked).
+    fn link(chunk: &'static Chunk) {
+        let new = ptr::from_ref(chunk).cast_mut();
+        let mut at = &HEAD;
+        loop {
+            match at.compare_exchange(ptr::null_mut(), new, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => {
+                    SLOTS.fetch_add(CHUNK, Ordering::SeqCst);
+                    return;
+                }
+                // SAFETY: a non-null link is a leaked `Chunk`, never freed.
+                Err(next) => at = unsafe { &(*next).next },
+            }
+        }
+    }
+
+    /// The chunks linked so far, in order. Allocation-free and lock-free
+    /// (the handler walks it).
+    fn chunks() -> impl Iterator<Item = &'static Chunk> {
+        let mut next = HEAD.load(Ordering::SeqCst);
+        std::iter::from_fn(move || {
+            // SAFETY: a non-null link is a leaked `Chunk`, never freed and
+            // fully built before it was linked (`SeqCst` compare-exchange).
+            let chunk = unsafe { next.as_ref() }?;
+            next = chunk.next.load(Ordering::SeqCst);
+            Some(chunk)
+        })
+    }
+
+    /// How many slots the registry has now (for error messages).
+    pub(crate) fn slots() -> usize {
+        SLOTS.load(Ordering::SeqCst)
+    }
+
     /// The running handlers' counter of this process (for tests).
     #[cfg(test)]
     pub(super) fn in_handler() -> &'static AtomicUsize {
@@ -211,23 +324,32 @@ mod imp {
     /// tests).
     #[cfg(test)]
     pub(super) fn is_ours(reg: &Registration) -> bool {
-        let local = local().expect("MADV_WIPEONFORK");
-        SLOTS.iter().zip(local.ours.iter()).any(|(slot, ours)| {
-            reg.slot.is_some_and(|s| ptr::eq(s, slot)) && ours.load(Ordering::SeqCst)
+        chunks().any(|chunk| {
+            chunk.slots.iter().zip(chunk.ours).any(|(slot, ours)| {
+                reg.slot.is_some_and(|s| ptr::eq(s, slot)) && ours.load(Ordering::SeqCst)
+            })
         })
     }
 
     /// A mapping's entry in the registry, or none.
     pub(crate) struct Registration {
         slot: Option<&'static Slot>,
-        cut: &'static AtomicUsize,
+        /// The handle's cut cell, shared by the registrations of every
+        /// mapping the handle made (`join`); `None`: never cut.
+        cut: Option<Arc<AtomicUsize>>,
+        /// The cell made at registration, kept for as long as the
+        /// registration lives even after `join` replaced `cut`: a handler
+        /// that loaded the slot's `family` pointer before `join` stored the
+        /// new one may still lower it.
+        #[allow(dead_code, reason = "held, never read: it keeps the cell alive")]
+        own: Option<Arc<AtomicUsize>>,
     }
 
     impl std::fmt::Debug for Registration {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.debug_struct("Registration")
                 .field("registered", &self.slot.is_some())
-                .field("cut", &self.cut.load(Ordering::Relaxed))
+                .field("cut", &self.cut_cell().load(Ordering::Relaxed))
                 .finish()
         }
     }
@@ -237,49 +359,95 @@ mod imp {
         pub(crate) fn none() -> Self {
             Self {
                 slot: None,
-                cut: &NEVER_CUT,
+                cut: None,
+                own: None,
             }
         }
 
+        fn cut_cell(&self) -> &AtomicUsize {
+            self.cut.as_deref().unwrap_or(&NEVER_CUT)
+        }
+
         /// Registers the mapping `[base, base + len)`, which the caller
-        /// owns (invariant 1) and has just mapped. With the registry full,
-        /// no entry is made, unless `install` has succeeded: then `ENOSPC`
-        /// (which `mmap` never returns), so that no mapping made after
-        /// `install` goes unguarded.
+        /// owns (invariant 1) and has just mapped. The registry grows when
+        /// every slot is taken; if memory for that cannot be had, no entry
+        /// is made, unless `install` has succeeded: then `ENOSPC` (which
+        /// `mmap` never returns), so that no mapping made after `install`
+        /// goes unguarded.
         pub(crate) fn register(base: *mut u8, len: usize, writable: bool) -> Result<Self, Errno> {
-            let Some(local) = local() else {
+            if local().is_none() {
                 // No fork-safe registry on this kernel: `install` fails too.
                 return Ok(Self::none());
-            };
-            for (i, (slot, ours)) in SLOTS.iter().zip(local.ours.iter()).enumerate() {
-                if slot.state.load(Ordering::SeqCst) != FREE
-                    || slot
-                        .state
-                        .compare_exchange(FREE, CLAIMED, Ordering::SeqCst, Ordering::SeqCst)
-                        .is_err()
-                {
-                    continue;
-                }
-                slot.start.store(base, Ordering::SeqCst);
-                slot.len.store(len, Ordering::SeqCst);
-                slot.writable.store(writable, Ordering::SeqCst);
-                slot.dont_dump.store(false, Ordering::SeqCst);
-                slot.dont_fork.store(false, Ordering::SeqCst);
-                slot.cut.store(NOT_CUT, Ordering::SeqCst);
-                slot.top.store(0, Ordering::SeqCst);
-                ours.store(true, Ordering::SeqCst);
-                HIGH.fetch_max(i + 1, Ordering::SeqCst);
-                slot.state.store(LIVE, Ordering::SeqCst);
-                return Ok(Self {
-                    slot: Some(slot),
-                    cut: &slot.cut,
-                });
             }
+            // The handler needs it for any registered slot, installed or
+            // not (a unit test calls it directly).
+            PAGE.store(super::super::page_size(), Ordering::SeqCst);
+            let cut = Arc::new(AtomicUsize::new(NOT_CUT));
+            loop {
+                for chunk in chunks() {
+                    for (i, (slot, ours)) in chunk.slots.iter().zip(chunk.ours).enumerate() {
+                        if slot.state.load(Ordering::SeqCst) != FREE
+                            || slot
+                                .state
+                                .compare_exchange(FREE, CLAIMED, Ordering::SeqCst, Ordering::SeqCst)
+                                .is_err()
+                        {
+                            continue;
+                        }
+                        slot.start.store(base, Ordering::SeqCst);
+                        slot.len.store(len, Ordering::SeqCst);
+                        slot.writable.store(writable, Ordering::SeqCst);
+                        slot.dont_dump.store(false, Ordering::SeqCst);
+                        slot.dont_fork.store(false, Ordering::SeqCst);
+                        slot.cut.store(NOT_CUT, Ordering::SeqCst);
+                        slot.pieces.store(0, Ordering::SeqCst);
+                        slot.family
+                            .store(Arc::as_ptr(&cut).cast_mut(), Ordering::SeqCst);
+                        ours.store(true, Ordering::SeqCst);
+                        chunk.high.fetch_max(i + 1, Ordering::SeqCst);
+                        slot.state.store(LIVE, Ordering::SeqCst);
+                        return Ok(Self {
+                            slot: Some(slot),
+                            own: Some(Arc::clone(&cut)),
+                            cut: Some(cut),
+                        });
+                    }
+                }
+                // Every slot is taken: one more chunk, then look again
+                // (another thread may have linked one meanwhile too).
+                match new_chunk() {
+                    Some(chunk) => link(chunk),
+                    None => return Self::full(),
+                }
+            }
+        }
+
+        /// The registry cannot grow: unregistered before `install`,
+        /// `ENOSPC` after.
+        fn full() -> Result<Self, Errno> {
             if ARMED.load(Ordering::SeqCst) {
                 Err(Errno::NOSPC)
             } else {
                 Ok(Self::none())
             }
+        }
+
+        /// Makes this registration share the cut cell of `earlier` (a
+        /// mapping the same handle made before), so that a cut of either
+        /// is a cut of both: the lower cut stays. Called before the range
+        /// is reachable by anyone but the caller; the cell made at
+        /// registration stays alive with the registration (`own`).
+        pub(crate) fn join(&mut self, earlier: &Self) {
+            let (Some(slot), Some(shared)) = (self.slot, earlier.cut.as_ref()) else {
+                return;
+            };
+            shared.fetch_min(self.cut_cell().load(Ordering::SeqCst), Ordering::SeqCst);
+            slot.family
+                .store(Arc::as_ptr(shared).cast_mut(), Ordering::SeqCst);
+            // A fault handled between the store of the old cell and this
+            // point lowered the old cell only: fold it in again.
+            shared.fetch_min(self.cut_cell().load(Ordering::SeqCst), Ordering::SeqCst);
+            self.cut = Some(Arc::clone(shared));
         }
 
         /// Records that the mapping is being advised out of core dumps
@@ -297,9 +465,9 @@ mod imp {
             }
         }
 
-        /// The offset from which the handler replaced pages of this
-        /// mapping with zeros (a multiple of the page size), or
-        /// `usize::MAX`.
+        /// The lowest offset from which the handler replaced pages of
+        /// this mapping or of any other mapping its handle made (`join`)
+        /// with zeros (a multiple of the page size), or `usize::MAX`.
         ///
         /// Preceded by an acquire fence: the accesses the caller made
         /// before are ordered before this load (on x86 only the compiler
@@ -311,7 +479,7 @@ mod imp {
         #[inline]
         pub(crate) fn cut(&self) -> usize {
             fence(Ordering::Acquire);
-            self.cut.load(Ordering::Acquire)
+            self.cut_cell().load(Ordering::Acquire)
         }
 
         /// Takes the entry out of the handler's reach: after this returns,
@@ -410,12 +578,20 @@ mod imp {
         let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
         action.sa_sigaction = handler_address();
         action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
+        // Every blockable signal is blocked while the handler runs, so no
+        // other handler interrupts it (and faults, meeting a blocked
+        // `SIGBUS`, which the kernel answers by killing the process).
+        // SAFETY: `sigfillset` is async-signal-safe (POSIX) and writes
+        // only the valid, writable mask it is given.
+        unsafe {
+            libc::sigfillset(&mut action.sa_mask);
+        }
         // SAFETY: as above, a zeroed `sigaction` is valid.
         let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
         // SAFETY: `action` is initialised, `old` is valid and writable,
         // and the handler `action` names is async-signal-safe (invariant
-        // 7). SIGBUS is blocked while it runs (no `SA_NODEFER`; the zeroed
-        // mask adds nothing else).
+        // 7). Every blockable signal, `SIGBUS` included, is blocked while
+        // it runs (the full mask, no `SA_NODEFER`).
         let rc = unsafe { libc::sigaction(libc::SIGBUS, &action, &mut old) };
         (rc == 0).then_some(old)
     }
@@ -476,126 +652,178 @@ mod imp {
         forward(sig, info, ctx);
     }
 
-    /// The range `[lo, hi)` of offsets the handler replaces for a fault on
-    /// the page at offset `cut` (pages of `page` bytes), given the cut
-    /// and top its own `fetch_min`/`fetch_max` returned (`old`) and their
-    /// values read after those (`now`). The replacements of a mapping fill
-    /// `[cut, top)`: the first fault replaces its page; a fault below that
-    /// area everything up to it, a fault above it everything from it, a
-    /// fault inside it (a replacement another thread has yet to finish,
-    /// preempted between its stores and its `mmap`, say) the whole area, in
-    /// one go. They then stay one area (one kernel mapping however the
-    /// faults are spread, so `vm.max_map_count` is never the limit), and
-    /// every page of the range is at or past the cut (`lo >= now.0`).
-    /// Always `lo <= cut < hi`, and `hi` is no more than the top of a
-    /// mapping whose cuts and tops are (those are at most its length).
+    /// Replacements below the cut a mapping may collect before the whole
+    /// replaced area is made one mapping again (see [`span`]).
+    const MAX_PIECES: usize = 16;
+
+    /// The range `[lo, hi)` of offsets the handler tries first for a
+    /// fault on the page at offset `cut` of a mapping of `len` bytes
+    /// (both multiples of the page size), given the cut its own `fetch_min` returned
+    /// (`old_cut`), the cut read after it (`now_cut`, at most `cut`) and
+    /// the replacements made below the cut so far (`pieces`).
+    ///
+    /// The first fault, and a fault at or past the cut (a replacement
+    /// another thread has yet to finish, or pages above a fault whose wide
+    /// replacement was refused), replace everything from the cut to the
+    /// mapping's end: one mapping, so faults going up never need another.
+    /// A fault below the cut replaces up to the old cut (one more mapping,
+    /// a *piece*), or, once there are [`MAX_PIECES`] pieces, everything
+    /// from it to the end, which makes the area one mapping again: so
+    /// however the faults are spread, a mapping's replacements are at most
+    /// `MAX_PIECES + 1` kernel mappings (`vm.max_map_count` is never the
+    /// limit). Always `now_cut <= lo <= cut < hi <= len` for `cut < len`:
+    /// every replaced page is in the mapping and at or past a value its
+    /// cut has held.
     fn span(
         cut: usize,
-        page: usize,
-        (old_cut, old_top): (usize, usize),
-        (now_cut, now_top): (usize, usize),
+        len: usize,
+        old_cut: usize,
+        now_cut: usize,
+        pieces: usize,
     ) -> (usize, usize) {
-        let end = cut.wrapping_add(page);
-        if old_cut == NOT_CUT {
-            (cut, end)
-        } else if cut < old_cut {
-            (cut, old_cut)
-        } else if cut >= old_top {
-            // `old_cut <= cut` here; the larger bound keeps the range at or
-            // past the cut even if another thread's handler has lowered the
-            // cut but not yet raised the top.
-            (old_top.max(old_cut), end)
+        if old_cut == NOT_CUT || cut >= old_cut {
+            (now_cut.min(cut), len)
+        } else if pieces >= MAX_PIECES {
+            (cut, len)
         } else {
-            (now_cut.min(cut), now_top.max(end))
+            (cut, old_cut)
         }
+    }
+
+    /// Whether `[lo, hi)` is a range the handler may replace for a fault
+    /// on the page at `cut` of a mapping of `len` bytes: inside the
+    /// mapping, non-empty, holding the faulting page.
+    fn within(lo: usize, hi: usize, cut: usize, len: usize) -> bool {
+        lo <= cut && cut < hi && hi <= len
     }
 
     /// Replaces the page holding `addr` if it lies in a `LIVE` slot this
     /// process may act on: one it claimed, or one it inherited through
     /// `fork` whose mapping came along (not `dont_fork`).
     fn contain(local: &Local, addr: *mut u8) -> Outcome {
+        let _ = local;
         let addr = addr as usize;
-        let high = HIGH.load(Ordering::SeqCst);
-        for (slot, ours) in SLOTS.iter().zip(local.ours.iter()).take(high) {
-            if slot.state.load(Ordering::SeqCst) != LIVE {
-                continue;
-            }
-            let start = slot.start.load(Ordering::SeqCst);
-            let len = slot.len.load(Ordering::SeqCst);
-            let offset = addr.wrapping_sub(start as usize);
-            if addr < start as usize || offset >= len {
-                continue;
-            }
-            if slot.dont_fork.load(Ordering::SeqCst) && !ours.load(Ordering::SeqCst) {
-                // Inherited, and its range did not come along: it may be
-                // memory this process mapped since. Another slot may hold
-                // the address.
-                continue;
-            }
-            let page = PAGE.load(Ordering::SeqCst);
-            let cut = offset & !page.wrapping_sub(1);
-            let prot = if slot.writable.load(Ordering::SeqCst) {
-                ProtFlags::READ | ProtFlags::WRITE
-            } else {
-                ProtFlags::READ
-            };
-            // Stored before any page is replaced (see `Registration::cut`).
-            let old_cut = slot.cut.fetch_min(cut, Ordering::SeqCst);
-            let old_top = slot.top.fetch_max(cut.wrapping_add(page), Ordering::SeqCst);
-            let now = (
-                slot.cut.load(Ordering::SeqCst),
-                slot.top.load(Ordering::SeqCst),
-            );
-            let (lo, hi) = span(cut, page, (old_cut, old_top), now);
-            // The range, or if the kernel refuses it, the faulting page.
-            let mut replaced = None;
-            for (lo, hi) in [(lo, hi), (cut, cut.wrapping_add(page))] {
-                let at = start.wrapping_add(lo).cast::<c_void>();
-                let size = hi.wrapping_sub(lo);
-                // SAFETY: invariant 6. The slot is `LIVE`, this process may
-                // act on it (it claimed it, or inherited the mapping with
-                // it), and this handler is counted in `in_handler`, so the
-                // mapping `[start, start + len)` is mapped and owned by the
-                // crate, and stays so until this handler returns. `cut <
-                // len`, and `span` returns `lo <= cut < hi` built from `cut`,
-                // `cut + page` and earlier cuts and tops of this slot (each
-                // a multiple of the page size and at most `len`), so
-                // `[start + lo, start + hi)`
-                // lies in the mapping, page-aligned, as does the faulting
-                // page alone, tried next if the kernel refuses the range.
-                // `MAP_FIXED` replaces exactly that range with private
-                // anonymous zero pages of the same protection
-                // (`MAP_NORESERVE`: no swap space is reserved for them):
-                // nothing outside the mapping is touched, and the range stays
-                // mapped (invariant 2's exception). One raw system call
-                // (rustix's `linux_raw` backend): no allocation, no lock, no
-                // `errno`.
-                if unsafe { rustix::mm::mmap_anonymous(at, size, prot, ZEROS) }.is_ok() {
-                    replaced = Some((at, size));
-                    break;
+        for chunk in chunks() {
+            let high = chunk.high.load(Ordering::SeqCst);
+            for (slot, ours) in chunk.slots.iter().zip(chunk.ours).take(high) {
+                if let Some(outcome) = contain_in(slot, ours, addr) {
+                    return outcome;
                 }
             }
-            let Some((at, size)) = replaced else {
-                return Outcome::NotOurs;
-            };
-            // Read after the replacement, so that advice recorded before
-            // the mapping's own `madvise` is seen here or that `madvise`
-            // covers this page (`Mapping::exclude`).
-            let advice = [
-                (slot.dont_dump.load(Ordering::SeqCst), Advice::LinuxDontDump),
-                (slot.dont_fork.load(Ordering::SeqCst), Advice::LinuxDontFork),
-            ];
-            for (wanted, advice) in advice {
-                // SAFETY: `[at, at + size)` is the range just mapped, part
-                // of the owned range; the advice changes only whether core
-                // dumps and children made by `fork` get it.
-                if wanted && unsafe { rustix::mm::madvise(at, size, advice) }.is_err() {
-                    return Outcome::Unadvised;
-                }
-            }
-            return Outcome::Contained;
         }
         Outcome::NotOurs
+    }
+
+    /// [`contain`] for one slot: `None` if the address is not the slot's.
+    fn contain_in(slot: &Slot, ours: &AtomicBool, addr: usize) -> Option<Outcome> {
+        if slot.state.load(Ordering::SeqCst) != LIVE {
+            return None;
+        }
+        let start = slot.start.load(Ordering::SeqCst);
+        let len = slot.len.load(Ordering::SeqCst);
+        let offset = addr.wrapping_sub(start as usize);
+        if addr < start as usize || offset >= len {
+            return None;
+        }
+        if slot.dont_fork.load(Ordering::SeqCst) && !ours.load(Ordering::SeqCst) {
+            // Inherited, and its range did not come along: it may be
+            // memory this process mapped since. Another slot may hold the
+            // address.
+            return None;
+        }
+        let page = PAGE.load(Ordering::SeqCst);
+        let cut = offset & !page.wrapping_sub(1);
+        let prot = if slot.writable.load(Ordering::SeqCst) {
+            ProtFlags::READ | ProtFlags::WRITE
+        } else {
+            ProtFlags::READ
+        };
+        // Stored before any page is replaced (see `Registration::cut`).
+        let old_cut = slot.cut.fetch_min(cut, Ordering::SeqCst);
+        let family = slot.family.load(Ordering::SeqCst);
+        // SAFETY: a `LIVE` slot's `family` points into an `Arc` that the
+        // registration holding the slot keeps alive (`cut` or `own`,
+        // invariant 6).
+        if let Some(family) = unsafe { family.as_ref() } {
+            family.fetch_min(cut, Ordering::SeqCst);
+        }
+        let now_cut = slot.cut.load(Ordering::SeqCst);
+        let pieces = slot.pieces.load(Ordering::SeqCst);
+        let wide = span(cut, len, old_cut, now_cut, pieces);
+        let alone = (cut, cut.wrapping_add(page));
+        // The wide range; if the kernel refuses it, the faulting page; then
+        // everything from the cut to the end (which makes the pieces one
+        // mapping again: a refusal for want of mapping slots, at
+        // `vm.max_map_count`); last, the faulting page read-only and
+        // private (neither data, nor charged under strict overcommit, nor
+        // shared memory): a read then goes on, on zeros, and only a write
+        // to that page ends the process (`SIGSEGV`).
+        let candidates = [
+            (wide, prot, ZEROS),
+            (alone, prot, ZEROS),
+            ((now_cut.min(cut), len), prot, ZEROS),
+            (alone, ProtFlags::READ, LAST_RESORT),
+        ];
+        let mut replaced = None;
+        for (i, ((lo, hi), prot, flags)) in candidates.into_iter().enumerate() {
+            debug_assert!(
+                within(lo, hi, cut, len),
+                "replacement [{lo}, {hi}) outside [0, {len}) or not over {cut}"
+            );
+            if !within(lo, hi, cut, len) {
+                continue;
+            }
+            #[cfg(test)]
+            if i < REFUSED.load(Ordering::SeqCst) {
+                continue;
+            }
+            let at = start.wrapping_add(lo).cast::<c_void>();
+            let size = hi.wrapping_sub(lo);
+            // SAFETY: invariant 6. The slot is `LIVE`, this process may act
+            // on it (it claimed it, or inherited the mapping with it), and
+            // this handler is counted in `in_handler`, so the mapping
+            // `[start, start + len)` is mapped and owned by the crate, and
+            // stays so until this handler returns. `within` holds (checked
+            // just above): `[start + lo, start + hi)` lies in the mapping,
+            // page-aligned (`lo` and `hi` are `cut`, `cut + page`, `len` or
+            // earlier cuts, all multiples of the page size), at or past a
+            // value the cut has held. `MAP_FIXED` replaces exactly that
+            // range with anonymous zero pages (shared, of the same
+            // protection, or, last, private read-only; `MAP_NORESERVE`: no
+            // swap space is reserved for them):
+            // nothing outside the mapping is touched, and the range stays
+            // mapped (invariant 2's exception). One raw system call
+            // (rustix's `linux_raw` backend): no allocation, no lock, no
+            // `errno`.
+            if unsafe { rustix::mm::mmap_anonymous(at, size, prot, flags) }.is_ok() {
+                if i == 0 && lo == cut && hi == old_cut {
+                    slot.pieces.fetch_add(1, Ordering::SeqCst);
+                } else if hi == len && lo == now_cut.min(cut) {
+                    slot.pieces.store(0, Ordering::SeqCst);
+                }
+                replaced = Some((at, size));
+                break;
+            }
+        }
+        let Some((at, size)) = replaced else {
+            return Some(Outcome::NotOurs);
+        };
+        // Read after the replacement, so that advice recorded before the
+        // mapping's own `madvise` is seen here or that `madvise` covers
+        // this page (`Mapping::exclude`).
+        let advice = [
+            (slot.dont_dump.load(Ordering::SeqCst), Advice::LinuxDontDump),
+            (slot.dont_fork.load(Ordering::SeqCst), Advice::LinuxDontFork),
+        ];
+        for (wanted, advice) in advice {
+            // SAFETY: `[at, at + size)` is the range just mapped, part of
+            // the owned range; the advice changes only whether core dumps
+            // and children made by `fork` get it.
+            if wanted && unsafe { rustix::mm::madvise(at, size, advice) }.is_err() {
+                return Some(Outcome::Unadvised);
+            }
+        }
+        Some(Outcome::Contained)
     }
 
     /// Hands a `SIGBUS` that is not ours to the disposition found at the
@@ -692,6 +920,16 @@ mod imp {
         use super::{contain, handler_address, local, query, Outcome, Registration};
         use crate::sys::{page_size, Mapping};
 
+        /// Serialises the tests that call `contain` (the `REFUSED` seam is
+        /// process-wide).
+        static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+        fn serial() -> std::sync::MutexGuard<'static, ()> {
+            SERIAL
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+
         /// A file mapping of `pages` pages, registered.
         fn mapping(pages: usize) -> (std::fs::File, Mapping) {
             let file = tempfile::tempfile().unwrap();
@@ -703,6 +941,7 @@ mod imp {
 
         #[test]
         fn the_handler_replaces_the_faulting_page_of_a_live_slot_and_nothing_of_a_retired_one() {
+            let _serial = serial();
             let page = page_size();
             let (_file, map) = mapping(4);
             let local = local().unwrap();
@@ -733,54 +972,189 @@ mod imp {
         }
 
         #[test]
-        fn the_replaced_range_keeps_one_area_at_or_past_the_cut() {
-            use super::{span, NOT_CUT};
+        fn the_replaced_range_is_in_the_mapping_and_at_or_past_the_cut() {
+            use super::{span, within, MAX_PIECES, NOT_CUT};
             const P: usize = 4096;
-            let none = (NOT_CUT, 0);
-            // The first fault: its own page, whatever was read after.
-            assert_eq!(span(8 * P, P, none, (8 * P, 9 * P)), (8 * P, 9 * P));
-            assert_eq!(span(8 * P, P, none, (2 * P, 20 * P)), (8 * P, 9 * P));
-            // Below the area [8, 9): up to it.
+            const LEN: usize = 64 * P;
+            // The first fault: from its page to the end.
+            assert_eq!(span(8 * P, LEN, NOT_CUT, 8 * P, 0), (8 * P, LEN));
+            // At or past the cut (a pending or refused replacement): from
+            // the cut as it is now to the end.
+            assert_eq!(span(12 * P, LEN, 8 * P, 8 * P, 0), (8 * P, LEN));
+            assert_eq!(span(8 * P, LEN, 8 * P, 6 * P, 3), (6 * P, LEN));
+            // Below the cut: up to the old cut, a piece.
+            assert_eq!(span(4 * P, LEN, 8 * P, 4 * P, 0), (4 * P, 8 * P));
             assert_eq!(
-                span(4 * P, P, (8 * P, 9 * P), (4 * P, 9 * P)),
+                span(4 * P, LEN, 8 * P, 4 * P, MAX_PIECES - 1),
                 (4 * P, 8 * P)
             );
-            // Just below it: the page alone, which is up to it.
+            // With as many pieces as allowed: one area again.
+            assert_eq!(span(4 * P, LEN, 8 * P, 4 * P, MAX_PIECES), (4 * P, LEN));
+            // Every result holds the page and stays in the mapping.
+            for cut in (0..LEN).step_by(P) {
+                for old in [NOT_CUT, 0, 3 * P, cut, cut + P, LEN - P] {
+                    for pieces in [0, MAX_PIECES] {
+                        let now = old.min(cut);
+                        let (lo, hi) = span(cut, LEN, old, now, pieces);
+                        assert!(within(lo, hi, cut, LEN), "{cut} {old} {pieces}");
+                        assert!(lo >= now, "{cut} {old} {pieces}");
+                    }
+                }
+            }
+            assert!(!within(0, LEN + P, 0, LEN));
+            assert!(!within(P, 2 * P, 0, LEN));
+            assert!(!within(0, P, P, LEN));
+        }
+
+        /// The bytes of page `i` of `map` read through it.
+        fn page_byte(map: &Mapping, i: usize) -> u8 {
+            let mut b = [0u8; 1];
+            assert!(map.read(i * page_size(), &mut b));
+            b[0]
+        }
+
+        #[test]
+        fn when_the_wide_replacement_is_refused_the_faulting_page_alone_is_replaced() {
+            let _serial = serial();
+            let page = page_size();
+            let (_file, map) = mapping(8);
+            for i in 0..8 {
+                assert!(map.write(i * page, &[0x5A]));
+            }
+            let local = local().unwrap();
+            super::REFUSED.store(1, Ordering::SeqCst);
+            let first = contain(local, map.base().wrapping_add(5 * page + 1));
+            let below = contain(local, map.base().wrapping_add(2 * page));
+            super::REFUSED.store(0, Ordering::SeqCst);
+            assert_eq!((first, below), (Outcome::Contained, Outcome::Contained));
+            assert_eq!(map.cut(), 2 * page);
+            // Pages 2 and 5 are zero pages; the file's pages around them
+            // are still the file's.
+            let bytes: Vec<u8> = (0..8).map(|i| page_byte(&map, i)).collect();
+            assert_eq!(bytes, [0x5A, 0x5A, 0, 0x5A, 0x5A, 0, 0x5A, 0x5A]);
+            // Without the seam the wide range goes in: from the cut to the
+            // end.
             assert_eq!(
-                span(7 * P, P, (8 * P, 9 * P), (7 * P, 9 * P)),
-                (7 * P, 8 * P)
+                contain(local, map.base().wrapping_add(3 * page)),
+                Outcome::Contained
             );
-            // Above the area [4, 9): from it.
+            let bytes: Vec<u8> = (0..8).map(|i| page_byte(&map, i)).collect();
+            assert_eq!(bytes, [0x5A, 0x5A, 0, 0, 0, 0, 0, 0]);
+        }
+
+        /// The permissions `/proc/self/maps` gives the page at `addr`.
+        fn perms_at(addr: usize) -> String {
+            let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+            maps.lines()
+                .find_map(|l| {
+                    let (range, rest) = l.split_once(' ')?;
+                    let (lo, hi) = range.split_once('-')?;
+                    let lo = usize::from_str_radix(lo, 16).ok()?;
+                    let hi = usize::from_str_radix(hi, 16).ok()?;
+                    (lo <= addr && addr < hi).then(|| rest[..4].to_string())
+                })
+                .unwrap()
+        }
+
+        #[test]
+        fn when_every_writable_replacement_is_refused_the_page_is_replaced_read_only() {
+            let _serial = serial();
+            let page = page_size();
+            let (_file, map) = mapping(4);
+            assert!(map.write(2 * page, &[0x5A]));
+            let local = local().unwrap();
+            // The third candidate (everything from the cut) is refused too.
+            super::REFUSED.store(3, Ordering::SeqCst);
+            let outcome = contain(local, map.base().wrapping_add(2 * page));
+            super::REFUSED.store(0, Ordering::SeqCst);
+            assert_eq!(outcome, Outcome::Contained);
+            assert_eq!(map.cut(), 2 * page);
+            assert_eq!(page_byte(&map, 2), 0);
+            assert_eq!(perms_at(map.base() as usize + 2 * page), "r--p");
+            assert_eq!(perms_at(map.base() as usize + 3 * page), "rw-s");
+            // Refused but the collapse: everything from the cut, shared.
+            super::REFUSED.store(2, Ordering::SeqCst);
+            let outcome = contain(local, map.base().wrapping_add(page));
+            super::REFUSED.store(0, Ordering::SeqCst);
+            assert_eq!(outcome, Outcome::Contained);
+            for i in 1..4 {
+                assert_eq!(perms_at(map.base() as usize + i * page), "rw-s", "{i}");
+            }
+            assert_eq!(page_byte(&map, 0), 0);
+        }
+
+        #[test]
+        fn a_slot_reused_by_a_smaller_mapping_starts_uncut_and_replaces_only_inside_it() {
+            let _serial = serial();
+            let page = page_size();
+            let (_a_file, a) = mapping(64);
+            let local = local().unwrap();
+            let a_slot = a.guard.slot.map(std::ptr::from_ref);
             assert_eq!(
-                span(12 * P, P, (4 * P, 9 * P), (4 * P, 13 * P)),
-                (9 * P, 13 * P)
+                contain(local, a.base().wrapping_add(60 * page)),
+                Outcome::Contained
             );
-            // Right at its top: the page alone, which is from it.
+            assert_eq!(a.cut(), 60 * page);
+            drop(a);
+            // The freed slot is the first free one again (other tests may
+            // hold slots, so look for it among a few mappings).
+            let mut held = Vec::new();
+            let b = loop {
+                let (f, m) = mapping(2);
+                if m.guard.slot.map(std::ptr::from_ref) == a_slot {
+                    break (f, m);
+                }
+                held.push((f, m));
+                assert!(held.len() < 5000, "slot never reused");
+            };
+            let b = b.1;
+            assert!(b.write(0, &[1]) && b.write(page, &[2]));
+            assert_eq!(b.cut(), usize::MAX, "a reused slot starts uncut");
+            // Two faults, one above the other: both contained, both inside
+            // the two pages (a range from the old cut would have mapped far
+            // past them: the debug assertion in the handler, or a crash).
+            for at in [page, 0] {
+                assert_eq!(
+                    contain(local, b.base().wrapping_add(at)),
+                    Outcome::Contained
+                );
+            }
+            assert_eq!(b.cut(), 0);
+            assert_eq!((page_byte(&b, 0), page_byte(&b, 1)), (0, 0));
+        }
+
+        #[test]
+        fn a_cut_of_an_earlier_mapping_is_the_cut_of_every_mapping_joined_to_it() {
+            let _serial = serial();
+            let page = page_size();
+            let (file, old) = mapping(4);
+            let mut new = Mapping::new(file.as_fd(), 8 * page, 0, true).unwrap();
+            new.join(&old);
+            let local = local().unwrap();
             assert_eq!(
-                span(9 * P, P, (4 * P, 9 * P), (4 * P, 10 * P)),
-                (9 * P, 10 * P)
+                contain(local, old.base().wrapping_add(3 * page)),
+                Outcome::Contained
             );
-            // Above, with the top not raised yet by the handler that lowered
-            // the cut (top 0): from the cut, never below it.
+            assert_eq!((old.cut(), new.cut()), (3 * page, 3 * page));
+            // The new mapping's own pages are untouched: only the cut is
+            // shared.
+            assert!(new.write(3 * page, &[7]));
+            assert_eq!(page_byte(&new, 3), 7);
+            // A lower cut in the new one is the old one's too.
             assert_eq!(
-                span(12 * P, P, (4 * P, 0), (4 * P, 13 * P)),
-                (4 * P, 13 * P)
+                contain(local, new.base().wrapping_add(page)),
+                Outcome::Contained
             );
-            // Inside the area [4, 13): the whole area as it is now.
+            assert_eq!((old.cut(), new.cut()), (page, page));
+            // A mapping cut before it joins brings its cut along.
+            let (file2, first) = mapping(2);
+            let mut second = Mapping::new(file2.as_fd(), 2 * page, 0, true).unwrap();
             assert_eq!(
-                span(6 * P, P, (4 * P, 13 * P), (3 * P, 14 * P)),
-                (3 * P, 14 * P)
+                contain(local, second.base().wrapping_add(page)),
+                Outcome::Contained
             );
-            // At its lowest page: inside too.
-            assert_eq!(
-                span(4 * P, P, (4 * P, 13 * P), (4 * P, 13 * P)),
-                (4 * P, 13 * P)
-            );
-            // Just below its top: inside.
-            assert_eq!(
-                span(12 * P, P, (4 * P, 13 * P), (4 * P, 13 * P)),
-                (4 * P, 13 * P)
-            );
+            second.join(&first);
+            assert_eq!((first.cut(), second.cut()), (page, page));
         }
 
         #[test]
@@ -875,6 +1249,19 @@ mod imp {
             let wanted = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
             assert_eq!(action.sa_flags & wanted, wanted);
             assert_eq!(action.sa_flags & libc::SA_NODEFER, 0);
+            // Every blockable signal is blocked while it runs.
+            for sig in [
+                libc::SIGUSR1,
+                libc::SIGUSR2,
+                libc::SIGALRM,
+                libc::SIGTERM,
+                libc::SIGINT,
+                libc::SIGCHLD,
+            ] {
+                // SAFETY: `sa_mask` is a valid, initialised set.
+                let member = unsafe { libc::sigismember(&action.sa_mask, sig) };
+                assert_eq!(member, 1, "signal {sig} not blocked");
+            }
         }
     }
 }
@@ -914,6 +1301,8 @@ mod stub {
 
         pub(crate) fn set_advice(&self, _dont_dump: bool, _dont_fork: bool) {}
 
+        pub(crate) fn join(&mut self, _earlier: &Self) {}
+
         pub(crate) fn retire(&self) {}
 
         pub(crate) fn release(&self) {}
@@ -921,6 +1310,10 @@ mod stub {
 
     pub(crate) fn is_installed() -> bool {
         false
+    }
+
+    pub(crate) fn slots() -> usize {
+        0
     }
 
     pub(crate) fn install() -> Result<(), Errno> {
