@@ -341,6 +341,10 @@ enum Detail {
     },
     /// `MessageTruncated`: the buffer the message did not fit in.
     Message { buf: usize },
+    /// `Os` (`EMFILE`): the kernel installed only `received` descriptors of
+    /// a message although the buffer had room for more; the descriptor
+    /// limit (`RLIMIT_NOFILE`) when it was read.
+    NotInstalled { received: usize, limit: Option<u64> },
     /// `NotSealed`: the seals missing (`F_SEAL_*` bits), all of which
     /// `what` requires.
     MissingSeals { missing: u32, what: &'static str },
@@ -649,6 +653,20 @@ impl Error {
         Self::build(ErrorKind::ExtraDescriptors, op, None, detail)
     }
 
+    /// [`ErrorKind::Os`] (`EMFILE`): `MSG_CTRUNC` although the control
+    /// buffer had room for more than the `received` descriptors: the kernel
+    /// stopped installing them (no free descriptor under `RLIMIT_NOFILE`,
+    /// or a security module refused one) and closed the rest.
+    pub(crate) fn descriptors_not_installed(op: &'static str, received: usize) -> Self {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+        Self::build(
+            ErrorKind::Os,
+            op,
+            Some(rustix::io::Errno::MFILE.raw_os_error()),
+            Detail::NotInstalled { received, limit },
+        )
+    }
+
     /// [`ErrorKind::MessageTruncated`]: a message did not fit in `buf`
     /// bytes.
     pub(crate) fn message_truncated(op: &'static str, buf: usize) -> Self {
@@ -799,6 +817,17 @@ impl fmt::Display for Describe<'_> {
                 f,
                 "message carried more than {received} descriptors (control message truncated), more than the {max} asked for (all closed)"
             ),
+            Detail::NotInstalled { received, limit } => {
+                write!(
+                    f,
+                    "the kernel installed only {received} of the message's descriptors and closed the rest, with room for more in the buffer: no free descriptor under the limit (RLIMIT_NOFILE "
+                )?;
+                match limit {
+                    Some(n) => write!(f, "{n}")?,
+                    None => f.write_str("unlimited")?,
+                }
+                f.write_str("), or a security module refused one (all received closed)")
+            }
             Detail::Message { buf } => write!(
                 f,
                 "message was longer than the {buf}-byte buffer and was cut (its descriptors were closed)"
@@ -900,6 +929,10 @@ impl fmt::Debug for Error {
             }
             Detail::Message { buf } => {
                 d.field("buf_len", &buf);
+            }
+            Detail::NotInstalled { received, limit } => {
+                d.field("received", &received)
+                    .field("rlimit_nofile", &limit);
             }
             Detail::MissingSeals { missing, .. } => {
                 d.field("missing_seals", &format_args!("{}", SealNames(missing)))

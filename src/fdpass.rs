@@ -32,19 +32,18 @@
 //! # Ok(()) }
 //! ```
 
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use rustix::fs::FileType;
 use rustix::io::Errno;
-use rustix::net::{
-    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags,
-};
+use rustix::net::sockopt::Timeout;
+use rustix::net::{RecvFlags, ReturnFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::sys::cmsg;
 
 /// The most descriptors [`recv_with`] makes room for in one message, whatever
 /// `max_fds` says (Linux passes at most 253, `SCM_MAX_FD`).
@@ -138,13 +137,49 @@ pub fn send_with(
     let flags = SendFlags::NOSIGNAL;
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
     let flags = SendFlags::empty();
+    let started = std::time::Instant::now();
     loop {
         match rustix::net::sendmsg(stream, &[IoSlice::new(data)], &mut control, flags) {
             // Interrupted before anything was sent: nothing to undo.
-            Err(Errno::INTR) => {}
+            Err(Errno::INTR) => {
+                if timed_out(stream, Timeout::Send, started) {
+                    return Err(Errno::AGAIN.into());
+                }
+            }
             other => return other.map_err(Into::into),
         }
     }
+}
+
+/// Whether a call interrupted by a signal has used up the socket's
+/// `SO_RCVTIMEO` / `SO_SNDTIMEO` (`id`) since `started`: with a timeout
+/// set, Linux fails a blocked call with `EINTR` at every handled signal,
+/// even with `SA_RESTART`, so a retry with a fresh full timeout could
+/// block for ever under periodic signals. A timeout that cannot be read
+/// counts as none.
+fn timed_out(stream: &UnixStream, id: Timeout, started: std::time::Instant) -> bool {
+    match rustix::net::sockopt::socket_timeout(stream, id) {
+        Ok(Some(limit)) => started.elapsed() >= limit,
+        _ => false,
+    }
+}
+
+/// The control-buffer bytes [`recv_with`] allocates to receive `max_fds`
+/// descriptors: room for `min(max_fds, MAX_FDS_PER_MESSAGE) + 1`
+/// descriptors, and on Linux and Android also for what the kernel adds
+/// before and after them on a socket with `SO_PASSCRED` (credentials),
+/// `SO_PASSPIDFD` (a pidfd) or `SO_PASSSEC` (a security label, up to
+/// 256 bytes here).
+pub(crate) fn control_space(max_fds: usize) -> usize {
+    // Room for one more than asked for, so that an extra descriptor is seen
+    // (and closed, with a count) rather than cut off by the kernel.
+    let rights = rustix::cmsg_space!(ScmRights(max_fds.min(MAX_FDS_PER_MESSAGE) + 1));
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let rights = rights
+        + rustix::cmsg_space!(ScmCredentials(1))
+        + rustix::cmsg_space!(ScmRights(1))
+        + rustix::cmsg_space!(ScmRights(64));
+    rights
 }
 
 /// Receives one descriptor sent with [`send`], close-on-exec from the
@@ -221,37 +256,31 @@ fn receive(
     max_fds: usize,
     op: &'static str,
 ) -> Result<(usize, Vec<OwnedFd>)> {
-    // Room for one more than asked for, so that an extra descriptor is seen
-    // (and closed, with a count) rather than cut off by the kernel.
-    let room = max_fds.min(MAX_FDS_PER_MESSAGE) + 1;
-    // And room for the credentials a socket with `SO_PASSCRED` set receives
-    // with every message (ahead of the descriptors), so that they never
-    // crowd out a descriptor asked for.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    let space_len = rustix::cmsg_space!(ScmRights(room), ScmCredentials(1));
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let space_len = rustix::cmsg_space!(ScmRights(room));
-    let mut space = vec![MaybeUninit::uninit(); space_len];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     let flags = RecvFlags::CMSG_CLOEXEC;
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
     let flags = RecvFlags::empty();
-    let msg = loop {
-        match rustix::net::recvmsg(stream, &mut [IoSliceMut::new(buf)], &mut control, flags) {
+    let started = std::time::Instant::now();
+    let received = loop {
+        match cmsg::recvmsg_once(stream, buf, control_space(max_fds), flags) {
             // Interrupted before anything arrived: nothing was received.
-            Err(Errno::INTR) => {}
+            Err(Errno::INTR) => {
+                if timed_out(stream, Timeout::Recv, started) {
+                    return Err(Error::os(op, Errno::AGAIN));
+                }
+            }
             other => break other.map_err(|e| Error::os(op, e))?,
         }
     };
-    let mut fds: Vec<OwnedFd> = Vec::new();
-    for m in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(received) = m {
-            fds.extend(received);
-        }
-    }
+    let (msg, fds) = (received.msg, received.fds);
     // From here on, returning an error drops `fds`, which closes them all.
     if msg.flags.contains(ReturnFlags::CTRUNC) {
+        if fds.len() <= max_fds {
+            // The buffer had room for at least one more (`control_space`
+            // makes room for `max_fds + 1` besides what the kernel adds):
+            // the kernel stopped installing them (it closed the rest).
+            return Err(Error::descriptors_not_installed(op, fds.len()));
+        }
         // More arrived than fit: the kernel closed the rest.
         return Err(Error::extra_descriptors(op, fds.len(), true, max_fds));
     }

@@ -150,11 +150,12 @@ fn recv_with_refuses_more_descriptors_than_asked_for_and_closes_every_one() {
             "{sent} sent, {max} asked for: a descriptor leaked"
         );
     }
-    // Room is made for max_fds + 1 descriptors (rounded up to the control
-    // message's alignment): 40 of them overflow it, the kernel cuts the
-    // control message (MSG_CTRUNC) and closes those that did not fit, and
-    // recv_with closes the rest.
-    let many: Vec<BorrowedFd<'_>> = (0..40).map(|i| all[i % 5]).collect();
+    // Room is made for max_fds + 1 descriptors and for what the kernel may
+    // add (credentials, a pidfd, a security label: 86 descriptors' worth
+    // for max_fds 2 on 64-bit Linux): 200 of them overflow it, the kernel
+    // cuts the control message (MSG_CTRUNC) and closes those that did not
+    // fit, and recv_with closes the rest.
+    let many: Vec<BorrowedFd<'_>> = (0..200).map(|i| all[i % 5]).collect();
     let before = open_fds();
     fdpass::send_with(&tx, b"hdr", &many).unwrap();
     let mut buf = [0u8; 8];
@@ -171,7 +172,7 @@ fn recv_with_refuses_more_descriptors_than_asked_for_and_closes_every_one() {
         .unwrap_or_else(|| panic!("{text}"))
         .parse()
         .unwrap();
-    assert!((3..40).contains(&fitted), "{fitted} fitted");
+    assert!((3..200).contains(&fitted), "{fitted} fitted");
     assert_eq!(
         open_fds(),
         before,
@@ -339,4 +340,396 @@ fn recv_with_on_a_socket_passing_credentials_takes_up_to_max_fds_descriptors() {
     fdpass::send_with(&tx, b"x", &[f.as_fd(), f.as_fd()]).unwrap();
     let err = fdpass::recv_with(&rx, &mut [0u8; 4], 1).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ExtraDescriptors, "{err}");
+}
+
+/// Installs `count_signal` for SIGUSR1 with `flags`.
+fn handle_sigusr1(flags: libc::c_int) {
+    // SAFETY: an all-zero `sigaction` is a valid value of the C struct.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = count_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    action.sa_flags = flags;
+    // SAFETY: `action.sa_mask` is a valid, writable `sigset_t`.
+    assert_eq!(unsafe { libc::sigemptyset(&mut action.sa_mask) }, 0);
+    // SAFETY: `action` is initialised; the handler only increments an
+    // atomic (async-signal-safe); the calling process runs one test only.
+    let rc = unsafe { libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()) };
+    assert_eq!(rc, 0);
+}
+
+/// Sends SIGUSR1 to `thread` every `every` until it finishes or `limit`
+/// has passed; returns how many were sent.
+fn signal_until_finished<T>(
+    thread: &std::thread::JoinHandle<T>,
+    every: Duration,
+    limit: Duration,
+) -> usize {
+    use std::os::unix::thread::JoinHandleExt;
+    let start = std::time::Instant::now();
+    let mut sent = 0;
+    while !thread.is_finished() && start.elapsed() < limit {
+        std::thread::sleep(every);
+        if !thread.is_finished() {
+            // SAFETY: the thread has not been joined (we hold its handle),
+            // so its `pthread_t` is valid; SIGUSR1 has a handler.
+            let rc = unsafe { libc::pthread_kill(thread.as_pthread_t(), libc::SIGUSR1) };
+            assert_eq!(rc, 0);
+            sent += 1;
+        }
+    }
+    sent
+}
+
+/// Fills `tx`'s socket buffer (nothing is read at the other end).
+fn fill(tx: &UnixStream) {
+    tx.set_nonblocking(true).unwrap();
+    let chunk = [7u8; 4096];
+    loop {
+        match (&*tx).write(&chunk) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    tx.set_nonblocking(false).unwrap();
+}
+
+#[test]
+fn recv_with_under_periodic_signals_returns_within_twice_its_read_timeout() {
+    const NAME: &str = "recv_with_under_periodic_signals_returns_within_twice_its_read_timeout";
+    if role().is_none() {
+        run_self(NAME, "child");
+        return;
+    }
+    // SA_RESTART: Linux still fails a recvmsg with a timeout set with EINTR.
+    handle_sigusr1(libc::SA_RESTART);
+    let (_tx, rx) = UnixStream::pair().unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let start = std::time::Instant::now();
+    let receiver = std::thread::spawn(move || {
+        let mut buf = [0u8; 4];
+        let r = fdpass::recv_with(&rx, &mut buf, 1).map(|(n, fds)| (n, fds.len()));
+        (r.map_err(|e| (e.kind(), e.raw_os_error())), start.elapsed())
+    });
+    // A signal every 100 ms, for 5 s at most.
+    let sent = signal_until_finished(
+        &receiver,
+        Duration::from_millis(100),
+        Duration::from_secs(5),
+    );
+    let (result, took) = receiver.join().unwrap();
+    assert_eq!(result, Err((ErrorKind::Os, Some(libc::EAGAIN))));
+    assert!(sent >= 2, "{sent} signals");
+    // Bound: each retry waits at most the timeout, and none starts after it.
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(took < Duration::from_millis(600 + 400), "{took:?}");
+}
+
+#[test]
+fn send_with_under_periodic_signals_returns_within_twice_its_write_timeout() {
+    const NAME: &str = "send_with_under_periodic_signals_returns_within_twice_its_write_timeout";
+    if role().is_none() {
+        run_self(NAME, "child");
+        return;
+    }
+    handle_sigusr1(libc::SA_RESTART);
+    let (tx, _rx) = UnixStream::pair().unwrap();
+    fill(&tx);
+    tx.set_write_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let f = file_with(b"x");
+    let start = std::time::Instant::now();
+    let sender = std::thread::spawn(move || {
+        let r = fdpass::send_with(&tx, b"m", &[f.as_fd()]).map_err(|e| e.raw_os_error());
+        (r, start.elapsed())
+    });
+    let sent = signal_until_finished(&sender, Duration::from_millis(100), Duration::from_secs(5));
+    let (result, took) = sender.join().unwrap();
+    assert_eq!(result, Err(Some(libc::EAGAIN)));
+    assert!(sent >= 2, "{sent} signals");
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(took < Duration::from_millis(600 + 400), "{took:?}");
+}
+
+#[test]
+fn send_with_interrupted_by_a_signal_keeps_waiting_for_room() {
+    const NAME: &str = "send_with_interrupted_by_a_signal_keeps_waiting_for_room";
+    if role().is_none() {
+        run_self(NAME, "child");
+        return;
+    }
+    // No SA_RESTART: a blocked sendmsg fails with EINTR at each signal.
+    handle_sigusr1(0);
+    let (tx, rx) = UnixStream::pair().unwrap();
+    fill(&tx);
+    let f = file_with(b"x");
+    let sender = std::thread::spawn(move || {
+        fdpass::send_with(&tx, b"m", &[f.as_fd()]).map_err(|e| e.to_string())
+    });
+    let sent = signal_until_finished(
+        &sender,
+        Duration::from_millis(20),
+        Duration::from_millis(300),
+    );
+    assert!(sent >= 5, "{sent} signals");
+    assert!(HANDLED.load(Ordering::SeqCst) >= 5);
+    assert!(!sender.is_finished(), "a signal ended send_with");
+    // Make room: read everything queued, the message last.
+    rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut fds = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    while fds.is_empty() {
+        let (n, got) = fdpass::recv_with(&rx, &mut buf, 1).unwrap();
+        assert!(n > 0);
+        fds.extend(got);
+    }
+    assert_eq!(sender.join().unwrap(), Ok(1));
+    assert_eq!(contents(fds.pop().unwrap()), b"x");
+}
+
+#[test]
+fn recv_with_receives_descriptors_on_a_socket_with_so_passcred() {
+    let f = file_with(b"pool");
+    for max in [1usize, 4] {
+        let (tx, rx) = UnixStream::pair().unwrap();
+        rustix::net::sockopt::set_socket_passcred(&rx, true).unwrap();
+        fdpass::send_with(&tx, b"m", &[f.as_fd()]).unwrap();
+        let mut buf = [0u8; 8];
+        let (n, got) = fdpass::recv_with(&rx, &mut buf, max).unwrap();
+        assert_eq!((&buf[..n], got.len()), (&b"m"[..], 1), "max_fds {max}");
+        assert_eq!(contents(got.into_iter().next().unwrap()), b"pool");
+    }
+}
+
+#[test]
+fn recv_with_closes_the_pidfd_the_kernel_adds_for_so_passpidfd() {
+    const NAME: &str = "recv_with_closes_the_pidfd_the_kernel_adds_for_so_passpidfd";
+    if role().is_none() {
+        // Counts this process's descriptors: a process of its own.
+        run_self(NAME, "child");
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    const SO_PASSPIDFD: libc::c_int = 76; // Linux 6.5, asm-generic/socket.h
+    let f = file_with(b"pool");
+    for max in [1usize, 4] {
+        let (tx, rx) = UnixStream::pair().unwrap();
+        let one: libc::c_int = 1;
+        // SAFETY: `one` is a valid c_int of the length given, for the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                rx.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_PASSPIDFD,
+                std::ptr::from_ref(&one).cast(),
+                4,
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "SO_PASSPIDFD (Linux 6.5+): {}",
+            std::io::Error::last_os_error()
+        );
+        let before = open_fds();
+        let mut buf = [0u8; 8];
+        fdpass::send_with(&tx, b"m", &[f.as_fd()]).unwrap();
+        let (n, got) = fdpass::recv_with(&rx, &mut buf, max).unwrap();
+        assert_eq!((&buf[..n], got.len()), (&b"m"[..], 1), "max_fds {max}");
+        assert_eq!(open_fds(), before + 1);
+        drop(got);
+        assert_eq!(open_fds(), before);
+        for _ in 0..20 {
+            fdpass::send_with(&tx, b"n", &[]).unwrap();
+            let (n, got) = fdpass::recv_with(&rx, &mut buf, max).unwrap();
+            assert_eq!((&buf[..n], got.len()), (&b"n"[..], 0));
+        }
+        assert_eq!(open_fds(), before, "max_fds {max}");
+    }
+}
+
+#[test]
+fn recv_with_reports_the_descriptor_limit_when_the_kernel_installs_fewer() {
+    const NAME: &str = "recv_with_reports_the_descriptor_limit_when_the_kernel_installs_fewer";
+    if role().is_none() {
+        // Lowers RLIMIT_NOFILE: a process of its own.
+        run_self(NAME, "child");
+        return;
+    }
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    use std::os::fd::AsRawFd;
+    let (tx, rx) = UnixStream::pair().unwrap();
+    let files: Vec<_> = (0..3).map(|_| file_with(b"f")).collect();
+    let fds: Vec<BorrowedFd<'_>> = files.iter().map(AsFd::as_fd).collect();
+    fdpass::send_with(&tx, b"hdr", &fds).unwrap();
+    // Fill every free number below 40; then a limit of 42 leaves exactly
+    // one free descriptor number (41, or 40 after the last dup's).
+    let mut keep = Vec::new();
+    loop {
+        let d = rustix::io::dup(files[0].as_fd()).unwrap();
+        let raw = d.as_raw_fd();
+        keep.push(d);
+        if raw >= 40 {
+            assert_eq!(raw, 40, "descriptors above 40 already open");
+            break;
+        }
+    }
+    let old = getrlimit(Resource::Nofile);
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(42),
+            maximum: old.maximum,
+        },
+    )
+    .unwrap();
+    let before = open_fds();
+    let mut buf = [0u8; 8];
+    let err = fdpass::recv_with(&rx, &mut buf, 4).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Os);
+    assert_eq!(err.raw_os_error(), Some(libc::EMFILE));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "fdpass::recv_with: the kernel installed only 1 of the message's descriptors and closed the rest, with room for more in the buffer: no free descriptor under the limit (RLIMIT_NOFILE 42), or a security module refused one (all received closed) ({})",
+            std::io::Error::from_raw_os_error(libc::EMFILE)
+        )
+    );
+    assert_eq!(open_fds(), before);
+}
+
+#[test]
+fn recv_with_on_seqpacket_returns_empty_messages_and_their_descriptors() {
+    use rustix::net::{
+        sendmsg, socketpair, AddressFamily, SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
+        SocketFlags, SocketType,
+    };
+    let (a, b) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    let (tx, rx) = (UnixStream::from(a), UnixStream::from(b));
+    rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let f = file_with(b"carried");
+    let fds = [f.as_fd()];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
+    // An empty message with a descriptor, an empty message, then bytes.
+    assert_eq!(
+        sendmsg(&tx, &[], &mut control, SendFlags::empty()).unwrap(),
+        0
+    );
+    let mut none = SendAncillaryBuffer::default();
+    assert_eq!(sendmsg(&tx, &[], &mut none, SendFlags::empty()).unwrap(), 0);
+    fdpass::send_with(&tx, b"still here", &[]).unwrap();
+    let mut buf = [0u8; 16];
+    let (n, got) = fdpass::recv_with(&rx, &mut buf, 1).unwrap();
+    assert_eq!((n, got.len()), (0, 1));
+    assert_eq!(contents(got.into_iter().next().unwrap()), b"carried");
+    let (n, got) = fdpass::recv_with(&rx, &mut buf, 1).unwrap();
+    assert_eq!((n, got.len()), (0, 0));
+    let (n, got) = fdpass::recv_with(&rx, &mut buf, 1).unwrap();
+    assert_eq!((&buf[..n], got.len()), (&b"still here"[..], 0));
+}
+
+#[test]
+fn recv_refuses_a_seqpacket_message_cut_short_and_closes_its_descriptor() {
+    use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+    let (a, b) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    let (tx, rx) = (UnixStream::from(a), UnixStream::from(b));
+    rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let f = file_with(b"x");
+    fdpass::send_with(&tx, b"two", &[f.as_fd()]).unwrap();
+    let err = fdpass::recv(&rx).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::MessageTruncated);
+    assert_eq!(
+        err.to_string(),
+        "fdpass::recv: message was longer than the 1-byte buffer and was cut (its descriptors were closed)"
+    );
+    // The descriptor was closed: only `f` still refers to the file.
+    assert_eq!(rustix::fs::fstat(&f).unwrap().st_nlink, 0);
+    let procs = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|t| {
+            t == &std::fs::read_link(format!(
+                "/proc/self/fd/{}",
+                std::os::fd::AsRawFd::as_raw_fd(&f)
+            ))
+            .unwrap()
+        })
+        .count();
+    assert_eq!(procs, 1);
+}
+
+#[test]
+fn send_with_to_a_closed_peer_fails_with_broken_pipe_and_raises_no_sigpipe() {
+    const NAME: &str = "send_with_to_a_closed_peer_fails_with_broken_pipe_and_raises_no_sigpipe";
+    if role().is_none() {
+        run_self(NAME, "child");
+        return;
+    }
+    // What a C host has (Rust's runtime ignores SIGPIPE): the default,
+    // which kills the process.
+    // SAFETY: SIG_DFL is a valid disposition for SIGPIPE.
+    let old = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    assert_ne!(old, libc::SIG_ERR);
+    let (tx, rx) = UnixStream::pair().unwrap();
+    drop(rx);
+    let f = file_with(b"x");
+    let err = fdpass::send_with(&tx, b"m", &[f.as_fd()]).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
+    let err = fdpass::send(&tx, f.as_fd()).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
+}
+
+#[test]
+fn recv_with_takes_max_fds_usize_max() {
+    let (tx, rx) = UnixStream::pair().unwrap();
+    let f = file_with(b"x");
+    fdpass::send_with(&tx, b"m", &[f.as_fd(), f.as_fd()]).unwrap();
+    let mut buf = [0u8; 4];
+    let (n, got) = fdpass::recv_with(&rx, &mut buf, usize::MAX).unwrap();
+    assert_eq!((n, got.len()), (1, 2));
+}
+
+#[test]
+fn send_with_sends_the_descriptors_once_when_it_sends_only_part_of_the_bytes() {
+    let (tx, rx) = UnixStream::pair().unwrap();
+    tx.set_nonblocking(true).unwrap();
+    let f = file_with(b"once");
+    let data = vec![5u8; 4 << 20];
+    let sent = fdpass::send_with(&tx, &data, &[f.as_fd()]).unwrap();
+    assert!(sent > 0 && sent < data.len(), "{sent}");
+    let rest = data.len() - sent;
+    let writer = std::thread::spawn(move || {
+        tx.set_nonblocking(false).unwrap();
+        (&tx).write_all(&data[sent..]).unwrap();
+        drop(tx);
+    });
+    let mut fds = Vec::new();
+    let mut total = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let (n, got) = fdpass::recv_with(&rx, &mut buf, 4).unwrap();
+        fds.extend(got);
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    writer.join().unwrap();
+    assert_eq!(total, sent + rest);
+    assert_eq!(fds.len(), 1);
+    assert_eq!(contents(fds.pop().unwrap()), b"once");
 }

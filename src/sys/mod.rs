@@ -4,7 +4,8 @@
 //! (the anonymous memory behind in-memory regions), `futex` (Linux: the
 //! futex system calls on a word of a mapping), `hostile` (feature
 //! `arbitrary`: in-memory mappings whose copies out and loads return a
-//! fuzzer's input instead of the memory's bytes), `fdio` (`read(2)` and
+//! fuzzer's input instead of the memory's bytes), `cmsg` (`recvmsg` with
+//! a control buffer of its own, closing `SCM_PIDFD` descriptors), `fdio` (`read(2)` and
 //! `write(2)` straight into and from a mapping), `frozen` (Linux: the
 //! read-only mappings of write-sealed memfds behind `Frozen`, the only
 //! `&[u8]` over mapped memory) and `sigbus` (Linux: the
@@ -293,12 +294,22 @@
 //!    `write_fd`/`read_fd` go through a private buffer instead (safe code).
 //!    Under Miri the in-memory range is an allocation and Miri carries out
 //!    the calls on the descriptors it emulates.
+//! 10. **Received control messages** (`cmsg.rs`). `recvmsg_once` owns its
+//!     control buffer, allocated zeroed, and lends it only to rustix's
+//!     `recvmsg`, which hands it to the kernel; so every byte of it is
+//!     initialised (a zero, or a byte the kernel wrote) when it is read back
+//!     as `u8`. A descriptor number found there in an `SCM_PIDFD` message
+//!     was installed in this process by the kernel for that message and is
+//!     owned by nothing else: rustix 1.1 (the version in `Cargo.lock`)
+//!     surfaces only `SCM_RIGHTS` and `SCM_CREDENTIALS`, so it neither
+//!     returns nor closes it. It is adopted as an `OwnedFd` and closed once.
 // Only this module (and its submodules) may use unsafe code and the raw
 // mapping calls.
 #![allow(unsafe_code)]
 #![allow(clippy::disallowed_methods)]
 
 // Under loom their mappings are never made (see above).
+pub(crate) mod cmsg;
 #[cfg_attr(loom, allow(dead_code))]
 mod copy;
 #[cfg(not(loom))]

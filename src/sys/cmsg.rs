@@ -1,0 +1,122 @@
+//! `recvmsg` with a control buffer this module owns, so that control
+//! messages rustix does not surface can be read too (invariant 10): the
+//! pidfd Linux installs as `SCM_PIDFD` on a socket with `SO_PASSPIDFD`
+//! (Linux 6.5) would otherwise stay open in this process.
+
+use std::io::IoSliceMut;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, RecvMsg};
+
+/// What one `recvmsg` gave: its return and the `SCM_RIGHTS` descriptors in
+/// order.
+pub(crate) struct Received {
+    pub(crate) msg: RecvMsg,
+    pub(crate) fds: Vec<OwnedFd>,
+}
+
+/// One `recvmsg` of `socket` into `buf` with `space` bytes of control
+/// buffer. Every `SCM_RIGHTS` descriptor is returned (owned); every
+/// `SCM_PIDFD` descriptor is closed before this returns.
+pub(crate) fn recvmsg_once(
+    socket: impl AsFd,
+    buf: &mut [u8],
+    space: usize,
+    flags: RecvFlags,
+) -> rustix::io::Result<Received> {
+    // Zeroed, so that every byte is initialised whether or not the kernel
+    // writes it (invariant 10).
+    let mut space = vec![MaybeUninit::new(0u8); space];
+    let mut fds = Vec::new();
+    let msg = {
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let msg = rustix::net::recvmsg(socket, &mut [IoSliceMut::new(buf)], &mut control, flags)?;
+        for m in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(received) = m {
+                fds.extend(received);
+            }
+        }
+        msg
+    };
+    close_pidfds(&space);
+    Ok(Received { msg, fds })
+}
+
+/// Closes every `SCM_PIDFD` descriptor in the control messages the kernel
+/// wrote into `space` (from its first `cmsghdr`-aligned byte, where rustix
+/// hands the buffer to the kernel); returns how many.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn close_pidfds(space: &[MaybeUninit<u8>]) -> usize {
+    use std::os::fd::FromRawFd;
+    // `SOL_SOCKET` (asm/socket.h) and `SCM_PIDFD` (linux/socket.h).
+    #[cfg(any(
+        target_arch = "mips",
+        target_arch = "mips64",
+        target_arch = "sparc",
+        target_arch = "sparc64"
+    ))]
+    const SOL_SOCKET: i32 = 0xffff;
+    #[cfg(not(any(
+        target_arch = "mips",
+        target_arch = "mips64",
+        target_arch = "sparc",
+        target_arch = "sparc64"
+    )))]
+    const SOL_SOCKET: i32 = 1;
+    const SCM_PIDFD: i32 = 4;
+    // The kernel's `cmsghdr`: `size_t cmsg_len; int cmsg_level; int
+    // cmsg_type;`, aligned (and its data) to `size_t`.
+    const WORD: usize = std::mem::size_of::<usize>();
+    const HEADER: usize = (WORD + 8).div_ceil(WORD) * WORD;
+
+    // SAFETY: invariant 10: every byte of `space` was initialised (zeros at
+    // allocation, then whatever the kernel wrote), and `MaybeUninit<u8>`
+    // has the layout of `u8`.
+    let bytes: &[u8] = unsafe { &*(std::ptr::from_ref(space) as *const [u8]) };
+    // Where rustix's `RecvAncillaryBuffer` starts the buffer it hands over
+    // (the first `cmsghdr`-aligned byte; `usize`'s alignment on Linux).
+    let mut at = bytes.as_ptr().align_offset(std::mem::align_of::<usize>());
+    let word = |at: usize| -> Option<usize> {
+        Some(usize::from_ne_bytes(
+            bytes.get(at..at.checked_add(WORD)?)?.try_into().ok()?,
+        ))
+    };
+    let int = |at: usize| -> Option<i32> {
+        Some(i32::from_ne_bytes(
+            bytes.get(at..at.checked_add(4)?)?.try_into().ok()?,
+        ))
+    };
+    let mut closed = 0;
+    while let (Some(len), Some(level), Some(kind)) = (word(at), int(at + WORD), int(at + WORD + 4))
+    {
+        if len < HEADER {
+            // Zeros: past the last message the kernel wrote.
+            break;
+        }
+        if level == SOL_SOCKET && kind == SCM_PIDFD && len >= HEADER + 4 {
+            if let Some(raw) = int(at + HEADER).filter(|raw| *raw >= 0) {
+                // SAFETY: invariant 10: the kernel installed `raw` in this
+                // process for this message, and nothing else owns it (rustix
+                // does not surface `SCM_PIDFD`).
+                drop(unsafe { OwnedFd::from_raw_fd(raw) });
+                closed += 1;
+            }
+        }
+        match len
+            .div_ceil(WORD)
+            .checked_mul(WORD)
+            .and_then(|n| at.checked_add(n))
+        {
+            Some(next) => at = next,
+            None => break,
+        }
+    }
+    closed
+}
+
+/// No system but Linux has `SCM_PIDFD`.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn close_pidfds(_: &[MaybeUninit<u8>]) -> usize {
+    0
+}
