@@ -53,8 +53,10 @@ pub const MAX_FDS_PER_MESSAGE: usize = 1024;
 ///
 /// # Errors
 ///
-/// Whatever `sendmsg` reports (for example a closed peer); `SIGPIPE` is not
-/// raised.
+/// Whatever `sendmsg` reports (for example a closed peer:
+/// [`std::io::ErrorKind::BrokenPipe`]); `SIGPIPE` is not raised where the
+/// system has `MSG_NOSIGNAL` (Linux, Android, FreeBSD; tested on Linux, in
+/// a process with `SIGPIPE` at its default disposition).
 pub fn send(stream: &UnixStream, fd: BorrowedFd<'_>) -> std::io::Result<()> {
     let sent = send_with(stream, &[0u8], &[fd])?;
     if sent == 1 {
@@ -68,10 +70,20 @@ pub fn send(stream: &UnixStream, fd: BorrowedFd<'_>) -> std::io::Result<()> {
 /// `sendmsg`, and returns how many bytes of `data` were sent.
 ///
 /// The descriptors travel with the first byte: if fewer bytes than
-/// `data.len()` were sent (a full socket buffer), send the rest with plain
-/// writes; the descriptors are not sent again. A call interrupted by a
-/// signal before it sent anything (`EINTR`) is made again. `SIGPIPE` is not
-/// raised where the system has `MSG_NOSIGNAL` (Linux, Android, FreeBSD).
+/// `data.len()` were sent (a full buffer of a non-blocking socket, or a
+/// write timeout), send the rest with plain writes; the descriptors were
+/// sent once and are not sent again. `SIGPIPE` is not raised where the
+/// system has `MSG_NOSIGNAL` (Linux, Android, FreeBSD; tested on Linux).
+///
+/// A call interrupted by a signal before it sent anything (`EINTR`) is made
+/// again, unless the socket has a write timeout (`SO_SNDTIMEO`, as
+/// [`UnixStream::set_write_timeout`] sets) and at least that long has
+/// passed since `send_with` was called: then it fails as a timed-out send
+/// does, with `EAGAIN` ([`std::io::ErrorKind::WouldBlock`]). With a timeout
+/// set Linux fails a blocked send with `EINTR` at every handled signal,
+/// even one installed with `SA_RESTART`, and each retry waits the full
+/// timeout again; so `send_with` returns less than twice the timeout after
+/// it was called, however often signals arrive.
 ///
 /// On a stream socket the kernel sends no ancillary data without at least
 /// one byte, so descriptors with empty `data` are refused rather than
@@ -215,17 +227,37 @@ pub fn recv(stream: &UnixStream) -> Result<OwnedFd> {
 /// right after `recvmsg`, which leaves a window in which a concurrent `exec`
 /// in another thread inherits them).
 ///
-/// `(0, [])` is the end of the stream. The descriptors can be of any type:
+/// The descriptors can be of any type:
 /// [`attach_fd`](crate::MmapRegion::attach_fd) checks the one to be mapped.
-/// A call interrupted by a signal before anything arrived (`EINTR`) is made
-/// again.
 ///
 /// On a stream socket (what [`UnixStream::pair`] and
 /// [`UnixListener`](std::os::unix::net::UnixListener) make) messages have no
-/// boundaries: the bytes of a message longer than `buf` stay queued for the
-/// next read, and its descriptors arrive with the first part. A
-/// message-oriented socket (`SOCK_SEQPACKET`) in a [`UnixStream`] cuts such
-/// a message instead, which is refused here ([`ErrorKind::MessageTruncated`]).
+/// boundaries, and `(0, [])` is the end of the stream. The bytes of a
+/// message longer than `buf` stay queued for the next read. Descriptors
+/// arrive with the first byte of the message they were sent with, which
+/// need not be the first byte a read returns: a read may return the bytes
+/// of earlier messages sent without descriptors together with the first
+/// bytes of the next message and its descriptors. A
+/// message-oriented socket (`SOCK_SEQPACKET`) in a [`UnixStream`] keeps
+/// message boundaries: there a message longer than `buf` is cut, which is
+/// refused here ([`ErrorKind::MessageTruncated`]), and an empty message
+/// is `(0, [])`, or `(0, descriptors)` if it carried some; it is not the
+/// end of anything.
+///
+/// The socket may have `SO_PASSCRED` set (room is made for the credentials
+/// the kernel then adds) or, on Linux 6.5 and later, `SO_PASSPIDFD`: the
+/// pidfd the kernel then installs with every message is closed before
+/// `recv_with` returns.
+///
+/// A call interrupted by a signal before anything arrived (`EINTR`) is made
+/// again, unless the socket has a read timeout (`SO_RCVTIMEO`, as
+/// [`UnixStream::set_read_timeout`] sets) and at least that long has passed
+/// since `recv_with` was called: then it fails as a timed-out read does,
+/// with [`ErrorKind::Os`] and `EAGAIN`. With a timeout set Linux fails a
+/// blocked read with `EINTR` at every handled signal, even one installed
+/// with `SA_RESTART`, and each retry waits the full timeout again; so
+/// `recv_with` returns less than twice the timeout after it was called,
+/// however often signals arrive.
 ///
 /// # Errors
 ///
@@ -234,9 +266,15 @@ pub fn recv(stream: &UnixStream) -> Result<OwnedFd> {
 /// - [`ErrorKind::ExtraDescriptors`] if the message carried more than
 ///   `max_fds` descriptors, or more than the control buffer had room for
 ///   (`MSG_CTRUNC`; room is made for `max_fds + 1`, at most
-///   [`MAX_FDS_PER_MESSAGE`] + 1, and on Linux and Android for the
-///   `SCM_CREDENTIALS` a socket with `SO_PASSCRED` receives besides); the
+///   [`MAX_FDS_PER_MESSAGE`] + 1, besides room for what the kernel adds:
+///   credentials, a pidfd, a security label); the
 ///   message gives the numbers;
+/// - [`ErrorKind::Os`] with `EMFILE` if the kernel cut the control message
+///   (`MSG_CTRUNC`) after at most `max_fds` descriptors, with room left in
+///   the buffer: it stopped installing them because this process had no
+///   free descriptor under `RLIMIT_NOFILE` (or, where a security module
+///   refuses passing a file, because it refused one); the message gives how
+///   many were installed and the limit;
 /// - [`ErrorKind::MessageTruncated`] if the kernel cut the message to fit
 ///   `buf` (`MSG_TRUNC`);
 /// - [`ErrorKind::Os`] if `recvmsg` fails (for example `EAGAIN` after a
@@ -295,4 +333,23 @@ fn receive(
         rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC).map_err(|e| Error::os(op, e))?;
     }
     Ok((msg.bytes, fds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_space_is_capped_at_max_fds_per_message() {
+        let cap = control_space(MAX_FDS_PER_MESSAGE);
+        assert_eq!(control_space(usize::MAX), cap);
+        assert_eq!(control_space(MAX_FDS_PER_MESSAGE + 1), cap);
+        // Room for MAX_FDS_PER_MESSAGE + 1 descriptors of 4 bytes, plus
+        // headers and what the kernel adds: under 8 KiB.
+        assert!(cap >= 4 * (MAX_FDS_PER_MESSAGE + 1), "{cap}");
+        assert!(cap < 8192, "{cap}");
+        // And growing with max_fds below the cap.
+        assert!(control_space(1) < control_space(4));
+        assert!(control_space(0) >= rustix::cmsg_space!(ScmRights(1)));
+    }
 }

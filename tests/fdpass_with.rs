@@ -733,3 +733,19 @@ fn send_with_sends_the_descriptors_once_when_it_sends_only_part_of_the_bytes() {
     assert_eq!(fds.len(), 1);
     assert_eq!(contents(fds.pop().unwrap()), b"once");
 }
+
+#[test]
+fn recv_with_on_a_stream_returns_earlier_bytes_with_the_next_messages_descriptors() {
+    let (tx, rx) = UnixStream::pair().unwrap();
+    let f = file_with(b"second's");
+    fdpass::send_with(&tx, b"first,", &[]).unwrap();
+    fdpass::send_with(&tx, b"second", &[f.as_fd()]).unwrap();
+    fdpass::send_with(&tx, b",third", &[]).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, got) = fdpass::recv_with(&rx, &mut buf, 1).unwrap();
+    // The descriptor came with "second"'s first byte, after "first,".
+    assert_eq!((&buf[..n], got.len()), (&b"first,second"[..], 1));
+    assert_eq!(contents(got.into_iter().next().unwrap()), b"second's");
+    let (n, got) = fdpass::recv_with(&rx, &mut buf, 1).unwrap();
+    assert_eq!((&buf[..n], got.len()), (&b",third"[..], 0));
+}
