@@ -152,16 +152,36 @@ fn a_segment_create_shm_made_is_read_by_python_byte_for_byte() {
         .collect();
     host.region().write_at(0, &pattern).unwrap();
 
-    let mut child = python(READ_SEGMENT, &[&n.name, &SIZE.to_string()], Stdio::null());
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(READ_SEGMENT)
+        .args([&n.name, &SIZE.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 must be installed to run the Python peer tests");
     let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut err = child.stderr.take().unwrap();
     // Python rounds nothing: it sees the file's size.
     assert_eq!(line(&mut out), format!("size {SIZE} equal True"));
     finish(child);
+    // Python's resource tracker (a process of its own, which would unlink
+    // a name still registered, and warn about it, after python3 exited)
+    // holds the stderr pipe until it exits: reading it to the end waits
+    // for the tracker.
+    let stderr = common::within(Duration::from_secs(60), move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut err, &mut text).unwrap();
+        text
+    });
+    assert!(!stderr.contains("leaked"), "{stderr}");
 
     let mut buf = [0u8; 15];
     host.region().read_at(0, &mut buf).unwrap();
     assert_eq!(&buf, b"python was here");
-    // Python's resource tracker left the name alone; the creator removes it.
+    // Python's resource tracker, now gone, left the name alone; the
+    // creator removes it.
     assert!(n.path.exists());
     drop(host);
     assert!(!n.path.exists());
