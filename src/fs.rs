@@ -328,7 +328,7 @@ pub(crate) fn validate(
     op: &'static str,
 ) -> Result<FileInfo> {
     let st = rustix::fs::fstat(fd).map_err(|e| Error::os(op, e))?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile && !is_apple_shm(&st) {
         return Err(Error::not_regular(op, st.st_mode));
     }
     refuse_hugetlbfs(fd, op)?;
@@ -353,6 +353,34 @@ pub(crate) fn validate(
         return Err(Error::new(ErrorKind::EmptyFile, op));
     }
     Ok(info)
+}
+
+/// Whether `st` is what XNU's `fstat` reports for a POSIX shared-memory
+/// object (`shm_open`): permission bits without any file-type bits (and
+/// device, inode and link count 0). Only Apple systems report that; no
+/// other descriptor type there has no type bits.
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos"
+))]
+fn is_apple_shm(st: &rustix::fs::Stat) -> bool {
+    // `S_IFMT`: the file-type bits.
+    st.st_mode & 0o170000 == 0
+}
+
+/// Only XNU reports shared-memory objects without a file type.
+#[cfg(not(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos"
+)))]
+fn is_apple_shm(_: &rustix::fs::Stat) -> bool {
+    false
 }
 
 /// The file-system type (`statfs`'s `f_type`) of the file open at `fd`.

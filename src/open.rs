@@ -204,7 +204,12 @@ impl MmapRegion {
     /// the name still names this segment. `cleanup` means what it means for
     /// `create`: with [`FileCleanup::Manual`] the name stays while this
     /// handle lives (and after [`release_ownership`](Self::release_ownership)),
-    /// and dropping the handle removes it if it still names this segment;
+    /// and dropping the handle removes it if it still names this segment
+    /// (checked by device and inode just before the unlink: a process of
+    /// the same user can still rename another file over the name between
+    /// the check and the unlink, and that file is then removed; such a
+    /// process could remove the segment anyway: see the caveat in
+    /// SECURITY.md's threat table, "rename another file over our name");
     /// with [`FileCleanup::Auto`] the segment never has a name (only its
     /// descriptor can be shared).
     ///
@@ -216,8 +221,12 @@ impl MmapRegion {
     /// `ftruncate`: there [`resize`](Self::resize) may fail with
     /// [`ErrorKind::Os`]. [`path`](Self::path) is empty there. The system
     /// may also allow shorter names (macOS: 31 bytes), refused with
-    /// [`ErrorKind::InvalidPath`] or [`ErrorKind::Os`]. This route is
-    /// compiled for macOS and FreeBSD in CI but runs there untested.
+    /// [`ErrorKind::InvalidPath`] or [`ErrorKind::Os`]. On macOS `fstat`
+    /// gives a shared-memory object no file type and no identity (device
+    /// and inode 0): the object is accepted as the shared-memory type it
+    /// is, and removal on drop cannot check that the name still names this
+    /// segment, so it removes whatever the name names by then. This route
+    /// is compiled for macOS and FreeBSD in CI but runs there untested.
     ///
     /// ```
     /// # #[cfg(miri)] fn main() {} // Miri cannot map files.

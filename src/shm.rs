@@ -21,9 +21,14 @@
 //!   a directory anyone can plant links in: creation is
 //!   `O_CREAT|O_EXCL` with mode `0600`, the object opened is checked as an
 //!   `attach_fd` descriptor is (owner, mode, links, size), and removal first
-//!   reopens the name and compares device and inode. That route is compiled
-//!   for macOS and FreeBSD in CI and run on Linux by this module's tests; it
-//!   has not been run on those systems.
+//!   reopens the name and compares device and inode. On Apple systems
+//!   `fstat` of a shared-memory object reports no file type (accepted
+//!   there as the shared-memory type) and device and inode 0 for every
+//!   object, so removal there cannot tell our object from another one put
+//!   under the name: it removes whatever the name names. That route is
+//!   compiled for macOS and FreeBSD in CI and run on Linux by this module's
+//!   tests; it has not been run on those systems, and nothing is claimed
+//!   for them beyond what the code says.
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -106,7 +111,10 @@ pub(crate) mod portable {
     /// Removes the object `name` (with its slash) only if it is still the
     /// one `(dev, ino)`. Between the check and `shm_unlink` a process of
     /// the same user could replace it; such a process could remove it
-    /// anyway.
+    /// anyway. On Apple systems `fstat` gives shared-memory objects no
+    /// identity (device and inode are 0 for every one), so there the
+    /// comparison always matches: the name is removed whatever object it
+    /// names by then.
     pub(crate) fn remove_if_same(
         name: &str,
         dev: rustix::fs::Dev,
