@@ -260,3 +260,37 @@ fn a_fifo_planted_under_a_name_is_refused_promptly_by_every_attach() {
         [ErrorKind::NotRegularFile, ErrorKind::NotRegularFile]
     );
 }
+
+#[test]
+fn create_shm_errors_name_the_operation_and_the_path() {
+    let n = Name::new("errors");
+    let prefix = format!("create_shm {}: ", n.path.display());
+    // A size of zero, a size past max_size, and an options-level refusal:
+    // each names create_shm and /dev/shm/<name>, and leaves no name.
+    let zero = MmapRegion::create_shm(&n.name, 0, FileCleanup::Manual).unwrap_err();
+    let over = MmapOptions::new()
+        .max_size(4096)
+        .create_shm(&format!("/{}", n.name), 8192, FileCleanup::Manual)
+        .unwrap_err();
+    for (err, kind) in [
+        (zero, ErrorKind::InvalidSize),
+        (over, ErrorKind::FileTooLarge),
+    ] {
+        assert_eq!(
+            (err.kind(), err.operation(), err.path()),
+            (kind, "create_shm", Some(n.path.as_path()))
+        );
+        assert!(err.to_string().starts_with(&prefix), "{err}");
+        assert!(!n.path.exists(), "{err}");
+    }
+    // attach_shm names its own operation and the path too.
+    let missing = MmapRegion::attach_shm_read_only(&n.name).unwrap_err();
+    assert_eq!(
+        (missing.kind(), missing.operation(), missing.path()),
+        (
+            ErrorKind::NotFound,
+            "attach_shm_read_only",
+            Some(n.path.as_path())
+        )
+    );
+}
