@@ -29,17 +29,30 @@ pub(crate) fn recvmsg_once(
     // writes it (invariant 10).
     let mut space = vec![MaybeUninit::new(0u8); space];
     let mut fds = Vec::new();
+    let mut rustix_owns_more = false;
     let msg = {
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let msg = rustix::net::recvmsg(socket, &mut [IoSliceMut::new(buf)], &mut control, flags)?;
         for m in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(received) = m {
-                fds.extend(received);
+            match m {
+                RecvAncillaryMessage::ScmRights(received) => fds.extend(received),
+                // A kind of message this rustix surfaces beyond the ones
+                // known when this was written (the enum is non-exhaustive):
+                // it may own the pidfd, and has closed it when dropped here.
+                #[cfg(any(target_os = "linux", target_os = "android"))]
+                RecvAncillaryMessage::ScmCredentials(_) => {}
+                _ => rustix_owns_more = true,
             }
         }
         msg
     };
-    close_pidfds(&space);
+    // Only when rustix surfaced no other kind of message: a later rustix
+    // that surfaces `SCM_PIDFD` closes it itself, and closing it again here
+    // could close a descriptor some other thread got meanwhile under the
+    // same number (invariant 10). Then a pidfd would rather stay open.
+    if !rustix_owns_more {
+        close_pidfds(&space);
+    }
     Ok(Received { msg, fds })
 }
 

@@ -303,6 +303,10 @@
 //!     owned by nothing else: rustix 1.1 (the version in `Cargo.lock`)
 //!     surfaces only `SCM_RIGHTS` and `SCM_CREDENTIALS`, so it neither
 //!     returns nor closes it. It is adopted as an `OwnedFd` and closed once.
+//!     `RecvAncillaryMessage` is non-exhaustive: if the rustix in use
+//!     surfaces any other kind of message (a later 1.x that knows
+//!     `SCM_PIDFD` would, and would close it when the message is dropped),
+//!     nothing is adopted, so no descriptor is ever closed twice.
 // Only this module (and its submodules) may use unsafe code and the raw
 // mapping calls.
 #![allow(unsafe_code)]
