@@ -352,6 +352,8 @@ enum Detail {
     SealedBy { reason: &'static str, seals: u32 },
     /// `UnexpectedEof`: the bytes read before the end of input, of `len`.
     Eof { done: usize, len: usize },
+    /// `Unsupported`: a sealed file of `size` bytes with a hole at `offset`.
+    Holes { offset: u64, size: u64 },
 }
 
 /// The `F_SEAL_*` bits as names, joined by `" | "` (`"none"` for 0).
@@ -606,6 +608,17 @@ impl Error {
         )
     }
 
+    /// [`ErrorKind::Unsupported`]: the sealed file of `size` bytes has a
+    /// hole at `offset` (`Frozen` refuses sparse files).
+    pub(crate) fn holes(op: &'static str, offset: u64, size: u64) -> Self {
+        Self::build(
+            ErrorKind::Unsupported,
+            op,
+            None,
+            Detail::Holes { offset, size },
+        )
+    }
+
     /// `Sealed`: `reason`, with the file's seals.
     pub(crate) fn sealed(op: &'static str, reason: &'static str, seals: u32) -> Self {
         Self::build(
@@ -840,6 +853,10 @@ impl fmt::Display for Describe<'_> {
             Detail::SealedBy { reason, seals } => {
                 write!(f, "{reason} (the file's seals: {})", SealNames(seals))
             }
+            Detail::Holes { offset, size } => write!(
+                f,
+                "the sealed file of {size} bytes has a hole at offset {offset} (reading a hole allocates memory, and raises SIGBUS if that is refused): write every page (or read it once through a shared mapping, after fallocate) before sealing the file"
+            ),
             Detail::Eof { done, len } => write!(
                 f,
                 "end of input after {done} of {len} bytes"
@@ -944,6 +961,9 @@ impl fmt::Debug for Error {
             }
             Detail::Eof { done, len } => {
                 d.field("done", &done).field("len", &len);
+            }
+            Detail::Holes { offset, size } => {
+                d.field("hole_at", &offset).field("size", &size);
             }
             Detail::Registry { size, slots } => {
                 d.field("size", &size).field("slots", &slots);

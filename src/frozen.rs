@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fs;
 use crate::region::MmapRegion;
-use crate::sys::{FrozenMapping, FROZEN_SEALS};
+use crate::sys::{FrozenMapping, FrozenRefusal, FROZEN_SEALS};
 
 /// The bytes of a sealed memfd, readable as a `&[u8]` (Linux).
 ///
@@ -102,14 +102,31 @@ impl Frozen {
         Self::map(fd, OP)
     }
 
-    /// Maps `fd` (open read-only, the file sealed) read-only.
+    /// Maps `fd` (open read-only, the file sealed, no holes) read-only.
     pub(crate) fn map(fd: OwnedFd, op: &'static str) -> Result<Self> {
-        let map = FrozenMapping::new(fd.as_fd()).map_err(|e| match e {
-            rustix::io::Errno::INVAL => Error::with_errno(ErrorKind::EmptyFile, op, e),
-            rustix::io::Errno::FBIG => Error::with_errno(ErrorKind::FileTooLarge, op, e),
-            rustix::io::Errno::NOMEM => Error::with_errno(ErrorKind::FileTooLarge, op, e)
-                .because("no address space or mapping slots left to map the file"),
-            e => Error::os(op, e),
+        Self::map_with(fd, op, false)
+    }
+
+    /// Maps `fd` (open read-only, the file sealed and allocated whole by
+    /// `freeze`) read-only, faulting in the pages `SEEK_HOLE` reports.
+    pub(crate) fn map_filled(fd: OwnedFd, op: &'static str) -> Result<Self> {
+        Self::map_with(fd, op, true)
+    }
+
+    fn map_with(fd: OwnedFd, op: &'static str, fault_in: bool) -> Result<Self> {
+        let map = FrozenMapping::new(fd.as_fd(), fault_in).map_err(|e| match e {
+            FrozenRefusal::Hole { offset, size } => Error::holes(op, offset, size),
+            FrozenRefusal::Os(e @ rustix::io::Errno::INVAL) => {
+                Error::with_errno(ErrorKind::EmptyFile, op, e)
+            }
+            FrozenRefusal::Os(e @ rustix::io::Errno::FBIG) => {
+                Error::with_errno(ErrorKind::FileTooLarge, op, e)
+            }
+            FrozenRefusal::Os(e @ rustix::io::Errno::NOMEM) => {
+                Error::with_errno(ErrorKind::FileTooLarge, op, e)
+                    .because("no address space or mapping slots left to map the file")
+            }
+            FrozenRefusal::Os(e) => Error::os(op, e),
         })?;
         Ok(Self {
             inner: Arc::new(Inner { map, fd }),

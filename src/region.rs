@@ -565,15 +565,30 @@ impl MmapRegion {
             Ok(frozen) => Ok(frozen),
             Err((error, Restore::Unchanged)) => Err(crate::FreezeError::new(error, Some(self))),
             Err((error, Restore::Remap(len))) => {
-                let restored = match &self.source {
-                    Source::File(fd) => map::map_len(&self.options, fd, None, len, true, "freeze")
-                        .and_then(|map| {
-                            map::prepare(&self.options, &map, 0, len, "freeze").map(|()| map)
-                        }),
+                // Writable again unless the file forbids new writable
+                // mappings now (`F_SEAL_FUTURE_WRITE` from share_read_only,
+                // or `F_SEAL_WRITE` a holder added): then read-only.
+                let sealed = match &self.source {
+                    Source::File(fd) => fs::seals(fd.as_fd()).unwrap_or(0) & fs::WRITE_SEALS != 0,
+                    Source::Memory(_) => true,
+                };
+                let remap = |writable: bool| match &self.source {
+                    Source::File(fd) => {
+                        map::map_len(&self.options, fd, None, len, writable, "freeze").and_then(
+                            |map| map::prepare(&self.options, &map, 0, len, "freeze").map(|()| map),
+                        )
+                    }
                     Source::Memory(_) => unreachable_memory(),
                 };
+                let restored = if self.writable && !sealed {
+                    remap(true).map(|map| (map, true))
+                } else {
+                    Err(Error::new(ErrorKind::ReadOnly, "freeze"))
+                }
+                .or_else(|_| remap(false).map(|map| (map, false)));
                 match restored {
-                    Ok(map) => {
+                    Ok((map, writable)) => {
+                        self.writable = writable;
                         self.publisher.publish(map, len);
                         Err(crate::FreezeError::new(error, Some(self)))
                     }
@@ -589,8 +604,21 @@ impl MmapRegion {
         use crate::sys::FROZEN_SEALS;
         const OP: &str = "freeze";
         const SEAL: u32 = 0x1;
+        const SHRINK: u32 = 0x2;
         const WRITE: u32 = 0x8;
         let unchanged = |e| (e, Restore::Unchanged);
+        let seal_error = |fd, e| {
+            match e {
+            rustix::io::Errno::BUSY => Error::with_errno(ErrorKind::Busy, OP, e).because(
+                "another writable mapping of the file exists (a peer handle, or a mapping in another process)",
+            ),
+            rustix::io::Errno::PERM => match fs::seals(fd) {
+                Some(now) if now & SEAL != 0 => locked(OP, now),
+                _ => Error::os(OP, e),
+            },
+            e => Error::os(OP, e),
+        }
+        };
         let Source::File(fd) = &self.source else {
             return Err(unchanged(
                 Error::new(ErrorKind::Unsupported, OP)
@@ -603,42 +631,63 @@ impl MmapRegion {
         if seals & SEAL != 0 && missing & FROZEN_SEALS.bits() != 0 {
             return Err(unchanged(locked(OP, seals)));
         }
-        if missing != 0 && !self.writable {
+        // A read-only handle may complete the seals only of a file already
+        // sealed against writes (one a failed freeze gave back read-only),
+        // and only through a descriptor open for writing.
+        if missing != 0
+            && (fs::is_open_read_only(fd) || (!self.writable && seals & fs::WRITE_SEALS == 0))
+        {
             return Err(unchanged(Error::new(ErrorKind::ReadOnly, OP).because(
                 "a read-only handle cannot add seals (that needs a writable descriptor)",
             )));
         }
-        if missing & WRITE != 0 && !self.publisher.is_sole_holder() {
+        if missing & WRITE != 0 && self.writable && !self.publisher.is_sole_holder() {
             return Err(unchanged(Error::new(ErrorKind::Busy, OP).because(
                 "a Region view or shared word of this handle maps the file writable: drop them first",
             )));
         }
+        // Shrinking first: sealed against it, the file keeps at least the
+        // size read next, which must cover the region (a peer may have cut
+        // an attached file). Growth stays open until the final seal, so a
+        // failed freeze leaves `resize` able to grow.
+        if missing & SHRINK != 0 {
+            let add = rustix::fs::SealFlags::SHRINK;
+            rustix::fs::fcntl_add_seals(fd, add).map_err(|e| unchanged(seal_error(fd, e)))?;
+        }
+        let size = file_size(fd).map_err(|e| unchanged(Error::os(OP, e)))?;
+        let len = self.len();
+        if size == 0 || size < u64::try_from(len).unwrap_or(u64::MAX) {
+            return Err(unchanged(Error::truncated(OP, len, size)));
+        }
+        if missing & WRITE != 0 {
+            // No holes: a read of a hole allocates a page, and raises
+            // `SIGBUS` if that is refused (invariant 8).
+            allocate(fd, 0, size).map_err(unchanged)?;
+        }
         // Reopened before anything changes: without procfs nothing is lost.
         let ro = fs::reopen_read_only(fd, OP).map_err(unchanged)?;
-        if missing != 0 {
+        let rest = missing & !SHRINK;
+        if rest != 0 {
             // Our own writable mapping would make the seal fail (`EBUSY`):
             // release it (we are its sole holder), publishing a one-page
             // stand-in nobody can reach (the handle is borrowed mutably).
             let stand_in = Mapping::in_memory(crate::sys::page_size())
                 .map_err(|e| unchanged(Error::os(OP, e)))?;
-            let len = self.len();
             self.publisher.publish(Arc::new(stand_in), 0);
-            let sealed = rustix::fs::SealFlags::from_bits_retain(missing);
+            let sealed = rustix::fs::SealFlags::from_bits_retain(rest);
             if let Err(e) = rustix::fs::fcntl_add_seals(fd, sealed) {
-                let error = match e {
-                    rustix::io::Errno::BUSY => Error::with_errno(ErrorKind::Busy, OP, e).because(
-                        "another writable mapping of the file exists (a peer handle, or a mapping in another process)",
-                    ),
-                    rustix::io::Errno::PERM => match fs::seals(fd) {
-                        Some(now) if now & SEAL != 0 => locked(OP, now),
-                        _ => Error::os(OP, e),
-                    },
-                    e => Error::os(OP, e),
-                };
-                return Err((error, Restore::Remap(len)));
+                return Err((seal_error(fd, e), Restore::Remap(len)));
             }
         }
-        crate::Frozen::map(ro, OP).map_err(|e| (e, Restore::Lost))
+        if missing & WRITE != 0 {
+            // A peer may have grown the file before `F_SEAL_GROW`: allocate
+            // the rest too (allowed under the seals: no size change).
+            let now = file_size(fd).map_err(|e| (Error::os(OP, e), Restore::Lost))?;
+            if now > size {
+                allocate(fd, size, now - size).map_err(|e| (e, Restore::Lost))?;
+            }
+        }
+        crate::Frozen::map_filled(ro, OP).map_err(|e| (e, Restore::Lost))
     }
 
     /// Seals the file so that no one can write it any more except through
@@ -813,6 +862,26 @@ enum Restore {
     Remap(usize),
     /// The file is sealed now; the handle cannot be mapped writable again.
     Lost,
+}
+
+/// The size of the file open at `fd`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn file_size(fd: BorrowedFd<'_>) -> rustix::io::Result<u64> {
+    Ok(u64::try_from(rustix::fs::fstat(fd)?.st_size).unwrap_or(0))
+}
+
+/// Allocates `len` bytes of the file at `offset` (`fallocate`, mode 0), for
+/// `freeze`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn allocate(fd: BorrowedFd<'_>, offset: u64, len: u64) -> Result<()> {
+    rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), offset, len).map_err(|e| match e
+    {
+        rustix::io::Errno::NOSPC | rustix::io::Errno::NOMEM => {
+            Error::with_errno(ErrorKind::StorageFull, "freeze", e)
+                .because("the file's pages cannot be allocated before sealing it")
+        }
+        e => Error::os("freeze", e),
+    })
 }
 
 /// An in-memory region never gets past `freeze`'s first check.

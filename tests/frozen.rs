@@ -703,3 +703,199 @@ fn a_shared_word_of_an_older_mapping_is_found_by_the_kernel_and_the_region_mappe
     drop(word);
     assert_eq!(r.freeze().unwrap()[..4], 7u32.to_ne_bytes());
 }
+
+/// The first hole of the file (`SEEK_HOLE` from 0; the size if none).
+fn first_hole(fd: BorrowedFd<'_>) -> u64 {
+    rustix::fs::seek(fd, rustix::fs::SeekFrom::Hole(0)).unwrap()
+}
+
+#[test]
+fn frozen_attach_fd_refuses_a_sparse_sealed_memfd_naming_the_first_hole() {
+    let page = u64::try_from(ps()).unwrap();
+    let fd = rustix::fs::memfd_create("sparse", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+        .unwrap();
+    rustix::fs::ftruncate(&fd, 4 * page).unwrap();
+    rustix::io::pwrite(&fd, b"first", 0).unwrap();
+    rustix::io::pwrite(&fd, b"third", 2 * page).unwrap();
+    rustix::fs::fcntl_add_seals(
+        &fd,
+        SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
+    )
+    .unwrap();
+    let err = Frozen::attach_fd(fd).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "Frozen::attach_fd: the sealed file of {} bytes has a hole at offset {page} (reading a hole allocates memory, and raises SIGBUS if that is refused): write every page (or read it once through a shared mapping, after fallocate) before sealing the file",
+            4 * page
+        )
+    );
+    // Allocated but never written, pages still count as holes.
+    let fd =
+        rustix::fs::memfd_create("alloc", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).unwrap();
+    rustix::fs::ftruncate(&fd, 4 * page).unwrap();
+    rustix::fs::fallocate(&fd, FallocateFlags::empty(), 0, 4 * page).unwrap();
+    rustix::io::pwrite(&fd, b"first", 0).unwrap();
+    rustix::fs::fcntl_add_seals(&fd, SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK)
+        .unwrap();
+    assert_eq!(kind(Frozen::attach_fd(fd)), ErrorKind::Unsupported);
+    // Every page written: it maps.
+    let mut data = vec![0u8; 4 * ps()];
+    data[..5].copy_from_slice(b"first");
+    let fd =
+        rustix::fs::memfd_create("dense", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).unwrap();
+    let mut off = 0;
+    while off < data.len() {
+        off += rustix::io::pwrite(&fd, &data[off..], u64::try_from(off).unwrap()).unwrap();
+    }
+    rustix::fs::fcntl_add_seals(&fd, SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK)
+        .unwrap();
+    let frozen = Frozen::attach_fd(fd).unwrap();
+    assert_eq!(frozen.len(), 4 * ps());
+    assert_eq!(&frozen[..5], b"first");
+    assert!(frozen[5..].iter().all(|&b| b == 0));
+}
+
+#[test]
+fn frozen_attach_fd_refuses_a_32_tib_sparse_sealed_memfd() {
+    let fd =
+        rustix::fs::memfd_create("huge", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).unwrap();
+    rustix::fs::ftruncate(&fd, 1 << 45).unwrap();
+    rustix::fs::fcntl_add_seals(&fd, SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK)
+        .unwrap();
+    let err = Frozen::attach_fd(fd).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert!(
+        err.to_string()
+            .contains("the sealed file of 35184372088832 bytes has a hole at offset 0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn freeze_allocates_a_sparse_region_so_the_frozen_file_has_no_hole() {
+    let len = 1 << 20;
+    let r = MmapOptions::new()
+        .reserve_blocks(false)
+        .create_sealed("sparse", len)
+        .unwrap();
+    r.region().write_at(0, b"head").unwrap();
+    // Sparse before: everything past the first page is a hole.
+    assert_eq!(first_hole(r.fd().unwrap()), u64::try_from(ps()).unwrap());
+    let frozen = r.freeze().unwrap();
+    assert_eq!(frozen.len(), len);
+    assert_eq!(first_hole(frozen.fd()), u64::try_from(len).unwrap());
+    let st = rustix::fs::fstat(frozen.fd()).unwrap();
+    assert!(u64::try_from(st.st_blocks).unwrap() * 512 >= u64::try_from(len).unwrap());
+    assert_eq!(&frozen[..4], b"head");
+    assert!(frozen[4..].iter().all(|&b| b == 0));
+    // A receiver maps it.
+    let again = Frozen::attach_fd(frozen.fd().try_clone_to_owned().unwrap()).unwrap();
+    assert_eq!(again.len(), len);
+}
+
+#[test]
+fn a_freeze_refused_after_share_read_only_gives_the_region_back_read_only_and_can_be_retried() {
+    let r = patterned(ps());
+    let peer = r.peer().unwrap(); // writable, made before sharing
+    let _ro = r.share_read_only().unwrap();
+    let err = r.freeze().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Busy);
+    let r = err.into_region().expect("the region comes back");
+    // Mapped read-only now: F_SEAL_FUTURE_WRITE refuses a writable mapping.
+    assert!(r.is_read_only());
+    assert_eq!(r.len(), ps());
+    let mut buf = vec![0; ps()];
+    r.region().read_at(0, &mut buf).unwrap();
+    assert_eq!(buf, pattern(ps()));
+    assert_eq!(
+        r.region().write_at(0, b"x").unwrap_err().kind(),
+        ErrorKind::ReadOnly
+    );
+    // The peer's mapping still writes, and the region reads it.
+    peer.region().write_at(0, b"peer").unwrap();
+    r.region().read_at(0, &mut buf[..4]).unwrap();
+    assert_eq!(&buf[..4], b"peer");
+    // Still busy while the peer lives; the region comes back again.
+    let err = r.freeze().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Busy);
+    let r = err.into_region().expect("the region comes back again");
+    drop(peer);
+    let frozen = r.freeze().unwrap();
+    assert_eq!(&frozen[..4], b"peer");
+    assert_eq!(&frozen[4..], &pattern(ps())[4..]);
+    assert!(seals(frozen.fd())
+        .contains(SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL));
+}
+
+#[test]
+fn freeze_of_an_attached_region_a_peer_shrank_is_truncated_and_gives_the_region_back() {
+    for cut in [ps(), 0] {
+        let fd = memfd(2 * ps(), SealFlags::empty());
+        let r = MmapOptions::new()
+            .attach_fd(fd.try_clone().unwrap())
+            .unwrap();
+        assert_eq!(r.len(), 2 * ps());
+        rustix::fs::ftruncate(&fd, u64::try_from(cut).unwrap()).unwrap(); // the peer
+        let err = r.freeze().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Truncated, "cut {cut}: {err}");
+        // Only the shrink seal was added: no write seal, no seal of seals.
+        assert_eq!(seals(fd.as_fd()), SealFlags::SHRINK);
+        let r = err.into_region().expect("the region comes back");
+        assert!(!r.is_read_only());
+        assert_eq!(
+            rustix::fs::fstat(&fd).unwrap().st_size,
+            i64::try_from(cut).unwrap()
+        );
+        if cut > 0 {
+            let mut buf = vec![0; cut];
+            r.region().read_at(0, &mut buf).unwrap();
+            assert_eq!(buf, pattern(cut));
+        }
+    }
+}
+
+#[test]
+fn freeze_and_share_read_only_of_a_read_only_handle_are_read_only_errors() {
+    let owner = patterned(ps());
+    let ro = rustix::fs::open(
+        format!("/proc/self/fd/{}", owner.fd().unwrap().as_raw_fd()).as_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .unwrap();
+    let h = MmapOptions::new().attach_fd_read_only(ro).unwrap();
+    assert_eq!(h.share_read_only().unwrap_err().kind(), ErrorKind::ReadOnly);
+    let err = h.freeze().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ReadOnly);
+    let h = err.into_region().expect("the region comes back");
+    assert!(h.is_read_only());
+    let mut buf = vec![0; ps()];
+    h.region().read_at(0, &mut buf).unwrap();
+    assert_eq!(buf, pattern(ps()));
+    // Nothing was sealed.
+    assert_eq!(seals(owner.fd().unwrap()), SealFlags::SHRINK);
+}
+
+#[test]
+fn the_kernel_refuses_writes_to_the_frozen_range_through_proc_self_mem() {
+    let frozen = patterned(ps()).freeze().unwrap();
+    let mem = rustix::fs::open(
+        "/proc/self/mem",
+        OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .unwrap();
+    let addr = u64::try_from(frozen.as_ptr() as usize).unwrap();
+    assert_eq!(
+        rustix::io::pwrite(&mem, b"poke", addr).unwrap_err(),
+        Errno::IO
+    );
+    assert_eq!(&frozen[..], &pattern(ps())[..]);
+    // The same descriptor writes ordinary memory of this process.
+    let mut own = [0u8; 4];
+    let own_addr = u64::try_from(own.as_mut_ptr() as usize).unwrap();
+    assert_eq!(rustix::io::pwrite(&mem, b"poke", own_addr).unwrap(), 4);
+    assert_eq!(std::hint::black_box(own), *b"poke");
+}

@@ -19,6 +19,34 @@ pub(crate) const FROZEN_SEALS: SealFlags = SealFlags::WRITE
     .union(SealFlags::GROW)
     .union(SealFlags::SHRINK);
 
+/// Why [`FrozenMapping::new`] refused a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// A check or a system call failed with this error (see `new`).
+    Os(Errno),
+    /// The file (of `size` bytes) has a hole at `offset`: reading it would
+    /// allocate a page, and raise `SIGBUS` if that is refused.
+    Hole { offset: u64, size: u64 },
+}
+
+impl From<Errno> for Refusal {
+    fn from(e: Errno) -> Self {
+        Self::Os(e)
+    }
+}
+
+/// The first hole of the file open at `fd` of `size` bytes, if it has one
+/// before `size` (`lseek(SEEK_HOLE)`; the end of the file counts as no
+/// hole). The descriptor's position is restored afterwards.
+pub(crate) fn first_hole(fd: BorrowedFd<'_>, size: u64) -> Result<Option<u64>, Errno> {
+    use rustix::fs::SeekFrom;
+    let pos = rustix::fs::seek(fd, SeekFrom::Current(0))?;
+    let hole = rustix::fs::seek(fd, SeekFrom::Hole(0));
+    rustix::fs::seek(fd, SeekFrom::Start(pos))?;
+    let hole = hole?;
+    Ok((hole < size).then_some(hole))
+}
+
 /// A read-only shared mapping of a whole file that carries
 /// [`FROZEN_SEALS`], made from a descriptor open read-only. Unmapped in
 /// `Drop`.
@@ -45,7 +73,9 @@ impl FrozenMapping {
     /// Maps the whole file open at `fd` read-only, after checking here the
     /// conditions of invariant 8: `fd` is open `O_RDONLY`, the file carries
     /// `F_SEAL_WRITE`, `F_SEAL_GROW` and `F_SEAL_SHRINK`, and its size
-    /// (read after the seals, so final) is not 0 and fits `isize`.
+    /// (read after the seals, so final) is not 0 and fits `isize`, and it
+    /// has no hole (`SEEK_HOLE` finds none before the end; final too, since
+    /// `F_SEAL_WRITE` forbids punching holes).
     ///
     /// The caller must have refused files on hugetlbfs (invariant 1).
     ///
@@ -54,13 +84,20 @@ impl FrozenMapping {
     /// `EACCES` if `fd` is not open read-only, `EPERM` if a seal is missing,
     /// `EINVAL` for an empty file (or `F_GET_SEALS` on a file that cannot
     /// carry seals), `EFBIG` for a size past `isize::MAX`, and whatever
-    /// `fcntl`, `fstat` or `mmap` report.
-    pub(crate) fn new(fd: BorrowedFd<'_>) -> Result<Self, Errno> {
+    /// `fcntl`, `fstat`, `lseek` or `mmap` report, all as [`Refusal::Os`];
+    /// [`Refusal::Hole`] for a file with a hole.
+    ///
+    /// With `fault_in`, for a file whose pages are all allocated (`freeze`
+    /// allocated them with `fallocate`, which `SEEK_HOLE` still reports as
+    /// holes until they are first touched), the holes `SEEK_HOLE` reports
+    /// are read once through the mapping (which marks the allocated pages
+    /// in use without allocating), and the check is made after that.
+    pub(crate) fn new(fd: BorrowedFd<'_>, fault_in: bool) -> Result<Self, Refusal> {
         if rustix::fs::fcntl_getfl(fd)? & OFlags::RWMODE != OFlags::RDONLY {
-            return Err(Errno::ACCESS);
+            return Err(Errno::ACCESS.into());
         }
         if !rustix::fs::fcntl_get_seals(fd)?.contains(FROZEN_SEALS) {
-            return Err(Errno::PERM);
+            return Err(Errno::PERM.into());
         }
         let size = rustix::fs::fstat(fd)?.st_size;
         let len = usize::try_from(size)
@@ -68,7 +105,14 @@ impl FrozenMapping {
             .filter(|&n| isize::try_from(n).is_ok())
             .ok_or(Errno::FBIG)?;
         if len == 0 {
-            return Err(Errno::INVAL);
+            return Err(Errno::INVAL.into());
+        }
+        // Sealed against writes, the file cannot get new holes; one it has
+        // would be filled on a read fault, which may fail with `SIGBUS`.
+        let size = u64::try_from(len).map_err(|_| Errno::FBIG)?;
+        let hole = first_hole(fd, size)?;
+        if let (Some(offset), false) = (hole, fault_in) {
+            return Err(Refusal::Hole { offset, size });
         }
         let mapped = round_up_to_page(len).ok_or(Errno::FBIG)?;
         // SAFETY: a null hint without `MAP_FIXED` lets the kernel choose a
@@ -86,7 +130,28 @@ impl FrozenMapping {
             )?
         };
         let base = NonNull::new(base.cast::<u8>()).ok_or(Errno::NOMEM)?;
-        Ok(Self { base, len, mapped })
+        let map = Self { base, len, mapped };
+        if hole.is_some() {
+            map.touch_pages();
+            if let Some(offset) = first_hole(fd, size)? {
+                return Err(Refusal::Hole { offset, size });
+            }
+        }
+        Ok(map)
+    }
+
+    /// Reads one byte of every page, so that each is faulted in.
+    fn touch_pages(&self) {
+        let page = super::page_size();
+        for offset in (0..self.len).step_by(page) {
+            let at = self.base.as_ptr().wrapping_add(offset);
+            // SAFETY: `offset < len`, so `at` is inside the range this value
+            // owns, mapped readable (invariant 1); the read is volatile, so
+            // the fault happens. Only `new` calls this, for a file `freeze`
+            // allocated whole, whose pages the fault does not allocate
+            // (invariant 8: no `SIGBUS`).
+            let _ = unsafe { ptr::read_volatile(at) };
+        }
     }
 
     /// The file's bytes.
@@ -148,17 +213,52 @@ mod tests {
         for missing in [SealFlags::WRITE, SealFlags::GROW, SealFlags::SHRINK] {
             let (_fd, ro) = memfd(10, FROZEN_SEALS.difference(missing));
             assert_eq!(
-                FrozenMapping::new(ro.as_fd()).unwrap_err(),
-                Errno::PERM,
+                FrozenMapping::new(ro.as_fd(), false).unwrap_err(),
+                Refusal::Os(Errno::PERM),
                 "{missing:?}"
             );
         }
         let (fd, ro) = memfd(10, FROZEN_SEALS);
-        assert_eq!(FrozenMapping::new(fd.as_fd()).unwrap_err(), Errno::ACCESS);
-        let map = FrozenMapping::new(ro.as_fd()).unwrap();
+        assert_eq!(
+            FrozenMapping::new(fd.as_fd(), false).unwrap_err(),
+            Refusal::Os(Errno::ACCESS)
+        );
+        let map = FrozenMapping::new(ro.as_fd(), false).unwrap();
         assert_eq!(map.as_slice(), b"ffffffffff");
         assert_eq!(map.mapped, round_up_to_page(10).unwrap());
         let (_fd, empty) = memfd(0, FROZEN_SEALS);
-        assert_eq!(FrozenMapping::new(empty.as_fd()).unwrap_err(), Errno::INVAL);
+        assert_eq!(
+            FrozenMapping::new(empty.as_fd(), false).unwrap_err(),
+            Refusal::Os(Errno::INVAL)
+        );
+    }
+
+    #[test]
+    fn frozen_mapping_refuses_a_sealed_file_with_a_hole_and_keeps_the_position() {
+        let ps = u64::try_from(super::super::page_size()).unwrap();
+        // Data in the first page only; the next three are a hole.
+        let fd =
+            rustix::fs::memfd_create("t", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).unwrap();
+        rustix::fs::ftruncate(&fd, 4 * ps).unwrap();
+        rustix::io::pwrite(&fd, b"data", 0).unwrap();
+        rustix::fs::fcntl_add_seals(&fd, FROZEN_SEALS).unwrap();
+        let ro = rustix::fs::open(
+            format!("/proc/self/fd/{}", fd.as_raw_fd()).as_str(),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        rustix::fs::seek(&ro, rustix::fs::SeekFrom::Start(3)).unwrap();
+        assert_eq!(
+            FrozenMapping::new(ro.as_fd(), false).unwrap_err(),
+            Refusal::Hole {
+                offset: ps,
+                size: 4 * ps
+            }
+        );
+        assert_eq!(
+            rustix::fs::seek(&ro, rustix::fs::SeekFrom::Current(0)).unwrap(),
+            3
+        );
     }
 }
