@@ -64,7 +64,13 @@ impl Frozen {
     /// Maps a memfd that someone else froze, after checking that it carries
     /// `F_SEAL_WRITE`, `F_SEAL_GROW` and `F_SEAL_SHRINK`. The file must be a
     /// regular, non-empty file of mappable size, not on hugetlbfs, as
-    /// [`MmapRegion::attach_fd`] requires; its owner, mode and links are not
+    /// [`MmapRegion::attach_fd`] requires, and have no hole (a page
+    /// `lseek(SEEK_HOLE)` reports, including one allocated by `fallocate`
+    /// but never written or faulted in): reading a hole would allocate
+    /// memory, charged to this process, and raise `SIGBUS` if that were
+    /// refused. So a `Frozen` maps only pages that already exist, paid for
+    /// by whoever wrote them, which bounds what a hostile sender can make this process map
+    /// (a 32 TiB sparse file is refused); no `max_size` applies; its owner, mode and links are not
     /// checked, since with those seals no one can change its bytes. A
     /// descriptor open for writing is reopened read-only through
     /// `/proc/thread-self/fd` (and checked to be the same file), and the
@@ -75,6 +81,8 @@ impl Frozen {
     /// - [`ErrorKind::NotSealed`] if any of the three seals is missing (the
     ///   message names the missing ones), including for files that cannot
     ///   carry seals;
+    /// - [`ErrorKind::Unsupported`] for a file with a hole (the message
+    ///   gives its offset and the size);
     /// - [`ErrorKind::NotRegularFile`], [`ErrorKind::EmptyFile`],
     ///   [`ErrorKind::FileTooLarge`] as for `attach_fd`;
     /// - [`ErrorKind::Unsupported`] for a file on hugetlbfs, when built with
@@ -181,7 +189,7 @@ impl fmt::Debug for Frozen {
 /// Why [`MmapRegion::freeze`] failed, and the region back.
 ///
 /// [`into_region`](Self::into_region) gives the region back, mapped
-/// writable again and fully usable; [`kind`](Self::kind) and
+/// again and usable (read-only in the cases it lists); [`kind`](Self::kind) and
 /// [`error`](Self::error) say what went wrong. It converts into
 /// [`std::io::Error`] (dropping the region) like [`Error`].
 pub struct FreezeError {
@@ -218,11 +226,17 @@ impl FreezeError {
         self.error
     }
 
-    /// The region the failed freeze was given, writable and usable again.
+    /// The region the failed freeze was given, usable again: writable as
+    /// before, except after the kernel refused the seal for a file that now
+    /// refuses new writable mappings (`F_SEAL_FUTURE_WRITE` or
+    /// `F_SEAL_WRITE`), when it comes back mapped read-only (its writes
+    /// fail with [`ErrorKind::ReadOnly`]; freezing it again works once no
+    /// other writable mapping is left); see [`MmapRegion::freeze`].
     /// `None` only when it could not be mapped again after the kernel
-    /// refused the seal (`mmap` failed: no address space left), or when the
-    /// seals were added but the read-only mapping could not be made (the
-    /// file stays frozen then).
+    /// refused the seal (`mmap` failed, writable and read-only: no address
+    /// space left), or when the seals were added but the rest could not be
+    /// done (allocating a part a peer grew, or mapping the file read-only;
+    /// the file stays frozen then).
     #[must_use]
     pub fn into_region(self) -> Option<MmapRegion> {
         self.region.map(|region| *region)

@@ -518,13 +518,18 @@ impl MmapRegion {
     /// [`create_sealed`](Self::create_sealed) or attached by descriptor;
     /// Linux and Android only, like `Frozen`).
     ///
-    /// This handle's writable mapping is released first, then the file is
-    /// sealed with `F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK |
-    /// F_SEAL_SEAL` (those it lacks) and mapped read-only, whole: the
-    /// [`Frozen`](crate::Frozen) holds the file's size at that moment (at
-    /// least [`len`](Self::len); more if a peer grew it meanwhile). From
-    /// then on the kernel refuses every write and size change to the file,
-    /// by every holder, in every process; see `SECURITY.md`.
+    /// The steps, for a file not yet frozen: the file is sealed against
+    /// shrinking (`F_SEAL_SHRINK`, if it lacks it) and its size read, which
+    /// must be at least [`len`](Self::len) (an attached file a peer cut is
+    /// refused); every page of it is allocated (`fallocate`: a `Frozen`
+    /// has no holes, whose reading would allocate memory and could raise
+    /// `SIGBUS`); this handle's writable mapping is released; the file is
+    /// sealed with `F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SEAL` (those it
+    /// lacks), any part a peer grew meanwhile allocated too, and mapped
+    /// read-only, whole: the [`Frozen`](crate::Frozen) holds the file's
+    /// final size (at least `len`; more if a peer grew it before the
+    /// seals). From then on the kernel refuses every write and size change
+    /// to the file, by every holder, in every process; see `SECURITY.md`.
     ///
     /// The kernel adds `F_SEAL_WRITE` only while no writable shared mapping
     /// of the file exists anywhere, so freezing fails while one does. A
@@ -533,10 +538,16 @@ impl MmapRegion {
     /// back untouched; a [`peer`](Self::peer) handle, a shared word of an
     /// older mapping, or a mapping in another process, is found by the
     /// kernel after this handle released its mapping, and the
-    /// handle is given back mapped anew: writable, with its length, bytes
+    /// handle is given back mapped anew: with its length, bytes
     /// and truncation state, at a new generation (two more than before: one
     /// for the release, one for the new mapping), possibly at another
-    /// address.
+    /// address; writable, unless the file now refuses new writable mappings
+    /// (it carries `F_SEAL_FUTURE_WRITE`, from
+    /// [`share_read_only`](Self::share_read_only), or `F_SEAL_WRITE`) or the
+    /// handle was read-only: then mapped read-only, so that writes through
+    /// it fail with [`ErrorKind::ReadOnly`], and freezing it can be retried
+    /// once the other writable mappings are gone. A refused freeze may
+    /// leave `F_SEAL_SHRINK` added, never another seal.
     ///
     /// # Errors
     ///
@@ -553,7 +564,13 @@ impl MmapRegion {
     /// - [`ErrorKind::Sealed`] if a holder locked the seals (`F_SEAL_SEAL`)
     ///   before the file was sealed against writes and size changes;
     /// - [`ErrorKind::ReadOnly`] for a read-only handle of a file not yet
-    ///   frozen (seals can only be added through a writable descriptor);
+    ///   frozen whose descriptor is open read-only (seals can only be added
+    ///   through a writable descriptor), or whose file carries neither
+    ///   `F_SEAL_WRITE` nor `F_SEAL_FUTURE_WRITE`;
+    /// - [`ErrorKind::Truncated`] if the file is empty or shorter than
+    ///   [`len`](Self::len) (a peer cut an attached file);
+    /// - [`ErrorKind::StorageFull`] if the file's pages cannot be allocated
+    ///   (`ENOSPC`, `ENOMEM`);
     /// - [`ErrorKind::Unsupported`] if `/proc/thread-self/fd` is not procfs
     ///   (the file is reopened read-only through it);
     /// - [`ErrorKind::FileTooLarge`] and [`ErrorKind::Os`] if a mapping
@@ -702,11 +719,20 @@ impl MmapRegion {
     /// writable shared `mmap` fail with `EPERM`, and the size is fixed:
     /// [`resize`](Self::resize) fails with [`ErrorKind::Sealed`]. The
     /// mapping this handle has keeps writing, through [`Region`] views
-    /// taken before or after, and peers see the writes; a new writable
-    /// mapping ([`peer`](Self::peer), a writable `attach_fd`) is refused.
+    /// taken before or after, and peers see the writes; so does every
+    /// writable shared mapping of the file made before, by any process (a
+    /// [`peer`](Self::peer) handle, another process that had a writable
+    /// descriptor): a receiver learns that no new writer can appear, not
+    /// that only the owner writes. A new writable mapping
+    /// ([`peer`](Self::peer), a writable `attach_fd`) is refused.
     /// The seal set stays open (no `F_SEAL_SEAL`), so the region can still
-    /// be [frozen](Self::freeze) later; holders of a read-only descriptor
-    /// cannot add seals.
+    /// be [frozen](Self::freeze) later; but so can any holder add seals: a
+    /// process of the same user (or root) holding only the read-only
+    /// descriptor can reopen it read-write through `/proc/<pid>/fd` (the
+    /// kernel allows the open; only writes fail) and add `F_SEAL_SEAL`,
+    /// after which `freeze` fails with [`ErrorKind::Sealed`] (making the
+    /// file mode `0400` would not prevent it: the owner of the file can
+    /// change its mode through a read-only descriptor).
     ///
     /// The descriptor is a new open of the file, made read-only
     /// (`O_RDONLY | O_CLOEXEC`) through `/proc/thread-self/fd` and checked

@@ -156,6 +156,19 @@ fn frozen_bytes_refuse_every_write_route() {
         ),
         Err(Errno::PERM)
     );
+    // Zeroing, collapsing or inserting a range: shmem has no such modes.
+    for mode in [
+        FallocateFlags::ZERO_RANGE,
+        FallocateFlags::ZERO_RANGE | FallocateFlags::KEEP_SIZE,
+        FallocateFlags::COLLAPSE_RANGE,
+        FallocateFlags::INSERT_RANGE,
+    ] {
+        assert_eq!(
+            rustix::fs::fallocate(&rw, mode, 0, u64::try_from(ps()).unwrap()),
+            Err(Errno::NOTSUP),
+            "{mode:?}"
+        );
+    }
     // The kernel's own copy from another file.
     let src = memfd(16, SealFlags::empty());
     let mut at = 0u64;
@@ -898,4 +911,23 @@ fn the_kernel_refuses_writes_to_the_frozen_range_through_proc_self_mem() {
     let own_addr = u64::try_from(own.as_mut_ptr() as usize).unwrap();
     assert_eq!(rustix::io::pwrite(&mem, b"poke", own_addr).unwrap(), 4);
     assert_eq!(std::hint::black_box(own), *b"poke");
+}
+
+#[test]
+fn a_read_only_descriptor_holder_can_reopen_it_and_lock_the_seals_but_never_write() {
+    let r = patterned(ps());
+    let ro = r.share_read_only().unwrap();
+    assert!(is_read_only(ro.as_fd()));
+    // Same user: the kernel lets it reopen the file read-write and add
+    // seals (here F_SEAL_SEAL, which makes a later freeze fail)...
+    let rw = reopen_rdwr(ro.as_fd());
+    rustix::fs::fcntl_add_seals(&rw, SealFlags::SEAL).unwrap();
+    assert_eq!(
+        r.freeze().unwrap_err().kind(),
+        ErrorKind::Sealed,
+        "the seals are locked"
+    );
+    // ...but not write it.
+    assert_eq!(rustix::io::pwrite(&rw, b"x", 0).unwrap_err(), Errno::PERM);
+    assert_eq!(writable_mmap_error(rw.as_fd()), Errno::PERM);
 }

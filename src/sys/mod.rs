@@ -218,7 +218,14 @@
 //!    the mapping exists, by anyone. `FrozenMapping::new` checks, itself,
 //!    that the file carries `F_SEAL_WRITE`, `F_SEAL_GROW` and
 //!    `F_SEAL_SHRINK` (memfd seals, Linux 3.17) and that the descriptor it
-//!    maps is open `O_RDONLY`; it maps the whole file (its size read after
+//!    maps is open `O_RDONLY`, and that the file has no hole
+//!    (`lseek(SEEK_HOLE)` from 0 finds only the end; final too, since
+//!    `F_SEAL_WRITE` refuses hole punching, and `fallocate` can only fill
+//!    holes). For `freeze` it faults in once, through its own mapping, the
+//!    pages `SEEK_HOLE` reports (`freeze` allocated every page with
+//!    `fallocate` before sealing, and shmem reports an allocated page never
+//!    touched as a hole; the fault allocates nothing), then checks. It
+//!    maps the whole file (its size read after
 //!    the seals, so final) `PROT_READ`, `MAP_SHARED`, at a range the kernel
 //!    chose, which it owns as invariant 1 says of a `Mapping`, unmaps once
 //!    in `Drop` and, if the kernel refuses, leaves mapped and counts
@@ -230,12 +237,19 @@
 //!      through `/proc/<pid>/fd`): `write`, `pwrite`, `writev`, and what
 //!      goes through the same page-cache write path (`splice`, `sendfile`,
 //!      `copy_file_range`, `io_uring`, AIO) fail with `EPERM`;
-//!    - `fallocate` that punches a hole or zeroes a range: `EPERM`;
-//!      `ftruncate` to a smaller or larger size: `EPERM` (`F_SEAL_SHRINK`,
-//!      `F_SEAL_GROW`), so the mapped pages stay inside the file and no
-//!      access raises `SIGBUS` (invariant 4 cannot apply, and the mapping
-//!      is not in the `SIGBUS` registry, so the handler of invariant 6
-//!      never replaces its pages);
+//!    - `fallocate` that punches a hole: `EPERM`; one that zeroes,
+//!      collapses or inserts a range: `EOPNOTSUPP` (shmem implements only
+//!      allocation and hole punching); allocation within the size leaves
+//!      the bytes as they are (it fills no page that has data); `ftruncate`
+//!      to a smaller or larger size: `EPERM` (`F_SEAL_SHRINK`,
+//!      `F_SEAL_GROW`), so the mapped pages stay inside the file. No access
+//!      raises `SIGBUS`: every page is inside the file, and none is a hole,
+//!      so a read fault finds the page and allocates nothing (a hole would
+//!      be filled by a new page on a read fault of a shared mapping, and
+//!      raise `SIGBUS` where strict overcommit or a memory cgroup refuses
+//!      it). Invariant 4 cannot apply, and the
+//!      mapping is not in the `SIGBUS` registry, so the handler of
+//!      invariant 6 never replaces its pages;
 //!    - a new writable shared mapping, from any process: `EPERM`;
 //!    - a writable shared mapping made before the seal: none exists.
 //!      Adding `F_SEAL_WRITE` fails with `EBUSY` while any shared mapping
@@ -256,11 +270,16 @@
 //!    - `process_vm_writev` into this range: refused (`EFAULT`), since it
 //!      writes only through writable mappings.
 //!
+//!    `/proc/self/mem` (and so `/proc/<pid>/mem` and `PTRACE_POKEDATA`,
+//!    which write through the same forced access) cannot write this range:
+//!    a forced write to a shared mapping without `VM_MAYWRITE` is refused,
+//!    and the write fails with `EIO` (verified for `/proc/self/mem` by the
+//!    test `the_kernel_refuses_writes_to_the_frozen_range_through_proc_self_mem`).
 //!    Out of scope, as for every Rust guarantee: a process allowed to
-//!    `ptrace` this one (same user, or root) can write any of its memory
-//!    through `/proc/<pid>/mem` or `PTRACE_POKEDATA`, its private memory
-//!    included; and the kernel or hardware itself (a kernel bug, a device
-//!    writing by DMA, `/dev/mem`). `F_SEAL_FUTURE_WRITE` (Linux 5.1) is not
+//!    `ptrace` this one (same user, or root) can make it run any code, and
+//!    so unmap the range and map other memory there, or write any of its
+//!    private memory; and the kernel or hardware itself (a kernel bug, a
+//!    swap device failing to read a page back, a device writing by DMA, `/dev/mem`). `F_SEAL_FUTURE_WRITE` (Linux 5.1) is not
 //!    enough for this invariant: mappings made writable before it keep
 //!    writing, which is what `MmapRegion::share_read_only` relies on, so
 //!    regions sealed that way are still reached only through copies
