@@ -251,6 +251,14 @@ fn frozen_hugetlb_memfd_is_refused_by_frozen_attach_fd() {
         }
         let fd = rustix::fs::memfd_create("frozen", flags).unwrap();
         rustix::fs::ftruncate(&fd, HUGE_PAGE).unwrap();
+        if !hugetlb {
+            // Every page written: `Frozen::attach_fd` refuses holes.
+            let zeros = vec![0u8; usize::try_from(HUGE_PAGE).unwrap()];
+            let mut off = 0;
+            while off < zeros.len() {
+                off += rustix::io::pwrite(&fd, &zeros[off..], u64::try_from(off).unwrap()).unwrap();
+            }
+        }
         rustix::fs::fcntl_add_seals(&fd, SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK)
             .unwrap();
         fd
