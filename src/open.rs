@@ -144,9 +144,21 @@ impl MmapRegion {
     /// Attaches to the region file open at `fd`, which must be open for
     /// reading and writing. The checks are those of [`attach`](Self::attach)
     /// after opening: a regular, non-empty file of mappable size, owned by
-    /// the effective user and not writable by group or others. The size
-    /// comes from `fstat`, never from the sender of the descriptor.
-    /// [`path`](Self::path) is empty for such a handle.
+    /// the effective user, not writable by group or others and with one
+    /// name at most. The size comes from `fstat`, never from the sender of
+    /// the descriptor. [`path`](Self::path) is empty for such a handle.
+    ///
+    /// A memfd (Linux, Android) is accepted as the kernel makes it, with
+    /// mode 0777 and any owner, sealed or not: the owner, mode and link
+    /// checks guard against whoever can open a file by its name, and a
+    /// memfd has none and can never get one, so only holders of a
+    /// descriptor reach it (see "Received memfds" in `SECURITY.md`). This
+    /// is what a server needs to map the pools its clients send (Wayland,
+    /// GTK, Qt and Python's `os.memfd_create` all send such descriptors).
+    /// Every other descriptor, a file in `/dev/shm` included, keeps every
+    /// check: others may open it by its name. The type, size, hugetlbfs,
+    /// seal ([`MmapOptions::require_shrink_seal`]) and
+    /// [`MmapOptions::max_size`] checks apply to memfds too.
     ///
     /// # Errors
     ///
@@ -176,7 +188,8 @@ impl MmapRegion {
     }
 
     /// [`attach_read_only`](Self::attach_read_only) for an open descriptor
-    /// (open for reading; write access is not needed).
+    /// (open for reading; write access is not needed). Memfds are accepted
+    /// whatever their owner and mode, as by [`attach_fd`](Self::attach_fd).
     ///
     /// # Errors
     ///

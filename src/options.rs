@@ -207,7 +207,9 @@ impl MmapOptions {
 
     /// Whether `attach` accepts a file owned by a user other than the
     /// effective user. Off by default: another user's file can be truncated
-    /// or rewritten by that user at any time.
+    /// or rewritten by that user at any time. A memfd passed as a
+    /// descriptor is accepted whatever its owner (it has no name; see
+    /// [`MmapRegion::attach_fd`](crate::MmapRegion::attach_fd)).
     pub fn allow_other_owner(&mut self, yes: bool) -> &mut Self {
         self.trust.allow_other_owner = yes;
         self
@@ -215,7 +217,10 @@ impl MmapOptions {
 
     /// Whether `attach` accepts a file writable by its group or by others.
     /// Off by default: anyone with write permission can truncate the file
-    /// under every peer.
+    /// under every peer. A memfd passed as a descriptor is accepted
+    /// whatever its mode (0777 as the kernel makes it): nobody can open it
+    /// by a name; see
+    /// [`MmapRegion::attach_fd`](crate::MmapRegion::attach_fd).
     pub fn allow_group_or_other_write(&mut self, yes: bool) -> &mut Self {
         self.trust.allow_group_or_other_write = yes;
         self
