@@ -400,6 +400,9 @@ pub(crate) enum Limit {
     MaxSize(usize),
     /// `isize::MAX`, the most one mapping can hold.
     Mappable,
+    /// A quarter of the address space this process had left (the bytes
+    /// given), the most a file may take without an explicit `max_size`.
+    AddressSpaceShare(usize),
     /// The file-size limit, `RLIMIT_FSIZE`.
     FileSize(u64),
     /// `mmap` failed with `ENOMEM`: no address space or mapping slots left.
@@ -765,6 +768,10 @@ impl fmt::Display for Describe<'_> {
                     f,
                     "no address space or mapping slots left to map {size} bytes"
                 ),
+                Limit::AddressSpaceShare(left) => write!(
+                    f,
+                    "size {size} is past a quarter of the {left} bytes of address space left"
+                ),
             },
             Detail::FileType(what) => write!(f, "not a regular file: {what}"),
             Detail::Owner { uid, euid } => write!(
@@ -886,6 +893,7 @@ impl fmt::Debug for Error {
                 match limit {
                     Limit::MaxSize(max) => d.field("max_size", &max),
                     Limit::Mappable => d.field("limit", &isize::MAX),
+                    Limit::AddressSpaceShare(left) => d.field("address_space_left", &left),
                     Limit::FileSize(limit) => d.field("rlimit_fsize", &limit),
                     Limit::AddressSpace => d.field("reason", &format_args!("{}", Describe(e))),
                 };
@@ -974,6 +982,10 @@ fn way_out(detail: &Detail) -> Option<&'static str> {
             limit: Limit::MaxSize(_),
             ..
         } => Some("a larger MmapOptions::max_size allows it"),
+        Detail::TooLarge {
+            limit: Limit::AddressSpaceShare(_),
+            ..
+        } => Some("an explicit MmapOptions::max_size allows it"),
         _ => None,
     }
 }

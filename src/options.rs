@@ -69,7 +69,7 @@ fn default_reservation(len: usize, left: Option<usize>) -> usize {
 /// `None` if the limit is infinite. It is the limit minus the current
 /// address-space use (`/proc/self/statm`'s first field on Linux); where the
 /// current use cannot be read (other systems, no `/proc`), the limit itself.
-fn address_space_left() -> Option<usize> {
+pub(crate) fn address_space_left() -> Option<usize> {
     #[cfg(not(target_os = "openbsd"))]
     {
         use rustix::process::{getrlimit, Resource};
@@ -87,7 +87,7 @@ fn address_space_left() -> Option<usize> {
 /// This process's current address-space use in bytes (`VmSize`), if known
 /// (only from Linux's `/proc/self/statm`).
 #[cfg(not(target_os = "openbsd"))]
-fn address_space_used() -> Option<usize> {
+pub(crate) fn address_space_used() -> Option<usize> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
@@ -393,24 +393,41 @@ impl MmapOptions {
         rustix::fs::Mode::from_bits_truncate(self.mode.try_into().unwrap_or(0o600))
     }
 
-    /// The address space to map for a mapping of `len` bytes. Called only
+    /// The address space to map for a mapping of `len` bytes, at most
+    /// `max_size` rounded up to pages (never less than `len`). Called only
     /// when a mapping is made (the default reads `RLIMIT_AS` and, under a
-    /// finite limit, `/proc/self/statm`).
+    /// finite limit, `/proc/self/statm`). The process-wide budget of
+    /// default reservations is applied on top, in `map.rs`.
     pub(crate) fn reservation_for(&self, len: usize) -> usize {
-        match self.address_space {
-            Some(bytes) => bytes.max(len),
+        let wanted = match self.address_space {
+            Some(bytes) => bytes,
             None => default_reservation(len, address_space_left()),
-        }
+        };
+        self.within_max_size(wanted).max(len)
     }
 
     /// The capacity of an in-memory region of `len` bytes: the explicit
     /// address space, or the default reservation (64 × `len` under Miri and
-    /// loom, which allocate all of it).
+    /// loom, which allocate all of it); at most `max_size` rounded up to
+    /// pages, never less than `len`.
     pub(crate) fn capacity_for(&self, len: usize) -> usize {
-        match self.address_space {
-            Some(bytes) => bytes.max(len),
+        let wanted = match self.address_space {
+            Some(bytes) => bytes,
             None if cfg!(any(miri, loom)) => len.saturating_mul(RESERVATION_FACTOR),
-            None => self.reservation_for(len),
+            None => default_reservation(len, address_space_left()),
+        };
+        self.within_max_size(wanted).max(len)
+    }
+
+    /// `bytes`, capped to `max_size` rounded up to pages: a handle never
+    /// maps more than it may ever hold.
+    fn within_max_size(&self, bytes: usize) -> usize {
+        match self.max_size {
+            Some(max) => {
+                let page = crate::sys::page_size();
+                bytes.min(max.checked_next_multiple_of(page).unwrap_or(max))
+            }
+            None => bytes,
         }
     }
 }
