@@ -256,9 +256,9 @@ const BUDGET_SHARE: usize = 8;
 /// end of its highest mapping (the main thread's stack sits at the top;
 /// `[vsyscall]` lies outside and is skipped) rounded up to a power of two:
 /// 2^47 on x86_64 with 4-level page tables, 2^39 or 2^48 on arm64 as the
-/// kernel is configured, 2^32 for a 32-bit process. Read once. Elsewhere,
-/// or if `/proc/self/maps` cannot be read: 2^47 on 64-bit targets, 2^32 on
-/// 32-bit ones.
+/// kernel is configured. Read once. Elsewhere, if `/proc/self/maps` cannot
+/// be read, or if the rounding overflows (a 32-bit process whose highest
+/// mapping ends past 2^31): 2^47 on 64-bit targets, 2^31 on 32-bit ones.
 pub(crate) fn address_space_size() -> usize {
     static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *SIZE.get_or_init(|| {
@@ -314,4 +314,25 @@ pub(crate) fn address_space_left() -> Option<usize> {
 pub(crate) fn exclude(options: &MmapOptions, map: &Mapping, op: &'static str) -> Result<()> {
     map.exclude(options.dont_dump, options.dont_fork)
         .map_err(|e| Error::os(op, e))
+}
+
+#[cfg(all(test, not(miri), not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_space_size_is_a_power_of_two_past_every_mapping() {
+        let size = address_space_size();
+        assert!(size.is_power_of_two());
+        if cfg!(any(target_os = "linux", target_os = "android")) {
+            assert!(highest_mapping_end().is_some_and(|end| end <= size));
+        }
+        if cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+            // 4-level page tables, or 5-level ones without a hint past 2^47.
+            assert_eq!(size, 1 << 47);
+            assert_eq!(budget(), 16 << 40);
+        }
+        let left = address_space_left().unwrap();
+        assert!(left > 0 && left < size);
+    }
 }

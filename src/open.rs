@@ -119,8 +119,10 @@ impl MmapRegion {
     /// - [`ErrorKind::InvalidPath`] if `path` has no file name, or its last
     ///   component is `.` or `..`;
     /// - [`ErrorKind::FileTooLarge`] for a file larger than `isize::MAX` or
-    ///   [`MmapOptions::max_size`], or one that cannot be mapped (no address
-    ///   space or mapping slots left);
+    ///   [`MmapOptions::max_size`], or, without an explicit `max_size`,
+    ///   larger than a quarter of the address space this process has left
+    ///   (the message says so and names `max_size`), or one that cannot be
+    ///   mapped (no address space or mapping slots left);
     /// - [`ErrorKind::UntrustedOwner`] for a file owned by another user,
     ///   [`ErrorKind::InsecureMode`] for one writable by group or others,
     ///   and [`ErrorKind::HardLinked`] for one with more than one name (see

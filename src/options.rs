@@ -141,13 +141,16 @@ impl Default for MmapOptions {
 impl MmapOptions {
     /// The hardened defaults: blocks reserved on create and grow, an
     /// address-space reservation of the larger of 1 GiB and 64 × the size
-    /// (at most an eighth of what a finite `RLIMIT_AS` leaves; see
-    /// [`address_space`](Self::address_space)), files created with mode
-    /// `0600`, attach only to files owned by the effective user, not
-    /// writable by group or others and with exactly one name (no hard
-    /// links), no size limit beyond what
-    /// can be mapped, no seal required, no populating or locking, and the
-    /// memory left in core dumps and in children made by `fork`.
+    /// (at most an eighth of what a finite `RLIMIT_AS` leaves, and within a
+    /// process-wide budget; see [`address_space`](Self::address_space)),
+    /// files created with mode `0600`, attach only to files owned by the
+    /// effective user, not writable by group or others and with exactly one
+    /// name (no hard links; memfds passed as descriptors excepted), no size
+    /// limit beyond what can be mapped and, for files attached or followed,
+    /// a quarter of the address space left (see
+    /// [`max_size`](Self::max_size)), no seal required, no populating or
+    /// locking, and the memory left in core dumps and in children made by
+    /// `fork`.
     #[must_use]
     pub fn new() -> Self {
         Self {
@@ -194,8 +197,20 @@ impl MmapOptions {
     /// process's current address-space use, read from `/proc/self/statm`
     /// on Linux; where that use cannot be read, one eighth of the limit
     /// itself), so a region leaves at least seven eighths of that room to
-    /// the rest of the program. A value set here is used as given, whatever
-    /// `RLIMIT_AS` is. Either way a mapping is never shorter than the mapped
+    /// the rest of the program. Default reservations also share a
+    /// process-wide budget: together they hold at most an eighth of the
+    /// user address space beyond the lengths they map (16 TiB with the
+    /// 47-bit address space of x86_64; on Linux the size is taken from the
+    /// highest mapping in `/proc/self/maps`, rounded up to a power of two;
+    /// elsewhere it is taken as 2^47 on 64-bit targets), so
+    /// that however many files peers make this process map, reservations
+    /// cannot use up its address space. A mapping made once the budget is
+    /// spent reserves only its length (its growth then makes a new
+    /// mapping), and a mapping gives its share back when it is unmapped. A
+    /// value set here is used as given, whatever `RLIMIT_AS` or the budget
+    /// is. Either way the reservation is at most
+    /// [`max_size`](Self::max_size) rounded up to pages, and a mapping is
+    /// never shorter than the mapped
     /// length rounded up to pages: `0` maps exactly, so every growth makes
     /// a new mapping and moves the base (as the reference implementation
     /// did). If the reservation cannot be had (address space, `RLIMIT_AS`),
@@ -277,7 +292,18 @@ impl MmapOptions {
     /// follow a peer's growth past it, and `create`, `stage`,
     /// `create_sealed` and `resize` refuse to make the file longer, each
     /// with [`ErrorKind::FileTooLarge`](crate::ErrorKind::FileTooLarge) and
-    /// nothing changed. No limit by default beyond what can be mapped.
+    /// nothing changed. It also bounds every address-space reservation the
+    /// handle makes (at most `bytes` rounded up to pages, whatever
+    /// [`address_space`](Self::address_space) asks for).
+    ///
+    /// Without it, `attach` (all forms) and `check_and_remap` refuse a file
+    /// larger than a quarter of the address space this process has left
+    /// (the smaller of what `RLIMIT_AS` leaves and the user address space
+    /// minus the current use), with `FileTooLarge` and a message naming
+    /// this option: a file's size is chosen by whoever made it, and two
+    /// files of half the address space would leave none for anything
+    /// else. Set `max_size` to map larger files: then only it and what can
+    /// be mapped limit the size.
     pub fn max_size(&mut self, bytes: usize) -> &mut Self {
         self.max_size = Some(bytes);
         self

@@ -293,7 +293,9 @@ impl MmapRegion {
     ///   this call returns the error whatever the file's size is, even if a
     ///   peer grows the file back. To use the file again, attach anew;
     /// - [`ErrorKind::FileTooLarge`] if the file grew past what this process
-    ///   can map or past [`MmapOptions::max_size`]; nothing is published;
+    ///   can map or past [`MmapOptions::max_size`] (without an explicit
+    ///   `max_size`: past a quarter of the address space left); nothing is
+    ///   published;
     /// - [`ErrorKind::Os`] if `fstat` or `mmap` fails.
     pub fn check_and_remap(&mut self) -> Result<bool> {
         const OP: &str = "check_and_remap";
