@@ -1153,6 +1153,12 @@ mod tests {
                 "resize: size 9000 is past max_size 8192; a larger MmapOptions::max_size allows it".to_owned(),
             ),
             (
+                Error::too_large("attach_fd", 1_u64 << 46, Limit::AddressSpaceShare(1 << 47)),
+                "attach_fd: size 70368744177664 is past a quarter of the 140737488355328 bytes of \
+                 address space left; an explicit MmapOptions::max_size allows it"
+                    .to_owned(),
+            ),
+            (
                 Error::too_large("attach", u64::MAX, Limit::Mappable),
                 format!(
                     "attach: size {} is past isize::MAX ({}), the most a mapping can hold",
@@ -1272,6 +1278,13 @@ mod tests {
                 Error::too_large("create", 10_u64, Limit::MaxSize(5)).with_path(Path::new("/x"))
             ),
             r#"Error { kind: FileTooLarge, op: "create", path: "/x", size: 10, max_size: 5 }"#
+        );
+        assert_eq!(
+            format!(
+                "{:?}",
+                Error::too_large("attach", 10_u64, Limit::AddressSpaceShare(20))
+            ),
+            r#"Error { kind: FileTooLarge, op: "attach", size: 10, address_space_left: 20 }"#
         );
         assert_eq!(
             format!("{:?}", Error::too_large("attach", 10_u64, Limit::Mappable)),
