@@ -312,8 +312,12 @@ impl MmapRegion {
     /// cannot be mapped (Miri, loom models, fuzz targets) or needs none.
     ///
     /// The memory is one range of private anonymous memory (`mmap`) of a
-    /// capacity fixed now: [`MmapOptions::address_space`], by default the
-    /// same as a file mapping's reservation (at least 1 GiB). Like a file
+    /// capacity fixed now: [`MmapOptions::address_space`], by default a
+    /// file mapping's default reservation (at least 1 GiB unless a finite
+    /// `RLIMIT_AS` or `max_size` caps it), but not drawn from the file
+    /// mappings' process-wide budget, since an in-memory region cannot grow
+    /// past its capacity; either way at most [`MmapOptions::max_size`]
+    /// rounded up to pages. Like a file
     /// mapping's reservation it costs address space, not memory: pages are
     /// zero-filled when first touched. Under Miri (an allocation from the
     /// global allocator) and loom (loom objects), which pay for the whole
