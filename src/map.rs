@@ -54,17 +54,23 @@ pub(crate) fn within_capacity(
     }
 }
 
-/// A file size as a mappable length, within the options' limit. Without
-/// an explicit `max_size`, a size past a quarter of the address space left
-/// ([`address_space_left`]) is refused too: the size is the file's, which
-/// a peer may choose, and two such files would leave this process no
-/// address space.
+/// A size as a mappable length, within the options' limit.
 pub(crate) fn mappable(options: &MmapOptions, size: u64, op: &'static str) -> Result<usize> {
-    let len = usize::try_from(size)
+    usize::try_from(size)
         .ok()
         .filter(|&n| isize::try_from(n).is_ok())
         .filter(|&n| options.max_size.is_none_or(|max| n <= max))
-        .ok_or_else(|| Error::too_large_to_map(op, size, options.max_size))?;
+        .ok_or_else(|| Error::too_large_to_map(op, size, options.max_size))
+}
+
+/// A file's size as a mappable length, as [`mappable`]; and without an
+/// explicit `max_size`, a size past a quarter of the address space left
+/// ([`address_space_left`]) is refused too: the size is the file's, which
+/// a peer may choose, and two such files would leave this process no
+/// address space. (Not for in-memory regions, whose capacity is fixed at
+/// creation.)
+pub(crate) fn file_mappable(options: &MmapOptions, size: u64, op: &'static str) -> Result<usize> {
+    let len = mappable(options, size, op)?;
     if options.max_size.is_none() {
         if let Some(left) = address_space_left().filter(|&left| len > left / 4) {
             return Err(Error::too_large(op, size, Limit::AddressSpaceShare(left)));

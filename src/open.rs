@@ -557,7 +557,7 @@ impl MmapRegion {
         if options.require_write_seal {
             fs::require_write_seal(fd.as_fd(), op)?;
         }
-        let len = map::mappable(options, info.size, op)?;
+        let len = map::file_mappable(options, info.size, op)?;
         let fd = FileArc::new(fd);
         let map = map::map_len(options, &fd, None, len, writable, op)?;
         map::prepare(options, &map, 0, len, op)?;

@@ -307,10 +307,16 @@ impl MmapRegion {
         // `mappable` refuses it when the growth is followed.
         let file_len = usize::try_from(size).unwrap_or(usize::MAX);
         let followed = self.publisher.follow(file_len, |map, _| {
-            let len = map::mappable(options, size, OP)?;
-            let map = match source {
-                Source::File(fd) => map::map_len(options, fd, Some(map), len, writable, OP)?,
-                Source::Memory(_) => map::within_capacity(map, len, OP)?,
+            let (map, len) = match source {
+                Source::File(fd) => {
+                    let len = map::file_mappable(options, size, OP)?;
+                    let map = map::map_len(options, fd, Some(map), len, writable, OP)?;
+                    (map, len)
+                }
+                Source::Memory(_) => {
+                    let len = map::mappable(options, size, OP)?;
+                    (map::within_capacity(map, len, OP)?, len)
+                }
             };
             map::prepare(options, &map, cur, len, OP)?;
             Ok(map)
