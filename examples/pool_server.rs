@@ -51,16 +51,10 @@ mod linux {
     const POOL: usize = 64 * 1024;
     const CLIENTS: [&str; 3] = ["honest", "truncator", "liar"];
 
-    /// The options pools are attached with.
-    ///
-    /// DEPENDS ON ISSUE 18 ITEM 1 (memfds accepted with the default
-    /// policy): a memfd is created with mode 0777, which the defaults
-    /// refuse until item 1 lands. When it lands, this becomes
-    /// `MmapOptions::new()`.
+    /// The options pools are attached with: the defaults, which accept a
+    /// memfd as the kernel makes it (mode 0777, any owner).
     fn pool_options() -> MmapOptions {
-        let mut o = MmapOptions::new();
-        o.allow_group_or_other_write(true); // until item 1 lands
-        o
+        MmapOptions::new()
     }
 
     pub fn main() -> Res {

@@ -32,17 +32,23 @@ pub enum ErrorKind {
     /// map or store: past `isize::MAX`, past [`MmapOptions::max_size`] or
     /// the file-size limit (`RLIMIT_FSIZE`), or `mmap` failed with `ENOMEM`
     /// (no address space, or no mapping slots under `vm.max_map_count`,
-    /// left for it).
+    /// left for it). A refusal by `max_size` says so in its message, which
+    /// ends with the way out (a larger `max_size`).
     ///
     /// [`MmapOptions::max_size`]: crate::MmapOptions::max_size
     FileTooLarge,
     /// The file belongs to another user (compared with the effective uid).
+    /// The message names the option that accepts it,
+    /// [`MmapOptions::allow_other_owner`](crate::MmapOptions::allow_other_owner).
     UntrustedOwner,
-    /// The file is writable by its group or by others.
+    /// The file is writable by its group or by others. The message names
+    /// the option that accepts it,
+    /// [`MmapOptions::allow_group_or_other_write`](crate::MmapOptions::allow_group_or_other_write).
     InsecureMode,
     /// The file has more than one name (hard link count above 1): someone
     /// who can write the directory may have linked a file of ours that was
-    /// never meant to be shared.
+    /// never meant to be shared. The message names the option that accepts
+    /// it, [`MmapOptions::allow_hard_links`](crate::MmapOptions::allow_hard_links).
     HardLinked,
     /// `resize` was asked to shrink the region.
     ShrinkRefused,
@@ -396,6 +402,9 @@ pub(crate) enum Limit {
     MaxSize(usize),
     /// `isize::MAX`, the most one mapping can hold.
     Mappable,
+    /// A quarter of the address space this process had left (the bytes
+    /// given), the most a file may take without an explicit `max_size`.
+    AddressSpaceShare(usize),
     /// The file-size limit, `RLIMIT_FSIZE`.
     FileSize(u64),
     /// `mmap` failed with `ENOMEM`: no address space or mapping slots left.
@@ -772,6 +781,10 @@ impl fmt::Display for Describe<'_> {
                     f,
                     "no address space or mapping slots left to map {size} bytes"
                 ),
+                Limit::AddressSpaceShare(left) => write!(
+                    f,
+                    "size {size} is past a quarter of the {left} bytes of address space left"
+                ),
             },
             Detail::FileType(what) => write!(f, "not a regular file: {what}"),
             Detail::Owner { uid, euid } => write!(
@@ -897,6 +910,7 @@ impl fmt::Debug for Error {
                 match limit {
                     Limit::MaxSize(max) => d.field("max_size", &max),
                     Limit::Mappable => d.field("limit", &isize::MAX),
+                    Limit::AddressSpaceShare(left) => d.field("address_space_left", &left),
                     Limit::FileSize(limit) => d.field("rlimit_fsize", &limit),
                     Limit::AddressSpace => d.field("reason", &format_args!("{}", Describe(e))),
                 };
@@ -976,6 +990,26 @@ impl fmt::Debug for Error {
     }
 }
 
+/// The call or option that would allow what was refused, for the end of
+/// the message: every refusal an option can lift names it.
+fn way_out(detail: &Detail) -> Option<&'static str> {
+    match detail {
+        Detail::ReadOnlyDescriptor => Some("use attach_fd_read_only to map it read-only"),
+        Detail::Owner { .. } => Some("MmapOptions::allow_other_owner(true) accepts it"),
+        Detail::Mode { .. } => Some("MmapOptions::allow_group_or_other_write(true) accepts it"),
+        Detail::Links { .. } => Some("MmapOptions::allow_hard_links(true) accepts it"),
+        Detail::TooLarge {
+            limit: Limit::MaxSize(_),
+            ..
+        } => Some("a larger MmapOptions::max_size allows it"),
+        Detail::TooLarge {
+            limit: Limit::AddressSpaceShare(_),
+            ..
+        } => Some("an explicit MmapOptions::max_size allows it"),
+        _ => None,
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let e = &*self.inner;
@@ -987,8 +1021,8 @@ impl fmt::Display for Error {
         if let Some(os) = &e.os {
             write!(f, " ({})", *os.error)?;
         }
-        if e.detail == Detail::ReadOnlyDescriptor {
-            f.write_str("; use attach_fd_read_only to map it read-only")?;
+        if let Some(way_out) = way_out(&e.detail) {
+            write!(f, "; {way_out}")?;
         }
         Ok(())
     }
@@ -1136,7 +1170,13 @@ mod tests {
             ),
             (
                 Error::too_large("resize", 9000_u64, Limit::MaxSize(8192)),
-                "resize: size 9000 is past max_size 8192".to_owned(),
+                "resize: size 9000 is past max_size 8192; a larger MmapOptions::max_size allows it".to_owned(),
+            ),
+            (
+                Error::too_large("attach_fd", 1_u64 << 46, Limit::AddressSpaceShare(1 << 47)),
+                "attach_fd: size 70368744177664 is past a quarter of the 140737488355328 bytes of \
+                 address space left; an explicit MmapOptions::max_size allows it"
+                    .to_owned(),
             ),
             (
                 Error::too_large("attach", u64::MAX, Limit::Mappable),
@@ -1156,17 +1196,17 @@ mod tests {
             ),
             (
                 Error::untrusted_owner("attach_fd", 1000, 0),
-                "attach_fd: file is owned by uid 1000, not 0 (our effective uid)".to_owned(),
+                "attach_fd: file is owned by uid 1000, not 0 (our effective uid); MmapOptions::allow_other_owner(true) accepts it".to_owned(),
             ),
             (
                 Error::insecure_mode("attach_fd", 0o100_666_u32),
-                "attach_fd: file is writable by group or others (mode 0666)".to_owned(),
+                "attach_fd: file is writable by group or others (mode 0666); MmapOptions::allow_group_or_other_write(true) accepts it".to_owned(),
             ),
             (
                 Error::insecure_mode("attach_fd", 0o102_022_u32),
-                "attach_fd: file is writable by group or others (mode 2022)".to_owned(),
+                "attach_fd: file is writable by group or others (mode 2022); MmapOptions::allow_group_or_other_write(true) accepts it".to_owned(),
             ),
-            (Error::hard_linked("peer", 3_u64), "peer: file has 3 hard links, not 1".to_owned()),
+            (Error::hard_linked("peer", 3_u64), "peer: file has 3 hard links, not 1; MmapOptions::allow_hard_links(true) accepts it".to_owned()),
             (
                 Error::shrink_refused("resize", 8192, 0),
                 "resize: cannot shrink from 8192 to 0 bytes: a region can only grow".to_owned(),
@@ -1258,6 +1298,13 @@ mod tests {
                 Error::too_large("create", 10_u64, Limit::MaxSize(5)).with_path(Path::new("/x"))
             ),
             r#"Error { kind: FileTooLarge, op: "create", path: "/x", size: 10, max_size: 5 }"#
+        );
+        assert_eq!(
+            format!(
+                "{:?}",
+                Error::too_large("attach", 10_u64, Limit::AddressSpaceShare(20))
+            ),
+            r#"Error { kind: FileTooLarge, op: "attach", size: 10, address_space_left: 20 }"#
         );
         assert_eq!(
             format!("{:?}", Error::too_large("attach", 10_u64, Limit::Mappable)),

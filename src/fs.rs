@@ -332,6 +332,18 @@ pub(crate) fn validate(
         return Err(Error::not_regular(op, st.st_mode));
     }
     refuse_hugetlbfs(fd, op)?;
+    // A memfd has no name anyone could open it by: only holders of a
+    // descriptor reach it, so its owner, mode and links say nothing about
+    // who can write it (see `is_memfd`).
+    let policy = if is_memfd(&st) {
+        TrustPolicy {
+            allow_other_owner: true,
+            allow_group_or_other_write: true,
+            allow_hard_links: true,
+        }
+    } else {
+        policy
+    };
     // Root bypasses permission bits, so ownership is compared explicitly.
     let euid = rustix::process::geteuid().as_raw();
     if !policy.allow_other_owner && st.st_uid != euid {
@@ -381,6 +393,52 @@ fn is_apple_shm(st: &rustix::fs::Stat) -> bool {
 )))]
 fn is_apple_shm(_: &rustix::fs::Stat) -> bool {
     false
+}
+
+/// Whether `st` describes a memfd (Linux, Android): a file of the kernel's
+/// internal shared-memory mount, which `memfd_create` (and shared anonymous
+/// memory) use and no mount namespace contains.
+///
+/// Such a file has no name and can never get one: it has no link
+/// (`st_nlink` 0), and `linkat` cannot give it one (the mount is not
+/// reachable, and a link across mounts is `EXDEV`). Nobody can open it by
+/// a path; the only ways in are a descriptor its holders hand out and
+/// `/proc/<pid>/fd/<n>` of a holder, which takes the right to inspect that
+/// holder (`ptrace` access: its user, or root). So its owner and mode
+/// (0777 as the kernel makes it) do not widen who can write it, and
+/// `validate` does not hold them against it.
+///
+/// The mount is recognised by its device number (`st_dev`), learnt from a
+/// memfd this process makes once: a file in `/dev/shm` or any other tmpfs
+/// mount, linked, unlinked or `O_TMPFILE` (which can be linked later), has
+/// another device and keeps every check. `false` where memfds do not exist,
+/// or if the probe memfd cannot be made (the checks then apply to memfds
+/// too: refusing is the safe side).
+pub(crate) fn is_memfd(st: &rustix::fs::Stat) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        st.st_nlink == 0 && memfd_dev() == Some(st.st_dev)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = st;
+        false
+    }
+}
+
+/// The device number of the kernel's internal shared-memory mount, from a
+/// memfd made (and closed) for the purpose the first time it is asked for;
+/// `None` if that fails (asked again next time).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn memfd_dev() -> Option<rustix::fs::Dev> {
+    static DEV: std::sync::OnceLock<rustix::fs::Dev> = std::sync::OnceLock::new();
+    if let Some(dev) = DEV.get() {
+        return Some(*dev);
+    }
+    let probe =
+        rustix::fs::memfd_create("shm-region-probe", rustix::fs::MemfdFlags::CLOEXEC).ok()?;
+    let dev = rustix::fs::fstat(&probe).ok()?.st_dev;
+    Some(*DEV.get_or_init(|| dev))
 }
 
 /// The file-system type (`statfs`'s `f_type`) of the file open at `fd`.

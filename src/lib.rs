@@ -11,7 +11,9 @@
 //! The crate is written for processes that do not fully trust each other or
 //! the file system: creation is exclusive and never follows symbolic links,
 //! attach refuses anything but a regular, non-empty file with one name,
-//! owned by the effective user and not on hugetlbfs, growth reserves blocks before the new size is visible,
+//! owned by the effective user and not on hugetlbfs (a memfd received by
+//! descriptor, which has no name, is accepted whatever its owner and mode),
+//! growth reserves blocks before the new size is visible,
 //! the attaching side never changes the file's size, a truncation by a peer
 //! is detected and fences every checked access through the handle that saw
 //! it, and a handle only ever removes the file it created. See `SECURITY.md` for the threat model and

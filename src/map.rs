@@ -54,13 +54,29 @@ pub(crate) fn within_capacity(
     }
 }
 
-/// A file size as a mappable length, within the options' limit.
+/// A size as a mappable length, within the options' limit.
 pub(crate) fn mappable(options: &MmapOptions, size: u64, op: &'static str) -> Result<usize> {
     usize::try_from(size)
         .ok()
         .filter(|&n| isize::try_from(n).is_ok())
         .filter(|&n| options.max_size.is_none_or(|max| n <= max))
         .ok_or_else(|| Error::too_large_to_map(op, size, options.max_size))
+}
+
+/// A file's size as a mappable length, as [`mappable`]; and without an
+/// explicit `max_size`, a size past a quarter of the address space left
+/// ([`address_space_left`]) is refused too: the size is the file's, which
+/// a peer may choose, and two such files would leave this process no
+/// address space. (Not for in-memory regions, whose capacity is fixed at
+/// creation.)
+pub(crate) fn file_mappable(options: &MmapOptions, size: u64, op: &'static str) -> Result<usize> {
+    let len = mappable(options, size, op)?;
+    if options.max_size.is_none() {
+        if let Some(left) = address_space_left().filter(|&left| len > left / 4) {
+            return Err(Error::too_large(op, size, Limit::AddressSpaceShare(left)));
+        }
+    }
+    Ok(len)
 }
 
 /// Applies the options' `populate` and `lock` to `[from, to)` of `map`.
@@ -138,7 +154,21 @@ pub(crate) fn map_len(
         return Ok(Arc::clone(cur));
     }
     let fd = file.as_fd();
-    let mut map = Mapping::new(fd, len, options.reservation_for(len), writable).map_err(|e| {
+    let exact = len
+        .checked_next_multiple_of(crate::sys::page_size())
+        .unwrap_or(len);
+    let wanted = options.reservation_for(len);
+    // Explicit reservations are used as given; default ones draw on the
+    // process-wide budget, and reserve only the length once it is spent.
+    let claim = options
+        .address_space
+        .is_none()
+        .then(|| Claim::take(wanted.saturating_sub(exact)));
+    let reserve = match &claim {
+        Some(claim) => exact.saturating_add(claim.bytes),
+        None => wanted,
+    };
+    let mut map = Mapping::new(fd, len, reserve, writable).map_err(|e| {
         // Not enough address space (or mapping slots) for the file.
         match e {
             rustix::io::Errno::NOMEM => {
@@ -155,6 +185,11 @@ pub(crate) fn map_len(
             e => Error::os(op, e),
         }
     })?;
+    if let Some(mut claim) = claim {
+        // The reservation may have fallen back to the exact length.
+        claim.keep(map.mapped_len().saturating_sub(exact));
+        map.hold(Box::new(claim));
+    }
     // A cut of any mapping this handle made is the handle's (sticky across
     // generations).
     if let Some(cur) = current {
@@ -164,9 +199,146 @@ pub(crate) fn map_len(
     Ok(Arc::new(map.with_file(FileArc::clone(file))))
 }
 
+/// Bytes of address space that the default reservations of this process's
+/// live file mappings hold beyond their lengths (each counted as when its
+/// mapping was made), against [`budget`]. A plain `std` atomic: file
+/// mappings are never made under loom.
+static RESERVED_BEYOND: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A share of the reservation budget, held by the mapping it was taken for
+/// ([`Mapping::hold`]) and given back when that mapping is unmapped.
+#[derive(Debug)]
+struct Claim {
+    bytes: usize,
+}
+
+impl Claim {
+    /// `extra` bytes of the budget if they fit in what is left of it,
+    /// otherwise none: then the mapping reserves only its length.
+    fn take(extra: usize) -> Self {
+        use std::sync::atomic::Ordering::Relaxed;
+        let budget = budget();
+        let granted = RESERVED_BEYOND
+            .fetch_update(Relaxed, Relaxed, |held| {
+                held.checked_add(extra).filter(|&total| total <= budget)
+            })
+            .is_ok();
+        Self {
+            bytes: if granted { extra } else { 0 },
+        }
+    }
+
+    /// Gives back all but `bytes` of this claim (never more than it holds).
+    fn keep(&mut self, bytes: usize) {
+        let back = self.bytes.saturating_sub(bytes);
+        RESERVED_BEYOND.fetch_sub(back, std::sync::atomic::Ordering::Relaxed);
+        self.bytes -= back;
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        RESERVED_BEYOND.fetch_sub(self.bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The room that default reservations of this process may hold beyond the
+/// lengths they map, all together: an eighth of the user address space
+/// ([`address_space_size`]), 16 TiB with the 47-bit address space of
+/// x86_64. A default reservation is room to grow in place, a convenience;
+/// how many files a process maps is often up to its peers (each client of
+/// a server sends one), so without a bound 1,085 clients with 2 GiB pools
+/// (128 GiB reserved each) would exhaust a 47-bit address space. With it,
+/// the reservations take at most an eighth, and the other seven eighths
+/// remain for the mappings themselves and the rest of the program.
+pub(crate) fn budget() -> usize {
+    address_space_size() / BUDGET_SHARE
+}
+
+/// The budget is `1 / BUDGET_SHARE` of the address space.
+const BUDGET_SHARE: usize = 8;
+
+/// The size of this process's user address space in bytes. On Linux, the
+/// end of its highest mapping (the main thread's stack sits at the top;
+/// `[vsyscall]` lies outside and is skipped) rounded up to a power of two:
+/// 2^47 on x86_64 with 4-level page tables, 2^39 or 2^48 on arm64 as the
+/// kernel is configured. Read once. Elsewhere, if `/proc/self/maps` cannot
+/// be read, or if the rounding overflows (a 32-bit process whose highest
+/// mapping ends past 2^31): 2^47 on 64-bit targets, 2^31 on 32-bit ones.
+pub(crate) fn address_space_size() -> usize {
+    static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| {
+        highest_mapping_end()
+            .and_then(usize::checked_next_power_of_two)
+            .unwrap_or(if cfg!(target_pointer_width = "64") {
+                1 << 47
+            } else {
+                usize::MAX / 2 + 1
+            })
+    })
+}
+
+/// The end address of this process's highest mapping, from
+/// `/proc/self/maps` (Linux), `[vsyscall]` excepted.
+fn highest_mapping_end() -> Option<usize> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+        maps.lines()
+            .filter(|line| !line.ends_with("[vsyscall]"))
+            .filter_map(|line| {
+                let range = line.split_whitespace().next()?;
+                let (_, end) = range.split_once('-')?;
+                usize::from_str_radix(end, 16).ok()
+            })
+            .max()
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        None
+    }
+}
+
+/// The address space this process has left, in bytes: the smaller of what
+/// `RLIMIT_AS` leaves and the user address space
+/// ([`address_space_size`]) minus the current use (`VmSize`). `None` where
+/// the current use cannot be read and `RLIMIT_AS` is infinite.
+pub(crate) fn address_space_left() -> Option<usize> {
+    #[cfg(not(target_os = "openbsd"))]
+    let by_size =
+        crate::options::address_space_used().map(|used| address_space_size().saturating_sub(used));
+    #[cfg(target_os = "openbsd")]
+    let by_size = None;
+    match (crate::options::address_space_left(), by_size) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Applies the options' `dont_dump` and `dont_fork` to the whole of a
 /// mapping just made, before anything is published or faulted in.
 pub(crate) fn exclude(options: &MmapOptions, map: &Mapping, op: &'static str) -> Result<()> {
     map.exclude(options.dont_dump, options.dont_fork)
         .map_err(|e| Error::os(op, e))
+}
+
+#[cfg(all(test, not(miri), not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_space_size_is_a_power_of_two_past_every_mapping() {
+        let size = address_space_size();
+        assert!(size.is_power_of_two());
+        if cfg!(any(target_os = "linux", target_os = "android")) {
+            assert!(highest_mapping_end().is_some_and(|end| end <= size));
+        }
+        if cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+            // 4-level page tables, or 5-level ones without a hint past 2^47.
+            assert_eq!(size, 1 << 47);
+            assert_eq!(budget(), 16 << 40);
+        }
+        let left = address_space_left().unwrap();
+        assert!(left > 0 && left < size);
+    }
 }

@@ -119,8 +119,10 @@ impl MmapRegion {
     /// - [`ErrorKind::InvalidPath`] if `path` has no file name, or its last
     ///   component is `.` or `..`;
     /// - [`ErrorKind::FileTooLarge`] for a file larger than `isize::MAX` or
-    ///   [`MmapOptions::max_size`], or one that cannot be mapped (no address
-    ///   space or mapping slots left);
+    ///   [`MmapOptions::max_size`], or, without an explicit `max_size`,
+    ///   larger than a quarter of the address space this process has left
+    ///   (the message says so and names `max_size`), or one that cannot be
+    ///   mapped (no address space or mapping slots left);
     /// - [`ErrorKind::UntrustedOwner`] for a file owned by another user,
     ///   [`ErrorKind::InsecureMode`] for one writable by group or others,
     ///   and [`ErrorKind::HardLinked`] for one with more than one name (see
@@ -144,9 +146,21 @@ impl MmapRegion {
     /// Attaches to the region file open at `fd`, which must be open for
     /// reading and writing. The checks are those of [`attach`](Self::attach)
     /// after opening: a regular, non-empty file of mappable size, owned by
-    /// the effective user and not writable by group or others. The size
-    /// comes from `fstat`, never from the sender of the descriptor.
-    /// [`path`](Self::path) is empty for such a handle.
+    /// the effective user, not writable by group or others and with one
+    /// name at most. The size comes from `fstat`, never from the sender of
+    /// the descriptor. [`path`](Self::path) is empty for such a handle.
+    ///
+    /// A memfd (Linux, Android) is accepted as the kernel makes it, with
+    /// mode 0777 and any owner, sealed or not: the owner, mode and link
+    /// checks guard against whoever can open a file by its name, and a
+    /// memfd has none and can never get one, so only holders of a
+    /// descriptor reach it (see "Received memfds" in `SECURITY.md`). This
+    /// is what a server needs to map the pools its clients send (Wayland,
+    /// GTK, Qt and Python's `os.memfd_create` all send such descriptors).
+    /// Every other descriptor, a file in `/dev/shm` included, keeps every
+    /// check: others may open it by its name. The type, size, hugetlbfs,
+    /// seal ([`MmapOptions::require_shrink_seal`]) and
+    /// [`MmapOptions::max_size`] checks apply to memfds too.
     ///
     /// # Errors
     ///
@@ -176,7 +190,8 @@ impl MmapRegion {
     }
 
     /// [`attach_read_only`](Self::attach_read_only) for an open descriptor
-    /// (open for reading; write access is not needed).
+    /// (open for reading; write access is not needed). Memfds are accepted
+    /// whatever their owner and mode, as by [`attach_fd`](Self::attach_fd).
     ///
     /// # Errors
     ///
@@ -297,8 +312,12 @@ impl MmapRegion {
     /// cannot be mapped (Miri, loom models, fuzz targets) or needs none.
     ///
     /// The memory is one range of private anonymous memory (`mmap`) of a
-    /// capacity fixed now: [`MmapOptions::address_space`], by default the
-    /// same as a file mapping's reservation (at least 1 GiB). Like a file
+    /// capacity fixed now: [`MmapOptions::address_space`], by default a
+    /// file mapping's default reservation (at least 1 GiB unless a finite
+    /// `RLIMIT_AS` or `max_size` caps it), but not drawn from the file
+    /// mappings' process-wide budget, since an in-memory region cannot grow
+    /// past its capacity; either way at most [`MmapOptions::max_size`]
+    /// rounded up to pages. Like a file
     /// mapping's reservation it costs address space, not memory: pages are
     /// zero-filled when first touched. Under Miri (an allocation from the
     /// global allocator) and loom (loom objects), which pay for the whole
@@ -538,7 +557,7 @@ impl MmapRegion {
         if options.require_write_seal {
             fs::require_write_seal(fd.as_fd(), op)?;
         }
-        let len = map::mappable(options, info.size, op)?;
+        let len = map::file_mappable(options, info.size, op)?;
         let fd = FileArc::new(fd);
         let map = map::map_len(options, &fd, None, len, writable, op)?;
         map::prepare(options, &map, 0, len, op)?;

@@ -69,7 +69,7 @@ fn default_reservation(len: usize, left: Option<usize>) -> usize {
 /// `None` if the limit is infinite. It is the limit minus the current
 /// address-space use (`/proc/self/statm`'s first field on Linux); where the
 /// current use cannot be read (other systems, no `/proc`), the limit itself.
-fn address_space_left() -> Option<usize> {
+pub(crate) fn address_space_left() -> Option<usize> {
     #[cfg(not(target_os = "openbsd"))]
     {
         use rustix::process::{getrlimit, Resource};
@@ -87,7 +87,7 @@ fn address_space_left() -> Option<usize> {
 /// This process's current address-space use in bytes (`VmSize`), if known
 /// (only from Linux's `/proc/self/statm`).
 #[cfg(not(target_os = "openbsd"))]
-fn address_space_used() -> Option<usize> {
+pub(crate) fn address_space_used() -> Option<usize> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
@@ -141,13 +141,16 @@ impl Default for MmapOptions {
 impl MmapOptions {
     /// The hardened defaults: blocks reserved on create and grow, an
     /// address-space reservation of the larger of 1 GiB and 64 × the size
-    /// (at most an eighth of what a finite `RLIMIT_AS` leaves; see
-    /// [`address_space`](Self::address_space)), files created with mode
-    /// `0600`, attach only to files owned by the effective user, not
-    /// writable by group or others and with exactly one name (no hard
-    /// links), no size limit beyond what
-    /// can be mapped, no seal required, no populating or locking, and the
-    /// memory left in core dumps and in children made by `fork`.
+    /// (at most an eighth of what a finite `RLIMIT_AS` leaves, and within a
+    /// process-wide budget; see [`address_space`](Self::address_space)),
+    /// files created with mode `0600`, attach only to files owned by the
+    /// effective user, not writable by group or others and with exactly one
+    /// name (no hard links; memfds passed as descriptors excepted), no size
+    /// limit beyond what can be mapped and, for files attached or followed,
+    /// a quarter of the address space left (see
+    /// [`max_size`](Self::max_size)), no seal required, no populating or
+    /// locking, and the memory left in core dumps and in children made by
+    /// `fork`.
     #[must_use]
     pub fn new() -> Self {
         Self {
@@ -194,8 +197,20 @@ impl MmapOptions {
     /// process's current address-space use, read from `/proc/self/statm`
     /// on Linux; where that use cannot be read, one eighth of the limit
     /// itself), so a region leaves at least seven eighths of that room to
-    /// the rest of the program. A value set here is used as given, whatever
-    /// `RLIMIT_AS` is. Either way a mapping is never shorter than the mapped
+    /// the rest of the program. Default reservations also share a
+    /// process-wide budget: together they hold at most an eighth of the
+    /// user address space beyond the lengths they map (16 TiB with the
+    /// 47-bit address space of x86_64; on Linux the size is taken from the
+    /// highest mapping in `/proc/self/maps`, rounded up to a power of two;
+    /// elsewhere it is taken as 2^47 on 64-bit targets), so
+    /// that however many files peers make this process map, reservations
+    /// cannot use up its address space. A mapping made once the budget is
+    /// spent reserves only its length (its growth then makes a new
+    /// mapping), and a mapping gives its share back when it is unmapped. A
+    /// value set here is used as given, whatever `RLIMIT_AS` or the budget
+    /// is. Either way the reservation is at most
+    /// [`max_size`](Self::max_size) rounded up to pages, and a mapping is
+    /// never shorter than the mapped
     /// length rounded up to pages: `0` maps exactly, so every growth makes
     /// a new mapping and moves the base (as the reference implementation
     /// did). If the reservation cannot be had (address space, `RLIMIT_AS`),
@@ -207,7 +222,9 @@ impl MmapOptions {
 
     /// Whether `attach` accepts a file owned by a user other than the
     /// effective user. Off by default: another user's file can be truncated
-    /// or rewritten by that user at any time.
+    /// or rewritten by that user at any time. A memfd passed as a
+    /// descriptor is accepted whatever its owner (it has no name; see
+    /// [`MmapRegion::attach_fd`](crate::MmapRegion::attach_fd)).
     pub fn allow_other_owner(&mut self, yes: bool) -> &mut Self {
         self.trust.allow_other_owner = yes;
         self
@@ -215,7 +232,10 @@ impl MmapOptions {
 
     /// Whether `attach` accepts a file writable by its group or by others.
     /// Off by default: anyone with write permission can truncate the file
-    /// under every peer.
+    /// under every peer. A memfd passed as a descriptor is accepted
+    /// whatever its mode (0777 as the kernel makes it): nobody can open it
+    /// by a name; see
+    /// [`MmapRegion::attach_fd`](crate::MmapRegion::attach_fd).
     pub fn allow_group_or_other_write(&mut self, yes: bool) -> &mut Self {
         self.trust.allow_group_or_other_write = yes;
         self
@@ -272,7 +292,18 @@ impl MmapOptions {
     /// follow a peer's growth past it, and `create`, `stage`,
     /// `create_sealed` and `resize` refuse to make the file longer, each
     /// with [`ErrorKind::FileTooLarge`](crate::ErrorKind::FileTooLarge) and
-    /// nothing changed. No limit by default beyond what can be mapped.
+    /// nothing changed. It also bounds every address-space reservation the
+    /// handle makes (at most `bytes` rounded up to pages, whatever
+    /// [`address_space`](Self::address_space) asks for).
+    ///
+    /// Without it, `attach` (all forms) and `check_and_remap` refuse a file
+    /// larger than a quarter of the address space this process has left
+    /// (the smaller of what `RLIMIT_AS` leaves and the user address space
+    /// minus the current use), with `FileTooLarge` and a message naming
+    /// this option: a file's size is chosen by whoever made it, and two
+    /// files of half the address space would leave none for anything
+    /// else. Set `max_size` to map larger files: then only it and what can
+    /// be mapped limit the size.
     pub fn max_size(&mut self, bytes: usize) -> &mut Self {
         self.max_size = Some(bytes);
         self
@@ -388,24 +419,41 @@ impl MmapOptions {
         rustix::fs::Mode::from_bits_truncate(self.mode.try_into().unwrap_or(0o600))
     }
 
-    /// The address space to map for a mapping of `len` bytes. Called only
+    /// The address space to map for a mapping of `len` bytes, at most
+    /// `max_size` rounded up to pages (never less than `len`). Called only
     /// when a mapping is made (the default reads `RLIMIT_AS` and, under a
-    /// finite limit, `/proc/self/statm`).
+    /// finite limit, `/proc/self/statm`). The process-wide budget of
+    /// default reservations is applied on top, in `map.rs`.
     pub(crate) fn reservation_for(&self, len: usize) -> usize {
-        match self.address_space {
-            Some(bytes) => bytes.max(len),
+        let wanted = match self.address_space {
+            Some(bytes) => bytes,
             None => default_reservation(len, address_space_left()),
-        }
+        };
+        self.within_max_size(wanted).max(len)
     }
 
     /// The capacity of an in-memory region of `len` bytes: the explicit
     /// address space, or the default reservation (64 × `len` under Miri and
-    /// loom, which allocate all of it).
+    /// loom, which allocate all of it); at most `max_size` rounded up to
+    /// pages, never less than `len`.
     pub(crate) fn capacity_for(&self, len: usize) -> usize {
-        match self.address_space {
-            Some(bytes) => bytes.max(len),
+        let wanted = match self.address_space {
+            Some(bytes) => bytes,
             None if cfg!(any(miri, loom)) => len.saturating_mul(RESERVATION_FACTOR),
-            None => self.reservation_for(len),
+            None => default_reservation(len, address_space_left()),
+        };
+        self.within_max_size(wanted).max(len)
+    }
+
+    /// `bytes`, capped to `max_size` rounded up to pages: a handle never
+    /// maps more than it may ever hold.
+    fn within_max_size(&self, bytes: usize) -> usize {
+        match self.max_size {
+            Some(max) => {
+                let page = crate::sys::page_size();
+                bytes.min(max.checked_next_multiple_of(page).unwrap_or(max))
+            }
+            None => bytes,
         }
     }
 }

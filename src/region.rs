@@ -293,7 +293,9 @@ impl MmapRegion {
     ///   this call returns the error whatever the file's size is, even if a
     ///   peer grows the file back. To use the file again, attach anew;
     /// - [`ErrorKind::FileTooLarge`] if the file grew past what this process
-    ///   can map or past [`MmapOptions::max_size`]; nothing is published;
+    ///   can map or past [`MmapOptions::max_size`] (without an explicit
+    ///   `max_size`: past a quarter of the address space left); nothing is
+    ///   published;
     /// - [`ErrorKind::Os`] if `fstat` or `mmap` fails.
     pub fn check_and_remap(&mut self) -> Result<bool> {
         const OP: &str = "check_and_remap";
@@ -305,10 +307,16 @@ impl MmapRegion {
         // `mappable` refuses it when the growth is followed.
         let file_len = usize::try_from(size).unwrap_or(usize::MAX);
         let followed = self.publisher.follow(file_len, |map, _| {
-            let len = map::mappable(options, size, OP)?;
-            let map = match source {
-                Source::File(fd) => map::map_len(options, fd, Some(map), len, writable, OP)?,
-                Source::Memory(_) => map::within_capacity(map, len, OP)?,
+            let (map, len) = match source {
+                Source::File(fd) => {
+                    let len = map::file_mappable(options, size, OP)?;
+                    let map = map::map_len(options, fd, Some(map), len, writable, OP)?;
+                    (map, len)
+                }
+                Source::Memory(_) => {
+                    let len = map::mappable(options, size, OP)?;
+                    (map::within_capacity(map, len, OP)?, len)
+                }
             };
             map::prepare(options, &map, cur, len, OP)?;
             Ok(map)

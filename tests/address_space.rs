@@ -1,7 +1,10 @@
 //! The address-space budget: under a finite `RLIMIT_AS` the default
 //! reservation takes at most an eighth of what the limit leaves, an
 //! explicit `address_space` is used as given, and a region grows past its
-//! reservation by making a new mapping.
+//! reservation by making a new mapping. `max_size` bounds every
+//! reservation; default reservations share a process-wide budget (an
+//! eighth of the address space); without `max_size` a file past a quarter
+//! of the address space left is refused.
 //!
 //! `RLIMIT_AS` is process-wide, so each test runs its body in a child
 //! process (this binary re-run with a role) and asserts that it succeeded.
@@ -153,8 +156,15 @@ fn region_grows_past_the_capped_default_reservation_and_keeps_its_data() {
             assert_eq!(&buf, b"head");
             grown.write_at(512 * MIB - 4, b"tail").unwrap();
 
-            // A peer attaching under the same limit sees both ends.
-            let peer = MmapRegion::attach(&path).unwrap();
+            // A peer attaching under the same limit sees both ends, once
+            // it admits the size: with the defaults a file past a quarter
+            // of the address space left is refused.
+            let refused = MmapRegion::attach(&path).unwrap_err();
+            assert_eq!(refused.kind(), shm_region::ErrorKind::FileTooLarge);
+            let peer = MmapOptions::new()
+                .max_size(512 * MIB)
+                .attach(&path)
+                .unwrap();
             assert_eq!(peer.len(), 512 * MIB);
             peer.region().read_at(512 * MIB - 4, &mut buf).unwrap();
             assert_eq!(&buf, b"tail");
@@ -186,6 +196,216 @@ fn growth_that_cannot_be_mapped_is_file_too_large_and_reserves_no_blocks() {
             assert_eq!((md.len(), md.blocks()), (4096, blocks));
             assert_eq!((r.len(), r.generation()), (4096, 0));
             r.region().write_at(4095, &[1]).unwrap();
+        },
+    );
+}
+
+const TIB: usize = 1 << 40;
+
+/// A sparse memfd of `len` bytes as the kernel makes it (mode 0777).
+fn sparse_memfd(len: usize) -> std::os::fd::OwnedFd {
+    let fd = rustix::fs::memfd_create("pool", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+    rustix::fs::ftruncate(&fd, u64::try_from(len).unwrap()).unwrap();
+    fd
+}
+
+/// The length of every mapping by its start, from one read of
+/// `/proc/self/maps`.
+fn mapping_lens() -> std::collections::HashMap<usize, usize> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines()
+        .filter_map(|l| {
+            let (start, end) = l.split(' ').next()?.split_once('-')?;
+            let start = usize::from_str_radix(start, 16).ok()?;
+            Some((start, usize::from_str_radix(end, 16).ok()? - start))
+        })
+        .collect()
+}
+
+#[test]
+fn max_size_bounds_every_reservation_a_handle_makes() {
+    in_child("max_size_bounds_every_reservation_a_handle_makes", || {
+        let ps = rustix::param::page_size();
+        let dir = tempfile::tempdir().unwrap();
+        let max = 8 * MIB + 1; // rounded up to pages: 8 MiB + one page
+        let bound = 8 * MIB + ps;
+        let mut opts = MmapOptions::new();
+        opts.max_size(max).reserve_blocks(false);
+
+        // Default reservation (1 GiB wanted): max_size rounded up instead.
+        let path = seg(&dir);
+        let mut host = opts.create(&path, 4096, FileCleanup::Manual).unwrap();
+        assert_eq!(mapping_len_at(host.region().as_ptr()), bound);
+        // Growth stays in place up to max_size, and never beyond.
+        let base = host.region().as_ptr();
+        host.resize(max).unwrap();
+        assert_eq!(host.region().as_ptr(), base);
+        assert_eq!(
+            host.resize(max + 1).unwrap_err().kind(),
+            shm_region::ErrorKind::FileTooLarge
+        );
+        // Attach, by path and by descriptor, and a peer: the same bound.
+        let guest = opts.attach(&path).unwrap();
+        assert_eq!(mapping_len_at(guest.region().as_ptr()), bound);
+        let by_fd = opts.attach_fd(sparse_memfd(4096)).unwrap();
+        assert_eq!(mapping_len_at(by_fd.region().as_ptr()), bound);
+        let peer = by_fd.peer().unwrap();
+        assert_eq!(mapping_len_at(peer.region().as_ptr()), bound);
+        // An explicit address space larger than max_size is bounded too.
+        let mut wide = opts.clone();
+        wide.address_space(GIB);
+        let sealed = wide.create_sealed("bounded", 4096).unwrap();
+        assert_eq!(mapping_len_at(sealed.region().as_ptr()), bound);
+        // A growth followed past the first mapping: a new one, bounded.
+        let mut exact = opts.clone();
+        exact.address_space(0);
+        let mut grower = exact
+            .create(seg_named(&dir, "grow"), 4096, FileCleanup::Manual)
+            .unwrap();
+        let mut follower = opts.attach(seg_named(&dir, "grow")).unwrap();
+        grower.resize(2 * MIB).unwrap();
+        assert!(follower.check_and_remap().unwrap());
+        assert_eq!(mapping_len_at(follower.region().as_ptr()), bound);
+        // In-memory capacity likewise.
+        let mem = opts.in_memory(4096).unwrap();
+        assert_eq!(mapping_len_at(mem.region().as_ptr()), bound);
+    });
+}
+
+fn seg_named(dir: &tempfile::TempDir, name: &str) -> std::path::PathBuf {
+    dir.path().join(name)
+}
+
+#[test]
+fn fifteen_hundred_sparse_two_gib_memfds_attach_with_the_defaults_and_stay_mapped() {
+    in_child(
+        "fifteen_hundred_sparse_two_gib_memfds_attach_with_the_defaults_and_stay_mapped",
+        || {
+            const N: usize = 1500;
+            const POOL: usize = 2 * GIB;
+            // The regions keep their descriptors: raise the soft limit.
+            let nofile = getrlimit(Resource::Nofile);
+            let want = 4096_u64.min(nofile.maximum.unwrap_or(u64::MAX));
+            assert!(
+                want >= 2 * N as u64,
+                "RLIMIT_NOFILE hard limit {want} is too low"
+            );
+            setrlimit(
+                Resource::Nofile,
+                Rlimit {
+                    current: Some(want),
+                    maximum: nofile.maximum,
+                },
+            )
+            .unwrap();
+            assert_eq!(getrlimit(Resource::As).current, None, "needs no RLIMIT_AS");
+
+            let mut regions = Vec::with_capacity(N);
+            for i in 0..N {
+                let region = MmapRegion::attach_fd(sparse_memfd(POOL))
+                    .unwrap_or_else(|e| panic!("pool {i}: {e}"));
+                region
+                    .region()
+                    .write_at(POOL - 8, &i.to_le_bytes())
+                    .unwrap();
+                regions.push(region);
+            }
+            // Each default reservation is either whole (64 x 2 GiB) or the
+            // length; the whole ones hold at most the budget beyond their
+            // lengths: an eighth of the 2^47-byte address space of x86_64.
+            let lens = mapping_lens();
+            let reserved: Vec<usize> = regions
+                .iter()
+                .map(|r| lens[&(r.region().as_ptr() as usize)])
+                .collect();
+            let whole = reserved.iter().filter(|&&n| n == 64 * POOL).count();
+            let exact = reserved.iter().filter(|&&n| n == POOL).count();
+            assert_eq!(whole + exact, N, "{reserved:?}");
+            let budget = if cfg!(target_arch = "x86_64") {
+                16 * TIB
+            } else {
+                whole * 63 * POOL
+            };
+            assert_eq!(whole, budget / (63 * POOL), "whole reservations");
+            assert!(
+                whole >= 1 && exact >= N - 130,
+                "{whole} whole, {exact} exact"
+            );
+            // Every pool stays mapped and keeps its bytes.
+            for (i, r) in regions.iter().enumerate() {
+                let mut buf = [0u8; 8];
+                r.region().read_at(POOL - 8, &mut buf).unwrap();
+                assert_eq!(usize::from_le_bytes(buf), i);
+            }
+            // A pool mapped exactly grows by moving; its bytes move along.
+            let i = reserved.iter().position(|&n| n == POOL).unwrap();
+            let before = regions[i].region().as_ptr();
+            regions[i].resize(POOL + 4096).unwrap();
+            assert_ne!(regions[i].region().as_ptr(), before);
+            let mut buf = [0u8; 8];
+            regions[i].region().read_at(POOL - 8, &mut buf).unwrap();
+            assert_eq!(usize::from_le_bytes(buf), i);
+            // Dropping the pools with whole reservations gives the budget
+            // back: the next pool reserves in whole again.
+            let whole_ones: Vec<usize> = (0..N).filter(|&i| reserved[i] == 64 * POOL).collect();
+            for &i in whole_ones.iter().rev() {
+                regions.swap_remove(i);
+            }
+            let next = MmapRegion::attach_fd(sparse_memfd(POOL)).unwrap();
+            assert_eq!(mapping_len_at(next.region().as_ptr()), 64 * POOL);
+        },
+    );
+}
+
+#[test]
+fn a_file_past_a_quarter_of_the_address_space_left_needs_an_explicit_max_size() {
+    in_child(
+        "a_file_past_a_quarter_of_the_address_space_left_needs_an_explicit_max_size",
+        || {
+            const HUGE: usize = 64 * TIB;
+            let fd = sparse_memfd(HUGE);
+            let err = MmapRegion::attach_fd(fd.try_clone().unwrap()).unwrap_err();
+            assert_eq!(err.kind(), shm_region::ErrorKind::FileTooLarge);
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with(&format!("attach_fd: size {HUGE} is past a quarter of the "))
+                    && msg.ends_with(
+                        " bytes of address space left; an explicit MmapOptions::max_size allows it"
+                    ),
+                "{msg}"
+            );
+            assert_eq!(
+                kind(MmapRegion::attach_fd_read_only(fd.try_clone().unwrap())),
+                shm_region::ErrorKind::FileTooLarge
+            );
+            // The number in the message is what the process has left, and
+            // a quarter of it is below the file.
+            let left: usize = msg
+                .trim_start_matches(&format!("attach_fd: size {HUGE} is past a quarter of the "))
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(left / 4 < HUGE && left <= 128 * TIB, "{left}");
+
+            // An explicit max_size that admits it maps it, and no more.
+            let region = MmapOptions::new().max_size(HUGE).attach_fd(fd).unwrap();
+            assert_eq!(region.len(), HUGE);
+            assert_eq!(mapping_len_at(region.region().as_ptr()), HUGE);
+            region.region().write_at(HUGE - 4, b"tail").unwrap();
+            let mut buf = [0u8; 4];
+            region.region().read_at(HUGE - 4, &mut buf).unwrap();
+            assert_eq!(&buf, b"tail");
+            drop(region);
+
+            // A peer growing a file past the quarter is not followed.
+            let fd = sparse_memfd(4096);
+            let mut follower = MmapRegion::attach_fd(fd.try_clone().unwrap()).unwrap();
+            rustix::fs::ftruncate(&fd, u64::try_from(HUGE).unwrap()).unwrap();
+            let err = follower.check_and_remap().unwrap_err();
+            assert_eq!(err.kind(), shm_region::ErrorKind::FileTooLarge);
+            assert_eq!((follower.len(), follower.generation()), (4096, 0));
         },
     );
 }

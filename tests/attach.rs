@@ -4,8 +4,9 @@
 
 mod common;
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use common::*;
@@ -493,4 +494,211 @@ fn attach_from_a_thread_with_its_own_descriptor_table_opens_its_own_file() {
     reader.join().unwrap();
     assert_eq!(&bytes, b"from the creator");
     assert!(!was_woken, "attach opened the process's FIFO");
+}
+
+/// A memfd as the kernel makes it (mode 0777, owned by its creator, no
+/// name), sized by its creator as a Wayland client sizes its pool.
+#[cfg(target_os = "linux")]
+fn kernel_memfd(name: &str, len: u64, seal_shrink: bool) -> OwnedFd {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let fd =
+        rustix::fs::memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).unwrap();
+    rustix::fs::ftruncate(&fd, len).unwrap();
+    if seal_shrink {
+        rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK).unwrap();
+    }
+    fd
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn attach_fd_accepts_a_memfd_as_the_kernel_makes_it_with_the_defaults() {
+    for sealed in [false, true] {
+        let fd = kernel_memfd("pool", 8192, sealed);
+        let st = rustix::fs::fstat(&fd).unwrap();
+        assert_eq!((st.st_mode & 0o7777, st.st_nlink), (0o777, 0));
+        rustix::io::pwrite(&fd, b"frame", 4000).unwrap();
+        let dup = || fd.try_clone().unwrap();
+
+        let plain = MmapRegion::attach_fd(dup()).unwrap();
+        let ro = MmapRegion::attach_fd_read_only(dup()).unwrap();
+        let via_options = MmapOptions::new().attach_fd(dup()).unwrap();
+        let via_options_ro = MmapOptions::new().attach_fd_read_only(dup()).unwrap();
+        for r in [&plain, &ro, &via_options, &via_options_ro] {
+            assert_eq!(r.len(), 8192);
+            assert_eq!(r.is_shrink_sealed(), sealed);
+            let mut buf = [0u8; 5];
+            r.region().read_at(4000, &mut buf).unwrap();
+            assert_eq!(&buf, b"frame");
+        }
+        assert!(ro.is_read_only() && via_options_ro.is_read_only());
+        // A peer of such a handle is checked the same way, and accepted.
+        assert_eq!(plain.peer().unwrap().len(), 8192);
+        // It can never get a name: the kernel's shared-memory mount is not
+        // the mount of any directory.
+        let linked = rustix::fs::linkat(
+            rustix::fs::CWD,
+            format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)),
+            rustix::fs::CWD,
+            format!("/dev/shm/shm-region-link-{}", std::process::id()),
+            rustix::fs::AtFlags::SYMLINK_FOLLOW,
+        );
+        assert_eq!(linked, Err(rustix::io::Errno::XDEV));
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn attach_fd_keeps_type_size_seal_and_max_size_checks_for_memfds() {
+    let empty = kernel_memfd("empty", 0, false);
+    assert_eq!(kind(MmapRegion::attach_fd(empty)), ErrorKind::EmptyFile);
+    let unsealed = kernel_memfd("unsealed", 4096, false);
+    assert_eq!(
+        kind(
+            MmapOptions::new()
+                .require_shrink_seal(true)
+                .attach_fd(unsealed)
+        ),
+        ErrorKind::NotSealed
+    );
+    let big = kernel_memfd("big", 3 * 4096, false);
+    assert_eq!(
+        kind(MmapOptions::new().max_size(2 * 4096).attach_fd(big)),
+        ErrorKind::FileTooLarge
+    );
+}
+
+/// A named file in `/dev/shm` (tmpfs, as memfds are, but with a name
+/// anyone may open), created with `mode` and owned by `uid`; removed when
+/// the guard drops.
+#[cfg(target_os = "linux")]
+fn dev_shm_file(tag: &str, mode: u32, uid: Option<u32>) -> (tempfile::TempPath, OwnedFd) {
+    let file = tempfile::Builder::new()
+        .prefix(&format!("shm-region-{tag}-"))
+        .tempfile_in("/dev/shm")
+        .unwrap();
+    file.as_file().set_len(8192).unwrap();
+    let (file, path) = file.into_parts();
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .unwrap();
+    if let Some(uid) = uid {
+        std::os::unix::fs::fchown(&file, Some(uid), None).unwrap();
+    }
+    (path, file.into())
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn attach_fd_of_a_named_dev_shm_file_keeps_the_mode_owner_and_link_checks() {
+    let (_name, fd) = dev_shm_file("mode", 0o666, None);
+    assert_eq!(rustix::fs::fstat(&fd).unwrap().st_nlink, 1);
+    assert_eq!(
+        kind(MmapRegion::attach_fd(fd.try_clone().unwrap())),
+        ErrorKind::InsecureMode
+    );
+    assert_eq!(
+        kind(MmapRegion::attach_fd_read_only(fd.try_clone().unwrap())),
+        ErrorKind::InsecureMode
+    );
+    let widened = MmapOptions::new()
+        .allow_group_or_other_write(true)
+        .attach_fd(fd)
+        .unwrap();
+    assert_eq!(widened.len(), 8192);
+
+    // Unlinked (no name left, link count 0) it is still a tmpfs file, not
+    // a memfd: the checks stay.
+    let (name, fd) = dev_shm_file("unlinked", 0o666, None);
+    drop(name);
+    assert_eq!(rustix::fs::fstat(&fd).unwrap().st_nlink, 0);
+    assert_eq!(kind(MmapRegion::attach_fd(fd)), ErrorKind::InsecureMode);
+
+    // An O_TMPFILE file has no name yet, but its holder can link it later.
+    let tmp = rustix::fs::open(
+        "/dev/shm",
+        rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    rustix::fs::ftruncate(&tmp, 8192).unwrap();
+    rustix::fs::fchmod(&tmp, rustix::fs::Mode::from_raw_mode(0o666)).unwrap();
+    assert_eq!(rustix::fs::fstat(&tmp).unwrap().st_nlink, 0);
+    assert_eq!(kind(MmapRegion::attach_fd(tmp)), ErrorKind::InsecureMode);
+
+    // A second name is refused as for any file.
+    let (name, fd) = dev_shm_file("linked", 0o600, None);
+    let second = name.with_extension("second");
+    std::fs::hard_link(&name, &second).unwrap();
+    let refused = kind(MmapRegion::attach_fd(fd));
+    std::fs::remove_file(&second).unwrap();
+    assert_eq!(refused, ErrorKind::HardLinked);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn attach_fd_of_a_named_dev_shm_file_of_another_owner_is_refused() {
+    assert!(
+        is_root(),
+        "this test needs root (to chown the file to nobody)"
+    );
+    let (_name, fd) = dev_shm_file("owner", 0o600, Some(65534));
+    assert_eq!(
+        kind(MmapRegion::attach_fd(fd.try_clone().unwrap())),
+        ErrorKind::UntrustedOwner
+    );
+    assert_eq!(
+        kind(MmapRegion::attach_fd_read_only(fd.try_clone().unwrap())),
+        ErrorKind::UntrustedOwner
+    );
+    let trusted = MmapOptions::new().allow_other_owner(true).attach_fd(fd);
+    assert_eq!(trusted.unwrap().len(), 8192);
+}
+
+/// The C-style peer: as libwayland's `os_create_anonymous_file` does, a
+/// child process of another user (nobody) makes a memfd with plain
+/// `memfd_create`, sizes it, seals it against shrinking, writes into it and
+/// sends it with one data byte. The parent attaches it with the defaults.
+#[cfg(target_os = "linux")]
+#[test]
+fn attach_fd_accepts_a_memfd_sent_by_a_child_of_another_user() {
+    const TEST: &str = "attach_fd_accepts_a_memfd_sent_by_a_child_of_another_user";
+    const NOBODY: u32 = 65534;
+    if role().as_deref() == Some("memfd-peer") {
+        assert_eq!(rustix::process::geteuid().as_raw(), NOBODY);
+        let fd = kernel_memfd("wl_shm", 64 * 1024, true);
+        rustix::io::pwrite(&fd, b"pixels from nobody", 60 * 1024).unwrap();
+        let stdin = std::io::stdin();
+        let sock = std::os::fd::AsFd::as_fd(&stdin)
+            .try_clone_to_owned()
+            .unwrap();
+        shm_region::fdpass::send(&std::os::unix::net::UnixStream::from(sock), fd.as_fd()).unwrap();
+        return;
+    }
+    assert!(
+        is_root(),
+        "this test needs root (to run the peer as nobody)"
+    );
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut child = spawn_self(TEST, "memfd-peer", &[])
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdin(OwnedFd::from(theirs))
+        .spawn()
+        .unwrap();
+    let fd = shm_region::fdpass::recv(&ours).unwrap();
+    assert_child_succeeds(&mut child);
+    let st = rustix::fs::fstat(&fd).unwrap();
+    assert_eq!((st.st_uid, st.st_mode & 0o7777), (NOBODY, 0o777));
+
+    for strict in [false, true] {
+        let region = MmapOptions::new()
+            .require_shrink_seal(strict)
+            .attach_fd(fd.try_clone().unwrap())
+            .unwrap();
+        assert_eq!(region.len(), 64 * 1024);
+        assert!(region.is_shrink_sealed());
+        let mut buf = [0u8; 18];
+        region.region().read_at(60 * 1024, &mut buf).unwrap();
+        assert_eq!(&buf, b"pixels from nobody");
+    }
 }

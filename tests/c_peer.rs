@@ -21,17 +21,10 @@ use shm_region::{fdpass, MmapOptions};
 const POOL: u64 = 4 * 4096;
 const NOBODY: u32 = 65534;
 
-/// The options a received memfd is attached with.
-///
-/// DEPENDS ON ISSUE 18 ITEM 1 (memfds of any owner and mode 0777 accepted
-/// with the default policy): until it lands the defaults refuse this memfd
-/// (`UntrustedOwner`, then `InsecureMode`). When it lands, this must become
-/// `MmapOptions::new()`.
+/// The options a received memfd is attached with: the defaults, which
+/// accept a memfd of any owner with mode 0777.
 fn defaults_for_a_received_memfd() -> MmapOptions {
-    let mut o = MmapOptions::new();
-    o.allow_other_owner(true) // until item 1 lands
-        .allow_group_or_other_write(true); // until item 1 lands
-    o
+    MmapOptions::new()
 }
 
 /// What the client does in the forked child: only system calls (no

@@ -216,7 +216,10 @@ fn misaligned_ordering_shrink_and_size_errors_name_their_numbers() {
         )
     );
     let e = err(MmapOptions::new().max_size(4096).in_memory(8192));
-    assert_eq!(e.to_string(), "in_memory: size 8192 is past max_size 4096");
+    assert_eq!(
+        e.to_string(),
+        "in_memory: size 8192 is past max_size 4096; a larger MmapOptions::max_size allows it"
+    );
     assert_eq!(
         format!("{e:?}"),
         r#"Error { kind: FileTooLarge, op: "in_memory", size: 8192, max_size: 4096 }"#
@@ -265,7 +268,7 @@ mod files {
         assert_eq!(
             e.to_string(),
             format!(
-                "attach {}: file is owned by uid 65534, not 0 (our effective uid)",
+                "attach {}: file is owned by uid 65534, not 0 (our effective uid); MmapOptions::allow_other_owner(true) accepts it",
                 path.display()
             )
         );
@@ -289,7 +292,7 @@ mod files {
         assert_eq!(
             e.to_string(),
             format!(
-                "attach_read_only {}: file is writable by group or others (mode 0660)",
+                "attach_read_only {}: file is writable by group or others (mode 0660); MmapOptions::allow_group_or_other_write(true) accepts it",
                 path.display()
             )
         );
@@ -301,6 +304,64 @@ mod files {
         );
     }
 
+    /// Each refusal an option lifts ends with that option, and setting it
+    /// as the message says attaches the same descriptor.
+    #[test]
+    fn every_refusal_an_option_lifts_names_the_option_and_the_option_works() {
+        assert!(
+            is_root(),
+            "this test needs root (to chown the file to nobody)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = seg(&dir);
+        let _host = create(&path, 8192);
+        let fd = || -> OwnedFd {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .into()
+        };
+
+        let e = err(MmapOptions::new().max_size(4096).attach_fd(fd()));
+        assert_eq!(
+            e.to_string(),
+            "attach_fd: size 8192 is past max_size 4096; a larger MmapOptions::max_size allows it"
+        );
+        assert!(MmapOptions::new().max_size(8192).attach_fd(fd()).is_ok());
+
+        std::fs::hard_link(&path, dir.path().join("second")).unwrap();
+        let e = err(MmapRegion::attach_fd(fd()));
+        assert_eq!(
+            e.to_string(),
+            "attach_fd: file has 2 hard links, not 1; MmapOptions::allow_hard_links(true) accepts it"
+        );
+        let mut links = MmapOptions::new();
+        links.allow_hard_links(true);
+        assert!(links.attach_fd(fd()).is_ok());
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o606)).unwrap();
+        let e = err(links.attach_fd(fd()));
+        assert_eq!(
+            e.to_string(),
+            "attach_fd: file is writable by group or others (mode 0606); \
+             MmapOptions::allow_group_or_other_write(true) accepts it"
+        );
+        links.allow_group_or_other_write(true);
+        assert!(links.attach_fd(fd()).is_ok());
+
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        let e = err(links.attach_fd(fd()));
+        assert_eq!(
+            e.to_string(),
+            "attach_fd: file is owned by uid 65534, not 0 (our effective uid); \
+             MmapOptions::allow_other_owner(true) accepts it"
+        );
+        links.allow_other_owner(true);
+        assert_eq!(links.attach_fd(fd()).unwrap().len(), 8192);
+    }
+
     #[test]
     fn attach_of_a_hard_linked_file_names_its_link_count() {
         let dir = tempfile::tempdir().unwrap();
@@ -310,7 +371,7 @@ mod files {
         let e = err(MmapRegion::attach(&path));
         assert_eq!(
             e.to_string(),
-            format!("attach {}: file has 2 hard links, not 1", path.display())
+            format!("attach {}: file has 2 hard links, not 1; MmapOptions::allow_hard_links(true) accepts it", path.display())
         );
         assert_eq!(
             format!("{e:?}"),
@@ -462,7 +523,7 @@ mod files {
         let e = err(MmapOptions::new().max_size(4096).attach(&path));
         assert_eq!(
             e.to_string(),
-            format!("attach {}: size 8192 is past max_size 4096", path.display())
+            format!("attach {}: size 8192 is past max_size 4096; a larger MmapOptions::max_size allows it", path.display())
         );
         let other = dir.path().join("other");
         assert_eq!(
@@ -471,7 +532,7 @@ mod files {
                 .create(&other, 8192, FileCleanup::Manual))
             .to_string(),
             format!(
-                "create {}: size 8192 is past max_size 4096",
+                "create {}: size 8192 is past max_size 4096; a larger MmapOptions::max_size allows it",
                 other.display()
             )
         );

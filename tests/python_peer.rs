@@ -15,16 +15,10 @@ use std::time::Duration;
 
 use shm_region::{fdpass, FileCleanup, MmapOptions, MmapRegion};
 
-/// The options a received memfd is attached with.
-///
-/// DEPENDS ON ISSUE 18 ITEM 1 (memfds accepted with the default policy):
-/// until it lands, a memfd (mode 0777) is refused by the defaults with
-/// `InsecureMode`. When it lands, this must become `MmapOptions::new()`
-/// (and the callers can use `MmapRegion::attach_fd` directly).
+/// The options a received memfd is attached with: the defaults, which
+/// accept a memfd as the kernel makes it (mode 0777).
 fn defaults_for_a_received_memfd() -> MmapOptions {
-    let mut o = MmapOptions::new();
-    o.allow_group_or_other_write(true); // until item 1 lands
-    o
+    MmapOptions::new()
 }
 
 /// A shm name no other test or run uses; its file is removed on drop.

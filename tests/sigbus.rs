@@ -1270,7 +1270,10 @@ fn a_registry_that_cannot_grow_refuses_new_mappings_with_its_own_kind_once_insta
     let path = dir.path().join("segment");
     let host = MmapRegion::create(&path, PAGE, FileCleanup::Manual).unwrap();
     let mut options = shm_region::MmapOptions::new();
-    options.address_space(PAGE);
+    // An explicit max_size: without one, the file would be refused for
+    // being past a quarter of the (one page of) address space left, before
+    // the registry is asked.
+    options.address_space(PAGE).max_size(PAGE);
     let attach = || options.attach_fd(host.fd().unwrap().try_clone_to_owned().unwrap());
     // The host's mapping and 1,023 more fill the first block of 1,024
     // slots (this child made no other mapping).

@@ -59,6 +59,9 @@ pub(crate) struct Mapping {
     /// (`None` for memory and where the maker did not attach it). It plays
     /// no part in the mapping's safety.
     pub(super) file: Option<Arc<OwnedFd>>,
+    /// Kept until the range is unmapped, then dropped: the share of the
+    /// address-space budget a default reservation holds (`map.rs`).
+    pub(super) held: Option<Box<dyn std::fmt::Debug + Send + Sync>>,
 }
 
 /// Where a [`Mapping`]'s range came from.
@@ -77,7 +80,8 @@ pub(super) enum Origin {
 
 // SAFETY: `Mapping` holds a raw pointer only as the address of a range it
 // owns (invariant 1); the range is valid from any thread, and it is unmapped
-// exactly once, in `Drop`, on whichever thread drops the last owner.
+// exactly once, in `Drop`, on whichever thread drops the last owner. The
+// other fields (`held` included) are `Send` themselves.
 unsafe impl Send for Mapping {}
 
 // SAFETY: the only state of `Mapping` that its `&self` methods change
@@ -157,6 +161,7 @@ impl Mapping {
             hostile: None,
             guard: Registration::none(),
             file: None,
+            held: None,
         };
         // Registered before anyone else can reach the range (invariant 6);
         // on `ENOSPC` (registry full after `install`) the mapping is
@@ -212,9 +217,14 @@ impl Mapping {
     }
 
     /// Bytes mapped (a multiple of the page size).
-    #[cfg(test)]
     pub(crate) fn mapped_len(&self) -> usize {
         self.len
+    }
+
+    /// Keeps `token` until this mapping is unmapped, and drops it then
+    /// (after `munmap`, as the fields drop after `Drop::drop`).
+    pub(crate) fn hold(&mut self, token: Box<dyn std::fmt::Debug + Send + Sync>) {
+        self.held = Some(token);
     }
 
     /// Whether the pages were mapped writable.
@@ -705,6 +715,7 @@ mod tests {
             hostile: None,
             guard: Registration::none(),
             file: None,
+            held: None,
         };
         drop(bogus);
         assert_eq!(unmap_failures(), before + 1);

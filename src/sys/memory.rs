@@ -43,6 +43,7 @@ impl Mapping {
             // Private anonymous memory has no file to lose.
             guard: super::sigbus::Registration::none(),
             file: None,
+            held: None,
         })
     }
 }
