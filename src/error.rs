@@ -359,6 +359,8 @@ enum Detail {
     /// `UnexpectedEof`: the bytes read before the end of input, of `len`.
     Eof { done: usize, len: usize },
     /// `Unsupported`: a sealed file of `size` bytes with a hole at `offset`.
+    // Only `Frozen` (Linux and Android) refuses holes.
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
     Holes { offset: u64, size: u64 },
 }
 
@@ -619,6 +621,7 @@ impl Error {
 
     /// [`ErrorKind::Unsupported`]: the sealed file of `size` bytes has a
     /// hole at `offset` (`Frozen` refuses sparse files).
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
     pub(crate) fn holes(op: &'static str, offset: u64, size: u64) -> Self {
         Self::build(
             ErrorKind::Unsupported,
