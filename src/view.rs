@@ -946,7 +946,8 @@ mod tests {
         let mut h = MmapRegion::attach(&path).unwrap();
         h.region().write_at(8 * PAGE, &[0xAB; PAGE]).unwrap();
         let peer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        peer.set_len(u64::try_from(4 * PAGE + 100).unwrap()).unwrap();
+        peer.set_len(u64::try_from(4 * PAGE + 100).unwrap())
+            .unwrap();
         let regrow = peer.try_clone().unwrap();
         super::seam::set_before_fstat(move || {
             regrow.set_len(u64::try_from(len).unwrap()).unwrap();
@@ -975,6 +976,9 @@ mod tests {
             h.region().read_at(8 * PAGE, &mut one).unwrap_err().kind(),
             ErrorKind::OutOfBounds
         );
-        assert_eq!(h.check_and_remap().unwrap_err().kind(), ErrorKind::Truncated);
+        assert_eq!(
+            h.check_and_remap().unwrap_err().kind(),
+            ErrorKind::Truncated
+        );
     }
 }
