@@ -21,7 +21,9 @@ use crate::sys::{self, Mapping};
 /// region grows (the view is then *stale*: [`is_current`](Self::is_current)
 /// is false and [`refresh`](Self::refresh) moves it to the newest mapping)
 /// and after its [`MmapRegion`](crate::MmapRegion) is dropped. The mapping is released when the
-/// last view of it is dropped.
+/// last view of it is dropped, and so is the handle's descriptor
+/// ([`MmapRegion::fd`](crate::MmapRegion::fd)): it stays open, with any
+/// `flock` taken on it, while a view lives after the handle is dropped.
 ///
 /// The memory is shared with other processes, which may write it at any
 /// time, so a `Region` never hands out `&[u8]`: bytes are copied in and out
@@ -214,6 +216,11 @@ impl Region {
     /// the cut is checked again before `f` is called, so a chunk whose
     /// copy reached pages the file lost is never passed to `f`.
     ///
+    /// The copy is a user-space one, as `read_at`'s: unlike the descriptor
+    /// calls below, a range a peer truncated away raises `SIGBUS`, which
+    /// kills the process unless [`sigbus::install`](crate::sigbus::install)
+    /// contains it (or the file is a memfd sealed against shrinking).
+    ///
     /// ```
     /// # fn main() -> Result<(), shm_region::Error> {
     /// use shm_region::MmapRegion;
@@ -282,10 +289,18 @@ impl Region {
     /// the file lost under the mapping (a peer truncated it) raises no
     /// `SIGBUS`, with or without [`sigbus::install`](crate::sigbus::install):
     /// the kernel stops at the first page wholly past the file's new end
-    /// (bytes past the end inside the file's last page read as zeros), so
-    /// a range that starts below that page is written up to it (a short
-    /// count) and a call that starts at or past it is
-    /// [`ErrorKind::Truncated`]. That truncation
+    /// (bytes past the end inside the file's last page read as zeros).
+    /// Whether the bytes before that page count depends on the
+    /// destination: a tmpfs file takes them (a short count up to the
+    /// page), while a pipe or a socket may fail the whole call with
+    /// `EFAULT` and no count, so the call is [`ErrorKind::Truncated`]
+    /// though part of the range was readable. A call that starts at or
+    /// past that page is `Truncated` whatever the destination. If the
+    /// file was cut and grown back between the kernel's copy and the
+    /// crate's `fstat`, the call is made once more: if that one moves
+    /// bytes (from the page the file now has again, zeros), the call is
+    /// still `Truncated` (those bytes may have been written) and the
+    /// handle is fenced at the start of the page holding `offset`. That truncation
     /// is recorded for the handle as one [`MmapRegion::check_and_remap`]
     /// detects is: from then on checked accesses of every view of the
     /// handle are bounded by the file's end as this call saw it, and
@@ -317,13 +332,17 @@ impl Region {
     /// - [`ErrorKind::OutOfBounds`] as for [`read_at`](Self::read_at)
     ///   (also a range past a truncation detected earlier), with no call;
     /// - [`ErrorKind::Truncated`] if the range reaches pages a contained
-    ///   `SIGBUS` cut (checked before the call and after it: bytes the
-    ///   handler replaced may then have been written), or if the kernel's
-    ///   copy failed with `EFAULT` and `fstat` shows the file ends before
-    ///   the range does; the OS error is then `EFAULT`;
+    ///   `SIGBUS` cut (checked before the call, which is then not made, and
+    ///   after it: bytes the handler replaced may then have been written),
+    ///   or if the kernel's copy failed with `EFAULT` and then a contained
+    ///   cut or `fstat` shows the file ends before the range does, or the
+    ///   one retry made when neither does moves bytes (the file grew back);
+    ///   the OS error is `EFAULT` in the last three cases;
     /// - [`ErrorKind::Os`] for any other error of `write(2)` (for example
-    ///   `EINTR`, `EAGAIN` on a non-blocking descriptor, `EPIPE`), and for
-    ///   an `EFAULT` the file's size does not explain.
+    ///   `EINTR`, `EAGAIN` on a non-blocking descriptor, `EPIPE`, or the
+    ///   retry's error), and for an `EFAULT` the file's size does not
+    ///   explain and the retry repeats (such as from a hole in a file on a
+    ///   full tmpfs).
     pub fn write_to_fd(&self, offset: usize, len: usize, fd: impl AsFd) -> Result<usize> {
         self.fd_once(false, "write_to_fd", offset, len, fd.as_fd())
     }
@@ -337,11 +356,15 @@ impl Region {
     /// As [`write_to_fd`](Self::write_to_fd), the kernel stores into the
     /// mapped pages itself (racing peers as [`write_at`](Self::write_at)
     /// does), and a range the file lost raises no `SIGBUS`: the kernel
-    /// stops at the first page wholly past the file's end (a short count if
-    /// it stored bytes before it), and a call that starts at or past that
-    /// page fails with [`ErrorKind::Truncated`], recorded for the handle as
-    /// there. Bytes the descriptor gave up before a failure (a pipe's, for
-    /// example) may be lost.
+    /// stops at the first page wholly past the file's end. A tmpfs file as
+    /// the source gives a short count up to that page; a pipe or a socket
+    /// may fail the whole call with `EFAULT` and no count, and the call is
+    /// then [`ErrorKind::Truncated`] although the kernel already stored the
+    /// bytes before that page into the region. A call that starts at or
+    /// past that page is `Truncated` too, recorded for the handle as there
+    /// (with the same one retry). A failed call may thus have stored into
+    /// the region, and bytes the descriptor gave up before a failure (a
+    /// pipe's, for example) may be lost.
     ///
     /// # Errors
     ///

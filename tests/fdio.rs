@@ -882,9 +882,10 @@ mod truncated {
             set_len(&path, 4 * PAGE + 100);
             // A raw access (not a checked one, which would also fence the
             // handle) faults on page 8: the guard records the cut there.
+            let page = view.as_ptr().wrapping_add(8 * PAGE);
             // SAFETY: page 8 is mapped (the view lives); the file lost it,
             // and the installed guard contains the `SIGBUS`.
-            let _ = unsafe { view.as_ptr().add(8 * PAGE).read_volatile() };
+            let _ = unsafe { page.read_volatile() };
             let (mut r, w) = pipe();
             let e = view.write_to_fd(8 * PAGE, PAGE, &w).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Truncated, "{e}");
@@ -1039,8 +1040,6 @@ fn a_view_outliving_its_handle_keeps_the_handles_descriptor_and_its_flock() {
     );
     drop(view);
     // SAFETY: as above.
-    assert_eq!(
-        unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
-        0
-    );
+    let rc = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(rc, 0);
 }
