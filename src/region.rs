@@ -130,6 +130,13 @@ impl MmapRegion {
     /// [`fdpass::send`](crate::fdpass::send) or
     /// [`attach_fd`](Self::attach_fd) (after
     /// [`try_clone_to_owned`](BorrowedFd::try_clone_to_owned)).
+    ///
+    /// The descriptor is closed when the handle and its last
+    /// [`Region`](crate::Region) view are dropped, not with the handle
+    /// alone: a view that outlives the handle keeps it open, and with it
+    /// any `flock` taken on it (dropping a handle made with
+    /// [`FileCleanup::Manual`](crate::FileCleanup::Manual) still removes
+    /// the file's name).
     #[must_use]
     pub fn fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.source {

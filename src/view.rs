@@ -21,7 +21,9 @@ use crate::sys::{self, Mapping};
 /// region grows (the view is then *stale*: [`is_current`](Self::is_current)
 /// is false and [`refresh`](Self::refresh) moves it to the newest mapping)
 /// and after its [`MmapRegion`](crate::MmapRegion) is dropped. The mapping is released when the
-/// last view of it is dropped.
+/// last view of it is dropped, and so is the handle's descriptor
+/// ([`MmapRegion::fd`](crate::MmapRegion::fd)): it stays open, with any
+/// `flock` taken on it, while a view lives after the handle is dropped.
 ///
 /// The memory is shared with other processes, which may write it at any
 /// time, so a `Region` never hands out `&[u8]`: bytes are copied in and out
@@ -214,6 +216,11 @@ impl Region {
     /// the cut is checked again before `f` is called, so a chunk whose
     /// copy reached pages the file lost is never passed to `f`.
     ///
+    /// The copy is a user-space one, as `read_at`'s: unlike the descriptor
+    /// calls below, a range a peer truncated away raises `SIGBUS`, which
+    /// kills the process unless [`sigbus::install`](crate::sigbus::install)
+    /// contains it (or the file is a memfd sealed against shrinking).
+    ///
     /// ```
     /// # fn main() -> Result<(), shm_region::Error> {
     /// use shm_region::MmapRegion;
@@ -282,10 +289,18 @@ impl Region {
     /// the file lost under the mapping (a peer truncated it) raises no
     /// `SIGBUS`, with or without [`sigbus::install`](crate::sigbus::install):
     /// the kernel stops at the first page wholly past the file's new end
-    /// (bytes past the end inside the file's last page read as zeros), so
-    /// a range that starts below that page is written up to it (a short
-    /// count) and a call that starts at or past it is
-    /// [`ErrorKind::Truncated`]. That truncation
+    /// (bytes past the end inside the file's last page read as zeros).
+    /// Whether the bytes before that page count depends on the
+    /// destination: a tmpfs file takes them (a short count up to the
+    /// page), while a pipe or a socket may fail the whole call with
+    /// `EFAULT` and no count, so the call is [`ErrorKind::Truncated`]
+    /// though part of the range was readable. A call that starts at or
+    /// past that page is `Truncated` whatever the destination. If the
+    /// file was cut and grown back between the kernel's copy and the
+    /// crate's `fstat`, the call is made once more: if that one moves
+    /// bytes (from the page the file now has again, zeros), the call is
+    /// still `Truncated` (those bytes may have been written) and the
+    /// handle is fenced at the start of the page holding `offset`. That truncation
     /// is recorded for the handle as one [`MmapRegion::check_and_remap`]
     /// detects is: from then on checked accesses of every view of the
     /// handle are bounded by the file's end as this call saw it, and
@@ -317,13 +332,17 @@ impl Region {
     /// - [`ErrorKind::OutOfBounds`] as for [`read_at`](Self::read_at)
     ///   (also a range past a truncation detected earlier), with no call;
     /// - [`ErrorKind::Truncated`] if the range reaches pages a contained
-    ///   `SIGBUS` cut (checked before the call and after it: bytes the
-    ///   handler replaced may then have been written), or if the kernel's
-    ///   copy failed with `EFAULT` and `fstat` shows the file ends before
-    ///   the range does; the OS error is then `EFAULT`;
+    ///   `SIGBUS` cut (checked before the call, which is then not made, and
+    ///   after it: bytes the handler replaced may then have been written),
+    ///   or if the kernel's copy failed with `EFAULT` and then a contained
+    ///   cut or `fstat` shows the file ends before the range does, or the
+    ///   one retry made when neither does moves bytes (the file grew back);
+    ///   the OS error is `EFAULT` in the last three cases;
     /// - [`ErrorKind::Os`] for any other error of `write(2)` (for example
-    ///   `EINTR`, `EAGAIN` on a non-blocking descriptor, `EPIPE`), and for
-    ///   an `EFAULT` the file's size does not explain.
+    ///   `EINTR`, `EAGAIN` on a non-blocking descriptor, `EPIPE`, or the
+    ///   retry's error), and for an `EFAULT` the file's size does not
+    ///   explain and the retry repeats (such as from a hole in a file on a
+    ///   full tmpfs).
     pub fn write_to_fd(&self, offset: usize, len: usize, fd: impl AsFd) -> Result<usize> {
         self.fd_once(false, "write_to_fd", offset, len, fd.as_fd())
     }
@@ -337,11 +356,15 @@ impl Region {
     /// As [`write_to_fd`](Self::write_to_fd), the kernel stores into the
     /// mapped pages itself (racing peers as [`write_at`](Self::write_at)
     /// does), and a range the file lost raises no `SIGBUS`: the kernel
-    /// stops at the first page wholly past the file's end (a short count if
-    /// it stored bytes before it), and a call that starts at or past that
-    /// page fails with [`ErrorKind::Truncated`], recorded for the handle as
-    /// there. Bytes the descriptor gave up before a failure (a pipe's, for
-    /// example) may be lost.
+    /// stops at the first page wholly past the file's end. A tmpfs file as
+    /// the source gives a short count up to that page; a pipe or a socket
+    /// may fail the whole call with `EFAULT` and no count, and the call is
+    /// then [`ErrorKind::Truncated`] although the kernel already stored the
+    /// bytes before that page into the region. A call that starts at or
+    /// past that page is `Truncated` too, recorded for the handle as there
+    /// (with the same one retry). A failed call may thus have stored into
+    /// the region, and bytes the descriptor gave up before a failure (a
+    /// pipe's, for example) may be lost.
     ///
     /// # Errors
     ///
@@ -402,18 +425,20 @@ impl Region {
         // replaced (private) page is written out or read into.
         self.after_access(op, offset, len)?;
         let limit = self.view.accessible_len();
-        let done = if into_region {
-            map.read_fd(offset, len, limit, fd)
-        } else {
-            map.write_fd(offset, len, limit, fd)
+        let call = || {
+            if into_region {
+                map.read_fd(offset, len, limit, fd)
+            } else {
+                map.write_fd(offset, len, limit, fd)
+            }
         };
-        match done {
+        match call() {
             None => Err(self.fd_refused(into_region, op, offset, len)),
             Some(Ok(n)) => {
                 self.after_access(op, offset, n)?;
                 Ok(n)
             }
-            Some(Err(Errno::FAULT)) => Err(self.fault_error(op, offset, len)),
+            Some(Err(Errno::FAULT)) => Err(self.fault_error(op, offset, len, call)),
             Some(Err(e)) => Err(Error::os(op, e)),
         }
     }
@@ -462,32 +487,72 @@ impl Region {
     }
 
     /// The error of a descriptor call whose copy met a page it could not
-    /// fault in (`EFAULT`): `Truncated` if a contained `SIGBUS` cut the
-    /// range, or if the file now ends before the range does (`fstat`; the
-    /// truncation is then recorded for the handle, as
-    /// [`MmapRegion::check_and_remap`](crate::MmapRegion::check_and_remap)
-    /// records one), otherwise `Os` with `EFAULT` (a page the file has but
-    /// the kernel could not bring in, such as on a full tmpfs).
+    /// fault in (`EFAULT`):
+    ///
+    /// 1. `Truncated` if a contained `SIGBUS` cut the range;
+    /// 2. `Truncated` if the file now ends before the range does (`fstat`;
+    ///    the truncation is recorded for the handle at the file's size, as
+    ///    [`MmapRegion::check_and_remap`](crate::MmapRegion::check_and_remap)
+    ///    records one);
+    /// 3. otherwise the same call is made once more (`retry`): if it now
+    ///    moves bytes, the page the first call could not fault in has come
+    ///    back, so the file was cut and grown again in between (its bytes
+    ///    there are lost): `Truncated`, recorded at the start of the page
+    ///    holding `offset`;
+    /// 4. if the retry fails with `EFAULT` again, steps 1 and 2 are taken
+    ///    once more, and otherwise it is `Os` with `EFAULT` (a page the
+    ///    file has but the kernel could not bring in, such as a hole on a
+    ///    full tmpfs); any other outcome of the retry (another error, or a
+    ///    count of 0) is `Os` with that error, or with `EFAULT`.
     #[cold]
-    fn fault_error(&self, op: &'static str, offset: usize, len: usize) -> Error {
-        if let Err(e) = self.after_access(op, offset, len) {
-            return e.with_errno_of(Errno::FAULT);
+    fn fault_error(
+        &self,
+        op: &'static str,
+        offset: usize,
+        len: usize,
+        retry: impl FnOnce() -> Option<std::result::Result<usize, Errno>>,
+    ) -> Error {
+        if let Some(e) = self.efault_explained(op, offset, len) {
+            return e;
         }
+        match retry() {
+            Some(Ok(n)) if n > 0 => {
+                let page = offset - offset % sys::page_size();
+                self.view.lower_limit(page);
+                Error::with_errno(ErrorKind::Truncated, op, Errno::FAULT).because(
+                    "the kernel's copy met a page the file did not have, and the file \
+                     has grown back since (its bytes there are lost)",
+                )
+            }
+            Some(Err(Errno::FAULT)) => self
+                .efault_explained(op, offset, len)
+                .unwrap_or_else(|| Error::os(op, Errno::FAULT)),
+            Some(Err(e)) => Error::os(op, e),
+            Some(Ok(_)) | None => Error::os(op, Errno::FAULT),
+        }
+    }
+
+    /// `Truncated` if a contained `SIGBUS` cut `[offset, offset + len)` or
+    /// `fstat` shows the file ends before it (the truncation is then
+    /// recorded for the handle); `None` if neither explains an `EFAULT`.
+    #[cold]
+    fn efault_explained(&self, op: &'static str, offset: usize, len: usize) -> Option<Error> {
+        if let Err(e) = self.after_access(op, offset, len) {
+            return Some(e.with_errno_of(Errno::FAULT));
+        }
+        #[cfg(test)]
+        seam::before_fstat();
         // `offset + len` fits: the range was checked before the call.
         let end = offset + len;
         let size = self
             .view
             .map()
             .file()
-            .and_then(|fd| crate::fs::size_of(fd, op).ok());
-        match size {
-            Some(size) if usize::try_from(size).is_ok_and(|s| s < end) => {
-                // `size < end`, so it fits `usize`.
-                self.view.lower_limit(usize::try_from(size).unwrap_or(0));
-                Error::truncated(op, self.view.len(), size).with_errno_of(Errno::FAULT)
-            }
-            _ => Error::os(op, Errno::FAULT),
-        }
+            .and_then(|fd| crate::fs::size_of(fd, op).ok())?;
+        // `size < end`, so it fits `usize`.
+        let size_usize = usize::try_from(size).ok().filter(|&s| s < end)?;
+        self.view.lower_limit(size_usize);
+        Some(Error::truncated(op, self.view.len(), size).with_errno_of(Errno::FAULT))
     }
 
     /// The 4-byte word at `offset` as an atomic shared with every process
@@ -860,5 +925,85 @@ impl fmt::Debug for Region {
             .field("generation", &self.generation())
             .field("current", &self.is_current())
             .finish()
+    }
+}
+
+/// A test seam between a descriptor call's `EFAULT` and the `fstat` that
+/// explains it: a unit test regrows the file there, deterministically.
+#[cfg(test)]
+mod seam {
+    use std::cell::RefCell;
+
+    std::thread_local! {
+        static BEFORE_FSTAT: RefCell<Option<Box<dyn FnOnce()>>> = RefCell::new(None);
+    }
+
+    /// Runs `f` (once, on this thread) at the next `before_fstat`.
+    // Its one test needs files, which Miri and loom builds lack.
+    #[cfg_attr(any(miri, loom), allow(dead_code))]
+    pub(super) fn set_before_fstat(f: impl FnOnce() + 'static) {
+        BEFORE_FSTAT.with(|s| *s.borrow_mut() = Some(Box::new(f)));
+    }
+
+    pub(super) fn before_fstat() {
+        if let Some(f) = BEFORE_FSTAT.with(|s| s.borrow_mut().take()) {
+            f();
+        }
+    }
+}
+
+#[cfg(all(test, not(miri), not(loom)))]
+mod tests {
+    use crate::{ErrorKind, FileCleanup, MmapRegion};
+
+    const PAGE: usize = 4096;
+
+    /// A peer cuts the file below the range, the call meets the missing
+    /// page (`EFAULT`), and the peer grows the file back before the
+    /// `fstat` that would explain it: the retry finds the page back, so
+    /// the call is `Truncated` and the handle fenced, not `Os`.
+    #[test]
+    fn efault_from_a_cut_the_file_grew_back_from_before_the_fstat_is_truncated() {
+        let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+        let path = dir.path().join("segment");
+        let len = 16 * PAGE;
+        let _host = MmapRegion::create(&path, len, FileCleanup::Manual).unwrap();
+        let mut h = MmapRegion::attach(&path).unwrap();
+        h.region().write_at(8 * PAGE, &[0xAB; PAGE]).unwrap();
+        let peer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        peer.set_len(u64::try_from(4 * PAGE + 100).unwrap())
+            .unwrap();
+        let regrow = peer.try_clone().unwrap();
+        super::seam::set_before_fstat(move || {
+            regrow.set_len(u64::try_from(len).unwrap()).unwrap();
+        });
+        let mut sink = tempfile::tempfile_in("/dev/shm").unwrap();
+        let e = h.region().write_to_fd(8 * PAGE, PAGE, &sink).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Truncated, "{e}");
+        assert_eq!(e.raw_os_error(), Some(libc::EFAULT));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "write_to_fd: the kernel's copy met a page the file did not have, and the file \
+                 has grown back since (its bytes there are lost) ({})",
+                std::io::Error::from_raw_os_error(libc::EFAULT)
+            )
+        );
+        // The retry wrote the page as it is now: a hole, zeros.
+        let mut out = Vec::new();
+        std::io::Seek::rewind(&mut sink).unwrap();
+        std::io::Read::read_to_end(&mut sink, &mut out).unwrap();
+        assert_eq!(out, vec![0; PAGE]);
+        // Fenced at the page the call started in, and sticky.
+        let mut one = [0u8; 1];
+        h.region().read_at(8 * PAGE - 1, &mut one).unwrap();
+        assert_eq!(
+            h.region().read_at(8 * PAGE, &mut one).unwrap_err().kind(),
+            ErrorKind::OutOfBounds
+        );
+        assert_eq!(
+            h.check_and_remap().unwrap_err().kind(),
+            ErrorKind::Truncated
+        );
     }
 }

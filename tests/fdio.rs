@@ -737,4 +737,309 @@ mod truncated {
             assert!(rest.is_empty());
         });
     }
+
+    /// A child that must die of `SIGBUS`: the parent checks it did.
+    fn in_child_dying_of_sigbus(test: &str, role: &str, body: impl FnOnce()) {
+        if role_is(role) {
+            body();
+            return;
+        }
+        let mut child = spawn_self(test, role, &[]).spawn().unwrap();
+        let status = wait_with_timeout(&mut child, std::time::Duration::from_secs(60));
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGBUS),
+            "the child did not die of SIGBUS: {status}"
+        );
+    }
+
+    #[test]
+    fn descriptor_io_from_inside_the_files_last_page_fails_without_a_count_on_pipes_and_sockets() {
+        const NAME: &str = "truncated::descriptor_io_from_inside_the_files_last_page_fails_without_a_count_on_pipes_and_sockets";
+        in_child(NAME, "no-guard", || {
+            let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+            let path = dir.path().join("segment");
+            let len = 16 * PAGE;
+            let host = MmapRegion::create(&path, len, FileCleanup::Manual).unwrap();
+            host.region().write_at(0, &[0xAB; 16 * PAGE]).unwrap();
+            // One handle per call: a Truncated call fences its handle.
+            let hs: Vec<_> = (0..6).map(|_| MmapRegion::attach(&path).unwrap()).collect();
+            set_len(&path, 4 * PAGE + 100);
+            let (start, n) = (4 * PAGE + 50, 2 * PAGE);
+            // Out of the mapping: a pipe and a socket fail Truncated with
+            // no count, though the 50 bytes before the missing page were
+            // there to copy; a tmpfs file takes a short count up to the
+            // page (the file's last 50 bytes, then zeros).
+            let (mut pr, pw) = pipe();
+            let e = hs[0].region().write_to_fd(start, n, &pw).unwrap_err();
+            assert_truncated(&e, "write_to_fd", len);
+            let (s1, mut s2) = socket_pair();
+            let e = hs[1].region().write_to_fd(start, n, &s1).unwrap_err();
+            assert_truncated(&e, "write_to_fd", len);
+            drop((pw, s1));
+            assert!(read_until_eof(&mut pr).is_empty());
+            assert!(read_until_eof(&mut s2).is_empty());
+            let mut f = tempfile::tempfile_in("/dev/shm").unwrap();
+            assert_eq!(hs[2].region().write_to_fd(start, n, &f).unwrap(), PAGE - 50);
+            let mut out = Vec::new();
+            f.rewind().unwrap();
+            f.read_to_end(&mut out).unwrap();
+            assert_eq!(out[..50], [0xAB; 50]);
+            assert!(out[50..].iter().all(|&b| b == 0));
+            // Into the mapping: a pipe fails Truncated, yet the kernel
+            // stored the bytes before the missing page into the region.
+            let (r, mut w) = pipe();
+            w.write_all(&[7; 3 * PAGE]).unwrap();
+            let e = hs[3].region().read_from_fd(start, n, &r).unwrap_err();
+            assert_truncated(&e, "read_from_fd", len);
+            let mut stored = [0u8; 50];
+            hs[4].region().read_at(start, &mut stored).unwrap();
+            assert_eq!(stored, [7; 50]);
+            // A tmpfs file as the source gives a short count up to the page.
+            let mut src = tempfile::tempfile_in("/dev/shm").unwrap();
+            src.write_all(&[8; 3 * PAGE]).unwrap();
+            src.rewind().unwrap();
+            assert_eq!(
+                hs[5].region().read_from_fd(start, n, &src).unwrap(),
+                PAGE - 50
+            );
+            assert_eq!(
+                src.stream_position().unwrap(),
+                u64::try_from(PAGE - 50).unwrap()
+            );
+        });
+    }
+
+    #[test]
+    fn for_each_chunk_without_the_guard_over_a_truncated_range_dies_of_sigbus() {
+        const NAME: &str =
+            "truncated::for_each_chunk_without_the_guard_over_a_truncated_range_dies_of_sigbus";
+        in_child_dying_of_sigbus(NAME, "no-guard", || {
+            assert!(!sigbus::is_installed());
+            let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+            let path = dir.path().join("segment");
+            let host = MmapRegion::create(&path, 16 * PAGE, FileCleanup::Manual).unwrap();
+            set_len(&path, 4 * PAGE + 100);
+            // The copy meets the page the file lost: the process dies here.
+            let r = host.region().for_each_chunk(0, 16 * PAGE, |_| {});
+            eprintln!("for_each_chunk survived: {r:?}");
+        });
+    }
+
+    #[test]
+    fn an_efault_the_files_size_does_not_explain_is_os() {
+        // A hole in a file on a full tmpfs: the kernel cannot bring the
+        // page in (`EFAULT`), though the file is long enough. Root only;
+        // CI runs as root, so a failed mount fails the test.
+        let fs = Tmpfs::mount("256k").expect("mounting a tmpfs (run as root)");
+        let path = fs.path().join("segment");
+        let f = std::fs::File::create(&path).unwrap();
+        f.set_len(u64::try_from(64 * PAGE).unwrap()).unwrap();
+        let mut fill = std::fs::File::create(fs.path().join("fill")).unwrap();
+        while fill.write_all(&[1; PAGE]).is_ok() {}
+        let mut h = MmapRegion::attach(&path).unwrap();
+        let (r, mut w) = pipe();
+        w.write_all(&[9; PAGE]).unwrap();
+        let e = h.region().read_from_fd(8 * PAGE, PAGE, &r).unwrap_err();
+        assert_eq!(
+            (e.kind(), e.raw_os_error()),
+            (ErrorKind::Os, Some(libc::EFAULT)),
+            "{e}"
+        );
+        let (mut r2, w2) = pipe();
+        let e = h.region().write_to_fd(16 * PAGE, PAGE, &w2).unwrap_err();
+        assert_eq!(
+            (e.kind(), e.raw_os_error()),
+            (ErrorKind::Os, Some(libc::EFAULT)),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "write_to_fd: operating-system error ({})",
+                std::io::Error::from_raw_os_error(libc::EFAULT)
+            )
+        );
+        drop(w2);
+        assert!(read_until_eof(&mut r2).is_empty());
+        // Not a truncation: the handle is not fenced.
+        assert!(!h.check_and_remap().unwrap());
+        drop(h);
+        drop(fill);
+        std::fs::remove_file(fs.path().join("fill")).unwrap();
+    }
+
+    #[test]
+    fn descriptor_io_past_a_cut_known_before_the_call_makes_no_call() {
+        const NAME: &str =
+            "truncated::descriptor_io_past_a_cut_known_before_the_call_makes_no_call";
+        in_child(NAME, "guard", || {
+            sigbus::install().unwrap();
+            let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+            let path = dir.path().join("segment");
+            let host = MmapRegion::create(&path, 16 * PAGE, FileCleanup::Manual).unwrap();
+            let view = host.region();
+            set_len(&path, 4 * PAGE + 100);
+            // A raw access (not a checked one, which would also fence the
+            // handle) faults on page 8: the guard records the cut there.
+            let page = view.as_ptr().wrapping_add(8 * PAGE);
+            // SAFETY: page 8 is mapped (the view lives); the file lost it,
+            // and the installed guard contains the `SIGBUS`.
+            let _ = unsafe { page.read_volatile() };
+            let (mut r, w) = pipe();
+            let e = view.write_to_fd(8 * PAGE, PAGE, &w).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Truncated, "{e}");
+            drop(w);
+            assert!(
+                read_until_eof(&mut r).is_empty(),
+                "a replaced page was written out"
+            );
+            let (r, mut w) = pipe();
+            w.write_all(&[5; PAGE]).unwrap();
+            let e = view.read_from_fd(8 * PAGE, PAGE, &r).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Truncated, "{e}");
+            drop(w);
+            let mut r = r;
+            assert_eq!(read_until_eof(&mut r), vec![5; PAGE], "bytes were read");
+        });
+    }
+
+    /// Whether thread `tid` of this process sleeps in `write(2)`.
+    fn asleep_in_write(tid: i32) -> bool {
+        let sc =
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).unwrap_or_default();
+        sc.split(' ').next() == Some(&libc::SYS_write.to_string())
+    }
+
+    /// The calling thread writes `[start, start + n)` of a 16-page file
+    /// to a full pipe and sleeps; meanwhile a peer cuts the file to
+    /// `4 * PAGE + 100` and a checked read at `fault` (guard installed)
+    /// records a cut there; then the pipe is drained. Returns the call's
+    /// result and what it wrote.
+    fn write_while_a_cut_is_made(
+        start: usize,
+        n: usize,
+        fault: usize,
+    ) -> (shm_region::Result<usize>, Vec<u8>) {
+        sigbus::install().unwrap();
+        let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+        let path = dir.path().join("segment");
+        let host = MmapRegion::create(&path, 16 * PAGE, FileCleanup::Manual).unwrap();
+        host.region().write_at(0, &[0xCD; 16 * PAGE]).unwrap();
+        let (mut r, w) = pipe();
+        // SAFETY: `w` is an open pipe descriptor.
+        let cap = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&w), libc::F_GETPIPE_SZ) };
+        let cap = usize::try_from(cap).unwrap();
+        (&w).write_all(&vec![1; cap]).unwrap();
+        let me = rustix::thread::gettid().as_raw_nonzero().get();
+        let view = host.region();
+        let other = host.region();
+        let peer = thread::spawn(move || {
+            wait_until(
+                std::time::Duration::from_secs(30),
+                "the writer to sleep",
+                || asleep_in_write(me),
+            );
+            set_len(&path, 4 * PAGE + 100);
+            let mut one = [0u8; 1];
+            assert_eq!(kind(other.read_at(fault, &mut one)), ErrorKind::Truncated);
+            let mut got = vec![0u8; cap];
+            r.read_exact(&mut got).unwrap();
+            (r, dir)
+        });
+        let res = view.write_to_fd(start, n, &w);
+        drop(w);
+        let (mut r, _dir) = peer.join().unwrap();
+        (res, read_until_eof(&mut r))
+    }
+
+    #[test]
+    fn descriptor_io_reaching_a_cut_made_during_the_call_is_truncated() {
+        const NAME: &str =
+            "truncated::descriptor_io_reaching_a_cut_made_during_the_call_is_truncated";
+        in_child(NAME, "guard", || {
+            // Cut at page 5 (the fault's page): the kernel copies pages
+            // 0..5 from the file (zeros past its end) and the rest from the
+            // zero pages the guard put in place, so the call succeeds; the
+            // check after it reports the cut.
+            let (res, out) = write_while_a_cut_is_made(0, 8 * PAGE, 5 * PAGE);
+            let e = res.unwrap_err();
+            assert_eq!(
+                (e.kind(), e.raw_os_error()),
+                (ErrorKind::Truncated, None),
+                "{e}"
+            );
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "write_to_fd: {} bytes at offset 0 reach pages the file lost under the mapping (a contained SIGBUS; gone from offset {})",
+                    8 * PAGE,
+                    5 * PAGE
+                )
+            );
+            assert_eq!(out.len(), 8 * PAGE);
+        });
+    }
+
+    #[test]
+    fn an_efault_at_a_cut_made_during_the_call_is_truncated_at_the_cut() {
+        const NAME: &str =
+            "truncated::an_efault_at_a_cut_made_during_the_call_is_truncated_at_the_cut";
+        in_child(NAME, "guard", || {
+            // The copy starts on page 6, which the file lost and no fault
+            // replaced (the cut is at page 7): EFAULT; the cut explains
+            // it, before the file's size is looked at.
+            let (res, out) = write_while_a_cut_is_made(6 * PAGE, 2 * PAGE, 7 * PAGE);
+            let e = res.unwrap_err();
+            assert_eq!(
+                (e.kind(), e.raw_os_error()),
+                (ErrorKind::Truncated, Some(libc::EFAULT)),
+                "{e}"
+            );
+            assert!(e.to_string().ends_with(&format!(
+                    "reach pages the file lost under the mapping (a contained SIGBUS; gone from offset {}) ({})",
+                    7 * PAGE,
+                    std::io::Error::from_raw_os_error(libc::EFAULT)
+                )), "{e}");
+            assert!(out.is_empty());
+        });
+    }
+}
+
+/// The handle's descriptor lives as long as its last view: an `flock`
+/// taken on `MmapRegion::fd` is held after the handle is dropped while a
+/// view lives, and released when the view is dropped.
+#[cfg(not(miri))]
+#[test]
+fn a_view_outliving_its_handle_keeps_the_handles_descriptor_and_its_flock() {
+    use shm_region::FileCleanup;
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+    let path = dir.path().join("segment");
+    let host = MmapRegion::create(&path, 4096, FileCleanup::Manual).unwrap();
+    let raw = host.fd().unwrap().as_raw_fd();
+    // SAFETY: `raw` is the handle's open descriptor.
+    assert_eq!(unsafe { libc::flock(raw, libc::LOCK_EX) }, 0);
+    let view = host.region();
+    let other = std::fs::File::open(&path).unwrap();
+    // Dropping the `Manual` handle removes the name, not the descriptor:
+    // it is still open on the file...
+    drop(host);
+    let target = std::fs::read_link(format!("/proc/self/fd/{raw}")).unwrap();
+    assert_eq!(
+        target.to_str().unwrap(),
+        format!("{} (deleted)", path.display())
+    );
+    // ... and still holds the lock another open file description wants.
+    // SAFETY: `other` is an open descriptor.
+    let rc = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(rc, -1);
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::EWOULDBLOCK)
+    );
+    drop(view);
+    // SAFETY: as above.
+    let rc = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(rc, 0);
 }
