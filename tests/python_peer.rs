@@ -9,37 +9,16 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
+use common::ShmName;
 use shm_region::{fdpass, FileCleanup, MmapOptions, MmapRegion};
 
 /// The options a received memfd is attached with: the defaults, which
 /// accept a memfd as the kernel makes it (mode 0777).
 fn defaults_for_a_received_memfd() -> MmapOptions {
     MmapOptions::new()
-}
-
-/// A shm name no other test or run uses; its file is removed on drop.
-struct Name {
-    name: String,
-    path: PathBuf,
-}
-
-impl Name {
-    fn new(tag: &str) -> Self {
-        let name = format!("shm-region-py-{tag}-{}", std::process::id());
-        let path = Path::new("/dev/shm").join(&name);
-        let _ = std::fs::remove_file(&path);
-        Self { name, path }
-    }
-}
-
-impl Drop for Name {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
 }
 
 /// `python3 -c script args...` with stdout piped; stdin as given.
@@ -92,7 +71,7 @@ print("unlinked", flush=True)
 
 #[test]
 fn a_segment_python_made_is_attached_by_name_read_and_followed_when_python_grows_it() {
-    let n = Name::new("grow");
+    let n = ShmName::new("py", "grow");
     let mut child = python(GROWING_SEGMENT, &[&n.name], Stdio::piped());
     let mut stdin = child.stdin.take().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
@@ -139,7 +118,7 @@ m.close()
 #[test]
 fn a_segment_create_shm_made_is_read_by_python_byte_for_byte() {
     const SIZE: usize = 3 * 4096 + 100;
-    let n = Name::new("read");
+    let n = ShmName::new("py", "read");
     let host = MmapRegion::create_shm(&format!("/{}", n.name), SIZE, FileCleanup::Manual).unwrap();
     let pattern: Vec<u8> = (0..SIZE)
         .map(|i| u8::try_from((i * 7 + 3) % 251).unwrap())

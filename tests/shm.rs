@@ -10,31 +10,9 @@ use std::path::{Path, PathBuf};
 use common::*;
 use shm_region::{ErrorKind, FileCleanup, MmapOptions, MmapRegion};
 
-/// A name no other test (or run) uses, and its file; the file is removed
-/// when the guard is dropped, whatever the test left.
-struct Name {
-    name: String,
-    path: PathBuf,
-}
-
-impl Name {
-    fn new(tag: &str) -> Self {
-        let name = format!("shm-region-test-{tag}-{}", std::process::id());
-        let path = Path::new("/dev/shm").join(&name);
-        let _ = std::fs::remove_file(&path);
-        Self { name, path }
-    }
-}
-
-impl Drop for Name {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
 #[test]
 fn create_shm_makes_a_0600_file_under_dev_shm_that_attach_shm_finds_by_either_spelling() {
-    let n = Name::new("spelling");
+    let n = ShmName::new("test", "spelling");
     let mut host = MmapRegion::create_shm(&n.name, 4096, FileCleanup::Manual).unwrap();
     assert_eq!(host.path(), n.path);
     let md = std::fs::symlink_metadata(&n.path).unwrap();
@@ -88,7 +66,7 @@ fn shm_names_that_are_empty_dots_slashed_nul_or_too_long_are_invalid_paths() {
         );
     }
     // 255 bytes is the longest name, and it works.
-    let n = Name {
+    let n = ShmName {
         path: Path::new("/dev/shm").join(&longest),
         name: longest,
     };
@@ -98,7 +76,7 @@ fn shm_names_that_are_empty_dots_slashed_nul_or_too_long_are_invalid_paths() {
 
 #[test]
 fn create_shm_refuses_any_existing_name_and_leaves_it_untouched() {
-    let n = Name::new("exists");
+    let n = ShmName::new("test", "exists");
     std::fs::write(&n.path, b"someone's").unwrap();
     let before = fingerprint(&n.path);
     let err = MmapRegion::create_shm(&n.name, 4096, FileCleanup::Manual).unwrap_err();
@@ -115,8 +93,8 @@ fn create_shm_refuses_any_existing_name_and_leaves_it_untouched() {
 
 #[test]
 fn a_symlink_planted_under_a_name_is_neither_followed_nor_replaced() {
-    let n = Name::new("symlink");
-    let target = Name::new("symlink-target");
+    let n = ShmName::new("test", "symlink");
+    let target = ShmName::new("test", "symlink-target");
     std::fs::write(&target.path, vec![7u8; 4096]).unwrap();
     std::fs::set_permissions(&target.path, std::fs::Permissions::from_mode(0o600)).unwrap();
     std::os::unix::fs::symlink(&target.path, &n.path).unwrap();
@@ -136,8 +114,8 @@ fn a_symlink_planted_under_a_name_is_neither_followed_nor_replaced() {
 /// rustix's Linux backend opens `/dev/shm/<name>` without `O_NOFOLLOW`.
 #[test]
 fn rustix_shm_open_follows_a_planted_symlink_where_attach_shm_refuses_it() {
-    let n = Name::new("rustix-follows");
-    let target = Name::new("rustix-follows-target");
+    let n = ShmName::new("test", "rustix-follows");
+    let target = ShmName::new("test", "rustix-follows-target");
     std::fs::write(&target.path, b"victim").unwrap();
     std::os::unix::fs::symlink(&target.path, &n.path).unwrap();
     let fd = rustix::shm::open(
@@ -156,7 +134,7 @@ fn rustix_shm_open_follows_a_planted_symlink_where_attach_shm_refuses_it() {
 
 #[test]
 fn attach_shm_checks_owner_mode_and_links_as_attach_does() {
-    let n = Name::new("policy");
+    let n = ShmName::new("test", "policy");
     let host = MmapRegion::create_shm(&n.name, 4096, FileCleanup::Manual).unwrap();
     // Group-writable.
     std::fs::set_permissions(&n.path, std::fs::Permissions::from_mode(0o660)).unwrap();
@@ -169,7 +147,7 @@ fn attach_shm_checks_owner_mode_and_links_as_attach_does() {
     assert_eq!(lax.attach_shm(&n.name).unwrap().len(), 4096);
     std::fs::set_permissions(&n.path, std::fs::Permissions::from_mode(0o600)).unwrap();
     // A second name.
-    let link = Name::new("policy-link");
+    let link = ShmName::new("test", "policy-link");
     std::fs::hard_link(&n.path, &link.path).unwrap();
     assert_eq!(kind(MmapRegion::attach_shm(&n.name)), ErrorKind::HardLinked);
     std::fs::remove_file(&link.path).unwrap();
@@ -188,7 +166,7 @@ fn attach_shm_checks_owner_mode_and_links_as_attach_does() {
 
 #[test]
 fn dropping_the_creator_removes_the_name_only_if_it_still_names_its_segment() {
-    let n = Name::new("drop");
+    let n = ShmName::new("test", "drop");
     let host = MmapRegion::create_shm(&n.name, 4096, FileCleanup::Manual).unwrap();
     let guest = MmapRegion::attach_shm(&n.name).unwrap();
     drop(guest); // an attached handle never removes it
@@ -214,7 +192,7 @@ fn dropping_the_creator_removes_the_name_only_if_it_still_names_its_segment() {
 
 #[test]
 fn auto_cleanup_gives_a_segment_that_never_has_a_name() {
-    let n = Name::new("auto");
+    let n = ShmName::new("test", "auto");
     let host = MmapRegion::create_shm(&n.name, 4096, FileCleanup::Auto).unwrap();
     assert!(!n.path.exists());
     assert_eq!(kind(MmapRegion::attach_shm(&n.name)), ErrorKind::NotFound);
@@ -229,7 +207,7 @@ fn auto_cleanup_gives_a_segment_that_never_has_a_name() {
 
 #[test]
 fn attach_shm_of_a_missing_name_is_not_found_naming_the_path() {
-    let n = Name::new("missing");
+    let n = ShmName::new("test", "missing");
     let err = MmapRegion::attach_shm(&n.name).unwrap_err();
     assert_eq!(
         (err.kind(), err.operation(), err.path()),
@@ -246,7 +224,7 @@ fn attach_shm_of_a_missing_name_is_not_found_naming_the_path() {
 
 #[test]
 fn a_fifo_planted_under_a_name_is_refused_promptly_by_every_attach() {
-    let n = Name::new("fifo");
+    let n = ShmName::new("test", "fifo");
     mkfifo(&n.path);
     let name = n.name.clone();
     let kinds = within(std::time::Duration::from_secs(5), move || {
@@ -263,7 +241,7 @@ fn a_fifo_planted_under_a_name_is_refused_promptly_by_every_attach() {
 
 #[test]
 fn create_shm_errors_name_the_operation_and_the_path() {
-    let n = Name::new("errors");
+    let n = ShmName::new("test", "errors");
     let prefix = format!("create_shm {}: ", n.path.display());
     // A size of zero, a size past max_size, and an options-level refusal:
     // each names create_shm and /dev/shm/<name>, and leaves no name.

@@ -292,3 +292,30 @@ pub fn read_smaps() -> Vec<Vma> {
     }
     vmas
 }
+
+/// A POSIX shm name no other test (or run) uses, `shm-region-<kind>-<tag>-<pid>`,
+/// and its file under `/dev/shm`; the file is removed when the guard is
+/// dropped, whatever the test left.
+pub struct ShmName {
+    /// The name, without a leading `/`.
+    pub name: String,
+    /// `/dev/shm/<name>`.
+    pub path: PathBuf,
+}
+
+impl ShmName {
+    /// A fresh name for test `tag` of the binary `kind`; any file left under
+    /// it by an earlier run is removed.
+    pub fn new(kind: &str, tag: &str) -> Self {
+        let name = format!("shm-region-{kind}-{tag}-{}", std::process::id());
+        let path = Path::new("/dev/shm").join(&name);
+        let _ = std::fs::remove_file(&path);
+        Self { name, path }
+    }
+}
+
+impl Drop for ShmName {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
