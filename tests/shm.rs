@@ -5,7 +5,7 @@
 mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
 use shm_region::{ErrorKind, FileCleanup, MmapOptions, MmapRegion};
