@@ -164,8 +164,12 @@
 //!   replacement pages are charged against the commit limit, whether the
 //!   fault was a read or a write. If the kernel refuses the range the
 //!   handler chose, it tries the faulting page alone, then everything from
-//!   the cut to the end (one mapping instead of several), then the faulting
-//!   page read-only and private (charged neither as data nor against the
+//!   the cut to the end (one mapping instead of several), then the *sink
+//!   page* (one page of a sealed memfd that [`install`] creates and
+//!   allocates, mapped shared and with the mapping's protection over the
+//!   faulting page: writes go on into garbage shared by every such page,
+//!   which checked accessors never return), then the faulting page
+//!   read-only and private (charged neither as data nor against the
 //!   commit limit): a read then goes on, on zeros, and a write to that page
 //!   ends the process with `SIGSEGV`. If the kernel refuses even that, the
 //!   fault is handled as one that is not ours (by default, the process dies
@@ -227,7 +231,8 @@ use crate::error::{Error, ErrorKind, Result};
 /// - [`ErrorKind::Os`] with `EBUSY` if the handler was installed before and
 ///   `SIGBUS` now has another handler or is ignored: that handler may chain
 ///   to this one, and replacing it would silence it or loop.
-/// - [`ErrorKind::Os`] if `sigaction` fails.
+/// - [`ErrorKind::Os`] if `sigaction` fails, or if making the sink page
+///   (`memfd_create`, `ftruncate`, a one-byte `pwrite`, sealing) fails.
 ///
 /// Nothing is installed when it fails.
 pub fn install() -> Result<()> {

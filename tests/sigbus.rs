@@ -1519,3 +1519,86 @@ fn every_checked_accessor_reports_truncated_past_a_cut() {
     #[cfg(feature = "zerocopy")]
     assert_eq!(view.read_val::<u64>(PAGE).unwrap(), 0x0505_0505_0505_0505);
 }
+
+/// Installs a seccomp filter in this process (and its later threads) that
+/// makes every `mmap` with exactly the flags of the handler's shared
+/// anonymous replacements (`MAP_SHARED | MAP_FIXED | MAP_ANONYMOUS |
+/// MAP_NORESERVE`) fail with `ENOMEM`, as a kernel out of shared memory
+/// would refuse them.
+fn refuse_shared_anonymous_replacements() {
+    const FLAGS: u32 = 0x01 | 0x10 | 0x20 | 0x4000;
+    const _: () = assert!(
+        libc::MAP_SHARED | libc::MAP_FIXED | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE == 0x4031
+    );
+    let op = |code: u16, k: u32, jt: u8, jf: u8| libc::sock_filter { code, jt, jf, k };
+    // Offsets into `struct seccomp_data`: `nr` at 0, `args[3]` (the
+    // flags) at 16 + 3 * 8, low half first on little-endian.
+    let nr = u32::try_from(libc::SYS_mmap).unwrap();
+    let program = [
+        op(0x20, 0, 0, 0),                // ld [nr]
+        op(0x15, nr, 0, 3),               // jeq mmap, next, allow
+        op(0x20, 40, 0, 0),               // ld [args[3] low]
+        op(0x15, FLAGS, 0, 1),            // jeq FLAGS, next, allow
+        op(0x06, 0x0005_0000 | 12, 0, 0), // ret SECCOMP_RET_ERRNO | ENOMEM
+        op(0x06, 0x7fff_0000, 0, 0),      // ret SECCOMP_RET_ALLOW
+    ];
+    let fprog = libc::sock_fprog {
+        len: u16::try_from(program.len()).unwrap(),
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: a plain `prctl` with integer arguments.
+    let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    assert_eq!(rc, 0);
+    // SAFETY: `fprog` points to a valid filter program that lives across
+    // the call (`SECCOMP_SET_MODE_FILTER` = 1, no flags).
+    let rc = unsafe { libc::syscall(libc::SYS_seccomp, 1, 0, std::ptr::from_ref(&fprog)) };
+    assert_eq!(rc, 0);
+    // The filter works: such an `mmap` now fails with `ENOMEM`.
+    // SAFETY: a new mapping without `MAP_FIXED` at a null hint replaces
+    // nothing (and is refused anyway).
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            PAGE,
+            libc::PROT_READ,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(p, libc::MAP_FAILED, "only MAP_FIXED ones are refused");
+    // SAFETY: `p` is the page just mapped.
+    assert_eq!(unsafe { libc::munmap(p, PAGE) }, 0);
+}
+
+#[test]
+fn a_write_starting_on_a_lost_page_is_truncated_when_shared_anonymous_replacements_are_refused() {
+    // Every shared anonymous replacement refused: the handler maps the
+    // install-time sink page there (shared, writable), so the write goes
+    // on into garbage and ends `Truncated`, the process alive (a
+    // read-only page there would end it with `SIGSEGV`).
+    const TEST: &str =
+        "a_write_starting_on_a_lost_page_is_truncated_when_shared_anonymous_replacements_are_refused";
+    if !in_child(TEST) {
+        return;
+    }
+    let (_dir, path, region) = guarded_region(4 * PAGE);
+    let view = region.region();
+    view.write_at(0, &[0x5A; PAGE]).unwrap();
+    set_len(&path, PAGE);
+    refuse_shared_anonymous_replacements();
+    let data = [7u8; 8];
+    assert_eq!(kind(view.write_at(2 * PAGE, &data)), ErrorKind::Truncated);
+    let mut b = [0u8; 8];
+    assert_eq!(kind(view.read_at(2 * PAGE, &mut b)), ErrorKind::Truncated);
+    // A write across the cut, and one from another page past it.
+    assert_eq!(
+        kind(view.write_at(0, &[1u8; 3 * PAGE])),
+        ErrorKind::Truncated
+    );
+    assert_eq!(kind(view.write_at(3 * PAGE, &data)), ErrorKind::Truncated);
+    // The page the file kept is still the file's (the write across the
+    // cut was refused before any byte was copied: the cut was known).
+    view.read_at(PAGE - 8, &mut b).unwrap();
+    assert_eq!(b, [0x5A; 8]);
+}

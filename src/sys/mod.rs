@@ -57,7 +57,11 @@
 //!    handler (invariant 6) may replace pages of a file mapping at or past
 //!    a page-aligned offset with anonymous zero pages: shared (`MAP_SHARED
 //!    | MAP_ANONYMOUS`, reachable by no other process) with the same
-//!    protection, or, as a last resort, one private read-only page. The
+//!    protection; or, when those are refused, one page of the sink (a
+//!    one-page memfd the crate made at `install`, sealed against shrinking
+//!    and growing, so never past its end), `MAP_SHARED` with the same
+//!    protection, whose bytes are garbage shared by every sink-replaced
+//!    page; or, as a last resort, one private read-only page. The
 //!    range stays mapped, owned and of the same length, so every read the
 //!    other invariants allow stays valid (a write to a read-only
 //!    last-resort page faults with `SIGSEGV`: a crash, not undefined

@@ -46,7 +46,9 @@
 //! page to the mapping's end for the first fault; up to the old cut for a
 //! fault below it, or to the end again after `MAX_PIECES` (16) such pieces),
 //! falling back to the faulting page alone, then everything from the cut,
-//! then the page read-only and private; gives them the mapping's
+//! then the sink page (one page of a sealed memfd made by `install`, shared,
+//! writable if the mapping is), then the page read-only and private; gives
+//! them the mapping's
 //! `MADV_DONTDUMP`/`MADV_DONTFORK`; and returns: the faulting instruction
 //! runs again, on zeros. Every replaced page is in the mapping and at or
 //! past a value the cut has held (`within`, checked before each `mmap`,
@@ -74,7 +76,7 @@ const CHUNK: usize = 1024;
 mod imp {
     use std::ffi::{c_int, c_void};
     use std::ptr;
-    use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+    use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicPtr, AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
     use rustix::io::Errno;
@@ -196,6 +198,22 @@ mod imp {
     const LAST_RESORT: MapFlags = MapFlags::PRIVATE
         .union(MapFlags::FIXED)
         .union(MapFlags::NORESERVE);
+    /// The flags of the sink replacement: the one-page sink file
+    /// ([`SINK`]) shared at the faulting page. Not `MAP_NORESERVE`, and
+    /// not anonymous: a filter or a kernel that refuses the shared
+    /// anonymous replacements ([`ZEROS`]) is not asked for the same thing
+    /// again.
+    const SINK_FLAGS: MapFlags = MapFlags::SHARED.union(MapFlags::FIXED);
+    /// The sink: a memfd of one page (sealed against shrinking, growing
+    /// and further seals; writes allowed), made and its page touched (so
+    /// allocated, charged then) by `install`, never closed; `-1` until
+    /// then. When every shared anonymous replacement of a faulting page is
+    /// refused, the handler maps this page there, shared and with the
+    /// mapping's protection: its bytes are garbage shared by every such
+    /// page of the process (and its children made by `fork`), which
+    /// checked accessors never return (the cut is checked after the
+    /// copy).
+    static SINK: AtomicI32 = AtomicI32::new(-1);
     /// The page size, stored before the handler is installed.
     static PAGE: AtomicUsize = AtomicUsize::new(0);
     /// Test seam: the handler skips this many of its candidate
@@ -227,6 +245,44 @@ mod imp {
             return None;
         }
         Some(raw)
+    }
+
+    /// Makes the sink ([`SINK`]) if there is none yet: a one-page memfd,
+    /// its page written once (so the kernel allocates it now, not in the
+    /// handler), sealed against shrinking, growing and further seals.
+    /// Normal context.
+    ///
+    /// # Errors
+    ///
+    /// What `memfd_create`, `ftruncate`, `pwrite` or the sealing report.
+    fn make_sink() -> Result<(), Errno> {
+        use rustix::fs::{MemfdFlags, SealFlags};
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        if SINK.load(Ordering::SeqCst) >= 0 {
+            return Ok(());
+        }
+        let page = super::super::page_size();
+        let fd = rustix::fs::memfd_create(
+            "shm-region-sigbus-sink",
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )?;
+        rustix::fs::ftruncate(&fd, u64::try_from(page).map_err(|_| Errno::INVAL)?)?;
+        if rustix::io::pwrite(&fd, &[0], 0)? != 1 {
+            return Err(Errno::IO);
+        }
+        rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
+        let raw = fd.into_raw_fd();
+        if SINK
+            .compare_exchange(-1, raw, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            // Another thread made one meanwhile: this one was never
+            // published.
+            // SAFETY: `raw` came from `into_raw_fd` just above and was
+            // never published.
+            drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) });
+        }
+        Ok(())
     }
 
     /// This process's [`Local`], made on first use; `None` if the kernel
@@ -544,6 +600,7 @@ mod imp {
             return Err(Errno::BUSY);
         }
         local().ok_or(Errno::NOTSUP)?;
+        make_sink()?;
         PAGE.store(super::super::page_size(), Ordering::SeqCst);
         if ARMED.load(Ordering::SeqCst) {
             // Installed before and reset to the default since: the default
@@ -756,18 +813,21 @@ mod imp {
         // The wide range; if the kernel refuses it, the faulting page; then
         // everything from the cut to the end (which makes the pieces one
         // mapping again: a refusal for want of mapping slots, at
-        // `vm.max_map_count`); last, the faulting page read-only and
-        // private (neither data, nor charged under strict overcommit, nor
-        // shared memory): a read then goes on, on zeros, and only a write
-        // to that page ends the process (`SIGSEGV`).
+        // `vm.max_map_count`); then the sink page ([`SINK`], shared, of the
+        // mapping's protection: writes go on into garbage); last, the
+        // faulting page read-only and private (neither data, nor charged
+        // under strict overcommit, nor shared memory): a read then goes on,
+        // on zeros, and only a write to that page ends the process
+        // (`SIGSEGV`).
         let candidates = [
-            (wide, prot, ZEROS),
-            (alone, prot, ZEROS),
-            ((now_cut.min(cut), len), prot, ZEROS),
-            (alone, ProtFlags::READ, LAST_RESORT),
+            (wide, prot, Source::Zeros),
+            (alone, prot, Source::Zeros),
+            ((now_cut.min(cut), len), prot, Source::Zeros),
+            (alone, prot, Source::Sink),
+            (alone, ProtFlags::READ, Source::ReadOnly),
         ];
         let mut replaced = None;
-        for (i, ((lo, hi), prot, flags)) in candidates.into_iter().enumerate() {
+        for (i, ((lo, hi), prot, source)) in candidates.into_iter().enumerate() {
             debug_assert!(
                 within(lo, hi, cut, len),
                 "replacement [{lo}, {hi}) outside [0, {len}) or not over {cut}"
@@ -789,15 +849,8 @@ mod imp {
             // just above): `[start + lo, start + hi)` lies in the mapping,
             // page-aligned (`lo` and `hi` are `cut`, `cut + page`, `len` or
             // earlier cuts, all multiples of the page size), at or past a
-            // value the cut has held. `MAP_FIXED` replaces exactly that
-            // range with anonymous zero pages (shared, of the same
-            // protection, or, last, private read-only; `MAP_NORESERVE`: no
-            // swap space is reserved for them):
-            // nothing outside the mapping is touched, and the range stays
-            // mapped (invariant 2's exception). One raw system call
-            // (rustix's `linux_raw` backend): no allocation, no lock, no
-            // `errno`.
-            if unsafe { rustix::mm::mmap_anonymous(at, size, prot, flags) }.is_ok() {
+            // value the cut has held; a `Sink` range is `alone`, one page.
+            if unsafe { replace(at, size, prot, source) }.is_ok() {
                 if i == 0 && lo == cut && hi == old_cut {
                     slot.pieces.fetch_add(1, Ordering::SeqCst);
                 } else if hi == len && lo == now_cut.min(cut) {
@@ -826,6 +879,68 @@ mod imp {
             }
         }
         Some(Outcome::Contained)
+    }
+
+    /// What a replacement maps.
+    #[derive(Clone, Copy)]
+    enum Source {
+        /// Shared anonymous zero pages ([`ZEROS`]).
+        Zeros,
+        /// The sink page ([`SINK`], [`SINK_FLAGS`]); the range is one page.
+        Sink,
+        /// A private anonymous zero page ([`LAST_RESORT`]), read-only.
+        ReadOnly,
+    }
+
+    /// Maps `source` over `[at, at + size)` with `prot`. One system call,
+    /// no allocation, no lock: a raw one where rustix uses its
+    /// `linux_raw` backend; on architectures where rustix calls libc
+    /// instead (powerpc, mips, s390x among them) a failing `mmap` sets the
+    /// interrupted code's `errno` (invariant 7).
+    ///
+    /// # Safety
+    ///
+    /// `[at, at + size)` is page-aligned, lies inside a mapping the crate
+    /// owns that stays mapped until this returns, and is at or past a
+    /// value that mapping's cut has held (invariant 6); for `Sink`,
+    /// `size` is one page.
+    unsafe fn replace(
+        at: *mut c_void,
+        size: usize,
+        prot: ProtFlags,
+        source: Source,
+    ) -> Result<(), Errno> {
+        match source {
+            Source::Zeros | Source::ReadOnly => {
+                let flags = if matches!(source, Source::Zeros) {
+                    ZEROS
+                } else {
+                    LAST_RESORT
+                };
+                // SAFETY: invariant 6, as the caller guarantees (see
+                // `contain_in`): `MAP_FIXED` replaces exactly that range,
+                // inside the owned mapping, with anonymous zero pages
+                // (shared, or private; `MAP_NORESERVE`: no swap space is
+                // reserved); the range stays mapped (invariant 2's
+                // exception).
+                unsafe { rustix::mm::mmap_anonymous(at, size, prot, flags) }.map(drop)
+            }
+            Source::Sink => {
+                let raw = SINK.load(Ordering::SeqCst);
+                if raw < 0 {
+                    return Err(Errno::BADF);
+                }
+                // SAFETY: a non-negative `SINK` is the sink memfd, opened
+                // by `make_sink` and never closed (invariant 7).
+                let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
+                // SAFETY: invariant 6, as the caller guarantees: `MAP_FIXED`
+                // replaces exactly that one-page range, inside the owned
+                // mapping, with the sink's one page (offset 0, inside the
+                // sealed one-page file: never past its end); the range
+                // stays mapped (invariant 2's exception).
+                unsafe { rustix::mm::mmap(at, size, prot, SINK_FLAGS, fd, 0) }.map(drop)
+            }
+        }
     }
 
     /// Hands a `SIGBUS` that is not ours to the disposition found at the
@@ -1058,6 +1173,51 @@ mod imp {
                 .unwrap()
         }
 
+        /// The `/proc/self/maps` line of the mapping holding `addr`.
+        fn maps_line(addr: usize) -> String {
+            let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+            maps.lines()
+                .find(|l| {
+                    let Some((range, _)) = l.split_once(' ') else {
+                        return false;
+                    };
+                    let Some((lo, hi)) = range.split_once('-') else {
+                        return false;
+                    };
+                    let lo = usize::from_str_radix(lo, 16).unwrap();
+                    let hi = usize::from_str_radix(hi, 16).unwrap();
+                    lo <= addr && addr < hi
+                })
+                .unwrap()
+                .to_string()
+        }
+
+        #[test]
+        fn when_every_shared_anonymous_replacement_is_refused_the_sink_page_is_mapped_writable() {
+            let _serial = serial();
+            super::make_sink().unwrap();
+            let page = page_size();
+            let (_file, map) = mapping(4);
+            assert!(map.write(2 * page, &[0x5A]));
+            let local = local().unwrap();
+            // The three shared anonymous candidates are refused.
+            super::REFUSED.store(3, Ordering::SeqCst);
+            let outcome = contain(local, map.base().wrapping_add(2 * page));
+            super::REFUSED.store(0, Ordering::SeqCst);
+            assert_eq!(outcome, Outcome::Contained);
+            assert_eq!(map.cut(), 2 * page);
+            let line = maps_line(map.base() as usize + 2 * page);
+            assert!(line.contains("rw-s"), "{line}");
+            assert!(line.contains("memfd:shm-region-sigbus-sink"), "{line}");
+            // Exactly the faulting page: its neighbours are the file's.
+            let above = maps_line(map.base() as usize + 3 * page);
+            assert!(!above.contains("sink"), "{above}");
+            let below = maps_line(map.base() as usize + page);
+            assert!(!below.contains("sink"), "{below}");
+            // Writable: a write there goes on (into garbage).
+            assert!(map.write(2 * page + 8, &[9]));
+        }
+
         #[test]
         fn when_every_writable_replacement_is_refused_the_page_is_replaced_read_only() {
             let _serial = serial();
@@ -1065,8 +1225,8 @@ mod imp {
             let (_file, map) = mapping(4);
             assert!(map.write(2 * page, &[0x5A]));
             let local = local().unwrap();
-            // The third candidate (everything from the cut) is refused too.
-            super::REFUSED.store(3, Ordering::SeqCst);
+            // The fourth candidate (the sink) is refused too.
+            super::REFUSED.store(4, Ordering::SeqCst);
             let outcome = contain(local, map.base().wrapping_add(2 * page));
             super::REFUSED.store(0, Ordering::SeqCst);
             assert_eq!(outcome, Outcome::Contained);
