@@ -11,6 +11,12 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::View;
 use crate::shared::{SharedU32, SharedU64};
 use crate::sync::Arc;
+
+/// The largest piece a checked `read_at` or `write_at` copies before it
+/// checks the cut of a contained `SIGBUS` ([`crate::sigbus`]): a copy over
+/// replaced pages touches (and so allocates, as shared memory) at most one
+/// piece of them before it stops `Truncated`.
+const PIECE: usize = 64 * 1024;
 // `std`'s atomics, or loom's under `--cfg loom` (see "Under loom" below).
 use crate::sync::{AtomicU32, AtomicU64};
 use crate::sys::{self, Mapping};
@@ -139,9 +145,14 @@ impl Region {
     /// [`ErrorKind::Truncated`] if the range reaches pages the file lost
     /// under the mapping and a `SIGBUS` there was contained
     /// ([`sigbus::install`](crate::sigbus::install)), during this copy or
-    /// before it; `buf` then holds unspecified bytes.
+    /// before it; `buf` then holds unspecified bytes. A copy of more than
+    /// 64 KiB goes in pieces of at most 64 KiB with the cut checked after
+    /// each, and stops at the first piece that reached it.
     #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        if buf.len() > PIECE {
+            return self.read_pieces(offset, buf);
+        }
         // One range check: the mapping bounds the copy by the accessible
         // length and, whatever that is, by its own length.
         if self
@@ -172,6 +183,9 @@ impl Region {
     /// replacement pages no peer sees, never the file past its end).
     #[inline]
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
+        if data.len() > PIECE {
+            return self.write_pieces(offset, data);
+        }
         // As in `read_at`; the mapping also refuses if it is read-only, and
         // `copy_error` tells the two apart.
         if self
@@ -183,6 +197,58 @@ impl Region {
         } else {
             Err(self.copy_error(true, offset, data.len()))
         }
+    }
+
+    /// `read_at` of more than [`PIECE`] bytes: the whole range is checked
+    /// first (nothing is copied if it is refused), then copied in pieces of
+    /// at most `PIECE` bytes, with the cut checked after each piece, so a
+    /// copy over pages a contained `SIGBUS` replaced stops after the first
+    /// piece that reached them: the shared replacement pages it touches
+    /// (each one allocated, SECURITY.md "Memory") are at most one piece.
+    #[inline(never)]
+    fn read_pieces(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        const OP: &str = "read_at";
+        let len = buf.len();
+        if !self.view.check(offset, len) {
+            return Err(self.copy_error(false, offset, len));
+        }
+        self.after_access(OP, offset, len)?;
+        for (i, piece) in buf.chunks_mut(PIECE).enumerate() {
+            let at = offset + i * PIECE;
+            if !self
+                .view
+                .map()
+                .read_within(at, piece, self.view.accessible_len())
+            {
+                return Err(self.copy_error(false, offset, len));
+            }
+            self.after_access(OP, offset, len)?;
+        }
+        Ok(())
+    }
+
+    /// `write_at` of more than [`PIECE`] bytes, in pieces as
+    /// [`read_pieces`](Self::read_pieces) reads.
+    #[inline(never)]
+    fn write_pieces(&self, offset: usize, data: &[u8]) -> Result<()> {
+        const OP: &str = "write_at";
+        let len = data.len();
+        if !self.view.map().is_writable() || !self.view.check(offset, len) {
+            return Err(self.copy_error(true, offset, len));
+        }
+        self.after_access(OP, offset, len)?;
+        for (i, piece) in data.chunks(PIECE).enumerate() {
+            let at = offset + i * PIECE;
+            if !self
+                .view
+                .map()
+                .write_within(at, piece, self.view.accessible_len())
+            {
+                return Err(self.copy_error(true, offset, len));
+            }
+            self.after_access(OP, offset, len)?;
+        }
+        Ok(())
     }
 
     /// The error of a refused `read_at` or `write_at`: `ReadOnly` for a

@@ -1602,3 +1602,44 @@ fn a_write_starting_on_a_lost_page_is_truncated_when_shared_anonymous_replacemen
     view.read_at(PAGE - 8, &mut b).unwrap();
     assert_eq!(b, [0x5A; 8]);
 }
+
+#[test]
+fn a_large_checked_copy_over_a_lost_range_touches_at_most_one_piece_of_shared_memory() {
+    // Shared anonymous replacement pages have no zero page: every page a
+    // copy touches is allocated. Checked copies go in pieces of at most
+    // 64 KiB and check the cut between them, so a 128 MiB `read_at` or
+    // `write_at` over a lost range allocates at most one piece (plus the
+    // page a piece may straddle into).
+    const TEST: &str =
+        "a_large_checked_copy_over_a_lost_range_touches_at_most_one_piece_of_shared_memory";
+    if !in_child(TEST) {
+        return;
+    }
+    const LEN: usize = 128 * MIB;
+    const PIECE: usize = 64 * 1024;
+    sigbus::install().unwrap();
+    let dir = base_dir();
+    for write in [false, true] {
+        let path = dir.path().join(format!("segment-{write}"));
+        let region = shm_region::MmapOptions::new()
+            .reserve_blocks(false)
+            .create(&path, LEN, FileCleanup::Manual)
+            .unwrap();
+        let view = region.region();
+        let mut buf = vec![1u8; LEN];
+        set_len(&path, 0);
+        let before = status_bytes("RssShmem");
+        let result = if write {
+            view.write_at(0, &buf)
+        } else {
+            view.read_at(0, &mut buf)
+        };
+        let after = status_bytes("RssShmem");
+        assert_eq!(kind(result), ErrorKind::Truncated, "write {write}");
+        let grown = after.saturating_sub(before);
+        assert!(
+            (PAGE..=PIECE + PAGE).contains(&grown),
+            "write {write}: RssShmem {before} -> {after}"
+        );
+    }
+}
