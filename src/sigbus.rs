@@ -158,7 +158,9 @@
 //! - **Resource limits.** `RLIMIT_DATA` and `RLIMIT_AS` never refuse a
 //!   replacement (it is not data, and it takes the place of pages of the
 //!   same mapping). The commit limit under strict overcommit,
-//!   `vm.max_map_count` and the memory cgroup still can.
+//!   `vm.max_map_count` (reached across many mappings; one mapping's
+//!   faults use at most 17 kernel mappings plus one per single-page
+//!   fallback) and the memory cgroup still can.
 //! - **The kernel refusing a replacement.** Under strict overcommit
 //!   (`vm.overcommit_memory=2`, where `MAP_NORESERVE` is ignored)
 //!   replacement pages are charged against the commit limit, whether the
@@ -168,7 +170,11 @@
 //!   page* (one page of a sealed memfd that [`install`] creates and
 //!   allocates, mapped shared and with the mapping's protection over the
 //!   faulting page: writes go on into garbage shared by every such page,
-//!   which checked accessors never return), then the faulting page
+//!   which checked accessors never return), then, when every replacement
+//!   that splits a kernel mapping is refused (`vm.max_map_count` reached
+//!   across the process's mappings), the whole mapping in one piece with
+//!   its cut lowered to 0 (every checked access of at least one byte
+//!   through that handle is then `Truncated`), then the faulting page
 //!   read-only and private (charged neither as data nor against the
 //!   commit limit): a read then goes on, on zeros, and a write to that page
 //!   ends the process with `SIGSEGV`. If the kernel refuses even that, the

@@ -47,7 +47,8 @@
 //! fault below it, or to the end again after `MAX_PIECES` (16) such pieces),
 //! falling back to the faulting page alone, then everything from the cut,
 //! then the sink page (one page of a sealed memfd made by `install`, shared,
-//! writable if the mapping is), then the page read-only and private; gives
+//! writable if the mapping is), then the whole mapping (its cut lowered to
+//! 0 first: no split needed), then the page read-only and private; gives
 //! them the mapping's
 //! `MADV_DONTDUMP`/`MADV_DONTFORK`; and returns: the faulting instruction
 //! runs again, on zeros. Every replaced page is in the mapping and at or
@@ -729,8 +730,12 @@ mod imp {
     /// a *piece*), or, once there are [`MAX_PIECES`] pieces, everything
     /// from it to the end, which makes the area one mapping again: so
     /// however the faults are spread, a mapping's replacements are at most
-    /// `MAX_PIECES + 1` kernel mappings (`vm.max_map_count` is never the
-    /// limit). Always `now_cut <= lo <= cut < hi <= len` for `cut < len`:
+    /// `MAX_PIECES + 1` kernel mappings (plus one per single-page or sink
+    /// fallback), so one mapping's faults do not use up
+    /// `vm.max_map_count`. Many mappings together can still reach it: then
+    /// the kernel refuses every replacement that splits a kernel mapping,
+    /// and `contain_in` replaces the whole mapping instead (its cut
+    /// lowered to 0), which needs no new kernel mapping. Always `now_cut <= lo <= cut < hi <= len` for `cut < len`:
     /// every replaced page is in the mapping and at or past a value its
     /// cut has held.
     fn span(
@@ -814,7 +819,10 @@ mod imp {
         // everything from the cut to the end (which makes the pieces one
         // mapping again: a refusal for want of mapping slots, at
         // `vm.max_map_count`); then the sink page ([`SINK`], shared, of the
-        // mapping's protection: writes go on into garbage); last, the
+        // mapping's protection: writes go on into garbage); then, every
+        // replacement that splits a kernel mapping refused, the whole
+        // mapping `[0, len)` (no split: it takes the place of all the
+        // mapping's kernel mappings), the cut lowered to 0 first; last, the
         // faulting page read-only and private (neither data, nor charged
         // under strict overcommit, nor shared memory): a read then goes on,
         // on zeros, and only a write to that page ends the process
@@ -824,6 +832,7 @@ mod imp {
             (alone, prot, Source::Zeros),
             ((now_cut.min(cut), len), prot, Source::Zeros),
             (alone, prot, Source::Sink),
+            ((0, len), prot, Source::Whole),
             (alone, ProtFlags::READ, Source::ReadOnly),
         ];
         let mut replaced = None;
@@ -839,6 +848,17 @@ mod imp {
             if i < REFUSED.load(Ordering::SeqCst) {
                 continue;
             }
+            if matches!(source, Source::Whole) {
+                // Every page is about to be replaced: the cut goes to 0
+                // before the `mmap` (invariant 6), and stays there even if
+                // the kernel refuses it.
+                slot.cut.fetch_min(0, Ordering::SeqCst);
+                // SAFETY: as above, the `LIVE` slot's `family` points into
+                // an `Arc` its registration keeps alive (invariant 6).
+                if let Some(family) = unsafe { family.as_ref() } {
+                    family.fetch_min(0, Ordering::SeqCst);
+                }
+            }
             let at = start.wrapping_add(lo).cast::<c_void>();
             let size = hi.wrapping_sub(lo);
             // SAFETY: invariant 6. The slot is `LIVE`, this process may act
@@ -848,12 +868,13 @@ mod imp {
             // stays so until this handler returns. `within` holds (checked
             // just above): `[start + lo, start + hi)` lies in the mapping,
             // page-aligned (`lo` and `hi` are `cut`, `cut + page`, `len` or
-            // earlier cuts, all multiples of the page size), at or past a
-            // value the cut has held; a `Sink` range is `alone`, one page.
+            // earlier cuts, or 0, all multiples of the page size), at or
+            // past a value the cut has held (for `Whole`, 0, stored just
+            // above); a `Sink` range is `alone`, one page.
             if unsafe { replace(at, size, prot, source) }.is_ok() {
                 if i == 0 && lo == cut && hi == old_cut {
                     slot.pieces.fetch_add(1, Ordering::SeqCst);
-                } else if hi == len && lo == now_cut.min(cut) {
+                } else if hi == len && (lo == now_cut.min(cut) || lo == 0) {
                     slot.pieces.store(0, Ordering::SeqCst);
                 }
                 replaced = Some((at, size));
@@ -886,6 +907,9 @@ mod imp {
     enum Source {
         /// Shared anonymous zero pages ([`ZEROS`]).
         Zeros,
+        /// Shared anonymous zero pages ([`ZEROS`]) over the whole mapping,
+        /// its cut lowered to 0 first.
+        Whole,
         /// The sink page ([`SINK`], [`SINK_FLAGS`]); the range is one page.
         Sink,
         /// A private anonymous zero page ([`LAST_RESORT`]), read-only.
@@ -911,8 +935,8 @@ mod imp {
         source: Source,
     ) -> Result<(), Errno> {
         match source {
-            Source::Zeros | Source::ReadOnly => {
-                let flags = if matches!(source, Source::Zeros) {
+            Source::Zeros | Source::Whole | Source::ReadOnly => {
+                let flags = if matches!(source, Source::Zeros | Source::Whole) {
                     ZEROS
                 } else {
                     LAST_RESORT
@@ -1219,14 +1243,47 @@ mod imp {
         }
 
         #[test]
+        fn when_every_splitting_replacement_is_refused_the_whole_mapping_is_replaced_and_cut_at_0()
+        {
+            let _serial = serial();
+            let page = page_size();
+            let (_file, map) = mapping(8);
+            for i in 0..8 {
+                assert!(map.write(i * page, &[0x5A]));
+            }
+            let local = local().unwrap();
+            // A first fault whose wide replacement is refused: the page
+            // alone, so the mapping is three kernel mappings.
+            super::REFUSED.store(1, Ordering::SeqCst);
+            let first = contain(local, map.base().wrapping_add(5 * page));
+            // Every replacement that would split a mapping refused (the
+            // wide one, the page alone, everything from the cut, the sink
+            // page), as at `vm.max_map_count`.
+            super::REFUSED.store(4, Ordering::SeqCst);
+            let second = contain(local, map.base().wrapping_add(2 * page + 3));
+            super::REFUSED.store(0, Ordering::SeqCst);
+            assert_eq!((first, second), (Outcome::Contained, Outcome::Contained));
+            assert_eq!(map.cut(), 0, "everything is cut");
+            let bytes: Vec<u8> = (0..8).map(|i| page_byte(&map, i)).collect();
+            assert_eq!(bytes, [0; 8]);
+            // One shared mapping of exactly the whole range.
+            let base = map.base() as usize;
+            let line = maps_line(base);
+            let (range, rest) = line.split_once(' ').unwrap();
+            assert_eq!(range, format!("{base:x}-{:x}", base + 8 * page), "{line}");
+            assert!(rest.starts_with("rw-s"), "{line}");
+            assert_eq!(maps_line(base + 7 * page), line);
+        }
+
+        #[test]
         fn when_every_writable_replacement_is_refused_the_page_is_replaced_read_only() {
             let _serial = serial();
             let page = page_size();
             let (_file, map) = mapping(4);
             assert!(map.write(2 * page, &[0x5A]));
             let local = local().unwrap();
-            // The fourth candidate (the sink) is refused too.
-            super::REFUSED.store(4, Ordering::SeqCst);
+            // The sink page and the whole mapping are refused too.
+            super::REFUSED.store(5, Ordering::SeqCst);
             let outcome = contain(local, map.base().wrapping_add(2 * page));
             super::REFUSED.store(0, Ordering::SeqCst);
             assert_eq!(outcome, Outcome::Contained);
