@@ -40,9 +40,11 @@
 //! backing (`BUS_ADRERR`) inside a registered mapping, the handler marks the
 //! mapping, and the handle that made it, *cut* at the faulting page's
 //! offset (the lowest such offset wins), replaces pages with shared
-//! anonymous zero pages (memory of this process that no other process can
-//! reach and that the kernel does not count as data, so `RLIMIT_DATA`
-//! never refuses it; the mapping's protection, `MAP_NORESERVE`, and the
+//! anonymous zero pages (memory without a file name or descriptor, so no
+//! peer reaches it through the region's file, shared only with children
+//! made by `fork` and with processes privileged to reach any memory of
+//! this one, such as through `/proc/<pid>/map_files/`; the kernel does not
+//! count it as data, so `RLIMIT_DATA` never refuses it; the mapping's protection, `MAP_NORESERVE`, and the
 //! mapping's [`dont_dump`](crate::MmapOptions::dont_dump) and
 //! [`dont_fork`](crate::MmapOptions::dont_fork) advice; not its
 //! [`lock`](crate::MmapOptions::lock)), and returns: the faulting

@@ -56,7 +56,10 @@
 //!    page already faulted in is dropped). One exception: the `SIGBUS`
 //!    handler (invariant 6) may replace pages of a file mapping at or past
 //!    a page-aligned offset with anonymous zero pages: shared (`MAP_SHARED
-//!    | MAP_ANONYMOUS`, reachable by no other process) with the same
+//!    | MAP_ANONYMOUS`: no file name or descriptor, so no peer reaches
+//!    them through the file; a child made by `fork` shares them, and a
+//!    privileged process can open them through `/proc/<pid>/map_files/`,
+//!    so they are foreign memory as in invariant 3) with the same
 //!    protection; or, when those are refused, one page of the sink (a
 //!    one-page memfd the crate made at `install`, sealed against shrinking
 //!    and growing, so never past its end), `MAP_SHARED` with the same

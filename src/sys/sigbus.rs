@@ -187,9 +187,11 @@ mod imp {
     /// the handler is installed, never changed.
     static PREVIOUS_SIGINFO: AtomicBool = AtomicBool::new(false);
     /// The flags of the handler's replacement mappings: shared anonymous
-    /// memory (not counted as data, so `RLIMIT_DATA` never refuses it; no
-    /// other process can reach it, having no descriptor or name), at the
-    /// faulting address, no swap space reserved.
+    /// memory (not counted as data, so `RLIMIT_DATA` never refuses it;
+    /// without a file name or descriptor, so no peer reaches it through
+    /// the region's file, though a child made by `fork` shares it and a
+    /// privileged process can open it through `/proc/<pid>/map_files/`),
+    /// at the faulting address, no swap space reserved.
     const ZEROS: MapFlags = MapFlags::SHARED
         .union(MapFlags::FIXED)
         .union(MapFlags::NORESERVE);
