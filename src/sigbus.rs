@@ -162,7 +162,10 @@
 //!   same mapping). The commit limit under strict overcommit,
 //!   `vm.max_map_count` (reached across many mappings; one mapping's
 //!   faults use at most 17 kernel mappings plus one per single-page
-//!   fallback) and the memory cgroup still can.
+//!   fallback; at the limit the whole mapping is replaced, but once a
+//!   plain `mmap` took the count one past it the kernel refuses every
+//!   replacement and the fault is not contained) and the memory cgroup
+//!   still can.
 //! - **The kernel refusing a replacement.** Under strict overcommit
 //!   (`vm.overcommit_memory=2`, where `MAP_NORESERVE` is ignored)
 //!   replacement pages are charged against the commit limit, whether the

@@ -737,7 +737,9 @@ mod imp {
     /// `vm.max_map_count`. Many mappings together can still reach it: then
     /// the kernel refuses every replacement that splits a kernel mapping,
     /// and `contain_in` replaces the whole mapping instead (its cut
-    /// lowered to 0), which needs no new kernel mapping. Always `now_cut <= lo <= cut < hi <= len` for `cut < len`:
+    /// lowered to 0), which needs no new kernel mapping (the kernel allows
+    /// that at the limit, not once a plain `mmap` took the count past
+    /// it). Always `now_cut <= lo <= cut < hi <= len` for `cut < len`:
     /// every replaced page is in the mapping and at or past a value its
     /// cut has held.
     fn span(
