@@ -197,9 +197,14 @@
 //!    and refuses bytes at or past it (`ErrorKind::Truncated`). The cut the
 //!    accessors load is the handle's cell (an `Arc` that every mapping of
 //!    the handle holds, joined before the mapping is reachable): a cut of
-//!    any of them is a cut of all. The slot points to that cell only while
-//!    it is `LIVE`, when the `Mapping` holding the slot, and so the `Arc`,
-//!    lives.
+//!    any of them is a cut of all. The slot's pointer to that cell is set
+//!    at registration (and moved by `join`) and not cleared at release,
+//!    but the handler dereferences it only for a slot it found `LIVE` and
+//!    may act on, while it is counted in the counter: the registration
+//!    holding the slot, and so the `Arc` (both the cell made at
+//!    registration and the one joined), is dropped only after `retire`
+//!    has waited for such handlers, and a freed slot's stale pointer is
+//!    overwritten when the slot is claimed again, before it is `LIVE`.
 //! 7. **Async-signal safety.** The `SIGBUS` handler allocates nothing,
 //!    takes no lock and cannot panic (wrapping arithmetic, iterator
 //!    bounds, no indexing; in debug builds one assertion, which aborts the
@@ -212,9 +217,12 @@
 //!    `madvise` as rustix's raw system calls (the `linux_raw` backend: no
 //!    `errno`, no allocation; on the Linux architectures where rustix uses
 //!    libc instead, such as powerpc, mips and s390x, libc's thin wrappers,
-//!    which touch `errno` only when the call fails; a failed `mmap` sends
-//!    the signal on to the previous disposition, a failed `madvise` to the
-//!    default action), and `sigaction` and `raise` from libc, both
+//!    which touch `errno` only when the call fails: there a refused
+//!    candidate `mmap` overwrites the interrupted code's `errno`, also when
+//!    a later candidate succeeds and the interrupted code resumes, so code
+//!    that faults between a failing call and its read of `errno` can read
+//!    `ENOMEM`; when every candidate is refused the signal goes on to the
+//!    previous disposition, and a failed `madvise` to the default action), and `sigaction` and `raise` from libc, both
 //!    async-signal-safe in POSIX. The disposition it forwards to is two
 //!    atomics (the handler's address and whether it takes `SA_SIGINFO`),
 //!    stored before the handler was first installed; the address changes

@@ -1381,6 +1381,24 @@ mod imp {
         }
 
         #[test]
+        fn a_registry_block_is_1024_slots_of_56_bytes_a_header_and_a_page() {
+            use super::{Chunk, Slot, CHUNK};
+            assert_eq!(CHUNK, 1024);
+            if cfg!(target_pointer_width = "64") {
+                // Six 8-byte fields and three flags, padded to 8.
+                assert_eq!(std::mem::size_of::<Slot>(), 56);
+                assert_eq!(CHUNK * std::mem::size_of::<Slot>(), 57_344);
+                // The boxed slice, the flag slice, `high` and `next`.
+                assert_eq!(std::mem::size_of::<Chunk>(), 48);
+            }
+            // The flags: one byte per slot, rounded up to a page.
+            assert_eq!(
+                crate::sys::round_up_to_page(CHUNK),
+                Some(page_size().max(CHUNK))
+            );
+        }
+
+        #[test]
         fn retire_waits_for_a_running_handler() {
             let (_file, map) = mapping(1);
             let counter = &local().unwrap().in_handler;
