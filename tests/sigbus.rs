@@ -1643,3 +1643,65 @@ fn a_large_checked_copy_over_a_lost_range_touches_at_most_one_piece_of_shared_me
         );
     }
 }
+
+#[test]
+fn replacement_pages_are_shared_with_a_fork_child_and_through_map_files_but_checked_reads_refuse_them(
+) {
+    // Replacement pages have no file name, but they are not private to
+    // the process: a child made by `fork` shares them (its store is seen
+    // by the parent's word taken earlier), and a privileged process (this
+    // test runs as root) can open them through `/proc/<pid>/map_files/`.
+    // Checked accessors refuse them all the same.
+    const TEST: &str = "replacement_pages_are_shared_with_a_fork_child_and_through_map_files_but_checked_reads_refuse_them";
+    if !in_child(TEST) {
+        return;
+    }
+    use std::os::unix::fs::FileExt;
+    use std::os::unix::process::CommandExt;
+    let (_dir, path, region) = guarded_region(4 * PAGE);
+    let view = region.region();
+    let word = view.shared_u32(2 * PAGE).unwrap();
+    set_len(&path, PAGE);
+    // The fault through the word is contained: it reads the zeros.
+    assert_eq!(word.load(Ordering::SeqCst), 0);
+    let in_child = word.clone();
+    let mut cmd = Command::new("true");
+    // SAFETY: the closure runs in the child between fork and exec and
+    // makes one atomic store to memory it inherited.
+    unsafe {
+        cmd.pre_exec(move || {
+            in_child.store(0xABCD_1234, Ordering::SeqCst);
+            Ok(())
+        });
+    }
+    assert!(cmd.status().unwrap().success());
+    assert_eq!(
+        word.load(Ordering::SeqCst),
+        0xABCD_1234,
+        "the child's store"
+    );
+    let mut b = [0u8; 4];
+    assert_eq!(kind(view.read_at(2 * PAGE, &mut b)), ErrorKind::Truncated);
+    // Through `/proc/self/map_files/`: the replacement mapping holding the
+    // word, opened and written as a file.
+    let at = base_of(&view) + 2 * PAGE;
+    let vma = vmas_over(at, 4)
+        .into_iter()
+        .find(|v| is_replacement(v, &path))
+        .expect("a replacement mapping over the word");
+    let link = format!("/proc/self/map_files/{:x}-{:x}", vma.start, vma.end);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&link)
+        .unwrap_or_else(|e| panic!("{link}: {e} (needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE)"));
+    let offset = u64::try_from(at - vma.start).unwrap();
+    file.write_all_at(&0x5566_7788u32.to_ne_bytes(), offset)
+        .unwrap();
+    assert_eq!(
+        word.load(Ordering::SeqCst),
+        0x5566_7788,
+        "written through map_files"
+    );
+    assert_eq!(kind(view.read_at(2 * PAGE, &mut b)), ErrorKind::Truncated);
+}
