@@ -1084,11 +1084,54 @@ mod imp {
             (file, map)
         }
 
+        /// A registered file mapping of 4 pages whose next page is a
+        /// private `PROT_NONE` page of this test's (the fence): no mapping
+        /// another test registers concurrently can lie there. Without it
+        /// the page just past a mapping is often another test's (the kernel
+        /// places new mappings next to old ones; failed once in CI). Five
+        /// pages are reserved, the first four given back, and the mapping
+        /// made, until it lands in them. Returns the mappings tried (the
+        /// last one is the fenced one) and the fence's address, to unmap.
+        fn mapping_with_a_fence() -> (Vec<(std::fs::File, Mapping)>, usize) {
+            use rustix::mm::{mmap_anonymous, munmap, MapFlags, ProtFlags};
+            let page = page_size();
+            let mut tried = Vec::new();
+            for _ in 0..64 {
+                // SAFETY: a null hint without `MAP_FIXED` makes a new private
+                // range that replaces nothing; it is this test's alone.
+                let space = unsafe {
+                    mmap_anonymous(
+                        std::ptr::null_mut(),
+                        5 * page,
+                        ProtFlags::empty(),
+                        MapFlags::PRIVATE,
+                    )
+                }
+                .unwrap()
+                .cast::<u8>();
+                // SAFETY: the first four pages of the range just made, which
+                // nothing uses.
+                unsafe { munmap(space.cast(), 4 * page) }.unwrap();
+                let fence = space.wrapping_add(4 * page);
+                let (file, map) = mapping(4);
+                let landed = map.base() == space;
+                tried.push((file, map));
+                if landed {
+                    return (tried, fence as usize);
+                }
+                // SAFETY: the fifth page of the range made above, which
+                // nothing uses.
+                unsafe { munmap(fence.cast(), page) }.unwrap();
+            }
+            panic!("no 4-page mapping landed before a fence page in 64 tries");
+        }
+
         #[test]
         fn the_handler_replaces_the_faulting_page_of_a_live_slot_and_nothing_of_a_retired_one() {
             let _serial = serial();
             let page = page_size();
-            let (_file, map) = mapping(4);
+            let (mut tried, fence) = mapping_with_a_fence();
+            let (_file, map) = tried.pop().unwrap();
             let local = local().unwrap();
             assert_eq!(
                 format!("{:?}", map.guard),
@@ -1114,6 +1157,9 @@ mod imp {
             map.guard.retire();
             assert_eq!(contain(local, map.base()), Outcome::NotOurs);
             assert_eq!(map.cut(), 2 * page);
+            // SAFETY: `fence` is the private page `mapping_with_a_fence`
+            // mapped for this test, used by nothing.
+            unsafe { rustix::mm::munmap(fence as *mut std::ffi::c_void, page) }.unwrap();
         }
 
         #[test]
