@@ -335,7 +335,7 @@ pub(crate) fn validate(
     // A memfd has no name anyone could open it by: only holders of a
     // descriptor reach it, so its owner, mode and links say nothing about
     // who can write it (see `is_memfd`).
-    let policy = if is_memfd(&st) {
+    let policy = if is_memfd(fd, &st) {
         TrustPolicy {
             allow_other_owner: true,
             allow_group_or_other_write: true,
@@ -395,9 +395,9 @@ fn is_apple_shm(_: &rustix::fs::Stat) -> bool {
     false
 }
 
-/// Whether `st` describes a memfd (Linux, Android): a file of the kernel's
-/// internal shared-memory mount, which `memfd_create` (and shared anonymous
-/// memory) use and no mount namespace contains.
+/// Whether the file open at `fd`, whose `fstat` is `st`, is a memfd
+/// (Linux, Android): a file `memfd_create` made on the kernel's internal
+/// shared-memory mount, which no mount namespace contains.
 ///
 /// Such a file has no name and can never get one: it has no link
 /// (`st_nlink` 0), and `linkat` cannot give it one (the mount is not
@@ -408,22 +408,40 @@ fn is_apple_shm(_: &rustix::fs::Stat) -> bool {
 /// (0777 as the kernel makes it) do not widen who can write it, and
 /// `validate` does not hold them against it.
 ///
-/// The mount is recognised by its device number (`st_dev`), learnt from a
-/// memfd this process makes once: a file in `/dev/shm` or any other tmpfs
-/// mount, linked, unlinked or `O_TMPFILE` (which can be linked later), has
-/// another device and keeps every check. `false` where memfds do not exist,
-/// or if the probe memfd cannot be made (the checks then apply to memfds
-/// too: refusing is the safe side).
-pub(crate) fn is_memfd(st: &rustix::fs::Stat) -> bool {
+/// Two things must both hold. The mount, recognised by its device number
+/// (`st_dev`), learnt from a memfd this process makes once: a file in
+/// `/dev/shm` or any other tmpfs mount, linked, unlinked or `O_TMPFILE`
+/// (which can be linked later), has another device and keeps every check.
+/// And the kernel's name for the file, read from `/proc/self/fd/<fd>`,
+/// starts with `/memfd:`, as it does for every file `memfd_create` makes
+/// and for nothing else on that mount: System V shared-memory segments
+/// (`/SYSV…`, which anyone the segment's IPC mode allows can attach with
+/// `shmat` by its id) and shared anonymous memory (`/dev/zero`) live there
+/// too, and can be opened as descriptors through `/proc/<pid>/map_files`
+/// by a privileged sender. `false` where memfds do not exist, if the probe
+/// memfd cannot be made, or if `/proc` cannot be read (the checks then
+/// apply to memfds too: refusing is the safe side).
+pub(crate) fn is_memfd(fd: BorrowedFd<'_>, st: &rustix::fs::Stat) -> bool {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
-        st.st_nlink == 0 && memfd_dev() == Some(st.st_dev)
+        st.st_nlink == 0 && memfd_dev() == Some(st.st_dev) && is_named_memfd(fd)
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
-        let _ = st;
+        let _ = (fd, st);
         false
     }
+}
+
+/// Whether the kernel names the file open at `fd` as it names a memfd
+/// (`/memfd:<name>`, ` (deleted)` after it), read from `/proc/self/fd`.
+/// Only meaningful for a file on the memfd mount (`is_memfd`): elsewhere a
+/// path of another mount namespace could start so.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn is_named_memfd(fd: BorrowedFd<'_>) -> bool {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .is_ok_and(|name| name.as_os_str().as_encoded_bytes().starts_with(b"/memfd:"))
 }
 
 /// The device number of the kernel's internal shared-memory mount, from a

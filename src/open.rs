@@ -157,8 +157,12 @@ impl MmapRegion {
     /// descriptor reach it (see "Received memfds" in `SECURITY.md`). This
     /// is what a server needs to map the pools its clients send (Wayland,
     /// GTK, Qt and Python's `os.memfd_create` all send such descriptors).
-    /// Every other descriptor, a file in `/dev/shm` included, keeps every
-    /// check: others may open it by its name. The type, size, hugetlbfs,
+    /// A memfd is a file of the kernel's internal shared-memory mount
+    /// that the kernel names `memfd:…` (read from `/proc/self/fd`; without
+    /// `/proc` no descriptor counts as a memfd). Every other descriptor, a
+    /// file in `/dev/shm` included, keeps every check: others may open it
+    /// by its name, or (a System V segment, reachable as a descriptor
+    /// through `/proc/<pid>/map_files`) attach it by its id. The type, size, hugetlbfs,
     /// seal ([`MmapOptions::require_shrink_seal`]) and
     /// [`MmapOptions::max_size`] checks apply to memfds too.
     ///

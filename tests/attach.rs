@@ -702,3 +702,107 @@ fn attach_fd_accepts_a_memfd_sent_by_a_child_of_another_user() {
         assert_eq!(&buf, b"pixels from nobody");
     }
 }
+
+/// A descriptor of the kernel's internal shared-memory mount that is not a
+/// memfd: a System V segment (which anyone its IPC mode allows can attach
+/// by id) or shared anonymous memory, opened by a privileged sender
+/// through `/proc/self/map_files`. It has the memfd mount's device and no
+/// link, as a memfd has, and still keeps the owner, mode and link checks.
+#[cfg(target_os = "linux")]
+#[test]
+// The shared anonymous page is the subject of the test, not mapping code.
+#[allow(clippy::disallowed_methods)]
+fn attach_fd_keeps_every_check_for_sysv_and_shared_anonymous_memory_from_map_files() {
+    const TEST: &str =
+        "attach_fd_keeps_every_check_for_sysv_and_shared_anonymous_memory_from_map_files";
+    if !is_root() {
+        // Opening /proc/self/map_files needs CAP_SYS_ADMIN.
+        skip(TEST, "needs root");
+        return;
+    }
+    let page = rustix::param::page_size();
+    let memfd_dev = rustix::fs::fstat(
+        rustix::fs::memfd_create("probe", rustix::fs::MemfdFlags::CLOEXEC).unwrap(),
+    )
+    .unwrap()
+    .st_dev;
+    let open_map_file = |addr: usize| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("/proc/self/map_files/{:x}-{:x}", addr, addr + page))
+            .map(OwnedFd::from)
+            .unwrap()
+    };
+    let check = |fd: OwnedFd, link: &str| {
+        let st = rustix::fs::fstat(&fd).unwrap();
+        // Everything a memfd shows through fstat...
+        assert_eq!((st.st_nlink, st.st_dev), (0, memfd_dev), "{link}");
+        let name = std::fs::read_link(format!("/proc/self/fd/{}", {
+            use std::os::fd::AsRawFd;
+            fd.as_raw_fd()
+        }))
+        .unwrap();
+        assert!(
+            name.to_string_lossy().starts_with(link),
+            "{name:?} for {link}"
+        );
+        // ...but not its name: the mode check stays, and its option opens it.
+        assert_eq!(
+            kind(MmapRegion::attach_fd(fd.try_clone().unwrap())),
+            ErrorKind::InsecureMode,
+            "{link}"
+        );
+        assert_eq!(
+            kind(MmapRegion::attach_fd_read_only(fd.try_clone().unwrap())),
+            ErrorKind::InsecureMode,
+            "{link}"
+        );
+        let widened = MmapOptions::new()
+            .allow_group_or_other_write(true)
+            .attach_fd(fd)
+            .unwrap();
+        assert_eq!(widened.len(), page, "{link}");
+    };
+
+    // SAFETY: `shmget` with IPC_PRIVATE makes a new segment; no memory
+    // is touched.
+    let id = unsafe { libc::shmget(libc::IPC_PRIVATE, page, libc::IPC_CREAT | 0o666) };
+    assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
+    // SAFETY: `shmat` with a null address maps the segment where the kernel
+    // chooses, replacing nothing; it is detached below, after the region
+    // made from its descriptor is gone.
+    let sysv = unsafe { libc::shmat(id, std::ptr::null(), 0) };
+    assert_ne!(
+        sysv as isize,
+        -1,
+        "shmat: {}",
+        std::io::Error::last_os_error()
+    );
+    check(open_map_file(sysv as usize), "/SYSV");
+    // SAFETY: the segment attached above, which nothing else uses.
+    assert_eq!(unsafe { libc::shmdt(sysv) }, 0);
+    // SAFETY: IPC_RMID takes no buffer.
+    let removed = unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+    assert_eq!(removed, 0);
+
+    // SAFETY: a null hint without MAP_FIXED makes a new shared anonymous
+    // page, replacing nothing; unmapped below.
+    let anon = unsafe {
+        rustix::mm::mmap_anonymous(
+            std::ptr::null_mut(),
+            page,
+            rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+            rustix::mm::MapFlags::SHARED,
+        )
+    }
+    .unwrap();
+    check(open_map_file(anon as usize), "/dev/zero");
+    // SAFETY: the page mapped above, which nothing else uses.
+    unsafe { rustix::mm::munmap(anon, page) }.unwrap();
+
+    // A memfd, for contrast, is taken as the kernel makes it (mode 0777).
+    let memfd = rustix::fs::memfd_create("contrast", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+    rustix::fs::ftruncate(&memfd, u64::try_from(page).unwrap()).unwrap();
+    assert_eq!(MmapRegion::attach_fd(memfd).unwrap().len(), page);
+}
