@@ -407,6 +407,10 @@ pub(crate) enum Limit {
     /// A quarter of the address space this process had left (the bytes
     /// given), the most a file may take without an explicit `max_size`.
     AddressSpaceShare(usize),
+    /// Half of the address space (the bytes given: the user address space
+    /// or what a finite `RLIMIT_AS` leaves), the most that the mappings made
+    /// without an explicit `max_size` may map together.
+    UnboundedShare(usize),
     /// The file-size limit, `RLIMIT_FSIZE`.
     FileSize(u64),
     /// `mmap` failed with `ENOMEM`: no address space or mapping slots left.
@@ -788,6 +792,11 @@ impl fmt::Display for Describe<'_> {
                     f,
                     "size {size} is past a quarter of the {left} bytes of address space left"
                 ),
+                Limit::UnboundedShare(cap) => write!(
+                    f,
+                    "mapping {size} bytes would take the mappings made without a max_size past \
+                     {cap} bytes, half of the address space, together"
+                ),
             },
             Detail::FileType(what) => write!(f, "not a regular file: {what}"),
             Detail::Owner { uid, euid } => write!(
@@ -914,6 +923,7 @@ impl fmt::Debug for Error {
                     Limit::MaxSize(max) => d.field("max_size", &max),
                     Limit::Mappable => d.field("limit", &isize::MAX),
                     Limit::AddressSpaceShare(left) => d.field("address_space_left", &left),
+                    Limit::UnboundedShare(cap) => d.field("unbounded_share", &cap),
                     Limit::FileSize(limit) => d.field("rlimit_fsize", &limit),
                     Limit::AddressSpace => d.field("reason", &format_args!("{}", Describe(e))),
                 };
@@ -1006,7 +1016,7 @@ fn way_out(detail: &Detail) -> Option<&'static str> {
             ..
         } => Some("a larger MmapOptions::max_size allows it"),
         Detail::TooLarge {
-            limit: Limit::AddressSpaceShare(_),
+            limit: Limit::AddressSpaceShare(_) | Limit::UnboundedShare(_),
             ..
         } => Some("an explicit MmapOptions::max_size allows it"),
         _ => None,
@@ -1179,6 +1189,13 @@ mod tests {
                 Error::too_large("attach_fd", 1_u64 << 46, Limit::AddressSpaceShare(1 << 47)),
                 "attach_fd: size 70368744177664 is past a quarter of the 140737488355328 bytes of \
                  address space left; an explicit MmapOptions::max_size allows it"
+                    .to_owned(),
+            ),
+            (
+                Error::too_large("attach_fd", 1_u64 << 40, Limit::UnboundedShare(1 << 46)),
+                "attach_fd: mapping 1099511627776 bytes would take the mappings made without a \
+                 max_size past 70368744177664 bytes, half of the address space, together; an \
+                 explicit MmapOptions::max_size allows it"
                     .to_owned(),
             ),
             (

@@ -67,8 +67,9 @@ pub(crate) fn mappable(options: &MmapOptions, size: u64, op: &'static str) -> Re
 /// explicit `max_size`, a size past a quarter of the address space left
 /// ([`address_space_left`]) is refused too: the size is the file's, which
 /// a peer may choose, and two such files would leave this process no
-/// address space. (Not for in-memory regions, whose capacity is fixed at
-/// creation.)
+/// address space. (Many files are bounded together in [`map_len`], by
+/// [`unbounded_cap`]. Not for in-memory regions, whose capacity is fixed
+/// at creation.)
 pub(crate) fn file_mappable(options: &MmapOptions, size: u64, op: &'static str) -> Result<usize> {
     let len = mappable(options, size, op)?;
     if options.max_size.is_none() {
@@ -158,12 +159,26 @@ pub(crate) fn map_len(
         .checked_next_multiple_of(crate::sys::page_size())
         .unwrap_or(len);
     let wanted = options.reservation_for(len);
+    // Without an explicit `max_size` the length is a share of half the
+    // address space, taken atomically before the mapping is made: however
+    // many files (of sizes a peer chose) are mapped, and however many
+    // threads map them at once, they leave the other half.
+    let length = match options.max_size {
+        Some(_) => None,
+        None => {
+            let cap = unbounded_cap();
+            Some(
+                Claim::take(&UNBOUNDED_LENGTHS, exact, cap)
+                    .ok_or_else(|| Error::too_large(op, len, Limit::UnboundedShare(cap)))?,
+            )
+        }
+    };
     // Explicit reservations are used as given; default ones draw on the
     // process-wide budget, and reserve only the length once it is spent.
-    let claim = options
-        .address_space
-        .is_none()
-        .then(|| Claim::take(wanted.saturating_sub(exact)));
+    let claim = options.address_space.is_none().then(|| {
+        Claim::take(&RESERVED_BEYOND, wanted.saturating_sub(exact), budget())
+            .unwrap_or_else(|| Claim::none(&RESERVED_BEYOND))
+    });
     let reserve = match &claim {
         Some(claim) => exact.saturating_add(claim.bytes),
         None => wanted,
@@ -185,11 +200,12 @@ pub(crate) fn map_len(
             e => Error::os(op, e),
         }
     })?;
-    if let Some(mut claim) = claim {
+    let claim = claim.map(|mut claim| {
         // The reservation may have fallen back to the exact length.
         claim.keep(map.mapped_len().saturating_sub(exact));
-        map.hold(Box::new(claim));
-    }
+        claim
+    });
+    map.hold(Box::new((length, claim)));
     // A cut of any mapping this handle made is the handle's (sticky across
     // generations).
     if let Some(cur) = current {
@@ -205,54 +221,129 @@ pub(crate) fn map_len(
 /// mappings are never made under loom.
 static RESERVED_BEYOND: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// A share of the reservation budget, held by the mapping it was taken for
-/// ([`Mapping::hold`]) and given back when that mapping is unmapped.
+/// Bytes that this process's live file mappings made without an explicit
+/// `max_size` map (each its length rounded up to pages when it was made),
+/// against [`unbounded_cap`].
+static UNBOUNDED_LENGTHS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A share of one of the process-wide counts above, held by the mapping it
+/// was taken for ([`Mapping::hold`]) and given back when that mapping is
+/// unmapped.
 #[derive(Debug)]
 struct Claim {
+    pool: &'static std::sync::atomic::AtomicUsize,
     bytes: usize,
 }
 
 impl Claim {
-    /// `extra` bytes of the budget if they fit in what is left of it,
-    /// otherwise none: then the mapping reserves only its length.
-    fn take(extra: usize) -> Self {
+    /// `bytes` of `pool` if they fit under `cap` with what it holds,
+    /// otherwise `None`; atomic, so threads taking shares at once never
+    /// pass the cap together.
+    fn take(
+        pool: &'static std::sync::atomic::AtomicUsize,
+        bytes: usize,
+        cap: usize,
+    ) -> Option<Self> {
         use std::sync::atomic::Ordering::Relaxed;
-        let budget = budget();
-        let granted = RESERVED_BEYOND
-            .fetch_update(Relaxed, Relaxed, |held| {
-                held.checked_add(extra).filter(|&total| total <= budget)
-            })
-            .is_ok();
-        Self {
-            bytes: if granted { extra } else { 0 },
-        }
+        pool.fetch_update(Relaxed, Relaxed, |held| {
+            held.checked_add(bytes).filter(|&total| total <= cap)
+        })
+        .ok()
+        .map(|_| Self { pool, bytes })
+    }
+
+    /// A share of nothing: the mapping reserves only its length.
+    fn none(pool: &'static std::sync::atomic::AtomicUsize) -> Self {
+        Self { pool, bytes: 0 }
     }
 
     /// Gives back all but `bytes` of this claim (never more than it holds).
     fn keep(&mut self, bytes: usize) {
         let back = self.bytes.saturating_sub(bytes);
-        RESERVED_BEYOND.fetch_sub(back, std::sync::atomic::Ordering::Relaxed);
+        self.pool
+            .fetch_sub(back, std::sync::atomic::Ordering::Relaxed);
         self.bytes -= back;
     }
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        RESERVED_BEYOND.fetch_sub(self.bytes, std::sync::atomic::Ordering::Relaxed);
+        self.pool
+            .fetch_sub(self.bytes, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
 /// The room that default reservations of this process may hold beyond the
-/// lengths they map, all together: an eighth of the user address space
-/// ([`address_space_size`]), 16 TiB with the 47-bit address space of
-/// x86_64. A default reservation is room to grow in place, a convenience;
-/// how many files a process maps is often up to its peers (each client of
-/// a server sends one), so without a bound 1,085 clients with 2 GiB pools
-/// (128 GiB reserved each) would exhaust a 47-bit address space. With it,
-/// the reservations take at most an eighth, and the other seven eighths
-/// remain for the mappings themselves and the rest of the program.
+/// lengths they map, all together: an eighth of its address space
+/// ([`room`]), 16 TiB with the 47-bit address space of x86_64 and no
+/// `RLIMIT_AS`. A default reservation is room to grow in place, a
+/// convenience; how many files a process maps is often up to its peers
+/// (each client of a server sends one), so without a bound 1,085 clients
+/// with 2 GiB pools (128 GiB reserved each) would exhaust a 47-bit address
+/// space, and under a finite `RLIMIT_AS` a few dozen 4 KiB pools would take
+/// nearly all of what the limit leaves. With it, the reservations take at
+/// most an eighth, and the other seven eighths remain for the mappings
+/// themselves and the rest of the program.
 pub(crate) fn budget() -> usize {
-    address_space_size() / BUDGET_SHARE
+    room(&RESERVED_BEYOND) / BUDGET_SHARE
+}
+
+/// The most that the mappings made without an explicit `max_size` may map
+/// together: half of this process's address space ([`room`]), 64 TiB on
+/// x86_64 without `RLIMIT_AS`. The size of an attached file is its maker's
+/// choice, and the quarter rule ([`file_mappable`]) looks at one file at a
+/// time: a peer that sends file after file, each a little under a quarter
+/// of what is left (sparse, so they cost it nothing), would otherwise take
+/// all of it.
+pub(crate) fn unbounded_cap() -> usize {
+    room(&UNBOUNDED_LENGTHS) / 2
+}
+
+/// The address space a process-wide count (`pool`) is a share of. Without
+/// `RLIMIT_AS`: the user address space ([`address_space_size`]). Under a
+/// finite limit: what the limit leaves to the count, which is the limit
+/// minus everything else the process maps (its current use, from
+/// `/proc/self/statm`, less what the count holds; the limit itself where
+/// the use cannot be read), at most the user address space. Read at each
+/// mapping; a use that changes between the read and the mapping (other
+/// threads allocating) moves the figure by as much.
+fn room(pool: &std::sync::atomic::AtomicUsize) -> usize {
+    let size = address_space_size();
+    match rlimit_as() {
+        None => size,
+        Some(limit) => {
+            let held = pool.load(std::sync::atomic::Ordering::Relaxed);
+            let others = address_space_used().map_or(0, |used| used.saturating_sub(held));
+            limit.saturating_sub(others).min(size)
+        }
+    }
+}
+
+/// The soft `RLIMIT_AS`, if finite and within `usize`.
+fn rlimit_as() -> Option<usize> {
+    #[cfg(not(target_os = "openbsd"))]
+    {
+        use rustix::process::{getrlimit, Resource};
+        getrlimit(Resource::As)
+            .current
+            .and_then(|limit| usize::try_from(limit).ok())
+    }
+    #[cfg(target_os = "openbsd")]
+    {
+        None
+    }
+}
+
+/// This process's address-space use, where it can be read.
+fn address_space_used() -> Option<usize> {
+    #[cfg(not(target_os = "openbsd"))]
+    {
+        crate::options::address_space_used()
+    }
+    #[cfg(target_os = "openbsd")]
+    {
+        None
+    }
 }
 
 /// The budget is `1 / BUDGET_SHARE` of the address space.

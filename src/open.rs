@@ -121,8 +121,10 @@ impl MmapRegion {
     /// - [`ErrorKind::FileTooLarge`] for a file larger than `isize::MAX` or
     ///   [`MmapOptions::max_size`], or, without an explicit `max_size`,
     ///   larger than a quarter of the address space this process has left
-    ///   (the message says so and names `max_size`), or one that cannot be
-    ///   mapped (no address space or mapping slots left);
+    ///   or one that would take the mappings made without `max_size` past
+    ///   half of the address space together (the message says so and names
+    ///   `max_size`), or one that cannot be mapped (no address space or
+    ///   mapping slots left);
     /// - [`ErrorKind::UntrustedOwner`] for a file owned by another user,
     ///   [`ErrorKind::InsecureMode`] for one writable by group or others,
     ///   and [`ErrorKind::HardLinked`] for one with more than one name (see

@@ -199,7 +199,9 @@ impl MmapOptions {
     /// itself), so a region leaves at least seven eighths of that room to
     /// the rest of the program. Default reservations also share a
     /// process-wide budget: together they hold at most an eighth of the
-    /// user address space beyond the lengths they map (16 TiB with the
+    /// user address space (under a finite `RLIMIT_AS`, of what the limit
+    /// leaves them) beyond
+    /// the lengths they map (16 TiB with the
     /// 47-bit address space of x86_64; on Linux the size is taken from the
     /// highest mapping in `/proc/self/maps`, rounded up to a power of two;
     /// elsewhere it is taken as 2^47 on 64-bit targets), so
@@ -302,8 +304,17 @@ impl MmapOptions {
     /// minus the current use), with `FileTooLarge` and a message naming
     /// this option: a file's size is chosen by whoever made it, and two
     /// files of half the address space would leave none for anything
-    /// else. Set `max_size` to map larger files: then only it and what can
-    /// be mapped limit the size.
+    /// else. And since a peer can send file after file, each a little
+    /// under that quarter, every mapping made without `max_size` (by any
+    /// constructor, `resize` and `check_and_remap` included) takes a share
+    /// of a process-wide count: together they map at most half of the
+    /// address space (the user address space, or under a finite `RLIMIT_AS`
+    /// what the limit leaves them;
+    /// 64 TiB on x86_64 without a limit), taken atomically, so threads
+    /// mapping at once cannot pass it either; a mapping past it is
+    /// `FileTooLarge` naming this option, and a mapping's share comes back
+    /// when it is unmapped. Set `max_size` to map larger files, or more of
+    /// them: then only it and what can be mapped limit the size.
     pub fn max_size(&mut self, bytes: usize) -> &mut Self {
         self.max_size = Some(bytes);
         self

@@ -301,8 +301,9 @@ impl MmapRegion {
     ///   peer grows the file back. To use the file again, attach anew;
     /// - [`ErrorKind::FileTooLarge`] if the file grew past what this process
     ///   can map or past [`MmapOptions::max_size`] (without an explicit
-    ///   `max_size`: past a quarter of the address space left); nothing is
-    ///   published;
+    ///   `max_size`: past a quarter of the address space left, or past
+    ///   what the mappings made without `max_size` may map together, half
+    ///   of the address space); nothing is published;
     /// - [`ErrorKind::Os`] if `fstat` or `mmap` fails.
     pub fn check_and_remap(&mut self) -> Result<bool> {
         const OP: &str = "check_and_remap";

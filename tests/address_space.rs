@@ -3,8 +3,10 @@
 //! explicit `address_space` is used as given, and a region grows past its
 //! reservation by making a new mapping. `max_size` bounds every
 //! reservation; default reservations share a process-wide budget (an
-//! eighth of the address space); without `max_size` a file past a quarter
-//! of the address space left is refused.
+//! eighth of the address space, or of what a finite `RLIMIT_AS` leaves);
+//! without `max_size` a file past a quarter of the address space left is
+//! refused, and all the mappings made without it map half of the address
+//! space at most, together.
 //!
 //! `RLIMIT_AS` is process-wide, so each test runs its body in a child
 //! process (this binary re-run with a role) and asserts that it succeeded.
@@ -412,6 +414,164 @@ fn a_file_past_a_quarter_of_the_address_space_left_needs_an_explicit_max_size() 
             let err = follower.check_and_remap().unwrap_err();
             assert_eq!(err.kind(), shm_region::ErrorKind::FileTooLarge);
             assert_eq!((follower.len(), follower.generation()), (4096, 0));
+        },
+    );
+}
+
+/// The user address space as the crate reckons it: the end of the highest
+/// mapping (`[vsyscall]` aside) rounded up to a power of two.
+fn user_address_space() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|l| !l.ends_with("[vsyscall]"))
+        .filter_map(|l| {
+            let end = l.split(' ').next()?.split_once('-')?.1;
+            usize::from_str_radix(end, 16).ok()
+        })
+        .max()
+        .unwrap()
+        .next_power_of_two()
+}
+
+/// The message of a refusal by the process-wide half.
+fn half_refusal(len: usize, cap: usize) -> String {
+    format!(
+        "attach_fd: mapping {len} bytes would take the mappings made without a max_size past \
+         {cap} bytes, half of the address space, together; an explicit MmapOptions::max_size \
+         allows it"
+    )
+}
+
+#[test]
+fn files_mapped_without_max_size_map_at_most_half_of_the_address_space_together() {
+    in_child(
+        "files_mapped_without_max_size_map_at_most_half_of_the_address_space_together",
+        || {
+            // Files of 2 TiB each pass the quarter rule one by one (the
+            // address space left stays far above 8 TiB), as a hostile sender
+            // would make them: sparse, costing it nothing.
+            const FILE: usize = 2 * TIB;
+            assert_eq!(getrlimit(Resource::As).current, None, "needs no RLIMIT_AS");
+            let size = user_address_space();
+            let cap = size / 2;
+            let before = vm_size();
+            let mut held = Vec::new();
+            let err = loop {
+                match MmapRegion::attach_fd(sparse_memfd(FILE)) {
+                    Ok(region) => held.push(region),
+                    Err(e) => break e,
+                }
+                assert!(held.len() <= cap / FILE, "{} files mapped", held.len());
+            };
+            // Exactly as many as fit in half, then the refusal naming max_size.
+            assert_eq!(held.len(), cap / FILE);
+            assert_eq!(err.kind(), shm_region::ErrorKind::FileTooLarge);
+            assert_eq!(err.to_string(), half_refusal(FILE, cap));
+            // The files and the reservations' budget (an eighth) at most.
+            let grew = vm_size() - before;
+            assert!(
+                grew >= cap && grew <= cap + size / 8,
+                "VmSize grew by {grew}"
+            );
+            // Read-only attaches and followed growth count too.
+            assert_eq!(
+                kind(MmapRegion::attach_fd_read_only(sparse_memfd(FILE))),
+                shm_region::ErrorKind::FileTooLarge
+            );
+            // An explicit max_size maps past the half.
+            let bounded = MmapOptions::new()
+                .max_size(FILE)
+                .attach_fd(sparse_memfd(FILE))
+                .unwrap();
+            assert_eq!(bounded.len(), FILE);
+            // A dropped mapping gives its share back.
+            drop(held.pop());
+            held.push(MmapRegion::attach_fd(sparse_memfd(FILE)).unwrap());
+            assert_eq!(
+                MmapRegion::attach_fd(sparse_memfd(FILE))
+                    .unwrap_err()
+                    .to_string(),
+                half_refusal(FILE, cap)
+            );
+        },
+    );
+}
+
+#[test]
+fn threads_attaching_at_once_never_pass_the_half_together() {
+    in_child(
+        "threads_attaching_at_once_never_pass_the_half_together",
+        || {
+            const FILE: usize = 2 * TIB;
+            const THREADS: usize = 8;
+            assert_eq!(getrlimit(Resource::As).current, None, "needs no RLIMIT_AS");
+            let cap = user_address_space() / 2;
+            // The descriptors are made first, so that the threads race only
+            // in attach_fd.
+            let fds: Vec<Vec<_>> = (0..THREADS)
+                .map(|_| (0..cap / FILE).map(|_| sparse_memfd(FILE)).collect())
+                .collect();
+            let start = std::sync::Arc::new(std::sync::Barrier::new(THREADS));
+            let threads: Vec<_> = fds
+                .into_iter()
+                .map(|fds| {
+                    let start = std::sync::Arc::clone(&start);
+                    std::thread::spawn(move || {
+                        start.wait();
+                        let mut mine = Vec::new();
+                        for fd in fds {
+                            match MmapRegion::attach_fd(fd) {
+                                Ok(region) => mine.push(region),
+                                Err(e) => {
+                                    assert_eq!(e.to_string(), half_refusal(FILE, cap));
+                                }
+                            }
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            let held: Vec<_> = threads
+                .into_iter()
+                .flat_map(|t| t.join().unwrap())
+                .collect();
+            assert_eq!(held.len(), cap / FILE);
+        },
+    );
+}
+
+#[test]
+fn under_rlimit_as_default_reservations_take_an_eighth_of_what_the_limit_leaves_together() {
+    in_child(
+        "under_rlimit_as_default_reservations_take_an_eighth_of_what_the_limit_leaves_together",
+        || {
+            const POOLS: usize = 64;
+            let page = rustix::param::page_size();
+            let mut held = Vec::with_capacity(POOLS);
+            let before = vm_size();
+            let limit = before + 4 * GIB;
+            setrlimit(
+                Resource::As,
+                Rlimit {
+                    current: Some(u64::try_from(limit).unwrap()),
+                    maximum: getrlimit(Resource::As).maximum,
+                },
+            )
+            .unwrap();
+            for _ in 0..POOLS {
+                held.push(MmapRegion::attach_fd(sparse_memfd(page)).unwrap());
+            }
+            // An eighth of the 4 GiB the limit left (with the pools' own
+            // pages), and a little for the allocator.
+            let grew = vm_size() - before;
+            assert!(
+                grew >= GIB / 8 && grew <= GIB / 2 + POOLS * page + 8 * MIB,
+                "VmSize grew by {grew}"
+            );
+            // The rest of the limit is still there for the program.
+            let mut big: Vec<u8> = Vec::new();
+            big.try_reserve_exact(3 * GIB).unwrap();
         },
     );
 }

@@ -184,13 +184,29 @@ fn create_rejects_sizes_that_cannot_be_mapped_and_creates_nothing() {
 
 #[test]
 fn create_that_fails_after_opening_leaves_nothing_at_the_path() {
-    // isize::MAX passes the size checks but no file system can hold it:
-    // reserving the blocks fails after the file was created.
+    // isize::MAX passes the size checks but cannot be mapped (with an
+    // explicit max_size, mmap says ENOMEM) and without one is past the
+    // half of the address space that mappings without max_size may take:
+    // both fail after the file was created.
     let dir = tempfile::tempdir().unwrap();
     let path = seg(&dir);
     let size = usize::try_from(isize::MAX).unwrap();
-    let err = MmapRegion::create(&path, size, FileCleanup::Manual).unwrap_err();
+    let err = MmapOptions::new()
+        .max_size(size)
+        .create(&path, size, FileCleanup::Manual)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FileTooLarge, "{err:?}");
     assert!(err.raw_os_error().is_some(), "{err:?}");
+    assert!(
+        std::fs::symlink_metadata(&path).is_err(),
+        "file left behind"
+    );
+    let err = MmapRegion::create(&path, size, FileCleanup::Manual).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FileTooLarge, "{err:?}");
+    assert!(
+        err.to_string().contains("half of the address space"),
+        "{err}"
+    );
     assert!(
         std::fs::symlink_metadata(&path).is_err(),
         "file left behind"

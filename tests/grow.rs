@@ -87,16 +87,33 @@ fn resize_to_unmappable_sizes_is_invalid_input_and_keeps_the_region() {
     let too_big = usize::try_from(isize::MAX).unwrap() + 1;
     assert_eq!(kind(host.resize(too_big)), ErrorKind::InvalidSize);
     assert_eq!(kind(host.resize(usize::MAX)), ErrorKind::InvalidSize);
-    // Passes the checks, fails in the file system: same guarantees.
+    // Past the half of the address space that mappings without max_size
+    // may map together: refused before anything changes.
     let err = host
         .resize(usize::try_from(isize::MAX).unwrap())
         .unwrap_err();
-    assert!(err.raw_os_error().is_some(), "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::FileTooLarge, "{err:?}");
+    assert!(
+        err.to_string().contains("half of the address space"),
+        "{err}"
+    );
     assert_eq!((host.len(), host.generation()), (PAGE, 0));
     assert_eq!(file_len(&dir), 4096);
     host.region().write_at(PAGE - 4, b"ok!!").unwrap();
     host.resize(2 * PAGE).unwrap();
     assert_eq!(host.generation(), 1);
+    // With a max_size that admits it, the size passes every check and
+    // fails in the kernel: same guarantees.
+    let mut bounded = MmapOptions::new()
+        .max_size(usize::try_from(isize::MAX).unwrap())
+        .attach(seg(&dir))
+        .unwrap();
+    let err = bounded
+        .resize(usize::try_from(isize::MAX).unwrap())
+        .unwrap_err();
+    assert!(err.raw_os_error().is_some(), "{err:?}");
+    assert_eq!((bounded.len(), bounded.generation()), (2 * PAGE, 0));
+    assert_eq!(file_len(&dir), 2 * 4096);
 }
 
 #[test]
