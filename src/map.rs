@@ -432,4 +432,31 @@ mod tests {
         let left = address_space_left().unwrap();
         assert!(left > 0 && left < size);
     }
+
+    #[test]
+    fn a_claim_holds_what_it_took_less_what_it_gave_back_and_returns_the_rest_on_drop() {
+        static POOL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let held = || POOL.load(std::sync::atomic::Ordering::Relaxed);
+        // Within the cap: taken whole; past it: nothing taken.
+        let mut a = Claim::take(&POOL, 600, 1000).unwrap();
+        assert_eq!((a.bytes, held()), (600, 600));
+        assert!(Claim::take(&POOL, 401, 1000).is_none());
+        assert_eq!(held(), 600);
+        // A mapping that fell back to a shorter reservation keeps less, and
+        // what it gave back is free for the next claim at once.
+        a.keep(100);
+        assert_eq!((a.bytes, held()), (100, 100));
+        a.keep(500);
+        assert_eq!((a.bytes, held()), (100, 100), "keep never takes more");
+        let b = Claim::take(&POOL, 900, 1000).unwrap();
+        assert_eq!(held(), 1000);
+        // Dropping gives back exactly what each still holds.
+        drop(a);
+        assert_eq!(held(), 900);
+        drop(b);
+        assert_eq!(held(), 0);
+        let none = Claim::none(&POOL);
+        drop(none);
+        assert_eq!(held(), 0);
+    }
 }

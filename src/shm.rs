@@ -220,6 +220,31 @@ mod tests {
     }
 
     #[test]
+    fn a_create_that_fails_after_the_object_exists_leaves_no_name() {
+        // isize::MAX passes the size checks; the mapping then fails (past
+        // the half that mappings without max_size share, or with an
+        // explicit max_size in mmap), after the object was made.
+        let size = usize::try_from(isize::MAX).unwrap();
+        let mut bounded = MmapOptions::new();
+        bounded.max_size(size);
+        for (o, kind) in [
+            (MmapOptions::new(), ErrorKind::FileTooLarge),
+            (bounded, ErrorKind::FileTooLarge),
+        ] {
+            for cleanup in [FileCleanup::Manual, FileCleanup::Auto] {
+                let bare = unique("portable-fails");
+                let err = MmapRegion::create_shm_object(&o, &bare, size, cleanup, "t").unwrap_err();
+                assert_eq!(err.kind(), kind, "{err}");
+                assert!(!Path::new("/dev/shm").join(&bare).exists(), "{err}");
+                // And through the public call (on Linux, the path code).
+                let err = o.create_shm(&bare, size, cleanup).unwrap_err();
+                assert_eq!(err.kind(), kind, "{err}");
+                assert!(!Path::new("/dev/shm").join(&bare).exists(), "{err}");
+            }
+        }
+    }
+
+    #[test]
     fn portable_remove_if_same_leaves_a_missing_or_other_object() {
         let name = format!("/{}", unique("portable-remove"));
         assert_eq!(

@@ -1030,6 +1030,13 @@ mod tests {
     /// the call is `Truncated` and the handle fenced, not `Os`.
     #[test]
     fn efault_from_a_cut_the_file_grew_back_from_before_the_fstat_is_truncated() {
+        // From a page's start and from inside it: either way the handle is
+        // fenced at the start of that page.
+        efault_after_a_regrow_fences_the_page_of(8 * PAGE);
+        efault_after_a_regrow_fences_the_page_of(8 * PAGE + 100);
+    }
+
+    fn efault_after_a_regrow_fences_the_page_of(start: usize) {
         let dir = tempfile::tempdir_in("/dev/shm").unwrap();
         let path = dir.path().join("segment");
         let len = 16 * PAGE;
@@ -1044,7 +1051,7 @@ mod tests {
             regrow.set_len(u64::try_from(len).unwrap()).unwrap();
         });
         let mut sink = tempfile::tempfile_in("/dev/shm").unwrap();
-        let e = h.region().write_to_fd(8 * PAGE, PAGE, &sink).unwrap_err();
+        let e = h.region().write_to_fd(start, PAGE, &sink).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Truncated, "{e}");
         assert_eq!(e.raw_os_error(), Some(libc::EFAULT));
         assert_eq!(

@@ -397,6 +397,17 @@ fn a_file_past_a_quarter_of_the_address_space_left_needs_an_explicit_max_size() 
                 .unwrap();
             assert!(left / 4 < HUGE && left <= 128 * TIB, "{left}");
 
+            // Past the quarter but short of half of what is left (and of
+            // the half that mappings without max_size share): refused too.
+            let between = ((user_address_space() - vm_size()) / 8 * 3) & !0xfff;
+            let err = MmapRegion::attach_fd(sparse_memfd(between)).unwrap_err();
+            assert!(
+                err.to_string().starts_with(&format!(
+                    "attach_fd: size {between} is past a quarter of the "
+                )),
+                "{err}"
+            );
+
             // An explicit max_size that admits it maps it, and no more.
             let region = MmapOptions::new().max_size(HUGE).attach_fd(fd).unwrap();
             assert_eq!(region.len(), HUGE);

@@ -551,19 +551,33 @@ fn recv_with_closes_the_pidfd_the_kernel_adds_for_so_passpidfd() {
 #[test]
 fn recv_with_reports_the_descriptor_limit_when_the_kernel_installs_fewer() {
     const NAME: &str = "recv_with_reports_the_descriptor_limit_when_the_kernel_installs_fewer";
-    if role().is_none() {
-        // Lowers RLIMIT_NOFILE: a process of its own.
-        run_self(NAME, "child");
-        return;
+    match role().as_deref() {
+        // Each case lowers RLIMIT_NOFILE: a process of its own. Three
+        // descriptors sent each time; the kernel installs as many as there
+        // are free numbers, fewer than `max_fds` or exactly `max_fds`.
+        None => {
+            run_self(NAME, "fewer");
+            run_self(NAME, "exactly");
+        }
+        Some("fewer") => emfile_case(4, 1),
+        Some("exactly") => emfile_case(2, 2),
+        Some(other) => panic!("unknown role {other}"),
     }
+}
+
+/// Sends three descriptors, leaves `free` descriptor numbers under
+/// `RLIMIT_NOFILE`, and receives with `max_fds`: the kernel installs `free`
+/// of them and stops, which is `EMFILE` however `free` compares with
+/// `max_fds`, with every received descriptor closed.
+fn emfile_case(max_fds: usize, free: usize) {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     use std::os::fd::AsRawFd;
     let (tx, rx) = UnixStream::pair().unwrap();
     let files: Vec<_> = (0..3).map(|_| file_with(b"f")).collect();
     let fds: Vec<BorrowedFd<'_>> = files.iter().map(AsFd::as_fd).collect();
     fdpass::send_with(&tx, b"hdr", &fds).unwrap();
-    // Fill every free number below 40; then a limit of 42 leaves exactly
-    // one free descriptor number (41, or 40 after the last dup's).
+    // Fill every free number up to 40; then a limit of 41 + free leaves
+    // exactly `free` free descriptor numbers (41 and up).
     let mut keep = Vec::new();
     loop {
         let d = rustix::io::dup(files[0].as_fd()).unwrap();
@@ -574,24 +588,25 @@ fn recv_with_reports_the_descriptor_limit_when_the_kernel_installs_fewer() {
             break;
         }
     }
+    let limit = 41 + free;
     let old = getrlimit(Resource::Nofile);
     setrlimit(
         Resource::Nofile,
         Rlimit {
-            current: Some(42),
+            current: Some(u64::try_from(limit).unwrap()),
             maximum: old.maximum,
         },
     )
     .unwrap();
     let before = open_fds();
     let mut buf = [0u8; 8];
-    let err = fdpass::recv_with(&rx, &mut buf, 4).unwrap_err();
+    let err = fdpass::recv_with(&rx, &mut buf, max_fds).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Os);
     assert_eq!(err.raw_os_error(), Some(libc::EMFILE));
     assert_eq!(
         err.to_string(),
         format!(
-            "fdpass::recv_with: the kernel installed only 1 of the message's descriptors and closed the rest, with room for more in the buffer: no free descriptor under the limit (RLIMIT_NOFILE 42), or a security module refused one (all received closed) ({})",
+            "fdpass::recv_with: the kernel installed only {free} of the message's descriptors and closed the rest, with room for more in the buffer: no free descriptor under the limit (RLIMIT_NOFILE {limit}), or a security module refused one (all received closed) ({})",
             std::io::Error::from_raw_os_error(libc::EMFILE)
         )
     );
