@@ -811,7 +811,10 @@ impl World {
                     if fits(offset, n, limit) {
                         // An empty pipe takes up to 64 KiB in one call.
                         assert_eq!(res.unwrap(), n);
-                        assert!(out[..] == self.file[offset..offset + n], "pipe bytes differ");
+                        assert!(
+                            out[..] == self.file[offset..offset + n],
+                            "pipe bytes differ"
+                        );
                     } else {
                         assert_eq!(res.unwrap_err().kind(), ErrorKind::OutOfBounds);
                         assert!(out.is_empty());
@@ -1111,8 +1114,10 @@ fuzz_target!(|input: Input| {
         linked: true,
         handles: Vec::new(),
         views: Vec::new(),
-        pipe: rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK | rustix::pipe::PipeFlags::CLOEXEC)
-            .unwrap(),
+        pipe: rustix::pipe::pipe_with(
+            rustix::pipe::PipeFlags::NONBLOCK | rustix::pipe::PipeFlags::CLOEXEC,
+        )
+        .unwrap(),
     };
     let creator = world.new_handle(creator, initial, true, true);
     world.handles.push(creator);
