@@ -305,8 +305,9 @@ impl MmapOptions {
     /// this option: a file's size is chosen by whoever made it, and two
     /// files of half the address space would leave none for anything
     /// else. And since a peer can send file after file, each a little
-    /// under that quarter, every mapping made without `max_size` (by any
-    /// constructor, `resize` and `check_and_remap` included) takes a share
+    /// under that quarter, every file mapping made without `max_size` (by
+    /// every constructor but `in_memory`, and by `resize` and
+    /// `check_and_remap`) takes a share
     /// of a process-wide count: together they map at most half of the
     /// address space (the user address space, or under a finite `RLIMIT_AS`
     /// what the limit leaves them;
