@@ -199,54 +199,57 @@ impl Region {
         }
     }
 
-    /// `read_at` of more than [`PIECE`] bytes: the whole range is checked
-    /// first (nothing is copied if it is refused), then copied in pieces of
-    /// at most `PIECE` bytes, with the cut checked after each piece, so a
-    /// copy over pages a contained `SIGBUS` replaced stops after the first
-    /// piece that reached them: the shared replacement pages it touches
-    /// (each one allocated, SECURITY.md "Memory") are at most one piece.
+    /// `read_at` of more than [`PIECE`] bytes, through
+    /// [`in_pieces`](Self::in_pieces).
     #[inline(never)]
     fn read_pieces(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
-        const OP: &str = "read_at";
-        let len = buf.len();
-        if !self.view.check(offset, len) {
-            return Err(self.copy_error(false, offset, len));
-        }
-        self.after_access(OP, offset, len)?;
-        for (i, piece) in buf.chunks_mut(PIECE).enumerate() {
-            let at = offset + i * PIECE;
-            if !self
-                .view
+        self.in_pieces(false, offset, buf.len(), |at, piece| {
+            self.view
                 .map()
-                .read_within(at, piece, self.view.accessible_len())
-            {
-                return Err(self.copy_error(false, offset, len));
-            }
-            self.after_access(OP, offset, len)?;
-        }
-        Ok(())
+                .read_within(at, &mut buf[piece], self.view.accessible_len())
+        })
     }
 
-    /// `write_at` of more than [`PIECE`] bytes, in pieces as
-    /// [`read_pieces`](Self::read_pieces) reads.
+    /// `write_at` of more than [`PIECE`] bytes, through
+    /// [`in_pieces`](Self::in_pieces).
     #[inline(never)]
     fn write_pieces(&self, offset: usize, data: &[u8]) -> Result<()> {
-        const OP: &str = "write_at";
-        let len = data.len();
-        if !self.view.map().is_writable() || !self.view.check(offset, len) {
-            return Err(self.copy_error(true, offset, len));
-        }
-        self.after_access(OP, offset, len)?;
-        for (i, piece) in data.chunks(PIECE).enumerate() {
-            let at = offset + i * PIECE;
-            if !self
-                .view
+        self.in_pieces(true, offset, data.len(), |at, piece| {
+            self.view
                 .map()
-                .write_within(at, piece, self.view.accessible_len())
-            {
-                return Err(self.copy_error(true, offset, len));
+                .write_within(at, &data[piece], self.view.accessible_len())
+        })
+    }
+
+    /// A copy of `len` bytes at `offset` made in pieces: the whole range is
+    /// checked first (nothing is copied if it is refused), then `copy` is
+    /// called for each piece of at most [`PIECE`] bytes (the offset in the
+    /// region, and the range of the caller's buffer) with the cut checked
+    /// after each, so a copy over pages a contained `SIGBUS` replaced stops
+    /// after the first piece that reached them: the shared replacement
+    /// pages it touches (each one allocated, SECURITY.md "Memory") are at
+    /// most one piece.
+    fn in_pieces(
+        &self,
+        write: bool,
+        offset: usize,
+        len: usize,
+        mut copy: impl FnMut(usize, std::ops::Range<usize>) -> bool,
+    ) -> Result<()> {
+        let op = if write { "write_at" } else { "read_at" };
+        if (write && !self.view.map().is_writable()) || !self.view.check(offset, len) {
+            return Err(self.copy_error(write, offset, len));
+        }
+        self.after_access(op, offset, len)?;
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(PIECE);
+            // `offset + done` fits: the whole range was checked above.
+            if !copy(offset + done, done..done + n) {
+                return Err(self.copy_error(write, offset, len));
             }
-            self.after_access(OP, offset, len)?;
+            self.after_access(op, offset, len)?;
+            done += n;
         }
         Ok(())
     }
