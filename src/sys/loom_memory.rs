@@ -290,6 +290,11 @@ impl Mapping {
         limit: usize,
         fd: BorrowedFd<'_>,
     ) -> Option<Result<usize, Errno>> {
+        // Checked before the buffer is made: a length past the model is
+        // refused, never allocated.
+        if !range_fits(offset, len, limit.min(self.len)) {
+            return None;
+        }
         let mut bytes = vec![0; len];
         if !self.read_within(offset, &mut bytes, limit) {
             return None;
@@ -468,6 +473,14 @@ mod tests {
             assert_eq!(m.lock(8, 9), Err(Errno::INVAL));
             assert_eq!(Mapping::in_memory(0).unwrap_err(), Errno::INVAL);
             assert_eq!(Mapping::in_memory(usize::MAX).unwrap_err(), Errno::INVAL);
+            // Descriptor I/O past the model is refused before any buffer
+            // is made (a length of isize::MAX would abort the allocation).
+            let (r, w) = std::os::unix::net::UnixStream::pair().unwrap();
+            use std::os::fd::AsFd;
+            let huge = usize::try_from(isize::MAX).unwrap();
+            assert!(m.write_fd(0, huge, usize::MAX, w.as_fd()).is_none());
+            assert!(m.read_fd(0, huge, usize::MAX, r.as_fd()).is_none());
+            assert!(m.write_fd(8, 9, usize::MAX, w.as_fd()).is_none());
         });
     }
 }
