@@ -370,29 +370,10 @@ pub(crate) fn validate(
 /// Whether `st` is what XNU's `fstat` reports for a POSIX shared-memory
 /// object (`shm_open`): permission bits without any file-type bits (and
 /// device, inode and link count 0). Only Apple systems report that; no
-/// other descriptor type there has no type bits.
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "tvos",
-    target_os = "watchos",
-    target_os = "visionos"
-))]
+/// other descriptor type there has no type bits. Always `false` elsewhere.
 fn is_apple_shm(st: &rustix::fs::Stat) -> bool {
     // `S_IFMT`: the file-type bits.
-    st.st_mode & 0o170000 == 0
-}
-
-/// Only XNU reports shared-memory objects without a file type.
-#[cfg(not(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "tvos",
-    target_os = "watchos",
-    target_os = "visionos"
-)))]
-fn is_apple_shm(_: &rustix::fs::Stat) -> bool {
-    false
+    cfg!(target_vendor = "apple") && st.st_mode & 0o170000 == 0
 }
 
 /// Whether the file open at `fd`, whose `fstat` is `st`, is a memfd
