@@ -380,7 +380,7 @@ mod interrupted {
     use super::*;
     use std::os::unix::thread::JoinHandleExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     const LIMIT: Duration = Duration::from_secs(20);
 
@@ -403,31 +403,6 @@ mod interrupted {
         // for. No other test of this binary uses `SIGUSR2`.
         let rc = unsafe { libc::sigaction(libc::SIGUSR2, &action, std::ptr::null_mut()) };
         assert_eq!(rc, 0);
-    }
-
-    fn tid() -> i32 {
-        rustix::thread::gettid().as_raw_nonzero().get()
-    }
-
-    /// The state letter of thread `tid`, `None` once it has exited.
-    fn thread_state(tid: i32) -> Option<char> {
-        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
-        stat[stat.rfind(')')? + 2..].chars().next()
-    }
-
-    /// Waits until thread `tid` sleeps (state `S` twice, 10 ms apart): it
-    /// has nothing to sleep on but the pipe.
-    fn wait_until_asleep(tid: i32) {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            assert!(Instant::now() < deadline, "thread {tid} never slept");
-            let first = thread_state(tid);
-            assert!(first.is_some(), "thread {tid} returned instead of sleeping");
-            thread::sleep(Duration::from_millis(10));
-            if first == Some('S') && thread_state(tid) == Some('S') {
-                return;
-            }
-        }
     }
 
     /// Interrupts the blocked thread three times, each time waiting until
@@ -559,16 +534,6 @@ mod truncated {
         common::role().as_deref() == Some(role)
     }
 
-    /// A peer with its own descriptor sets the file's length.
-    fn set_len(path: &std::path::Path, len: usize) {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .unwrap()
-            .set_len(u64::try_from(len).unwrap())
-            .unwrap();
-    }
-
     fn assert_truncated(e: &shm_region::Error, op: &str, mapped: usize) {
         assert_eq!(e.kind(), ErrorKind::Truncated, "{e}");
         assert_eq!(e.raw_os_error(), Some(libc::EFAULT), "{e}");
@@ -605,7 +570,7 @@ mod truncated {
             // handle is sticky for it alone), and one that only watches.
             let [mut a, mut b, c, d, mut control] =
                 std::array::from_fn(|_| MmapRegion::attach(&path).unwrap());
-            set_len(&path, 4 * PAGE + 100);
+            peer_set_len(&path, 4 * PAGE + 100);
 
             // write_to_fd: up to the last page the file has (its last 100
             // bytes, then zeros to the page's end), then Truncated.
@@ -669,7 +634,7 @@ mod truncated {
                 assert_eq!(seen, 0);
             }
             // ... and stays so after the peer grows the file back.
-            set_len(&path, len);
+            peer_set_len(&path, len);
             assert_eq!(kind(a.check_and_remap()), ErrorKind::Truncated);
             assert_eq!(kind(b.resize(2 * len)), ErrorKind::Truncated);
             assert_eq!(kind(a.check_and_remap()), ErrorKind::Truncated);
@@ -695,7 +660,7 @@ mod truncated {
             let other = MmapRegion::attach(&path).unwrap();
             // The file ends 100 bytes into the third chunk: its copy
             // faults on the next page, which the guard contains.
-            set_len(&path, 2 * CHUNK + 100);
+            peer_set_len(&path, 2 * CHUNK + 100);
             let mut seen = Vec::new();
             let e = view
                 .for_each_chunk(0, len, |c| seen.push(c.to_vec()))
@@ -770,7 +735,7 @@ mod truncated {
             host.region().write_at(0, &[0xAB; 16 * PAGE]).unwrap();
             // One handle per call: a Truncated call fences its handle.
             let hs: Vec<_> = (0..6).map(|_| MmapRegion::attach(&path).unwrap()).collect();
-            set_len(&path, 4 * PAGE + 100);
+            peer_set_len(&path, 4 * PAGE + 100);
             let (start, n) = (4 * PAGE + 50, 2 * PAGE);
             // Out of the mapping: a pipe and a socket fail Truncated with
             // no count, though the 50 bytes before the missing page were
@@ -825,7 +790,7 @@ mod truncated {
             let dir = tempfile::tempdir_in("/dev/shm").unwrap();
             let path = dir.path().join("segment");
             let host = MmapRegion::create(&path, 16 * PAGE, FileCleanup::Manual).unwrap();
-            set_len(&path, 4 * PAGE + 100);
+            peer_set_len(&path, 4 * PAGE + 100);
             // The copy meets the page the file lost: the process dies here.
             let r = host.region().for_each_chunk(0, 16 * PAGE, |_| {});
             eprintln!("for_each_chunk survived: {r:?}");
@@ -885,7 +850,7 @@ mod truncated {
             let path = dir.path().join("segment");
             let host = MmapRegion::create(&path, 16 * PAGE, FileCleanup::Manual).unwrap();
             let view = host.region();
-            set_len(&path, 4 * PAGE + 100);
+            peer_set_len(&path, 4 * PAGE + 100);
             // A raw access (not a checked one, which would also fence the
             // handle) faults on page 8: the guard records the cut there.
             let page = view.as_ptr().wrapping_add(8 * PAGE);
@@ -946,7 +911,7 @@ mod truncated {
                 "the writer to sleep",
                 || asleep_in_write(me),
             );
-            set_len(&path, 4 * PAGE + 100);
+            peer_set_len(&path, 4 * PAGE + 100);
             let mut one = [0u8; 1];
             assert_eq!(kind(other.read_at(fault, &mut one)), ErrorKind::Truncated);
             let mut got = vec![0u8; cap];

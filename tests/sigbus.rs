@@ -71,17 +71,6 @@ fn base_dir() -> tempfile::TempDir {
         .unwrap()
 }
 
-/// A peer with its own descriptor sets the file's length, as an attacker
-/// would, without the crate.
-fn set_len(path: &std::path::Path, len: usize) {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_len(u64::try_from(len).unwrap())
-        .unwrap();
-}
-
 /// The truncating peer: cuts the file at `PATH_VAR` to `KEPT` bytes and
 /// grows it back to 1 MiB, with plain `std::fs::File::set_len`, for
 /// `DURATION`; prints how many times.
@@ -281,7 +270,7 @@ static FOREIGN: AtomicUsize = AtomicUsize::new(0);
 fn contained_fault(dir: &tempfile::TempDir) -> MmapRegion {
     let path = dir.path().join("segment");
     let region = MmapRegion::create(&path, 4 * PAGE, FileCleanup::Manual).unwrap();
-    set_len(&path, PAGE);
+    peer_set_len(&path, PAGE);
     let mut b = [0u8; 8];
     let err = region.region().read_at(2 * PAGE, &mut b).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Truncated);
@@ -384,7 +373,7 @@ fn a_fault_midway_through_a_copy_is_truncated_and_the_cut_is_sticky() {
     let view = host.region();
     let bytes: Vec<u8> = (0..16 * PAGE).map(pattern).collect();
     view.write_at(0, &bytes).unwrap();
-    set_len(&path, 4 * PAGE + 100);
+    peer_set_len(&path, 4 * PAGE + 100);
 
     // Starts in the file, faults at page 5 (the first past the end).
     let mut buf = vec![0u8; 8 * PAGE];
@@ -418,7 +407,7 @@ fn a_fault_midway_through_a_copy_is_truncated_and_the_cut_is_sticky() {
 
     // The peer grows the file back: the cut stays, for every view of the
     // handle and for the handle itself.
-    set_len(&path, 16 * PAGE);
+    peer_set_len(&path, 16 * PAGE);
     assert_eq!(
         kind(view.read_at(8 * PAGE, &mut buf[..8])),
         ErrorKind::Truncated
@@ -479,7 +468,7 @@ fn registry_slots_are_reused_after_mappings_are_dropped() {
     // Each was registered: the last one still contains a fault.
     let mut r = MmapRegion::attach_fd(host.fd().unwrap().try_clone_to_owned().unwrap()).unwrap();
     r.resize(4 * PAGE).unwrap_or_else(|e| panic!("{e}"));
-    set_len(&path, PAGE);
+    peer_set_len(&path, PAGE);
     let mut b = [0u8; 1];
     assert_eq!(
         kind(r.region().read_at(3 * PAGE, &mut b)),
@@ -556,7 +545,7 @@ fn a_fault_in_a_region_whose_reservation_exceeds_memory_is_contained_without_res
     let view = region.region();
     let at = 900 << 20;
     view.write_at(at, b"far away").unwrap();
-    set_len(&path, 0);
+    peer_set_len(&path, 0);
     let mut b = [0xAAu8; 8];
     let err = view.read_at(at, &mut b).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Truncated, "{err}");
@@ -583,7 +572,7 @@ fn faults_over_consecutive_pages_leave_one_anonymous_mapping_not_one_per_page() 
     let (_dir, path, region) = guarded_region(MIB);
     let view = region.region();
     view.write_at(0, &vec![7u8; MIB]).unwrap();
-    set_len(&path, 0);
+    peer_set_len(&path, 0);
     let mut buf = vec![0u8; MIB];
     // 256 faults, one per page, in one copy.
     assert_eq!(kind(view.read_at(0, &mut buf)), ErrorKind::Truncated);
@@ -617,7 +606,7 @@ fn scattered_faults_below_and_above_the_cut_leave_at_most_seventeen_replacement_
         .create(&path, LEN, FileCleanup::Manual)
         .unwrap();
     let view = region.region();
-    set_len(&path, 0);
+    peer_set_len(&path, 0);
     // Checked loads, downwards from the middle, every second page: each
     // is below the cut the one before left, so it is allowed, and faults.
     let mut truncated = 0;
@@ -666,7 +655,7 @@ fn replacement_pages_keep_dont_dump_and_dont_fork() {
         .create(&path, 16 * PAGE, FileCleanup::Manual)
         .unwrap();
     let view = region.region();
-    set_len(&path, 4 * PAGE);
+    peer_set_len(&path, 4 * PAGE);
     assert_eq!(
         kind(view.write_at(8 * PAGE, b"secret")),
         ErrorKind::Truncated
@@ -1063,7 +1052,7 @@ fn a_guarded_process_survives_faults_with_64_mib_of_data_limit_headroom() {
         libc::RLIMIT_DATA,
         libc::rlim_t::try_from(before + 64 * MIB).unwrap(),
     );
-    set_len(&path, 0);
+    peer_set_len(&path, 0);
     let view = region.region();
     let mut b = [0u8; 8];
     assert_eq!(kind(view.read_at(LEN / 2, &mut b)), ErrorKind::Truncated);
@@ -1106,9 +1095,9 @@ fn a_cut_in_an_earlier_generation_is_sticky_for_the_handle_after_the_file_grows_
     assert_eq!(region.region().generation(), 1);
     // The peer truncates; the kept word faults (contained, zero); the peer
     // grows the file back.
-    set_len(&path, PAGE);
+    peer_set_len(&path, PAGE);
     assert_eq!(word.load(Ordering::Relaxed), 0);
-    set_len(&path, 64 * PAGE);
+    peer_set_len(&path, 64 * PAGE);
     // The current view: the cut offset is Truncated, below it works.
     let view = region.region();
     let mut b = [0u8; 4];
@@ -1167,8 +1156,8 @@ fn a_fault_in_a_signal_handler_arriving_while_faults_are_handled_is_contained() 
     let nested = options
         .create(dir.path().join("nested"), LEN, FileCleanup::Manual)
         .unwrap();
-    set_len(&dir.path().join("main"), 0);
-    set_len(&dir.path().join("nested"), 0);
+    peer_set_len(&dir.path().join("main"), 0);
+    peer_set_len(&dir.path().join("nested"), 0);
     let (main_view, nested_view) = (main.region(), nested.region());
     NESTED_LEN.store(LEN, Ordering::SeqCst);
     NESTED_BASE.store(base_of(&nested_view), Ordering::SeqCst);
@@ -1247,7 +1236,7 @@ fn ten_thousand_guarded_mappings_are_registered_and_the_last_still_contains_a_fa
                 .unwrap_or_else(|e| panic!("mapping {i}: {e}"))
         })
         .collect();
-    set_len(&path, 0);
+    peer_set_len(&path, 0);
     let mut b = [0u8; 1];
     let last = held.last().unwrap();
     assert_eq!(kind(last.region().read_at(0, &mut b)), ErrorKind::Truncated);
@@ -1294,7 +1283,7 @@ fn a_registry_that_cannot_grow_refuses_new_mappings_with_its_own_kind_once_insta
     );
     // With memory again, it grows.
     held.push(attach().unwrap());
-    set_len(&path, 0);
+    peer_set_len(&path, 0);
     let mut b = [0u8; 1];
     assert_eq!(
         kind(held.last().unwrap().region().read_at(0, &mut b)),
@@ -1314,7 +1303,7 @@ fn a_wait_on_a_word_cut_while_it_sleeps_ends_truncated_at_its_timeout() {
     let waited = std::thread::scope(|s| {
         let waiter = s.spawn(|| view.wait_u32(2 * PAGE, 0, Some(Duration::from_secs(1))));
         std::thread::sleep(Duration::from_millis(100));
-        set_len(&path, PAGE);
+        peer_set_len(&path, PAGE);
         // A wake meets the missing page in the kernel: Truncated, and the
         // waiter sleeps on.
         assert_eq!(kind(view.wake_u32(2 * PAGE, 1)), ErrorKind::Truncated);
@@ -1345,7 +1334,7 @@ fn unchecked_read(view: &Region, offset: usize) -> u8 {
 /// yet, so the handle's truncation limit is still unset.
 fn cut_by_an_unchecked_read() -> (tempfile::TempDir, MmapRegion) {
     let (dir, path, region) = guarded_region(16 * PAGE);
-    set_len(&path, 4 * PAGE);
+    peer_set_len(&path, 4 * PAGE);
     assert_eq!(unchecked_read(&region.region(), 8 * PAGE), 0);
     (dir, region)
 }
@@ -1437,7 +1426,7 @@ fn a_slot_reused_after_a_cut_contains_two_faults_in_a_smaller_mapping() {
         .address_space(1024 * PAGE)
         .create(dir.path().join("big"), 1024 * PAGE, FileCleanup::Manual)
         .unwrap();
-    set_len(&dir.path().join("big"), 0);
+    peer_set_len(&dir.path().join("big"), 0);
     assert_eq!(unchecked_read(&big.region(), 1000 * PAGE), 0);
     drop(big);
     // A smaller mapping takes the slot; two faults, the second below the
@@ -1448,7 +1437,7 @@ fn a_slot_reused_after_a_cut_contains_two_faults_in_a_smaller_mapping() {
         .unwrap();
     let view = small.region();
     view.write_at(0, &[9u8; 2 * PAGE]).unwrap();
-    set_len(&dir.path().join("small"), 0);
+    peer_set_len(&dir.path().join("small"), 0);
     assert_eq!(unchecked_read(&view, PAGE), 0);
     assert_eq!(unchecked_read(&view, 0), 0);
     let mut b = [0u8; 1];
@@ -1463,7 +1452,7 @@ fn every_checked_accessor_reports_truncated_past_a_cut() {
     }
     let (_dir, path, region) = guarded_region(16 * PAGE);
     let view = region.region();
-    set_len(&path, 4 * PAGE);
+    peer_set_len(&path, 4 * PAGE);
     // The loads fault, each on a page of its own: the cut drops to 10 pages.
     assert_eq!(
         kind(view.load_u32(12 * PAGE, Ordering::Relaxed)),
@@ -1585,7 +1574,7 @@ fn a_write_starting_on_a_lost_page_is_truncated_when_shared_anonymous_replacemen
     let (_dir, path, region) = guarded_region(4 * PAGE);
     let view = region.region();
     view.write_at(0, &[0x5A; PAGE]).unwrap();
-    set_len(&path, PAGE);
+    peer_set_len(&path, PAGE);
     refuse_shared_anonymous_replacements();
     let data = [7u8; 8];
     assert_eq!(kind(view.write_at(2 * PAGE, &data)), ErrorKind::Truncated);
@@ -1627,7 +1616,7 @@ fn a_large_checked_copy_over_a_lost_range_touches_at_most_one_piece_of_shared_me
             .unwrap();
         let view = region.region();
         let mut buf = vec![1u8; LEN];
-        set_len(&path, 0);
+        peer_set_len(&path, 0);
         let before = status_bytes("RssShmem");
         let result = if write {
             view.write_at(0, &buf)
@@ -1661,7 +1650,7 @@ fn replacement_pages_are_shared_with_a_fork_child_and_through_map_files_but_chec
     let (_dir, path, region) = guarded_region(4 * PAGE);
     let view = region.region();
     let word = view.shared_u32(2 * PAGE).unwrap();
-    set_len(&path, PAGE);
+    peer_set_len(&path, PAGE);
     // The fault through the word is contained: it reads the zeros.
     assert_eq!(word.load(Ordering::SeqCst), 0);
     let in_child = word.clone();

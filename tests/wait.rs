@@ -120,34 +120,6 @@ mod futex {
         panic!("no wake reached the waiter in {ROUNDS} rounds");
     }
 
-    /// The calling thread's id, to watch its state in `/proc`.
-    fn tid() -> i32 {
-        rustix::thread::gettid().as_raw_nonzero().get()
-    }
-
-    /// The state letter of thread `tid` of this process, `None` once it
-    /// has exited.
-    fn thread_state(tid: i32) -> Option<char> {
-        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
-        stat[stat.rfind(')')? + 2..].chars().next()
-    }
-
-    /// Waits until thread `tid`, which announced it is about to wait, is
-    /// asleep (state `S` twice, 10 ms apart): it has nothing to sleep on
-    /// but the futex, so it is then queued there.
-    fn wait_until_asleep(tid: i32) {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            assert!(Instant::now() < deadline, "thread {tid} never slept");
-            let first = thread_state(tid);
-            assert!(first.is_some(), "thread {tid} returned instead of sleeping");
-            thread::sleep(Duration::from_millis(10));
-            if first == Some('S') && thread_state(tid) == Some('S') {
-                return;
-            }
-        }
-    }
-
     /// Spawns a thread that sends its id, then waits on `offset` of `view`
     /// for the word to leave `expected`; it returns the wait's result, the
     /// time it took and the word's value after it.

@@ -319,3 +319,42 @@ impl Drop for ShmName {
         let _ = std::fs::remove_file(&self.path);
     }
 }
+
+/// A peer with its own descriptor sets the file's length, as an attacker
+/// would, without the crate.
+pub fn peer_set_len(path: &Path, len: usize) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(u64::try_from(len).unwrap())
+        .unwrap();
+}
+
+/// The calling thread's id, to watch its state in `/proc`.
+pub fn tid() -> i32 {
+    rustix::thread::gettid().as_raw_nonzero().get()
+}
+
+/// The state letter of thread `tid` of this process, `None` once it has
+/// exited.
+pub fn thread_state(tid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].chars().next()
+}
+
+/// Waits (at most a minute) until thread `tid`, which announced it is
+/// about to block, is asleep (state `S` twice, 10 ms apart): with nothing
+/// else to sleep on, it is then blocked where the caller expects.
+pub fn wait_until_asleep(tid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "thread {tid} never slept");
+        let first = thread_state(tid);
+        assert!(first.is_some(), "thread {tid} returned instead of sleeping");
+        std::thread::sleep(Duration::from_millis(10));
+        if first == Some('S') && thread_state(tid) == Some('S') {
+            return;
+        }
+    }
+}
