@@ -61,7 +61,15 @@
 //! contained the same way. The handler runs with every blockable signal
 //! blocked; a fault in a signal handler of the program (one that
 //! interrupted anything but the crate's handler) is contained like any
-//! other.
+//! other. What such a handler may call is another matter: the crate's
+//! errors are allocated (`Error` is boxed), so a checked accessor that
+//! fails calls `malloc`, which is not async-signal-safe (a handler that
+//! interrupted `malloc` on the same thread then deadlocks). In a signal
+//! handler, use only accesses that allocate nothing: a load or store
+//! through a word from [`Region::shared_u32`](crate::Region::shared_u32)
+//! or [`shared_u64`](crate::Region::shared_u64) taken beforehand (an
+//! `AtomicU32`/`AtomicU64`), or a read through
+//! [`Region::as_ptr`](crate::Region::as_ptr).
 //!
 //! Truncation is seen a page at a time. A file cut to an end inside a page
 //! keeps that page, without a fault: the bytes past the new end stay

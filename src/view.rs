@@ -411,7 +411,11 @@ impl Region {
     ///   `EINTR`, `EAGAIN` on a non-blocking descriptor, `EPIPE`, or the
     ///   retry's error), and for an `EFAULT` the file's size does not
     ///   explain and the retry repeats (such as from a hole in a file on a
-    ///   full tmpfs).
+    ///   full tmpfs). Past `RLIMIT_FSIZE` the error is `EFBIG` only where
+    ///   `SIGXFSZ` is ignored: by default the kernel's `SIGXFSZ` ends the
+    ///   process first, as for any `write(2)` (std's `File::write` too);
+    ///   unlike `create`, `stage` and `resize`, this call does not check
+    ///   the limit itself.
     pub fn write_to_fd(&self, offset: usize, len: usize, fd: impl AsFd) -> Result<usize> {
         self.fd_once(false, "write_to_fd", offset, len, fd.as_fd())
     }

@@ -1014,3 +1014,60 @@ fn a_view_outliving_its_handle_keeps_the_handles_descriptor_and_its_flock() {
     let rc = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     assert_eq!(rc, 0);
 }
+
+#[cfg(not(miri))]
+mod file_size_limit {
+    //! `write(2)` past `RLIMIT_FSIZE` raises `SIGXFSZ`, as for any write:
+    //! descriptor output does not check the limit first (unlike `create`,
+    //! `stage` and `resize`). With the signal ignored the call is
+    //! `Os(EFBIG)`. The limit is process-wide: each case is a child.
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    const NAME: &str = "file_size_limit::write_all_to_fd_past_rlimit_fsize_is_sigxfsz_or_efbig";
+
+    fn write_past_the_limit() -> shm_region::Error {
+        use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+        let host = MmapRegion::in_memory(1 << 20).unwrap();
+        let out = tempfile::tempfile().unwrap();
+        setrlimit(
+            Resource::Fsize,
+            Rlimit {
+                current: Some(64 << 10),
+                maximum: getrlimit(Resource::Fsize).maximum,
+            },
+        )
+        .unwrap();
+        let err = host.region().write_all_to_fd(0, 1 << 20, &out).unwrap_err();
+        // The first 64 KiB were written before the limit.
+        assert_eq!(out.metadata().unwrap().len(), 64 << 10);
+        err
+    }
+
+    #[test]
+    fn write_all_to_fd_past_rlimit_fsize_is_sigxfsz_or_efbig() {
+        match common::role().as_deref() {
+            None => {
+                let mut child = spawn_self(NAME, "default", &[]).spawn().unwrap();
+                let status = wait_with_timeout(&mut child, std::time::Duration::from_secs(60));
+                assert_eq!(status.signal(), Some(libc::SIGXFSZ), "{status}");
+                let mut child = spawn_self(NAME, "ignored", &[]).spawn().unwrap();
+                let status = wait_with_timeout(&mut child, std::time::Duration::from_secs(60));
+                assert!(status.success(), "{status}");
+            }
+            Some("default") => {
+                write_past_the_limit();
+                panic!("still alive past RLIMIT_FSIZE with SIGXFSZ at its default");
+            }
+            Some("ignored") => {
+                // SAFETY: SIG_IGN for SIGXFSZ, in this child alone.
+                let old = unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+                assert_ne!(old, libc::SIG_ERR);
+                let err = write_past_the_limit();
+                assert_eq!(err.kind(), ErrorKind::Os, "{err}");
+                assert_eq!(err.raw_os_error(), Some(libc::EFBIG), "{err}");
+            }
+            Some(other) => panic!("unknown role {other}"),
+        }
+    }
+}
