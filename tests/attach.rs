@@ -395,6 +395,20 @@ fn attach_by_path_is_refused_when_procfs_is_missing() {
             .open(&path)
             .unwrap();
         assert_eq!(MmapRegion::attach_fd(fd.into()).unwrap().len(), 4096);
+        // Without procfs the kernel's name of a descriptor cannot be read,
+        // so no descriptor is taken for a memfd: a memfd as the kernel makes
+        // it (mode 0777) meets the checks for files, and their option.
+        let memfd = rustix::fs::memfd_create("pool", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&memfd, 4096).unwrap();
+        assert_eq!(
+            kind(MmapRegion::attach_fd(memfd.try_clone().unwrap())),
+            ErrorKind::InsecureMode
+        );
+        let widened = MmapOptions::new()
+            .allow_group_or_other_write(true)
+            .attach_fd(memfd)
+            .unwrap();
+        assert_eq!(widened.len(), 4096);
         // A /proc/thread-self/fd that exists but is not procfs is refused
         // by the file-system check, not trusted to hand back the inode.
         std::fs::create_dir_all("/proc/thread-self/fd").unwrap();
@@ -652,6 +666,22 @@ fn attach_fd_of_a_named_dev_shm_file_of_another_owner_is_refused() {
     );
     let trusted = MmapOptions::new().allow_other_owner(true).attach_fd(fd);
     assert_eq!(trusted.unwrap().len(), 8192);
+
+    // Unlinked (link count 0, as a memfd's) and O_TMPFILE files of another
+    // owner are refused too: they are not memfds.
+    let (name, fd) = dev_shm_file("owner-unlinked", 0o600, Some(65534));
+    drop(name);
+    assert_eq!(rustix::fs::fstat(&fd).unwrap().st_nlink, 0);
+    assert_eq!(kind(MmapRegion::attach_fd(fd)), ErrorKind::UntrustedOwner);
+    let tmp = rustix::fs::open(
+        "/dev/shm",
+        rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    rustix::fs::ftruncate(&tmp, 8192).unwrap();
+    rustix::fs::fchown(&tmp, Some(rustix::process::Uid::from_raw(65534)), None).unwrap();
+    assert_eq!(kind(MmapRegion::attach_fd(tmp)), ErrorKind::UntrustedOwner);
 }
 
 /// The C-style peer: as libwayland's `os_create_anonymous_file` does, a

@@ -1016,6 +1016,36 @@ fn a_view_outliving_its_handle_keeps_the_handles_descriptor_and_its_flock() {
 }
 
 #[cfg(not(miri))]
+#[test]
+fn for_each_chunk_refuses_the_first_chunk_past_a_truncation_detected_meanwhile() {
+    // A peer cuts the file while `f` runs on the first chunk, and the
+    // handle notices (check_and_remap): the next chunk lies past the file's
+    // end as now seen, and is refused as read_at refuses it, OutOfBounds,
+    // without a copy (so without a fault) and without a call of `f`.
+    let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+    let path = dir.path().join("segment");
+    let chunk = Region::CHUNK_SIZE;
+    let len = 3 * chunk;
+    let _host = MmapRegion::create(&path, len, shm_region::FileCleanup::Manual).unwrap();
+    let mut handle = MmapRegion::attach(&path).unwrap();
+    let view = handle.region();
+    let mut calls = 0;
+    let err = view
+        .for_each_chunk(0, len, |c| {
+            calls += 1;
+            assert_eq!(c.len(), chunk);
+            peer_set_len(&path, chunk + 4096);
+            assert_eq!(
+                handle.check_and_remap().unwrap_err().kind(),
+                ErrorKind::Truncated
+            );
+        })
+        .unwrap_err();
+    assert_eq!(calls, 1);
+    assert_eq!(err.kind(), ErrorKind::OutOfBounds, "{err}");
+}
+
+#[cfg(not(miri))]
 mod file_size_limit {
     //! `write(2)` past `RLIMIT_FSIZE` raises `SIGXFSZ`, as for any write:
     //! descriptor output does not check the limit first (unlike `create`,

@@ -386,6 +386,9 @@ fn freeze_refused_while_another_process_maps_the_file_writable() {
     assert_eq!(err.kind(), ErrorKind::Busy);
     assert_eq!(err.error().raw_os_error(), Some(libc::EBUSY));
     let region = err.into_region().unwrap();
+    // Given back mapped anew: its own mapping was released (+1) for the
+    // kernel to refuse, and made again (+1).
+    assert_eq!(region.generation(), 2, "released (+1), mapped anew (+1)");
     let go = region.region();
     go.atomic_u64(8).unwrap().store(1, Ordering::Release);
     drop(go);
@@ -544,6 +547,31 @@ fn frozen_attach_fd_refuses_what_attach_fd_refuses() {
     );
     let empty = memfd(0, SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK);
     assert_eq!(kind(Frozen::attach_fd(empty)), ErrorKind::EmptyFile);
+    // No address space for the mapping (RLIMIT_AS, process-wide: a child).
+    const NAME: &str = "frozen_attach_fd_refuses_what_attach_fd_refuses";
+    match role().as_deref() {
+        None => run_self(NAME, "no-room"),
+        Some("no-room") => {
+            use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+            let fd = memfd(
+                64 << 20,
+                SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK,
+            );
+            let used = proc_status_bytes("VmSize:");
+            setrlimit(
+                Resource::As,
+                Rlimit {
+                    current: Some(u64::try_from(used + (16 << 20)).unwrap()),
+                    maximum: getrlimit(Resource::As).maximum,
+                },
+            )
+            .unwrap();
+            let err = Frozen::attach_fd(fd).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::FileTooLarge, "{err}");
+            assert_eq!(err.raw_os_error(), Some(libc::ENOMEM), "{err}");
+        }
+        Some(other) => panic!("unknown role {other}"),
+    }
 }
 
 #[test]
@@ -918,6 +946,11 @@ fn a_read_only_descriptor_holder_can_reopen_it_and_lock_the_seals_but_never_writ
     let r = patterned(ps());
     let ro = r.share_read_only().unwrap();
     assert!(is_read_only(ro.as_fd()));
+    // A mode of 0400 would not stop it: the owner changes the mode back
+    // through the read-only descriptor.
+    rustix::fs::fchmod(&ro, Mode::from_raw_mode(0o400)).unwrap();
+    rustix::fs::fchmod(&ro, Mode::from_raw_mode(0o600)).unwrap();
+    assert_eq!(rustix::fs::fstat(&ro).unwrap().st_mode & 0o777, 0o600);
     // Same user: the kernel lets it reopen the file read-write and add
     // seals (here F_SEAL_SEAL, which makes a later freeze fail)...
     let rw = reopen_rdwr(ro.as_fd());

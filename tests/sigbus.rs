@@ -1073,6 +1073,53 @@ fn a_guarded_process_survives_faults_with_64_mib_of_data_limit_headroom() {
 }
 
 #[test]
+fn a_guarded_process_survives_faults_with_64_mib_of_address_space_limit_headroom() {
+    // A replacement takes the place of pages of the same mapping, so the
+    // address space in use does not grow: `RLIMIT_AS` never refuses one.
+    const TEST: &str =
+        "a_guarded_process_survives_faults_with_64_mib_of_address_space_limit_headroom";
+    if !in_child(TEST) {
+        return;
+    }
+    const LEN: usize = 256 * MIB;
+    sigbus::install().unwrap();
+    let dir = base_dir();
+    let path = dir.path().join("segment");
+    let region = shm_region::MmapOptions::new()
+        .reserve_blocks(false)
+        .address_space(LEN)
+        .create(&path, LEN, FileCleanup::Manual)
+        .unwrap();
+    let other = shm_region::MmapOptions::new()
+        .address_space(LEN)
+        .attach(&path)
+        .unwrap();
+    let word = region.region().shared_u32(200 * MIB).unwrap();
+    let before = status_bytes("VmSize");
+    set_soft_limit(
+        libc::RLIMIT_AS,
+        libc::rlim_t::try_from(before + 64 * MIB).unwrap(),
+    );
+    peer_set_len(&path, 0);
+    let view = region.region();
+    let mut b = [0u8; 8];
+    assert_eq!(kind(view.read_at(LEN / 2, &mut b)), ErrorKind::Truncated);
+    assert_eq!(kind(view.read_at(0, &mut b)), ErrorKind::Truncated);
+    assert_eq!(
+        kind(other.region().read_at(LEN / 4, &mut b)),
+        ErrorKind::Truncated
+    );
+    assert_eq!(word.load(Ordering::Relaxed), 0);
+    word.store(7, Ordering::Relaxed);
+    // The two 256 MiB mappings were replaced without growing the address
+    // space in use.
+    let after = status_bytes("VmSize");
+    assert!(after < before + 4 * MIB, "VmSize {before} -> {after}");
+    let v = vec![1u8; 32 * MIB];
+    assert_eq!(v.iter().map(|&b| usize::from(b)).sum::<usize>(), 32 * MIB);
+}
+
+#[test]
 fn a_cut_in_an_earlier_generation_is_sticky_for_the_handle_after_the_file_grows_back() {
     const TEST: &str =
         "a_cut_in_an_earlier_generation_is_sticky_for_the_handle_after_the_file_grows_back";

@@ -1536,15 +1536,13 @@ mod imp {
             let wanted = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
             assert_eq!(action.sa_flags & wanted, wanted);
             assert_eq!(action.sa_flags & libc::SA_NODEFER, 0);
-            // Every blockable signal is blocked while it runs.
-            for sig in [
-                libc::SIGUSR1,
-                libc::SIGUSR2,
-                libc::SIGALRM,
-                libc::SIGTERM,
-                libc::SIGINT,
-                libc::SIGCHLD,
-            ] {
+            // Every blockable signal is blocked while it runs: the standard
+            // ones and the real-time ones the C library leaves to programs
+            // (it keeps two below SIGRTMIN for itself).
+            let blockable = (1..32)
+                .chain(libc::SIGRTMIN()..=libc::SIGRTMAX())
+                .filter(|&sig| sig != libc::SIGKILL && sig != libc::SIGSTOP);
+            for sig in blockable {
                 // SAFETY: `sa_mask` is a valid, initialised set.
                 let member = unsafe { libc::sigismember(&action.sa_mask, sig) };
                 assert_eq!(member, 1, "signal {sig} not blocked");
