@@ -836,3 +836,38 @@ fn attach_fd_keeps_every_check_for_sysv_and_shared_anonymous_memory_from_map_fil
     rustix::fs::ftruncate(&memfd, u64::try_from(page).unwrap()).unwrap();
     assert_eq!(MmapRegion::attach_fd(memfd).unwrap().len(), page);
 }
+
+/// The kernel's name alone does not make a memfd: an unlinked file whose
+/// path started with `/memfd:` (here in `/`, as a sender in another mount
+/// namespace could make one) has no link either, but another device, and
+/// keeps every check.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_file_named_like_a_memfd_on_another_device_keeps_every_check() {
+    const TEST: &str = "a_file_named_like_a_memfd_on_another_device_keeps_every_check";
+    if !is_root() {
+        skip(TEST, "needs root (to make a file in /)");
+        return;
+    }
+    let path = format!("/memfd:shm-region-test-{}", std::process::id());
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o777)
+        .open(&path)
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    file.set_len(4096).unwrap();
+    file.set_permissions(std::fs::Permissions::from_mode(0o777))
+        .unwrap();
+    let fd = OwnedFd::from(file);
+    let name = std::fs::read_link(format!("/proc/self/fd/{}", {
+        use std::os::fd::AsRawFd;
+        fd.as_raw_fd()
+    }))
+    .unwrap();
+    assert!(name.to_string_lossy().starts_with("/memfd:"), "{name:?}");
+    assert_eq!(rustix::fs::fstat(&fd).unwrap().st_nlink, 0);
+    assert_eq!(kind(MmapRegion::attach_fd(fd)), ErrorKind::InsecureMode);
+}
