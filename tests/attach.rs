@@ -601,6 +601,25 @@ fn dev_shm_file(tag: &str, mode: u32, uid: Option<u32>) -> (tempfile::TempPath, 
     (path, file.into())
 }
 
+/// An `O_TMPFILE` file of 8 KiB in `/dev/shm` (no name yet, link count
+/// 0, but its holder can link it at any time) with `mode` and `uid`.
+#[cfg(target_os = "linux")]
+fn dev_shm_tmpfile(mode: u32, uid: Option<u32>) -> OwnedFd {
+    let tmp = rustix::fs::open(
+        "/dev/shm",
+        rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    rustix::fs::ftruncate(&tmp, 8192).unwrap();
+    rustix::fs::fchmod(&tmp, rustix::fs::Mode::from_raw_mode(mode)).unwrap();
+    if let Some(uid) = uid {
+        rustix::fs::fchown(&tmp, Some(rustix::process::Uid::from_raw(uid)), None).unwrap();
+    }
+    assert_eq!(rustix::fs::fstat(&tmp).unwrap().st_nlink, 0);
+    tmp
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn attach_fd_of_a_named_dev_shm_file_keeps_the_mode_owner_and_link_checks() {
@@ -628,15 +647,7 @@ fn attach_fd_of_a_named_dev_shm_file_keeps_the_mode_owner_and_link_checks() {
     assert_eq!(kind(MmapRegion::attach_fd(fd)), ErrorKind::InsecureMode);
 
     // An O_TMPFILE file has no name yet, but its holder can link it later.
-    let tmp = rustix::fs::open(
-        "/dev/shm",
-        rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::from_raw_mode(0o600),
-    )
-    .unwrap();
-    rustix::fs::ftruncate(&tmp, 8192).unwrap();
-    rustix::fs::fchmod(&tmp, rustix::fs::Mode::from_raw_mode(0o666)).unwrap();
-    assert_eq!(rustix::fs::fstat(&tmp).unwrap().st_nlink, 0);
+    let tmp = dev_shm_tmpfile(0o666, None);
     assert_eq!(kind(MmapRegion::attach_fd(tmp)), ErrorKind::InsecureMode);
 
     // A second name is refused as for any file.
@@ -673,14 +684,7 @@ fn attach_fd_of_a_named_dev_shm_file_of_another_owner_is_refused() {
     drop(name);
     assert_eq!(rustix::fs::fstat(&fd).unwrap().st_nlink, 0);
     assert_eq!(kind(MmapRegion::attach_fd(fd)), ErrorKind::UntrustedOwner);
-    let tmp = rustix::fs::open(
-        "/dev/shm",
-        rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::from_raw_mode(0o600),
-    )
-    .unwrap();
-    rustix::fs::ftruncate(&tmp, 8192).unwrap();
-    rustix::fs::fchown(&tmp, Some(rustix::process::Uid::from_raw(65534)), None).unwrap();
+    let tmp = dev_shm_tmpfile(0o600, Some(65534));
     assert_eq!(kind(MmapRegion::attach_fd(tmp)), ErrorKind::UntrustedOwner);
 }
 

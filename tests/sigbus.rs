@@ -1034,42 +1034,9 @@ fn a_guarded_process_survives_faults_with_64_mib_of_data_limit_headroom() {
     // not count as data: `RLIMIT_DATA` never refuses them, and they take
     // none of the room the process's own allocations need.
     const TEST: &str = "a_guarded_process_survives_faults_with_64_mib_of_data_limit_headroom";
-    if !in_child(TEST) {
-        return;
+    if in_child(TEST) {
+        survives_faults_with_64_mib_of_headroom_under(libc::RLIMIT_DATA, "VmData");
     }
-    const LEN: usize = 256 * MIB;
-    sigbus::install().unwrap();
-    let dir = base_dir();
-    let path = dir.path().join("segment");
-    let region = shm_region::MmapOptions::new()
-        .reserve_blocks(false)
-        .create(&path, LEN, FileCleanup::Manual)
-        .unwrap();
-    let other = MmapRegion::attach(&path).unwrap();
-    let word = region.region().shared_u32(200 * MIB).unwrap();
-    let before = status_bytes("VmData");
-    set_soft_limit(
-        libc::RLIMIT_DATA,
-        libc::rlim_t::try_from(before + 64 * MIB).unwrap(),
-    );
-    peer_set_len(&path, 0);
-    let view = region.region();
-    let mut b = [0u8; 8];
-    assert_eq!(kind(view.read_at(LEN / 2, &mut b)), ErrorKind::Truncated);
-    assert_eq!(kind(view.read_at(0, &mut b)), ErrorKind::Truncated);
-    // Through another handle of the file, and through a word taken before.
-    assert_eq!(
-        kind(other.region().read_at(LEN / 4, &mut b)),
-        ErrorKind::Truncated
-    );
-    assert_eq!(word.load(Ordering::Relaxed), 0);
-    word.store(7, Ordering::Relaxed);
-    // No data was charged for the 256 MiB replaced twice over.
-    let after = status_bytes("VmData");
-    assert!(after < before + 4 * MIB, "VmData {before} -> {after}");
-    // And the process's own allocations still have their room.
-    let v = vec![1u8; 32 * MIB];
-    assert_eq!(v.iter().map(|&b| usize::from(b)).sum::<usize>(), 32 * MIB);
 }
 
 #[test]
@@ -1078,9 +1045,17 @@ fn a_guarded_process_survives_faults_with_64_mib_of_address_space_limit_headroom
     // address space in use does not grow: `RLIMIT_AS` never refuses one.
     const TEST: &str =
         "a_guarded_process_survives_faults_with_64_mib_of_address_space_limit_headroom";
-    if !in_child(TEST) {
-        return;
+    if in_child(TEST) {
+        survives_faults_with_64_mib_of_headroom_under(libc::RLIMIT_AS, "VmSize");
     }
+}
+
+/// Two 256 MiB mappings of a file, a word taken from one, then `limit`
+/// set 64 MiB above the current `field` of `/proc/self/status`; the file
+/// is truncated to nothing and faulted through both mappings and the word:
+/// each access is contained, `field` grows by less than 4 MiB, and the
+/// process's own allocations still have their room.
+fn survives_faults_with_64_mib_of_headroom_under(limit: libc::__rlimit_resource_t, field: &str) {
     const LEN: usize = 256 * MIB;
     sigbus::install().unwrap();
     let dir = base_dir();
@@ -1095,26 +1070,23 @@ fn a_guarded_process_survives_faults_with_64_mib_of_address_space_limit_headroom
         .attach(&path)
         .unwrap();
     let word = region.region().shared_u32(200 * MIB).unwrap();
-    let before = status_bytes("VmSize");
-    set_soft_limit(
-        libc::RLIMIT_AS,
-        libc::rlim_t::try_from(before + 64 * MIB).unwrap(),
-    );
+    let before = status_bytes(field);
+    set_soft_limit(limit, libc::rlim_t::try_from(before + 64 * MIB).unwrap());
     peer_set_len(&path, 0);
     let view = region.region();
     let mut b = [0u8; 8];
     assert_eq!(kind(view.read_at(LEN / 2, &mut b)), ErrorKind::Truncated);
     assert_eq!(kind(view.read_at(0, &mut b)), ErrorKind::Truncated);
+    // Through another handle of the file, and through a word taken before.
     assert_eq!(
         kind(other.region().read_at(LEN / 4, &mut b)),
         ErrorKind::Truncated
     );
     assert_eq!(word.load(Ordering::Relaxed), 0);
     word.store(7, Ordering::Relaxed);
-    // The two 256 MiB mappings were replaced without growing the address
-    // space in use.
-    let after = status_bytes("VmSize");
-    assert!(after < before + 4 * MIB, "VmSize {before} -> {after}");
+    // Nothing was charged for the 256 MiB replaced twice over.
+    let after = status_bytes(field);
+    assert!(after < before + 4 * MIB, "{field} {before} -> {after}");
     let v = vec![1u8; 32 * MIB];
     assert_eq!(v.iter().map(|&b| usize::from(b)).sum::<usize>(), 32 * MIB);
 }
