@@ -219,6 +219,12 @@ impl ErrorKind {
 /// 4096, accessible length 4096`. [`source`](std::error::Error::source) is
 /// the [`std::io::Error`] of the OS error code, if there is one.
 ///
+/// `Debug` gives the kind, the operation, the path and the numbers as
+/// fields, then that same line as `message` (as [`std::io::Error`]'s
+/// `Debug` carries its message), so a `main` returning
+/// `Result<(), Box<dyn std::error::Error>>`, which prints `Debug`, shows
+/// the option that would allow what was refused.
+///
 /// Converts into [`std::io::Error`] with [`ErrorKind::io_kind`]; the original
 /// is recoverable from it with `get_ref()` and `downcast_ref::<Error>()`.
 ///
@@ -311,12 +317,15 @@ enum Detail {
     Shrink { current: usize, requested: usize },
     /// `Truncated`: the mapped length and the file's size now.
     Truncated { mapped: usize, file: u64 },
-    /// `Truncated` by a contained `SIGBUS`: the access and the offset from
-    /// which the mapping lost its pages.
+    /// `Truncated`: the access, the offset from which the handle has no
+    /// file under the mapping, how it learnt that, and the range the caller
+    /// asked for when the access was only a part of it (`for_each_chunk`).
     Cut {
         offset: usize,
         len: usize,
         cut: usize,
+        by: CutBy,
+        asked: Option<(usize, usize)>,
     },
     /// `OutOfBounds`: the access and the length it must fit in.
     Bounds {
@@ -362,6 +371,18 @@ enum Detail {
     // Only `Frozen` (Linux and Android) refuses holes.
     #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
     Holes { offset: u64, size: u64 },
+}
+
+/// How a handle learnt that its file ends before an access, for
+/// [`Detail::Cut`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CutBy {
+    /// A contained `SIGBUS` replaced the mapping's pages from the cut on.
+    Sigbus,
+    /// A truncation found earlier (by `check_and_remap`, a descriptor call
+    /// or a contained `SIGBUS` of another mapping) lowered the handle's
+    /// truncation limit to the cut.
+    Seen,
 }
 
 /// The `F_SEAL_*` bits as names, joined by `" | "` (`"none"` for 0).
@@ -565,8 +586,50 @@ impl Error {
     /// [`ErrorKind::Truncated`]: `len` bytes at `offset` reach pages that a
     /// contained `SIGBUS` replaced, from offset `cut` on.
     pub(crate) fn cut(op: &'static str, offset: usize, len: usize, cut: usize) -> Self {
-        let detail = Detail::Cut { offset, len, cut };
+        let detail = Detail::Cut {
+            offset,
+            len,
+            cut,
+            by: CutBy::Sigbus,
+            asked: None,
+        };
         Self::build(ErrorKind::Truncated, op, None, detail)
+    }
+
+    /// [`ErrorKind::Truncated`]: `len` bytes at `offset` reach past `limit`,
+    /// where the handle found the file truncated earlier.
+    pub(crate) fn past_truncation(
+        op: &'static str,
+        offset: usize,
+        len: usize,
+        limit: usize,
+    ) -> Self {
+        let detail = Detail::Cut {
+            offset,
+            len,
+            cut: limit,
+            by: CutBy::Seen,
+            asked: None,
+        };
+        Self::build(ErrorKind::Truncated, op, None, detail)
+    }
+
+    /// Records, in a truncation error about a part of a larger access, the
+    /// `len` bytes at `offset` the caller asked for (nothing changes for
+    /// other errors, or when the part is the whole).
+    pub(crate) fn within(mut self, offset: usize, len: usize) -> Self {
+        if let Detail::Cut {
+            offset: at,
+            len: n,
+            asked,
+            ..
+        } = &mut self.inner.detail
+        {
+            if (*at, *n) != (offset, len) {
+                *asked = Some((offset, len));
+            }
+        }
+        self
     }
 
     /// [`ErrorKind::OutOfBounds`]: `len` bytes at `offset` are not within
@@ -816,10 +879,31 @@ impl fmt::Display for Describe<'_> {
                 f,
                 "file was truncated below the mapped length {mapped} (it is {file} bytes now)"
             ),
-            Detail::Cut { offset, len, cut } => write!(
-                f,
-                "{len} bytes at offset {offset} reach pages the file lost under the mapping (a contained SIGBUS; gone from offset {cut})"
-            ),
+            Detail::Cut {
+                offset,
+                len,
+                cut,
+                by,
+                asked,
+            } => {
+                write!(f, "{len} bytes at offset {offset}")?;
+                if let Some((asked_offset, asked_len)) = asked {
+                    write!(
+                        f,
+                        " (of the {asked_len} bytes at offset {asked_offset} asked for)"
+                    )?;
+                }
+                match by {
+                    CutBy::Sigbus => write!(
+                        f,
+                        " reach pages the file lost under the mapping (a contained SIGBUS; gone from offset {cut})"
+                    ),
+                    CutBy::Seen => write!(
+                        f,
+                        " reach past offset {cut}, where this handle found the file truncated"
+                    ),
+                }
+            }
             Detail::Bounds {
                 offset,
                 len,
@@ -907,12 +991,13 @@ impl fmt::Debug for Error {
             d.field("path", path);
         }
         match e.detail {
-            Detail::None => {}
-            Detail::Reason(_)
-            | Detail::FileType(_)
+            // The message says what these say.
+            Detail::None
+            | Detail::Reason(_)
             | Detail::MissingParent
-            | Detail::ReadOnlyDescriptor => {
-                d.field("reason", &format_args!("{}", Describe(e)));
+            | Detail::ReadOnlyDescriptor => {}
+            Detail::FileType(what) => {
+                d.field("file_type", &what);
             }
             Detail::Size { requested } => {
                 d.field("requested", &requested);
@@ -925,7 +1010,7 @@ impl fmt::Debug for Error {
                     Limit::AddressSpaceShare(left) => d.field("address_space_left", &left),
                     Limit::UnboundedShare(cap) => d.field("unbounded_share", &cap),
                     Limit::FileSize(limit) => d.field("rlimit_fsize", &limit),
-                    Limit::AddressSpace => d.field("reason", &format_args!("{}", Describe(e))),
+                    Limit::AddressSpace => &mut d,
                 };
             }
             Detail::Owner { uid, euid } => {
@@ -943,10 +1028,22 @@ impl fmt::Debug for Error {
             Detail::Truncated { mapped, file } => {
                 d.field("mapped", &mapped).field("file_len", &file);
             }
-            Detail::Cut { offset, len, cut } => {
-                d.field("offset", &offset)
-                    .field("len", &len)
-                    .field("cut", &cut);
+            Detail::Cut {
+                offset,
+                len,
+                cut,
+                by,
+                asked,
+            } => {
+                d.field("offset", &offset).field("len", &len);
+                match by {
+                    CutBy::Sigbus => d.field("cut", &cut),
+                    CutBy::Seen => d.field("truncated_at", &cut),
+                };
+                if let Some((asked_offset, asked_len)) = asked {
+                    d.field("asked_offset", &asked_offset)
+                        .field("asked_len", &asked_len);
+                }
             }
             Detail::Bounds {
                 offset,
@@ -979,12 +1076,10 @@ impl fmt::Debug for Error {
                     .field("rlimit_nofile", &limit);
             }
             Detail::MissingSeals { missing, .. } => {
-                d.field("missing_seals", &format_args!("{}", SealNames(missing)))
-                    .field("reason", &format_args!("{}", Describe(e)));
+                d.field("missing_seals", &format_args!("{}", SealNames(missing)));
             }
             Detail::SealedBy { seals, .. } => {
-                d.field("seals", &format_args!("{}", SealNames(seals)))
-                    .field("reason", &format_args!("{}", Describe(e)));
+                d.field("seals", &format_args!("{}", SealNames(seals)));
             }
             Detail::Eof { done, len } => {
                 d.field("done", &done).field("len", &len);
@@ -999,6 +1094,10 @@ impl fmt::Debug for Error {
         if let Some(os) = &e.os {
             d.field("os", &*os.error);
         }
+        // The one-line message, hint included, as `std::io::Error`'s `Debug`
+        // carries its message: `fn main() -> Result<(), Box<dyn Error>>`
+        // prints `Debug`.
+        d.field("message", &self.to_string());
         d.finish()
     }
 }
@@ -1307,30 +1406,30 @@ mod tests {
     }
 
     #[test]
-    fn debug_names_the_kind_operation_path_numbers_and_os_error() {
+    fn debug_names_the_kind_operation_path_numbers_os_error_and_message() {
         assert_eq!(
             format!("{:?}", Error::new(ErrorKind::EmptyFile, "attach")),
-            r#"Error { kind: EmptyFile, op: "attach" }"#
+            r#"Error { kind: EmptyFile, op: "attach", message: "attach: file is empty" }"#
         );
         assert_eq!(
             format!(
                 "{:?}",
                 Error::too_large("create", 10_u64, Limit::MaxSize(5)).with_path(Path::new("/x"))
             ),
-            r#"Error { kind: FileTooLarge, op: "create", path: "/x", size: 10, max_size: 5 }"#
+            r#"Error { kind: FileTooLarge, op: "create", path: "/x", size: 10, max_size: 5, message: "create /x: size 10 is past max_size 5; a larger MmapOptions::max_size allows it" }"#
         );
         assert_eq!(
             format!(
                 "{:?}",
                 Error::too_large("attach", 10_u64, Limit::AddressSpaceShare(20))
             ),
-            r#"Error { kind: FileTooLarge, op: "attach", size: 10, address_space_left: 20 }"#
+            r#"Error { kind: FileTooLarge, op: "attach", size: 10, address_space_left: 20, message: "attach: size 10 is past a quarter of the 20 bytes of address space left; an explicit MmapOptions::max_size allows it" }"#
         );
         assert_eq!(
             format!("{:?}", Error::too_large("attach", 10_u64, Limit::Mappable)),
             format!(
-                r#"Error {{ kind: FileTooLarge, op: "attach", size: 10, limit: {} }}"#,
-                isize::MAX
+                r#"Error {{ kind: FileTooLarge, op: "attach", size: 10, limit: {m}, message: "attach: size 10 is past isize::MAX ({m}), the most a mapping can hold" }}"#,
+                m = isize::MAX
             )
         );
         assert_eq!(
@@ -1338,43 +1437,58 @@ mod tests {
                 "{:?}",
                 Error::too_large("resize", 10_u64, Limit::FileSize(5))
             ),
-            r#"Error { kind: FileTooLarge, op: "resize", size: 10, rlimit_fsize: 5 }"#
+            r#"Error { kind: FileTooLarge, op: "resize", size: 10, rlimit_fsize: 5, message: "resize: size 10 is past the file-size limit 5 (RLIMIT_FSIZE)" }"#
         );
+        let nomem = io::Error::from_raw_os_error(Errno::NOMEM.raw_os_error());
         assert_eq!(
             format!(
                 "{:?}",
                 Error::too_large("resize", 10_u64, Limit::AddressSpace).with_errno_of(Errno::NOMEM)
             ),
             format!(
-                r#"Error {{ kind: FileTooLarge, op: "resize", size: 10, reason: no address space or mapping slots left to map 10 bytes, os: {:?} }}"#,
-                io::Error::from_raw_os_error(Errno::NOMEM.raw_os_error())
+                r#"Error {{ kind: FileTooLarge, op: "resize", size: 10, os: {nomem:?}, message: "resize: no address space or mapping slots left to map 10 bytes ({nomem})" }}"#,
             )
         );
         assert_eq!(
             format!("{:?}", Error::untrusted_owner("attach_fd", 1000, 0)),
-            r#"Error { kind: UntrustedOwner, op: "attach_fd", uid: 1000, euid: 0 }"#
+            r#"Error { kind: UntrustedOwner, op: "attach_fd", uid: 1000, euid: 0, message: "attach_fd: file is owned by uid 1000, not 0 (our effective uid); MmapOptions::allow_other_owner(true) accepts it" }"#
         );
         assert_eq!(
-            format!("{:?}", Error::insecure_mode("attach_fd", 0o100_606_u32)),
-            r#"Error { kind: InsecureMode, op: "attach_fd", mode: 0o606 }"#
+            format!(
+                "{:?}",
+                Error::insecure_mode("attach_shm", 0o100_666_u32)
+                    .with_path(Path::new("/dev/shm/seg"))
+            ),
+            r#"Error { kind: InsecureMode, op: "attach_shm", path: "/dev/shm/seg", mode: 0o666, message: "attach_shm /dev/shm/seg: file is writable by group or others (mode 0666); MmapOptions::allow_group_or_other_write(true) accepts it" }"#
         );
         assert_eq!(
             format!("{:?}", Error::hard_linked("attach_fd", 2_u64)),
-            r#"Error { kind: HardLinked, op: "attach_fd", links: 2 }"#
+            r#"Error { kind: HardLinked, op: "attach_fd", links: 2, message: "attach_fd: file has 2 hard links, not 1; MmapOptions::allow_hard_links(true) accepts it" }"#
         );
+        let perm = io::Error::from_raw_os_error(Errno::PERM.raw_os_error());
         assert_eq!(
             format!("{:?}", Error::lock_limit("create", 4096, Errno::PERM)),
             format!(
-                r#"Error {{ kind: LockLimit, op: "create", len: 4096, os: {:?} }}"#,
-                io::Error::from_raw_os_error(Errno::PERM.raw_os_error())
+                r#"Error {{ kind: LockLimit, op: "create", len: 4096, os: {perm:?}, message: "create: cannot lock 4096 bytes in memory (RLIMIT_MEMLOCK, or no privilege to lock) ({perm})" }}"#,
             )
         );
         assert_eq!(
             format!(
                 "{:?}",
-                Error::new(ErrorKind::Unsupported, "x").because("why")
+                Error::new(ErrorKind::Unsupported, "x").because("why \"quoted\"")
             ),
-            r#"Error { kind: Unsupported, op: "x", reason: why }"#
+            r#"Error { kind: Unsupported, op: "x", message: "x: why \"quoted\"" }"#
+        );
+        assert_eq!(
+            format!(
+                "{:?}",
+                Error::cut("for_each_chunk", 16384, 16384, 20000).within(0, 65536)
+            ),
+            r#"Error { kind: Truncated, op: "for_each_chunk", offset: 16384, len: 16384, cut: 20000, asked_offset: 0, asked_len: 65536, message: "for_each_chunk: 16384 bytes at offset 16384 (of the 65536 bytes at offset 0 asked for) reach pages the file lost under the mapping (a contained SIGBUS; gone from offset 20000)" }"#
+        );
+        assert_eq!(
+            format!("{:?}", Error::past_truncation("read_at", 8192, 8, 4096)),
+            r#"Error { kind: Truncated, op: "read_at", offset: 8192, len: 8, truncated_at: 4096, message: "read_at: 8 bytes at offset 8192 reach past offset 4096, where this handle found the file truncated" }"#
         );
     }
 

@@ -53,6 +53,15 @@ fn allocations_of<T>(f: impl FnOnce() -> T) -> (usize, T) {
     (ALLOCATIONS.with(Cell::get) - before, out)
 }
 
+/// What `Debug` gives for `e`: `fields` (`Error { kind: .., op: .., ... }`)
+/// with the one-line message (`Display`, asserted beside each use) added
+/// last, as `message: "..."`.
+fn debug_of(e: &Error, fields: impl AsRef<str>) -> String {
+    let fields = fields.as_ref();
+    let open = fields.strip_suffix(" }").expect("ends with \" }\"");
+    format!("{open}, message: {:?} }}", e.to_string())
+}
+
 fn err<T: std::fmt::Debug>(r: shm_region::Result<T>) -> Error {
     r.unwrap_err()
 }
@@ -92,7 +101,10 @@ fn out_of_bounds_names_offset_length_and_accessible_length() {
     );
     assert_eq!(
         format!("{e:?}"),
-        r#"Error { kind: OutOfBounds, op: "read_at", offset: 4093, len: 8, accessible_len: 4096 }"#
+        debug_of(
+            &e,
+            r#"Error { kind: OutOfBounds, op: "read_at", offset: 4093, len: 8, accessible_len: 4096 }"#
+        )
     );
     assert_eq!(
         err(view.read_at(usize::MAX, &mut [0; 2])).to_string(),
@@ -146,7 +158,10 @@ fn in_memory_past_what_the_process_can_have_is_out_of_memory_not_a_file_error() 
     );
     assert_eq!(
         format!("{e:?}"),
-        format!(r#"Error {{ kind: OutOfMemory, op: "in_memory", len: {max} }}"#)
+        debug_of(
+            &e,
+            format!(r#"Error {{ kind: OutOfMemory, op: "in_memory", len: {max} }}"#)
+        )
     );
     assert_eq!(
         std::io::Error::from(e).kind(),
@@ -168,7 +183,10 @@ fn misaligned_ordering_shrink_and_size_errors_name_their_numbers() {
     );
     assert_eq!(
         format!("{e:?}"),
-        r#"Error { kind: Misaligned, op: "atomic_u64", offset: 4, align: 8 }"#
+        debug_of(
+            &e,
+            r#"Error { kind: Misaligned, op: "atomic_u64", offset: 4, align: 8 }"#
+        )
     );
     assert_eq!(
         err(view.load_u32(2, Ordering::Acquire)).to_string(),
@@ -181,7 +199,10 @@ fn misaligned_ordering_shrink_and_size_errors_name_their_numbers() {
     );
     assert_eq!(
         format!("{e:?}"),
-        r#"Error { kind: InvalidOrdering, op: "load_u64", ordering: Release }"#
+        debug_of(
+            &e,
+            r#"Error { kind: InvalidOrdering, op: "load_u64", ordering: Release }"#
+        )
     );
     let e = err(host.resize(4096));
     assert_eq!(
@@ -190,7 +211,10 @@ fn misaligned_ordering_shrink_and_size_errors_name_their_numbers() {
     );
     assert_eq!(
         format!("{e:?}"),
-        r#"Error { kind: ShrinkRefused, op: "resize", current: 8192, requested: 4096 }"#
+        debug_of(
+            &e,
+            r#"Error { kind: ShrinkRefused, op: "resize", current: 8192, requested: 4096 }"#
+        )
     );
     assert_eq!(
         err(host.resize(32768)).to_string(),
@@ -210,9 +234,12 @@ fn misaligned_ordering_shrink_and_size_errors_name_their_numbers() {
     );
     assert_eq!(
         format!("{e:?}"),
-        format!(
-            r#"Error {{ kind: InvalidSize, op: "in_memory", requested: {} }}"#,
-            usize::MAX
+        debug_of(
+            &e,
+            format!(
+                r#"Error {{ kind: InvalidSize, op: "in_memory", requested: {} }}"#,
+                usize::MAX
+            )
         )
     );
     let e = err(MmapOptions::new().max_size(4096).in_memory(8192));
@@ -222,7 +249,10 @@ fn misaligned_ordering_shrink_and_size_errors_name_their_numbers() {
     );
     assert_eq!(
         format!("{e:?}"),
-        r#"Error { kind: FileTooLarge, op: "in_memory", size: 8192, max_size: 4096 }"#
+        debug_of(
+            &e,
+            r#"Error { kind: FileTooLarge, op: "in_memory", size: 8192, max_size: 4096 }"#
+        )
     );
     assert_eq!((e.path(), e.raw_os_error()), (None, None));
     assert!(e.source().is_none());
@@ -274,8 +304,11 @@ mod files {
         );
         assert_eq!(
             format!("{e:?}"),
-            format!(
-                r#"Error {{ kind: UntrustedOwner, op: "attach", path: {path:?}, uid: 65534, euid: 0 }}"#
+            debug_of(
+                &e,
+                format!(
+                    r#"Error {{ kind: UntrustedOwner, op: "attach", path: {path:?}, uid: 65534, euid: 0 }}"#
+                )
             )
         );
         assert_eq!((e.path(), e.operation()), (Some(path.as_path()), "attach"));
@@ -298,8 +331,32 @@ mod files {
         );
         assert_eq!(
             format!("{e:?}"),
+            debug_of(
+                &e,
+                format!(
+                    r#"Error {{ kind: InsecureMode, op: "attach_read_only", path: {path:?}, mode: 0o660 }}"#
+                )
+            )
+        );
+    }
+
+    /// `fn main() -> Result<(), Box<dyn Error>>` prints the error's `Debug`:
+    /// it carries the whole message, the option that would accept the file
+    /// included, not only the fields.
+    #[test]
+    fn debug_as_main_prints_it_carries_the_message_and_its_way_out() {
+        let name = format!("shm-region-errors-debug-{}", std::process::id());
+        // Removed when dropped (the creator owns the name).
+        let _host = MmapRegion::create_shm(&name, 4096, shm_region::FileCleanup::Manual).unwrap();
+        let path = std::path::Path::new("/dev/shm").join(&name);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = err(MmapRegion::attach_shm(&name));
+        let boxed: Box<dyn std::error::Error> = Box::new(e.clone());
+        assert_eq!(
+            format!("{boxed:?}"),
             format!(
-                r#"Error {{ kind: InsecureMode, op: "attach_read_only", path: {path:?}, mode: 0o660 }}"#
+                r#"Error {{ kind: InsecureMode, op: "attach_shm", path: {path:?}, mode: 0o666, message: "attach_shm {}: file is writable by group or others (mode 0666); MmapOptions::allow_group_or_other_write(true) accepts it" }}"#,
+                path.display()
             )
         );
     }
@@ -375,7 +432,10 @@ mod files {
         );
         assert_eq!(
             format!("{e:?}"),
-            format!(r#"Error {{ kind: HardLinked, op: "attach", path: {path:?}, links: 2 }}"#)
+            debug_of(
+                &e,
+                format!(r#"Error {{ kind: HardLinked, op: "attach", path: {path:?}, links: 2 }}"#)
+            )
         );
     }
 
@@ -398,8 +458,11 @@ mod files {
             );
             assert_eq!(
                 format!("{e:?}"),
-                format!(
-                    r#"Error {{ kind: NotRegularFile, op: "attach", path: {path:?}, reason: not a regular file: {what} }}"#
+                debug_of(
+                    &e,
+                    format!(
+                        r#"Error {{ kind: NotRegularFile, op: "attach", path: {path:?}, file_type: {what:?} }}"#
+                    )
                 )
             );
         }
@@ -426,8 +489,11 @@ mod files {
         );
         assert_eq!(
             format!("{e:?}"),
-            format!(
-                r#"Error {{ kind: NotFound, op: "create", path: {orphan:?}, reason: parent directory does not exist, os: Os {{ code: 2, kind: NotFound, message: "No such file or directory" }} }}"#
+            debug_of(
+                &e,
+                format!(
+                    r#"Error {{ kind: NotFound, op: "create", path: {orphan:?}, os: Os {{ code: 2, kind: NotFound, message: "No such file or directory" }} }}"#
+                )
             )
         );
         assert_eq!(e.raw_os_error(), Some(2));
@@ -475,7 +541,10 @@ mod files {
         );
         assert_eq!(
             format!("{e:?}"),
-            r#"Error { kind: ReadOnly, op: "attach_fd", reason: descriptor is open read-only, not read-write, os: Os { code: 13, kind: PermissionDenied, message: "Permission denied" } }"#
+            debug_of(
+                &e,
+                r#"Error { kind: ReadOnly, op: "attach_fd", os: Os { code: 13, kind: PermissionDenied, message: "Permission denied" } }"#
+            )
         );
         assert_eq!((e.path(), e.raw_os_error()), (None, Some(13)));
         assert_eq!(source_code(&e), Some(13));
@@ -564,7 +633,10 @@ mod files {
         );
         assert_eq!(
             format!("{e:?}"),
-            r#"Error { kind: Truncated, op: "check_and_remap", mapped: 8192, file_len: 4096 }"#
+            debug_of(
+                &e,
+                r#"Error { kind: Truncated, op: "check_and_remap", mapped: 8192, file_len: 4096 }"#
+            )
         );
         assert_eq!(
             err(guest.resize(16384)).to_string(),
