@@ -14,7 +14,9 @@ use std::sync::atomic::Ordering;
 #[non_exhaustive]
 pub enum ErrorKind {
     /// The requested size is zero or larger than the platform can map
-    /// (over `isize::MAX` or the largest file offset).
+    /// (over `isize::MAX` or the largest file offset), or
+    /// [`fdpass::recv_with`](crate::fdpass::recv_with) was given an empty
+    /// buffer.
     InvalidSize,
     /// The path has no file name (`/`, `..`, empty).
     InvalidPath,

@@ -263,6 +263,10 @@ pub fn recv(stream: &UnixStream) -> Result<OwnedFd> {
 ///
 /// Every error closes every descriptor the message carried.
 ///
+/// - [`ErrorKind::InvalidSize`] (as a [`std::io::Error`],
+///   [`std::io::ErrorKind::InvalidInput`]) for an empty `buf`, with no
+///   call: on a stream socket a read into it would return `(0, [])`, the
+///   end of the stream, while messages may still be queued;
 /// - [`ErrorKind::ExtraDescriptors`] if the message carried more than
 ///   `max_fds` descriptors, or more than the control buffer had room for
 ///   (`MSG_CTRUNC`; room is made for `max_fds + 1`, at most
@@ -284,7 +288,13 @@ pub fn recv_with(
     buf: &mut [u8],
     max_fds: usize,
 ) -> Result<(usize, Vec<OwnedFd>)> {
-    receive(stream, buf, max_fds, "fdpass::recv_with")
+    const OP: &str = "fdpass::recv_with";
+    if buf.is_empty() {
+        return Err(Error::new(ErrorKind::InvalidSize, OP).because(
+            "an empty buffer cannot receive a message: a read into it returns 0, the end of a stream",
+        ));
+    }
+    receive(stream, buf, max_fds, OP)
 }
 
 /// [`recv_with`] reporting its errors as `op`.

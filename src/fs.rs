@@ -389,23 +389,26 @@ fn is_apple_shm(st: &rustix::fs::Stat) -> bool {
 /// (0777 as the kernel makes it) do not widen who can write it, and
 /// `validate` does not hold them against it.
 ///
-/// Two things must both hold. The mount, recognised by its device number
+/// Two things must both hold (the missing link says nothing more: every
+/// file on that mount has none). The mount, recognised by its device number
 /// (`st_dev`), learnt from a memfd this process makes once: a file in
 /// `/dev/shm` or any other tmpfs mount, linked, unlinked or `O_TMPFILE`
 /// (which can be linked later), has another device and keeps every check.
-/// And the kernel's name for the file, read from `/proc/self/fd/<fd>`,
-/// starts with `/memfd:`, as it does for every file `memfd_create` makes
+/// And the kernel's name for the file, read from
+/// `/proc/thread-self/fd/<fd>` once that directory is checked to be procfs
+/// (anything else at `/proc` could hold a link of any name), starts with
+/// `/memfd:`, as it does for every file `memfd_create` makes
 /// and for nothing else on that mount: System V shared-memory segments
 /// (`/SYSV…`, which anyone the segment's IPC mode allows can attach with
 /// `shmat` by its id) and shared anonymous memory (`/dev/zero`) live there
 /// too, and can be opened as descriptors through `/proc/<pid>/map_files`
 /// by a privileged sender. `false` where memfds do not exist, if the probe
-/// memfd cannot be made, or if `/proc` cannot be read (the checks then
-/// apply to memfds too: refusing is the safe side).
+/// memfd cannot be made, or if `/proc` cannot be read or is not procfs (the
+/// checks then apply to memfds too: refusing is the safe side).
 pub(crate) fn is_memfd(fd: BorrowedFd<'_>, st: &rustix::fs::Stat) -> bool {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
-        st.st_nlink == 0 && memfd_dev() == Some(st.st_dev) && is_named_memfd(fd)
+        memfd_dev() == Some(st.st_dev) && is_named_memfd(fd)
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
@@ -415,14 +418,26 @@ pub(crate) fn is_memfd(fd: BorrowedFd<'_>, st: &rustix::fs::Stat) -> bool {
 }
 
 /// Whether the kernel names the file open at `fd` as it names a memfd
-/// (`/memfd:<name>`, ` (deleted)` after it), read from `/proc/self/fd`.
-/// Only meaningful for a file on the memfd mount (`is_memfd`): elsewhere a
-/// path of another mount namespace could start so.
+/// (`/memfd:<name>`, ` (deleted)` after it), read from
+/// `/proc/thread-self/fd` after checking that it is procfs (as
+/// [`reopen`] does): `false` if it is not, or cannot be read. Only
+/// meaningful for a file on the memfd mount (`is_memfd`): elsewhere a path
+/// of another mount namespace could start so.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn is_named_memfd(fd: BorrowedFd<'_>) -> bool {
     use std::os::fd::AsRawFd;
-    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-        .is_ok_and(|name| name.as_os_str().as_encoded_bytes().starts_with(b"/memfd:"))
+    let Ok(dir) = rustix::fs::open(
+        "/proc/thread-self/fd",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return false;
+    };
+    if fs_magic(dir.as_fd()) != Ok(PROC_SUPER_MAGIC) {
+        return false;
+    }
+    rustix::fs::readlinkat(&dir, fd.as_raw_fd().to_string().as_str(), Vec::new())
+        .is_ok_and(|name| name.as_bytes().starts_with(b"/memfd:"))
 }
 
 /// The device number of the kernel's internal shared-memory mount, from a

@@ -770,7 +770,11 @@ impl MmapOptions {
             self.refuse_unsupported(op)?;
             let loc = fs::locate(path, op)?;
             let fd = fs::open_existing(&loc, writable, self.trust.allow_hard_links, op)?;
-            MmapRegion::from_fd(self, fd, Some(loc), path.to_path_buf(), writable, op)
+            // The directory is closed here: an attached handle owns no name
+            // (`take_ownership` opens it again if it comes to own one).
+            drop(loc);
+            MmapRegion::from_fd(self, fd, None, PathBuf::new(), writable, op)
+                .map(|region| region.attached_at(path.to_path_buf()))
         };
         attach().map_err(|e| e.with_path(path))
     }

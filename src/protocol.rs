@@ -141,7 +141,6 @@ impl<M> View<M> {
     }
 
     /// The truncation limit (`usize::MAX` when no truncation was seen).
-    #[cfg(test)]
     pub fn truncation_limit(&self) -> usize {
         self.shared.limit.load(Ordering::Acquire)
     }

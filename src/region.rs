@@ -49,8 +49,13 @@ pub struct MmapRegion {
     source: Source,
     publisher: Publisher<Mapping>,
     path: PathBuf,
-    /// Where the file is linked, while it may still be ours to remove.
+    /// Where the file is linked, while it may still be ours to remove: the
+    /// directory stays open for that (a created handle); `None` for a
+    /// handle attached by path until [`take_ownership`](Self::take_ownership).
     location: Option<Location>,
+    /// Attached by path: the handle keeps no directory descriptor, and
+    /// `take_ownership` opens the directory of `path` then.
+    attached_by_path: bool,
     dev: rustix::fs::Dev,
     ino: u64,
     owner: bool,
@@ -81,6 +86,7 @@ impl MmapRegion {
             publisher: Publisher::new(map, len),
             path: PathBuf::new(),
             location: None,
+            attached_by_path: false,
             dev: info.dev,
             ino: info.ino,
             owner: false,
@@ -97,6 +103,16 @@ impl MmapRegion {
         self.path = path;
         self.location = location;
         self.owner = owner;
+        self
+    }
+
+    /// This handle, attached at `path` (opened there, owning nothing):
+    /// it keeps no directory descriptor until it takes ownership.
+    pub(crate) fn attached_at(mut self, path: PathBuf) -> Self {
+        self.path = path;
+        self.location = None;
+        self.owner = false;
+        self.attached_by_path = true;
         self
     }
 
@@ -186,8 +202,20 @@ impl MmapRegion {
     /// Makes this handle remove the file when dropped (if it still is the
     /// file this handle mapped). Has no effect on a handle without a path
     /// (attached by descriptor, or created with [`FileCleanup::Auto`](crate::FileCleanup::Auto)).
+    ///
+    /// A handle attached by path keeps only the file's descriptor (a
+    /// server attaching many segments needs one descriptor each, not two);
+    /// taking ownership opens the directory of its [`path`](Self::path)
+    /// now, and the file is removed from it when the handle is dropped,
+    /// still only if the name there is this handle's file. If the
+    /// directory cannot be opened now (it is gone, or no descriptor is
+    /// left), dropping the handle removes nothing. A created handle keeps
+    /// its directory open from the start, for the removal.
     pub fn take_ownership(&mut self) {
         self.owner = true;
+        if self.attached_by_path && self.location.is_none() {
+            self.location = fs::locate(&self.path, "take_ownership").ok();
+        }
     }
 
     /// Makes this handle leave the file in place when dropped.

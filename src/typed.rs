@@ -78,7 +78,8 @@ impl Region {
     /// Those of [`read_at`](Self::read_at) for the same range, unchanged
     /// (operation `"read_at"`): [`ErrorKind::OutOfBounds`] if
     /// `size_of::<T>()` bytes at `offset` (computed without overflow) are
-    /// not within the view's length and the truncation limit.
+    /// not within the view's length, [`ErrorKind::Truncated`] if they are
+    /// but reach past a truncation the handle found.
     pub fn read_val<T: FromBytes>(&self, offset: usize) -> Result<T> {
         if std::mem::size_of::<T>() == 0 {
             // `read_exact` makes no read for an empty buffer: check the
@@ -109,7 +110,8 @@ impl Region {
     /// Those of [`write_at`](Self::write_at) for the same range, unchanged
     /// (operation `"write_at"`): [`ErrorKind::ReadOnly`] for a read-only
     /// mapping, [`ErrorKind::OutOfBounds`] if the bytes are not within the
-    /// view's length and the truncation limit. Nothing is written then.
+    /// view's length, [`ErrorKind::Truncated`] if they are but reach past a
+    /// truncation the handle found. Nothing is written then.
     pub fn write_val<T: IntoBytes + Immutable>(&self, offset: usize, value: &T) -> Result<()> {
         self.write_at(offset, value.as_bytes())
     }

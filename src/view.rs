@@ -141,13 +141,19 @@ impl Region {
     /// # Errors
     ///
     /// [`ErrorKind::OutOfBounds`] if the range (computed without overflow)
-    /// is not within the view's length and the truncation limit.
+    /// is not within the view's length. [`ErrorKind::Truncated`] if it is
+    /// but reaches past a truncation the handle found earlier, whichever
+    /// path found it ([`check_and_remap`], a descriptor call such as
+    /// [`write_to_fd`](Self::write_to_fd), or a contained `SIGBUS`): every
+    /// later access past it is `Truncated`, with nothing copied. Also
     /// [`ErrorKind::Truncated`] if the range reaches pages the file lost
     /// under the mapping and a `SIGBUS` there was contained
     /// ([`sigbus::install`](crate::sigbus::install)), during this copy or
     /// before it; `buf` then holds unspecified bytes. A copy of more than
     /// 64 KiB goes in pieces of at most 64 KiB with the cut checked after
     /// each, and stops at the first piece that reached it.
+    ///
+    /// [`check_and_remap`]: crate::MmapRegion::check_and_remap
     #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         if buf.len() > PIECE {
@@ -314,7 +320,10 @@ impl Region {
     /// earlier chunks were passed). If a truncation is detected through
     /// the handle meanwhile, the first chunk past the file's end as then
     /// seen is refused as `read_at` would refuse it
-    /// ([`ErrorKind::OutOfBounds`]), also without being passed to `f`.
+    /// ([`ErrorKind::Truncated`]), also without being passed to `f`. A
+    /// `Truncated` error found at a chunk names that chunk (its offset and
+    /// length) and, when the chunk is not the whole range, the range asked
+    /// for.
     pub fn for_each_chunk(
         &self,
         offset: usize,
@@ -337,9 +346,10 @@ impl Region {
                 .map()
                 .read_within(at, chunk, self.view.accessible_len())
             {
-                return Err(self.refused(OP, at, n));
+                return Err(self.refused(OP, at, n).within(offset, len));
             }
-            self.after_access(OP, at, n)?;
+            self.after_access(OP, at, n)
+                .map_err(|e| e.within(offset, len))?;
             f(chunk);
             done += n;
         }
@@ -398,8 +408,10 @@ impl Region {
     ///
     /// # Errors
     ///
-    /// - [`ErrorKind::OutOfBounds`] as for [`read_at`](Self::read_at)
-    ///   (also a range past a truncation detected earlier), with no call;
+    /// - [`ErrorKind::OutOfBounds`] as for [`read_at`](Self::read_at), with
+    ///   no call; [`ErrorKind::Truncated`] as for `read_at` for a range past
+    ///   a truncation the handle found earlier (by this call's kind or any
+    ///   other path), with no call;
     /// - [`ErrorKind::Truncated`] if the range reaches pages a contained
     ///   `SIGBUS` cut (checked before the call, which is then not made, and
     ///   after it: bytes the handler replaced may then have been written),
@@ -653,10 +665,12 @@ impl Region {
     /// # Errors
     ///
     /// [`ErrorKind::Misaligned`] if `offset` is not a multiple of 4,
-    /// [`ErrorKind::OutOfBounds`] if the word is not within the accessible
+    /// [`ErrorKind::OutOfBounds`] if the word is not within the view's
     /// length, [`ErrorKind::ReadOnly`] for a read-only mapping,
-    /// [`ErrorKind::Truncated`] if the word lies at or past the offset where
-    /// a contained `SIGBUS` cut the mapping (see [`sigbus`](crate::sigbus)).
+    /// [`ErrorKind::Truncated`] if it is but lies past a truncation the
+    /// handle found (as for [`read_at`](Self::read_at)), or at or past the
+    /// offset where a contained `SIGBUS` cut the mapping (see
+    /// [`sigbus`](crate::sigbus)).
     /// A word a peer truncated away whose page has not faulted yet is still
     /// returned; with the guard its first access faults and is contained
     /// (unless its page already lies in the replaced area), and the
@@ -742,8 +756,9 @@ impl Region {
     /// As [`atomic_u32`](Self::atomic_u32): [`ErrorKind::ReadOnly`] for a
     /// read-only mapping, [`ErrorKind::Misaligned`] if `offset` is not a
     /// multiple of 4, [`ErrorKind::OutOfBounds`] if the word is not within
-    /// the accessible length, [`ErrorKind::Truncated`] if it lies at or past
-    /// the cut of a contained `SIGBUS`.
+    /// the view's length, [`ErrorKind::Truncated`] if it is but lies past a
+    /// truncation the handle found, or at or past the cut of a contained
+    /// `SIGBUS`.
     pub fn shared_u32(&self, offset: usize) -> Result<SharedU32> {
         const OP: &str = "shared_u32";
         self.check_atomic(offset, 4, OP)?;
@@ -977,16 +992,23 @@ impl Region {
 
     /// The error for an access the bounds check refused:
     /// [`ErrorKind::Truncated`] if it lies within the view's length and
-    /// reaches pages a contained `SIGBUS` replaced, otherwise
+    /// reaches pages a contained `SIGBUS` replaced, or past the truncation
+    /// limit (a truncation the handle found, by whichever path: a contained
+    /// `SIGBUS`, a descriptor call, `check_and_remap`); otherwise
     /// [`ErrorKind::OutOfBounds`].
     #[cold]
     fn refused(&self, op: &'static str, offset: usize, len: usize) -> Error {
-        let cut = self.view.map().cut();
-        if sys::range_fits(offset, len, self.view.len()) && !sys::range_fits(offset, len, cut) {
-            self.cut_error(op, offset, len, cut)
-        } else {
-            Error::out_of_bounds(op, offset, len, self.view.accessible_len())
+        if sys::range_fits(offset, len, self.view.len()) {
+            let cut = self.view.map().cut();
+            if !sys::range_fits(offset, len, cut) {
+                return self.cut_error(op, offset, len, cut);
+            }
+            let limit = self.view.truncation_limit();
+            if !sys::range_fits(offset, len, limit) {
+                return Error::past_truncation(op, offset, len, limit);
+            }
         }
+        Error::out_of_bounds(op, offset, len, self.view.accessible_len())
     }
 }
 
@@ -1079,7 +1101,7 @@ mod tests {
         h.region().read_at(8 * PAGE - 1, &mut one).unwrap();
         assert_eq!(
             h.region().read_at(8 * PAGE, &mut one).unwrap_err().kind(),
-            ErrorKind::OutOfBounds
+            ErrorKind::Truncated
         );
         assert_eq!(
             h.check_and_remap().unwrap_err().kind(),

@@ -875,3 +875,84 @@ fn a_file_named_like_a_memfd_on_another_device_keeps_every_check() {
     assert_eq!(rustix::fs::fstat(&fd).unwrap().st_nlink, 0);
     assert_eq!(kind(MmapRegion::attach_fd(fd)), ErrorKind::InsecureMode);
 }
+
+/// The memfd test reads the kernel's name of the descriptor from procfs,
+/// and only from procfs: with a tmpfs over `/proc` (a mount namespace of
+/// the sender's making) holding a link named `/memfd:...` at the
+/// descriptor's number, a file of the memfd mount that is not a memfd
+/// (shared anonymous memory, opened through `/proc/self/map_files` before
+/// the mount) keeps every check.
+#[cfg(target_os = "linux")]
+#[test]
+// The shared anonymous page is the subject of the test, not mapping code.
+#[allow(clippy::disallowed_methods)]
+fn the_memfd_name_is_believed_only_from_procfs() {
+    const TEST: &str = "the_memfd_name_is_believed_only_from_procfs";
+    if role().as_deref() == Some("fake-proc") {
+        use std::os::fd::AsRawFd;
+        let page = rustix::param::page_size();
+        // SAFETY: a null hint without MAP_FIXED makes a new shared
+        // anonymous page, replacing nothing; the process exits after.
+        let anon = unsafe {
+            rustix::mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                page,
+                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+                rustix::mm::MapFlags::SHARED,
+            )
+        }
+        .unwrap();
+        let addr = anon as usize;
+        let fd: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("/proc/self/map_files/{:x}-{:x}", addr, addr + page))
+            .unwrap()
+            .into();
+        // With procfs, its name is /dev/zero: it keeps the mode check.
+        assert_eq!(
+            kind(MmapRegion::attach_fd(fd.try_clone().unwrap())),
+            ErrorKind::InsecureMode
+        );
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "tmpfs", "/proc"])
+            .status()
+            .unwrap();
+        assert!(mounted.success());
+        for dir in ["/proc/self/fd", "/proc/thread-self/fd"] {
+            std::fs::create_dir_all(dir).unwrap();
+            std::os::unix::fs::symlink(
+                "/memfd:pool (deleted)",
+                format!("{dir}/{}", fd.as_raw_fd()),
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            std::fs::read_link(format!("/proc/thread-self/fd/{}", fd.as_raw_fd()))
+                .unwrap()
+                .to_str(),
+            Some("/memfd:pool (deleted)")
+        );
+        // The link is not believed: the mode check stays.
+        assert_eq!(kind(MmapRegion::attach_fd(fd)), ErrorKind::InsecureMode);
+        return;
+    }
+    if !is_root() {
+        // Opening /proc/self/map_files and mounting need root.
+        skip(TEST, "needs root");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut child = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--"])
+        .arg(exe)
+        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ROLE, "fake-proc")
+        // LeakSanitizer lists threads through /proc at exit, which the
+        // child hides: under ASan that is a fatal error, not a leak.
+        .env("ASAN_OPTIONS", "detect_leaks=0")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert_child_succeeds(&mut child);
+}

@@ -613,23 +613,53 @@ mod truncated {
             assert_truncated(&e, "read_exact_from_fd", len);
 
             // Sticky: every view of a handle that saw it is bounded by the
-            // file's end as the call saw it...
+            // file's end as the call saw it, and every access past it
+            // within the mapped length is Truncated, whichever call comes
+            // (as under the guard), past the mapped length OutOfBounds...
             let mut one = [0u8; 1];
+            let (r3, mut w3) = pipe();
+            w3.write_all(&[7; 4]).unwrap();
             for h in [&a, &b, &c, &d] {
                 let v = h.region();
                 v.read_at(4 * PAGE + 99, &mut one).unwrap();
+                let e = v.read_at(4 * PAGE + 100, &mut one).unwrap_err();
                 assert_eq!(
-                    kind(v.read_at(4 * PAGE + 100, &mut one)),
-                    ErrorKind::OutOfBounds
+                    e.to_string(),
+                    format!(
+                        "read_at: 1 bytes at offset {} reach past offset {}, where this handle \
+                         found the file truncated",
+                        4 * PAGE + 100,
+                        4 * PAGE + 100
+                    )
                 );
+                assert_eq!(kind(v.write_at(6 * PAGE, &[1; 8])), ErrorKind::Truncated);
                 assert_eq!(
                     kind(v.write_to_fd(5 * PAGE, 1, &sink)),
+                    ErrorKind::Truncated
+                );
+                assert_eq!(
+                    kind(v.write_all_to_fd(len - PAGE, PAGE, &sink)),
+                    ErrorKind::Truncated
+                );
+                assert_eq!(
+                    kind(v.read_exact_from_fd(5 * PAGE, 4, &r3)),
+                    ErrorKind::Truncated
+                );
+                assert_eq!(kind(v.read_from_fd(5 * PAGE, 4, &r3)), ErrorKind::Truncated);
+                assert_eq!(
+                    kind(v.load_u32(8 * PAGE, std::sync::atomic::Ordering::Relaxed)),
+                    ErrorKind::Truncated
+                );
+                assert_eq!(kind(v.atomic_u64(8 * PAGE)), ErrorKind::Truncated);
+                assert_eq!(kind(v.read_at(len, &mut one)), ErrorKind::OutOfBounds);
+                assert_eq!(
+                    kind(v.write_to_fd(len - 1, 2, &sink)),
                     ErrorKind::OutOfBounds
                 );
                 let mut seen = 0;
                 assert_eq!(
                     kind(v.for_each_chunk(0, 5 * PAGE, |c| seen += c.len())),
-                    ErrorKind::OutOfBounds
+                    ErrorKind::Truncated
                 );
                 assert_eq!(seen, 0);
             }
@@ -666,6 +696,17 @@ mod truncated {
                 .for_each_chunk(0, len, |c| seen.push(c.to_vec()))
                 .unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Truncated);
+            // The error names the chunk and the range asked for.
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "for_each_chunk: {CHUNK} bytes at offset {} (of the {len} bytes at offset 0 \
+                     asked for) reach pages the file lost under the mapping (a contained SIGBUS; \
+                     gone from offset {})",
+                    2 * CHUNK,
+                    2 * CHUNK + 4096
+                )
+            );
             assert_eq!(seen.len(), 2, "the cut chunk was passed to f");
             assert_eq!(seen.concat(), bytes[..2 * CHUNK]);
             // Now the cut is known: refused before f is called at all.
@@ -1020,8 +1061,9 @@ fn a_view_outliving_its_handle_keeps_the_handles_descriptor_and_its_flock() {
 fn for_each_chunk_refuses_the_first_chunk_past_a_truncation_detected_meanwhile() {
     // A peer cuts the file while `f` runs on the first chunk, and the
     // handle notices (check_and_remap): the next chunk lies past the file's
-    // end as now seen, and is refused as read_at refuses it, OutOfBounds,
-    // without a copy (so without a fault) and without a call of `f`.
+    // end as now seen, and is refused as read_at refuses it, Truncated,
+    // without a copy (so without a fault) and without a call of `f`; the
+    // error names that chunk and the range asked for.
     let dir = tempfile::tempdir_in("/dev/shm").unwrap();
     let path = dir.path().join("segment");
     let chunk = Region::CHUNK_SIZE;
@@ -1042,7 +1084,15 @@ fn for_each_chunk_refuses_the_first_chunk_past_a_truncation_detected_meanwhile()
         })
         .unwrap_err();
     assert_eq!(calls, 1);
-    assert_eq!(err.kind(), ErrorKind::OutOfBounds, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Truncated, "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "for_each_chunk: {chunk} bytes at offset {chunk} (of the {len} bytes at offset 0 asked \
+             for) reach past offset {}, where this handle found the file truncated",
+            chunk + 4096
+        )
+    );
 }
 
 #[cfg(not(miri))]

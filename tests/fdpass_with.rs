@@ -74,6 +74,30 @@ fn recv_with_gets_plain_bytes_and_the_end_of_the_stream() {
 }
 
 #[test]
+fn recv_with_refuses_an_empty_buffer_and_leaves_the_message_queued() {
+    // A read into an empty buffer would return (0, []), which on a stream
+    // is the end of the stream, while a message (here with a descriptor)
+    // is still queued.
+    let (tx, rx) = UnixStream::pair().unwrap();
+    let file = file_with(b"queued");
+    assert_eq!(fdpass::send_with(&tx, b"msg", &[file.as_fd()]).unwrap(), 3);
+    let e = fdpass::recv_with(&rx, &mut [], 4).unwrap_err();
+    assert_eq!(
+        (e.kind(), std::io::Error::from(e.clone()).kind()),
+        (ErrorKind::InvalidSize, std::io::ErrorKind::InvalidInput)
+    );
+    assert_eq!(
+        e.to_string(),
+        "fdpass::recv_with: an empty buffer cannot receive a message: a read into it returns 0, the end of a stream"
+    );
+    // Nothing was consumed: the message and its descriptor come next.
+    let mut buf = [0u8; 8];
+    let (n, mut got) = fdpass::recv_with(&rx, &mut buf, 4).unwrap();
+    assert_eq!((&buf[..n], got.len()), (&b"msg"[..], 1));
+    assert_eq!(contents(got.pop().unwrap()), b"queued");
+}
+
+#[test]
 fn send_with_refuses_descriptors_without_a_byte_to_carry_them() {
     let (tx, rx) = UnixStream::pair().unwrap();
     let f = file_with(b"x");

@@ -248,3 +248,62 @@ fn debug_of_a_region_and_its_view_shows_path_length_generation_and_owner() {
         )
     );
 }
+
+/// The descriptors each kind of handle keeps open, counted exactly in
+/// `/proc/self/fd` (in a child running only this test, so no other test
+/// opens or closes one meanwhile): one, the file's, for a handle attached
+/// by path or by descriptor, a `peer` and one created with
+/// `FileCleanup::Auto`; two, the file's and its directory's (for removing
+/// the name), for one created with `FileCleanup::Manual`; an attached
+/// handle opens its directory only when it takes ownership. So a server
+/// attaching 600 segments by path needs 600 descriptors, not 1,200.
+#[cfg(target_os = "linux")]
+#[test]
+fn each_kind_of_handle_keeps_open_exactly_the_descriptors_it_needs() {
+    const TEST: &str = "each_kind_of_handle_keeps_open_exactly_the_descriptors_it_needs";
+    if role().as_deref() != Some("count-fds") {
+        run_self(TEST, "count-fds");
+        return;
+    }
+    let open_fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let dir = tempfile::tempdir().unwrap();
+    let path = seg(&dir);
+    // Once before counting: what the first attach sets up for good (the
+    // memfd probe) is not a handle's.
+    let host = MmapRegion::create(&path, 4096, FileCleanup::Manual).unwrap();
+    drop(MmapRegion::attach(&path).unwrap());
+    drop(host);
+    let base = open_fds();
+
+    let host = MmapRegion::create(&path, 4096, FileCleanup::Manual).unwrap();
+    assert_eq!(open_fds(), base + 2, "created (Manual): file and directory");
+    let guests: Vec<MmapRegion> = (0..3).map(|_| MmapRegion::attach(&path).unwrap()).collect();
+    assert_eq!(open_fds(), base + 2 + 3, "attached by path: one each");
+    let read_only = MmapRegion::attach_read_only(&path).unwrap();
+    assert_eq!(open_fds(), base + 2 + 4, "attached read-only by path");
+    let by_fd = MmapRegion::attach_fd(host.fd().unwrap().try_clone_to_owned().unwrap()).unwrap();
+    let peer = host.peer().unwrap();
+    assert_eq!(open_fds(), base + 2 + 6, "attach_fd and peer: one each");
+    let auto = MmapRegion::create(dir.path().join("auto"), 4096, FileCleanup::Auto).unwrap();
+    assert_eq!(open_fds(), base + 2 + 7, "created (Auto): the file only");
+    drop((guests, read_only, by_fd, peer, auto));
+    assert_eq!(open_fds(), base + 2);
+
+    // Taking ownership opens the directory; dropping removes the file.
+    let mut owner = MmapRegion::attach(&path).unwrap();
+    assert_eq!(open_fds(), base + 3);
+    owner.take_ownership();
+    assert_eq!(
+        open_fds(),
+        base + 4,
+        "the directory, opened at take_ownership"
+    );
+    let mut host = host;
+    host.release_ownership();
+    drop(host);
+    assert_eq!(open_fds(), base + 2);
+    assert!(path.exists());
+    drop(owner);
+    assert!(!path.exists(), "the new owner removed the file");
+    assert_eq!(open_fds(), base);
+}
