@@ -116,7 +116,8 @@ impl Frozen {
     }
 
     /// Maps `fd` (open read-only, the file sealed and allocated whole by
-    /// `freeze`) read-only, faulting in the pages `SEEK_HOLE` reports.
+    /// `freeze` after the seals) read-only, faulting in the pages
+    /// `SEEK_HOLE` reports.
     pub(crate) fn map_filled(fd: OwnedFd, op: &'static str) -> Result<Self> {
         Self::map_with(fd, op, true)
     }

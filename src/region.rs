@@ -567,10 +567,12 @@ impl MmapRegion {
     /// must be at least [`len`](Self::len) (an attached file a peer cut is
     /// refused); every page of it is allocated (`fallocate`: a `Frozen`
     /// has no holes, whose reading would allocate memory and could raise
-    /// `SIGBUS`); this handle's writable mapping is released; the file is
+    /// `SIGBUS`; allocated first so that a lack of memory leaves the region
+    /// unchanged); this handle's writable mapping is released; the file is
     /// sealed with `F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SEAL` (those it
-    /// lacks), any part a peer grew meanwhile allocated too, and mapped
-    /// read-only, whole: the [`Frozen`](crate::Frozen) holds the file's
+    /// lacks), allocated whole again (a peer with a writable descriptor may
+    /// have punched a hole, or grown the file, before the seals; after
+    /// them no one can punch one), and mapped read-only, whole: the [`Frozen`](crate::Frozen) holds the file's
     /// final size (at least `len`; more if a peer grew it before the
     /// seals). From then on the kernel refuses every write and size change
     /// to the file, by every holder, in every process; see `SECURITY.md`.
@@ -727,6 +729,8 @@ impl MmapRegion {
         }
         // Reopened before anything changes: without procfs nothing is lost.
         let ro = fs::reopen_read_only(fd, OP).map_err(unchanged)?;
+        #[cfg(test)]
+        freeze_seam::before_seals();
         let rest = missing & !SHRINK;
         if rest != 0 {
             // Our own writable mapping would make the seal fail (`EBUSY`):
@@ -741,13 +745,17 @@ impl MmapRegion {
             }
         }
         if missing & WRITE != 0 {
-            // A peer may have grown the file before `F_SEAL_GROW`: allocate
-            // the rest too (allowed under the seals: no size change).
+            // The whole file again, now that no one can punch a hole
+            // (`F_SEAL_WRITE` refuses it): a peer with a writable
+            // descriptor may have punched one after the allocation above,
+            // and grown the file before `F_SEAL_GROW`. Allowed under the
+            // seals (it changes no byte and no size); the pages allocated
+            // above are found, not allocated again.
             let now = file_size(fd).map_err(|e| (Error::os(OP, e), Restore::Lost))?;
-            if now > size {
-                allocate(fd, size, now - size).map_err(|e| (e, Restore::Lost))?;
-            }
+            allocate(fd, 0, now).map_err(|e| (e, Restore::Lost))?;
         }
+        #[cfg(test)]
+        freeze_seam::before_map();
         crate::Frozen::map_filled(ro, OP).map_err(|e| (e, Restore::Lost))
     }
 
@@ -982,4 +990,118 @@ fn locked(op: &'static str, seals: u32) -> Error {
         "a holder locked the file's seals (F_SEAL_SEAL): no seal can be added",
         seals,
     )
+}
+
+/// Test seams in `freeze`: between its first allocation and its seals (a
+/// peer punches a hole there), and between its last allocation and the
+/// read-only mapping (the file is looked at there).
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod freeze_seam {
+    use std::cell::RefCell;
+
+    type Hook = RefCell<Option<Box<dyn FnOnce()>>>;
+
+    std::thread_local! {
+        static BEFORE_SEALS: Hook = RefCell::new(None);
+        static BEFORE_MAP: Hook = RefCell::new(None);
+    }
+
+    /// Runs `f` (once, on this thread) at the next `before_seals`.
+    #[cfg_attr(any(miri, loom), allow(dead_code))]
+    pub(super) fn set_before_seals(f: impl FnOnce() + 'static) {
+        BEFORE_SEALS.with(|s| *s.borrow_mut() = Some(Box::new(f)));
+    }
+
+    /// Runs `f` (once, on this thread) at the next `before_map`.
+    #[cfg_attr(any(miri, loom), allow(dead_code))]
+    pub(super) fn set_before_map(f: impl FnOnce() + 'static) {
+        BEFORE_MAP.with(|s| *s.borrow_mut() = Some(Box::new(f)));
+    }
+
+    fn run(hook: &'static std::thread::LocalKey<Hook>) {
+        if let Some(f) = hook.with(|s| s.borrow_mut().take()) {
+            f();
+        }
+    }
+
+    pub(super) fn before_seals() {
+        run(&BEFORE_SEALS);
+    }
+
+    pub(super) fn before_map() {
+        run(&BEFORE_MAP);
+    }
+}
+
+#[cfg(all(
+    test,
+    not(miri),
+    not(loom),
+    any(target_os = "linux", target_os = "android")
+))]
+mod tests {
+    use super::freeze_seam;
+    use super::MmapRegion;
+    use rustix::fs::{FallocateFlags, Mode, OFlags};
+    use std::os::fd::AsRawFd;
+    use std::sync::{Arc, Mutex};
+
+    /// A peer with a writable descriptor punches a hole between freeze's
+    /// first allocation and its seals: freeze allocates the whole file
+    /// again after the seals, so the file has every page allocated before
+    /// it is mapped and its pages touched (a touch of a real hole would
+    /// allocate, and raise `SIGBUS` where that is refused), and the
+    /// punched page reads as zeros.
+    #[test]
+    fn freeze_allocates_a_hole_punched_between_its_allocation_and_its_seals() {
+        let page = crate::sys::page_size();
+        let len = 8 * page;
+        let region = MmapRegion::create_sealed("punched", len).unwrap();
+        region.region().write_at(0, &vec![0xA5; len]).unwrap();
+        let fd = region.fd().unwrap();
+        let peer = rustix::fs::open(
+            format!("/proc/self/fd/{}", fd.as_raw_fd()).as_str(),
+            OFlags::RDWR | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        let watch = peer.try_clone().unwrap();
+        let blocks = |fd: &std::os::fd::OwnedFd| {
+            u64::try_from(rustix::fs::fstat(fd).unwrap().st_blocks).unwrap()
+        };
+        let full = u64::try_from(len / 512).unwrap();
+        assert_eq!(blocks(&watch), full);
+        let punched = Arc::new(Mutex::new(None));
+        let seen = Arc::clone(&punched);
+        freeze_seam::set_before_seals(move || {
+            let off = u64::try_from(3 * page).unwrap();
+            let n = u64::try_from(page).unwrap();
+            rustix::fs::fallocate(
+                &peer,
+                FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+                off,
+                n,
+            )
+            .unwrap();
+            *seen.lock().unwrap() = Some(blocks(&peer));
+        });
+        let at_map = Arc::new(Mutex::new(None));
+        let seen = Arc::clone(&at_map);
+        let watched = watch.try_clone().unwrap();
+        freeze_seam::set_before_map(move || {
+            *seen.lock().unwrap() = Some(blocks(&watched));
+        });
+        let frozen = region.freeze().unwrap();
+        let one_page = u64::try_from(page / 512).unwrap();
+        assert_eq!(*punched.lock().unwrap(), Some(full - one_page), "the hole");
+        assert_eq!(
+            *at_map.lock().unwrap(),
+            Some(full),
+            "every page allocated before the mapping"
+        );
+        assert_eq!(blocks(&watch), full);
+        assert!(frozen[3 * page..4 * page].iter().all(|&b| b == 0));
+        assert!(frozen[..3 * page].iter().all(|&b| b == 0xA5));
+        assert!(frozen[4 * page..].iter().all(|&b| b == 0xA5));
+    }
 }

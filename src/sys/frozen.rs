@@ -88,10 +88,11 @@ impl FrozenMapping {
     /// [`Refusal::Hole`] for a file with a hole.
     ///
     /// With `fault_in`, for a file whose pages are all allocated (`freeze`
-    /// allocated them with `fallocate`, which `SEEK_HOLE` still reports as
-    /// holes until they are first touched), the holes `SEEK_HOLE` reports
-    /// are read once through the mapping (which marks the allocated pages
-    /// in use without allocating), and the check is made after that.
+    /// allocated them with `fallocate` after the seals, which `SEEK_HOLE`
+    /// still reports as holes until they are first touched), the holes
+    /// `SEEK_HOLE` reports are read once through the mapping (which marks
+    /// the allocated pages in use without allocating), and the check is
+    /// made after that.
     pub(crate) fn new(fd: BorrowedFd<'_>, fault_in: bool) -> Result<Self, Refusal> {
         if rustix::fs::fcntl_getfl(fd)? & OFlags::RWMODE != OFlags::RDONLY {
             return Err(Errno::ACCESS.into());
@@ -147,9 +148,13 @@ impl FrozenMapping {
             let at = self.base.as_ptr().wrapping_add(offset);
             // SAFETY: `offset < len`, so `at` is inside the range this value
             // owns, mapped readable (invariant 1); the read is volatile, so
-            // the fault happens. Only `new` calls this, for a file `freeze`
-            // allocated whole, whose pages the fault does not allocate
-            // (invariant 8: no `SIGBUS`).
+            // the fault happens. Only `new` calls this, with `fault_in`,
+            // which `freeze` alone passes, for a file it allocated whole
+            // with `fallocate` after the seals: no hole was punched since
+            // (`F_SEAL_WRITE` refuses that), so the fault finds every page
+            // and allocates none (invariant 8: no `SIGBUS`). A file
+            // allocated only before the seals would not do: a holder of a
+            // writable descriptor could punch a hole in between.
             let _ = unsafe { ptr::read_volatile(at) };
         }
     }

@@ -238,8 +238,9 @@
 //!    `F_SEAL_WRITE` refuses hole punching, and `fallocate` can only fill
 //!    holes). For `freeze` it faults in once, through its own mapping, the
 //!    pages `SEEK_HOLE` reports (`freeze` allocated every page with
-//!    `fallocate` before sealing, and shmem reports an allocated page never
-//!    touched as a hole; the fault allocates nothing), then checks. It
+//!    `fallocate` after the seals, when no hole can be punched any more,
+//!    and shmem reports an allocated page never touched as a hole; the
+//!    fault allocates nothing), then checks. It
 //!    maps the whole file (its size read after
 //!    the seals, so final) `PROT_READ`, `MAP_SHARED`, at a range the kernel
 //!    chose, which it owns as invariant 1 says of a `Mapping`, unmaps once
