@@ -153,6 +153,16 @@ impl MmapRegion {
     /// any `flock` taken on it (dropping a handle made with
     /// [`FileCleanup::Manual`](crate::FileCleanup::Manual) still removes
     /// the file's name).
+    ///
+    /// This is the one descriptor a handle attached by path or by
+    /// descriptor, a [`peer`](Self::peer), and a handle made by
+    /// [`create_sealed`](Self::create_sealed) or with
+    /// [`FileCleanup::Auto`](crate::FileCleanup::Auto) keep open. A handle
+    /// created with [`FileCleanup::Manual`](crate::FileCleanup::Manual)
+    /// (and a [stage](Self::stage)) also keeps its directory open, to
+    /// remove the name relative to it; an attached handle opens its
+    /// directory only when it [takes ownership](Self::take_ownership). An
+    /// in-memory region keeps none.
     #[must_use]
     pub fn fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.source {

@@ -288,6 +288,20 @@ fn each_kind_of_handle_keeps_open_exactly_the_descriptors_it_needs() {
     assert_eq!(open_fds(), base + 2 + 7, "created (Auto): the file only");
     drop((guests, read_only, by_fd, peer, auto));
     assert_eq!(open_fds(), base + 2);
+    let sealed = MmapRegion::create_sealed("count", 4096).unwrap();
+    assert_eq!(open_fds(), base + 3, "create_sealed: the memfd");
+    let frozen = sealed.freeze().unwrap();
+    assert_eq!(
+        open_fds(),
+        base + 3,
+        "Frozen: its read-only descriptor only"
+    );
+    let memory = MmapRegion::in_memory(4096).unwrap();
+    assert_eq!(open_fds(), base + 3, "in-memory: none");
+    let stage = MmapRegion::stage(dir.path().join("staged"), 4096).unwrap();
+    assert_eq!(open_fds(), base + 5, "a stage: file and directory");
+    drop((frozen, memory, stage));
+    assert_eq!(open_fds(), base + 2);
 
     // Taking ownership opens the directory; dropping removes the file.
     let mut owner = MmapRegion::attach(&path).unwrap();
