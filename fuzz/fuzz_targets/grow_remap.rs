@@ -262,6 +262,18 @@ fn fits(offset: usize, n: usize, limit: usize) -> bool {
     offset <= limit && n <= limit - offset
 }
 
+/// The kind of a refused access of `n` bytes at `offset` through a view of
+/// `len` bytes that the bounds check refused: `Truncated` within the view's
+/// length (past the truncation its handle saw: every such access is
+/// `Truncated`, whichever path found the truncation), `OutOfBounds` past it.
+fn refusal_of(offset: usize, n: usize, len: usize) -> ErrorKind {
+    if fits(offset, n, len) {
+        ErrorKind::Truncated
+    } else {
+        ErrorKind::OutOfBounds
+    }
+}
+
 const ORDERINGS: [Ordering; 5] = [
     Ordering::Relaxed,
     Ordering::Acquire,
@@ -496,6 +508,9 @@ impl World {
                     let limit = self.accessible(view);
                     let n = usize::from(len);
                     let offset = offset_of(offset, n, view.len, limit);
+                    // Past the view's length OutOfBounds; within it, past the
+                    // truncation its handle saw, Truncated.
+                    let refusal = refusal_of(offset, n, view.len);
                     if !self.safe(offset, n, limit) {
                         return;
                     }
@@ -505,7 +520,7 @@ impl World {
                         res.unwrap();
                         assert_eq!(buf[..], self.file[offset..offset + n]);
                     } else {
-                        assert_eq!(res.unwrap_err().kind(), ErrorKind::OutOfBounds);
+                        assert_eq!(res.unwrap_err().kind(), refusal);
                         assert!(buf.iter().all(|&b| b == 0xA5), "failed read wrote");
                     }
                 }
@@ -521,6 +536,9 @@ impl World {
                     let limit = self.accessible(view);
                     let n = usize::from(len);
                     let offset = offset_of(offset, n, view.len, limit);
+                    // Past the view's length OutOfBounds; within it, past the
+                    // truncation its handle saw, Truncated.
+                    let refusal = refusal_of(offset, n, view.len);
                     if !self.safe(offset, n, limit) {
                         return;
                     }
@@ -531,7 +549,7 @@ impl World {
                         res.unwrap();
                         self.file[offset..offset + n].fill(byte);
                     } else {
-                        assert_eq!(res.unwrap_err().kind(), ErrorKind::OutOfBounds);
+                        assert_eq!(res.unwrap_err().kind(), refusal);
                     }
                 }
             }
@@ -546,6 +564,9 @@ impl World {
                     let limit = self.accessible(view);
                     let size = if wide { 8 } else { 4 };
                     let offset = offset_of(offset, size, view.len, limit);
+                    // Past the view's length OutOfBounds; within it, past the
+                    // truncation its handle saw, Truncated.
+                    let refusal = refusal_of(offset, size, view.len);
                     if !self.safe(offset, size, limit) {
                         return;
                     }
@@ -554,7 +575,7 @@ impl World {
                     } else if offset % size != 0 {
                         Some(ErrorKind::Misaligned)
                     } else if !fits(offset, size, limit) {
-                        Some(ErrorKind::OutOfBounds)
+                        Some(refusal)
                     } else {
                         None
                     };
@@ -646,6 +667,9 @@ impl World {
                     let order = ORDERINGS[usize::from(order) % ORDERINGS.len()];
                     let size = if wide { 8 } else { 4 };
                     let offset = offset_of(offset, size, view.len, limit);
+                    // Past the view's length OutOfBounds; within it, past the
+                    // truncation its handle saw, Truncated.
+                    let refusal = refusal_of(offset, size, view.len);
                     if !self.safe(offset, size, limit) {
                         return;
                     }
@@ -654,7 +678,7 @@ impl World {
                     } else if offset % size != 0 {
                         Some(ErrorKind::Misaligned)
                     } else if !fits(offset, size, limit) {
-                        Some(ErrorKind::OutOfBounds)
+                        Some(refusal)
                     } else {
                         None
                     };
@@ -767,6 +791,9 @@ impl World {
                     let limit = self.accessible(view);
                     let n = usize::from(len);
                     let offset = offset_of(offset, n, view.len, limit);
+                    // Past the view's length OutOfBounds; within it, past the
+                    // truncation its handle saw, Truncated.
+                    let refusal = refusal_of(offset, n, view.len);
                     if !self.safe(offset, n, limit) {
                         return;
                     }
@@ -782,7 +809,7 @@ impl World {
                         assert_eq!(calls, n.div_ceil(Region::CHUNK_SIZE));
                         assert!(got[..] == self.file[offset..offset + n], "chunks differ");
                     } else {
-                        assert_eq!(res.unwrap_err().kind(), ErrorKind::OutOfBounds);
+                        assert_eq!(res.unwrap_err().kind(), refusal);
                         assert_eq!(calls, 0);
                     }
                 }
@@ -798,6 +825,9 @@ impl World {
                     let limit = self.accessible(view);
                     let n = usize::from(len);
                     let offset = offset_of(offset, n, view.len, limit);
+                    // Past the view's length OutOfBounds; within it, past the
+                    // truncation its handle saw, Truncated.
+                    let refusal = refusal_of(offset, n, view.len);
                     if !self.safe(offset, n, limit) {
                         return;
                     }
@@ -816,7 +846,7 @@ impl World {
                             "pipe bytes differ"
                         );
                     } else {
-                        assert_eq!(res.unwrap_err().kind(), ErrorKind::OutOfBounds);
+                        assert_eq!(res.unwrap_err().kind(), refusal);
                         assert!(out.is_empty());
                     }
                 }
@@ -833,6 +863,9 @@ impl World {
                     let limit = self.accessible(view);
                     let n = usize::from(len);
                     let offset = offset_of(offset, n, view.len, limit);
+                    // Past the view's length OutOfBounds; within it, past the
+                    // truncation its handle saw, Truncated.
+                    let refusal = refusal_of(offset, n, view.len);
                     if !self.safe(offset, n, limit) {
                         return;
                     }
@@ -855,7 +888,7 @@ impl World {
                         assert!(left.is_empty());
                         self.file[offset..offset + n].fill(byte);
                     } else {
-                        assert_eq!(res.unwrap_err().kind(), ErrorKind::OutOfBounds);
+                        assert_eq!(res.unwrap_err().kind(), refusal);
                         assert_eq!(left.len(), n);
                     }
                 }

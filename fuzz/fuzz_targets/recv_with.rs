@@ -235,6 +235,8 @@ fn iteration(input: &Input) {
     let expected_eof = input.shutdown && !queued;
     match &first {
         Ok((n, fds)) => {
+            // An empty buffer is refused before any read.
+            assert!(buf_len > 0, "an empty buffer was read into");
             assert!(*n <= buf_len);
             assert!(
                 fds.len() <= max_fds,
@@ -259,7 +261,9 @@ fn iteration(input: &Input) {
         }
         Err(e) => {
             let kind = e.kind();
-            if !queued {
+            if buf_len == 0 {
+                assert_eq!(kind, ErrorKind::InvalidSize, "{e}");
+            } else if !queued {
                 assert_eq!(kind, ErrorKind::Os, "{e}");
                 assert!(!expected_eof, "EOF reported as {e}");
                 assert_eq!(
