@@ -678,11 +678,14 @@ fn without_rlimit_as_each_origin_admits_exactly_its_share_and_refuses_one_page_m
             let size = user_address_space();
             let mut sparse = MmapOptions::new();
             sparse.reserve_blocks(false);
-            // Each share filled exactly, all three held at once.
-            let created = sparse.create_sealed("created", size / 4).unwrap();
+            // Each share filled exactly, all three held at once. (Attached
+            // first: each attached file must also pass the quarter rule, a
+            // quarter of what is left, which under AddressSanitizer's shadow
+            // memory a 16 TiB file passes only before the 32 TiB region.)
+            let received = MmapRegion::attach_fd(sparse_memfd(size / 8)).unwrap();
             let file = ShmFile::new("named", size / 8);
             let named = MmapRegion::attach_shm(&file.0).unwrap();
-            let received = MmapRegion::attach_fd(sparse_memfd(size / 8)).unwrap();
+            let created = sparse.create_sealed("created", size / 4).unwrap();
             assert_eq!(
                 (created.len(), named.len(), received.len()),
                 (size / 4, size / 8, size / 8)
@@ -900,13 +903,17 @@ fn distinct_frozen_files_take_the_share_of_received_files_and_give_it_back() {
         "distinct_frozen_files_take_the_share_of_received_files_and_give_it_back",
         || {
             const LEN: usize = 16 * MIB;
+            // The files are made first: what making them allocates (under
+            // AddressSanitizer, kept mapped in its quarantine) then cannot
+            // move the use that the share is reckoned from.
+            let mut files: Vec<_> = (0..12).map(|_| frozen_memfd(LEN)).collect();
             let limit = vm_size() + GIB;
             set_address_space_limit(limit);
             let before = vm_size();
             let cap = (limit - before) / 8;
             let mut frozen = Vec::new();
             let err = loop {
-                match shm_region::Frozen::attach_fd(frozen_memfd(LEN)) {
+                match shm_region::Frozen::attach_fd(files.pop().unwrap()) {
                     Ok(f) => frozen.push(f),
                     Err(e) => break e,
                 }
@@ -932,9 +939,9 @@ fn distinct_frozen_files_take_the_share_of_received_files_and_give_it_back() {
             );
             // A dropped Frozen gives its share back.
             drop(frozen.pop());
-            frozen.push(shm_region::Frozen::attach_fd(frozen_memfd(LEN)).unwrap());
+            frozen.push(shm_region::Frozen::attach_fd(files.pop().unwrap()).unwrap());
             assert_eq!(
-                kind(shm_region::Frozen::attach_fd(frozen_memfd(LEN))),
+                kind(shm_region::Frozen::attach_fd(files.pop().unwrap())),
                 shm_region::ErrorKind::FileTooLarge
             );
             let own = MmapRegion::create_sealed("own", LEN).unwrap();
