@@ -430,10 +430,14 @@ pub(crate) enum Limit {
     /// A quarter of the address space this process had left (the bytes
     /// given), the most a file may take without an explicit `max_size`.
     AddressSpaceShare(usize),
-    /// Half of the address space (the bytes given: the user address space
-    /// or what a finite `RLIMIT_AS` leaves), the most that the mappings made
-    /// without an explicit `max_size` may map together.
-    UnboundedShare(usize),
+    /// The share of the address space (`cap` bytes: a part of the user
+    /// address space or of what a finite `RLIMIT_AS` leaves) that the
+    /// mappings of files of one origin made without an explicit `max_size`
+    /// may map together ([`unbounded_cap`](crate::map::unbounded_cap)).
+    UnboundedShare {
+        cap: usize,
+        origin: crate::map::Origin,
+    },
     /// The file-size limit, `RLIMIT_FSIZE`.
     FileSize(u64),
     /// `mmap` failed with `ENOMEM`: no address space or mapping slots left.
@@ -857,11 +861,19 @@ impl fmt::Display for Describe<'_> {
                     f,
                     "size {size} is past a quarter of the {left} bytes of address space left"
                 ),
-                Limit::UnboundedShare(cap) => write!(
-                    f,
-                    "mapping {size} bytes would take the mappings made without a max_size past \
-                     {cap} bytes, half of the address space, together"
-                ),
+                Limit::UnboundedShare { cap, origin } => {
+                    use crate::map::Origin;
+                    let (what, part) = match origin {
+                        Origin::Created => ("regions this process created", "a quarter"),
+                        Origin::Named => ("files attached by path or name", "an eighth"),
+                        Origin::Received => ("files received by descriptor", "an eighth"),
+                    };
+                    write!(
+                        f,
+                        "mapping {size} bytes would take the mappings of {what} made without a \
+                         max_size past {cap} bytes, {part} of the address space, together"
+                    )
+                }
             },
             Detail::FileType(what) => write!(f, "not a regular file: {what}"),
             Detail::Owner { uid, euid } => write!(
@@ -1010,7 +1022,9 @@ impl fmt::Debug for Error {
                     Limit::MaxSize(max) => d.field("max_size", &max),
                     Limit::Mappable => d.field("limit", &isize::MAX),
                     Limit::AddressSpaceShare(left) => d.field("address_space_left", &left),
-                    Limit::UnboundedShare(cap) => d.field("unbounded_share", &cap),
+                    Limit::UnboundedShare { cap, origin } => {
+                        d.field("unbounded_share", &cap).field("origin", &origin)
+                    }
                     Limit::FileSize(limit) => d.field("rlimit_fsize", &limit),
                     Limit::AddressSpace => &mut d,
                 };
@@ -1104,10 +1118,21 @@ impl fmt::Debug for Error {
     }
 }
 
+/// The operation name of [`Frozen::attach_fd`](crate::Frozen::attach_fd).
+pub(crate) const FROZEN_ATTACH: &str = "Frozen::attach_fd";
+
 /// The call or option that would allow what was refused, for the end of
 /// the message: every refusal an option can lift names it.
-fn way_out(detail: &Detail) -> Option<&'static str> {
+fn way_out(op: &str, detail: &Detail) -> Option<&'static str> {
     match detail {
+        // A `Frozen` made by `Frozen::attach_fd` takes no options.
+        Detail::TooLarge {
+            limit: Limit::AddressSpaceShare(_) | Limit::UnboundedShare { .. },
+            ..
+        } if op == FROZEN_ATTACH => Some(
+            "Frozen::attach_fd takes no max_size: MmapOptions::max_size with \
+             attach_fd_read_only maps it as a region",
+        ),
         Detail::ReadOnlyDescriptor => Some("use attach_fd_read_only to map it read-only"),
         Detail::Owner { .. } => Some("MmapOptions::allow_other_owner(true) accepts it"),
         Detail::Mode { .. } => Some("MmapOptions::allow_group_or_other_write(true) accepts it"),
@@ -1117,7 +1142,7 @@ fn way_out(detail: &Detail) -> Option<&'static str> {
             ..
         } => Some("a larger MmapOptions::max_size allows it"),
         Detail::TooLarge {
-            limit: Limit::AddressSpaceShare(_) | Limit::UnboundedShare(_),
+            limit: Limit::AddressSpaceShare(_) | Limit::UnboundedShare { .. },
             ..
         } => Some("an explicit MmapOptions::max_size allows it"),
         _ => None,
@@ -1135,7 +1160,7 @@ impl fmt::Display for Error {
         if let Some(os) = &e.os {
             write!(f, " ({})", *os.error)?;
         }
-        if let Some(way_out) = way_out(&e.detail) {
+        if let Some(way_out) = way_out(e.op, &e.detail) {
             write!(f, "; {way_out}")?;
         }
         Ok(())
@@ -1293,10 +1318,56 @@ mod tests {
                     .to_owned(),
             ),
             (
-                Error::too_large("attach_fd", 1_u64 << 40, Limit::UnboundedShare(1 << 46)),
-                "attach_fd: mapping 1099511627776 bytes would take the mappings made without a \
-                 max_size past 70368744177664 bytes, half of the address space, together; an \
-                 explicit MmapOptions::max_size allows it"
+                Error::too_large(
+                    "attach_fd",
+                    1_u64 << 40,
+                    Limit::UnboundedShare { cap: 1 << 44, origin: crate::map::Origin::Received },
+                ),
+                "attach_fd: mapping 1099511627776 bytes would take the mappings of files \
+                 received by descriptor made without a max_size past 17592186044416 bytes, an \
+                 eighth of the address space, together; an explicit MmapOptions::max_size \
+                 allows it"
+                    .to_owned(),
+            ),
+            (
+                Error::too_large(
+                    "create",
+                    1_u64 << 40,
+                    Limit::UnboundedShare { cap: 1 << 45, origin: crate::map::Origin::Created },
+                ),
+                "create: mapping 1099511627776 bytes would take the mappings of regions this \
+                 process created made without a max_size past 35184372088832 bytes, a quarter \
+                 of the address space, together; an explicit MmapOptions::max_size allows it"
+                    .to_owned(),
+            ),
+            (
+                Error::too_large(
+                    "attach",
+                    1_u64 << 40,
+                    Limit::UnboundedShare { cap: 1 << 44, origin: crate::map::Origin::Named },
+                ),
+                "attach: mapping 1099511627776 bytes would take the mappings of files attached \
+                 by path or name made without a max_size past 17592186044416 bytes, an eighth \
+                 of the address space, together; an explicit MmapOptions::max_size allows it"
+                    .to_owned(),
+            ),
+            (
+                Error::too_large(
+                    FROZEN_ATTACH,
+                    1_u64 << 40,
+                    Limit::UnboundedShare { cap: 1 << 44, origin: crate::map::Origin::Received },
+                ),
+                "Frozen::attach_fd: mapping 1099511627776 bytes would take the mappings of files \
+                 received by descriptor made without a max_size past 17592186044416 bytes, an \
+                 eighth of the address space, together; Frozen::attach_fd takes no max_size: \
+                 MmapOptions::max_size with attach_fd_read_only maps it as a region"
+                    .to_owned(),
+            ),
+            (
+                Error::too_large(FROZEN_ATTACH, 1_u64 << 46, Limit::AddressSpaceShare(1 << 47)),
+                "Frozen::attach_fd: size 70368744177664 is past a quarter of the \
+                 140737488355328 bytes of address space left; Frozen::attach_fd takes no \
+                 max_size: MmapOptions::max_size with attach_fd_read_only maps it as a region"
                     .to_owned(),
             ),
             (

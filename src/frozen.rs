@@ -8,13 +8,15 @@
 //! (`F_SEAL_WRITE`, `F_SEAL_GROW`, `F_SEAL_SHRINK`); the argument is
 //! invariant 8 of the `sys` module.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Deref;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, FROZEN_ATTACH};
 use crate::fs;
+use crate::map::{self, Origin, UnboundedShare};
 use crate::region::MmapRegion;
 use crate::sys::{FrozenMapping, FrozenRefusal, FROZEN_SEALS};
 
@@ -29,8 +31,10 @@ use crate::sys::{FrozenMapping, FrozenRefusal, FROZEN_SEALS};
 /// (see `SECURITY.md` for what lies outside: a process allowed to `ptrace`
 /// this one).
 ///
-/// Cloning is cheap (a reference count); the mapping is released when the
-/// last clone is dropped. `Frozen` is `Send` and `Sync`.
+/// Cloning is cheap (a reference count). Every `Frozen` of one file, its
+/// clones and those [`Frozen::attach_fd`] makes each time the file is
+/// received again, shares one mapping, released when the last of them is
+/// dropped. `Frozen` is `Send` and `Sync`.
 ///
 /// ```
 /// # #[cfg(miri)] fn main() {} // Miri cannot map files.
@@ -54,6 +58,52 @@ struct Inner {
     map: FrozenMapping,
     /// Open read-only; the mapping was made from it.
     fd: OwnedFd,
+    /// The file's device and inode: its key in [`MAPPED`].
+    key: Key,
+    /// The mapping's part of its origin's share of the address space
+    /// (`None` for a region frozen with an explicit `max_size`), given back
+    /// after the mapping is unmapped (fields drop in order).
+    _share: Option<UnboundedShare>,
+}
+
+/// A file's device and inode.
+type Key = (rustix::fs::Dev, u64);
+
+/// The live `Frozen` mapping of each file, by device and inode: every
+/// [`Frozen`] of one file, however many times its descriptor is received,
+/// shares one mapping, so a resend costs no address space. A key cannot
+/// name another file while its entry is live: the mapping keeps the file
+/// open (`Inner::fd`), so its inode cannot be freed and reused; an entry
+/// whose `Frozen` handles are all gone no longer upgrades, and is removed
+/// when its mapping is dropped.
+static MAPPED: Mutex<Option<HashMap<Key, Weak<Inner>>>> = Mutex::new(None);
+
+/// The key of the file `info` describes: its device and inode.
+fn key_of(info: &fs::FileInfo) -> Key {
+    (info.dev, info.ino)
+}
+
+/// The live mapping of the file `key` names, if any. Never drops a
+/// strong reference under the lock (`Inner`'s drop takes it).
+fn live(key: Key) -> Option<Arc<Inner>> {
+    let table = MAPPED.lock().unwrap_or_else(PoisonError::into_inner);
+    table.as_ref()?.get(&key).and_then(Weak::upgrade)
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let mut table = MAPPED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(table) = table.as_mut() {
+            // Only this mapping's own entry: one made anew for the same file
+            // since the last handle of this one went is left alone.
+            if table
+                .get(&self.key)
+                .is_some_and(|w| std::ptr::eq(w.as_ptr(), self))
+            {
+                table.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// What [`Frozen::attach_fd`] requires.
@@ -69,12 +119,24 @@ impl Frozen {
     /// but never written or faulted in): reading a hole would allocate
     /// memory, charged to this process, and raise `SIGBUS` if that were
     /// refused. So a `Frozen` maps only pages that already exist, paid for
-    /// by whoever wrote them, which bounds what a hostile sender can make this process map
-    /// (a 32 TiB sparse file is refused); no `max_size` applies; its owner, mode and links are not
-    /// checked, since with those seals no one can change its bytes. A
-    /// descriptor open for writing is reopened read-only through
-    /// `/proc/thread-self/fd` (and checked to be the same file), and the
-    /// original is closed.
+    /// by whoever wrote them (a 32 TiB sparse file is refused). Its owner,
+    /// mode and links are not checked, since with those seals no one can
+    /// change its bytes. A descriptor open for writing is reopened
+    /// read-only through `/proc/thread-self/fd` (and checked to be the same
+    /// file), and the original is closed.
+    ///
+    /// Its sender pays for the pages once, but could send the descriptor
+    /// any number of times, so address space is bounded here as for
+    /// [`MmapRegion::attach_fd`] without `max_size` (`Frozen` takes none):
+    /// every `Frozen` of one file (same device and inode) shares one
+    /// mapping, so a file received again while a `Frozen` of it lives
+    /// costs no address space (every check above still runs, and the
+    /// `Frozen` returned keeps the descriptor of the first: [`fd`](Self::fd)
+    /// is of the same file); and a file mapped anew must fit a quarter of
+    /// the address space left and the share of files received by
+    /// descriptor (an eighth of the address space, together with the
+    /// regions attached by descriptor without `max_size`), given back when
+    /// its last `Frozen` is dropped.
     ///
     /// # Errors
     ///
@@ -84,13 +146,15 @@ impl Frozen {
     /// - [`ErrorKind::Unsupported`] for a file with a hole (the message
     ///   gives its offset and the size);
     /// - [`ErrorKind::NotRegularFile`], [`ErrorKind::EmptyFile`],
-    ///   [`ErrorKind::FileTooLarge`] as for `attach_fd`;
+    ///   [`ErrorKind::FileTooLarge`] as for `attach_fd` (past a quarter of
+    ///   the address space left or the share of files received by
+    ///   descriptor: the message says which);
     /// - [`ErrorKind::Unsupported`] for a file on hugetlbfs, when built with
     ///   `--cfg loom`, or when a writable descriptor must be reopened and
     ///   `/proc/thread-self/fd` is not procfs;
     /// - [`ErrorKind::Os`] for other failures of the system calls.
     pub fn attach_fd(fd: OwnedFd) -> Result<Self> {
-        const OP: &str = "Frozen::attach_fd";
+        const OP: &str = FROZEN_ATTACH;
         crate::open::refuse_files_under_loom(OP)?;
         let st = rustix::fs::fstat(&fd).map_err(|e| Error::os(OP, e))?;
         if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
@@ -107,22 +171,57 @@ impl Frozen {
         } else {
             fs::reopen_read_only(fd.as_fd(), OP)?
         };
-        Self::map(fd, OP)
-    }
-
-    /// Maps `fd` (open read-only, the file sealed, no holes) read-only.
-    pub(crate) fn map(fd: OwnedFd, op: &'static str) -> Result<Self> {
-        Self::map_with(fd, op, false)
+        Self::map_with(fd, OP, false, Some(Origin::Received))
     }
 
     /// Maps `fd` (open read-only, the file sealed and allocated whole by
     /// `freeze` after the seals) read-only, faulting in the pages
-    /// `SEEK_HOLE` reports.
-    pub(crate) fn map_filled(fd: OwnedFd, op: &'static str) -> Result<Self> {
-        Self::map_with(fd, op, true)
+    /// `SEEK_HOLE` reports. `share`: the origin whose share of the address
+    /// space the mapping takes, `None` for a region with an explicit
+    /// `max_size`.
+    pub(crate) fn map_filled(fd: OwnedFd, op: &'static str, share: Option<Origin>) -> Result<Self> {
+        Self::map_with(fd, op, true, share)
     }
 
-    fn map_with(fd: OwnedFd, op: &'static str, fault_in: bool) -> Result<Self> {
+    /// The one mapping of the file open at `fd` (read-only, carrying
+    /// `FROZEN_SEALS`): the live one if a `Frozen` of the file exists,
+    /// otherwise a new one, within the quarter rule and the share of
+    /// `share` (if any).
+    fn map_with(
+        fd: OwnedFd,
+        op: &'static str,
+        fault_in: bool,
+        share: Option<Origin>,
+    ) -> Result<Self> {
+        let info = fs::identity(fd.as_fd(), op)?;
+        let key = key_of(&info);
+        if let Some(inner) = live(key) {
+            // The same file, mapped whole: the checks (seals, type,
+            // hugetlbfs, access mode) ran on this descriptor too, and the
+            // seals make its size and bytes final, so the hole check the
+            // mapping passed holds for it. It is closed here.
+            return Self::shared(inner, &fd, op);
+        }
+        // A hole is refused before address space is looked at: the share
+        // is for files whose pages exist (`FrozenMapping::new` checks again,
+        // and refuses an empty file, where `SEEK_HOLE` fails).
+        if !fault_in && info.size > 0 {
+            if let Some(offset) =
+                crate::sys::first_hole(fd.as_fd(), info.size).map_err(|e| Error::os(op, e))?
+            {
+                return Err(Error::holes(op, offset, info.size));
+            }
+        }
+        // The caller checked the seals (`F_SEAL_GROW | F_SEAL_SHRINK`), so
+        // this size is the one the mapping below will have.
+        let share = match share {
+            Some(origin) => {
+                let len = map::mappable(&crate::MmapOptions::new(), info.size, op)?;
+                map::within_quarter(len, info.size, op)?;
+                Some(map::take_unbounded(origin, len, op)?)
+            }
+            None => None,
+        };
         let map = FrozenMapping::new(fd.as_fd(), fault_in).map_err(|e| match e {
             FrozenRefusal::Hole { offset, size } => Error::holes(op, offset, size),
             FrozenRefusal::Os(e @ rustix::io::Errno::INVAL) => {
@@ -137,9 +236,38 @@ impl Frozen {
             }
             FrozenRefusal::Os(e) => Error::os(op, e),
         })?;
-        Ok(Self {
-            inner: Arc::new(Inner { map, fd }),
-        })
+        let inner = Arc::new(Inner {
+            map,
+            fd,
+            key,
+            _share: share,
+        });
+        // Another thread may have mapped the file meanwhile: keep one. The
+        // loser is dropped after the lock is released (its drop takes it).
+        let winner = {
+            let mut table = MAPPED.lock().unwrap_or_else(PoisonError::into_inner);
+            let table = table.get_or_insert_with(HashMap::new);
+            match table.get(&key).and_then(Weak::upgrade) {
+                Some(other) => other,
+                None => {
+                    table.insert(key, Arc::downgrade(&inner));
+                    Arc::clone(&inner)
+                }
+            }
+        };
+        Ok(Self { inner: winner })
+    }
+
+    /// A `Frozen` on the live mapping `inner` of the file `fd` is open at;
+    /// `fd` is closed. The hole check is made again (the seals make its
+    /// answer final, so it is the one the mapping passed).
+    fn shared(inner: Arc<Inner>, fd: &OwnedFd, op: &'static str) -> Result<Self> {
+        let size = u64::try_from(inner.map.as_slice().len()).unwrap_or(u64::MAX);
+        match crate::sys::first_hole(fd.as_fd(), size) {
+            Ok(None) => Ok(Self { inner }),
+            Ok(Some(offset)) => Err(Error::holes(op, offset, size)),
+            Err(e) => Err(Error::os(op, e)),
+        }
     }
 
     /// The number of bytes: the file's size, fixed by its seals.

@@ -73,11 +73,76 @@ pub(crate) fn mappable(options: &MmapOptions, size: u64, op: &'static str) -> Re
 pub(crate) fn file_mappable(options: &MmapOptions, size: u64, op: &'static str) -> Result<usize> {
     let len = mappable(options, size, op)?;
     if options.max_size.is_none() {
-        if let Some(left) = address_space_left().filter(|&left| len > left / 4) {
-            return Err(Error::too_large(op, size, Limit::AddressSpaceShare(left)));
-        }
+        within_quarter(len, size, op)?;
     }
     Ok(len)
+}
+
+/// Refuses a length (of a file of `size` bytes) past a quarter of the
+/// address space left, the rule of [`file_mappable`] without `max_size`;
+/// [`Frozen`](crate::Frozen) mappings, which have no `max_size`, follow it
+/// too.
+pub(crate) fn within_quarter(len: usize, size: u64, op: &'static str) -> Result<()> {
+    match address_space_left().filter(|&left| len > left / 4) {
+        Some(left) => Err(Error::too_large(op, size, Limit::AddressSpaceShare(left))),
+        None => Ok(()),
+    }
+}
+
+/// Where the file behind a mapping came from, which decides the share of
+/// the address space that mappings made without `max_size` draw on
+/// ([`unbounded_cap`]). A handle keeps its origin for every mapping it
+/// makes (growth, followed growth, [`peer`](crate::MmapRegion::peer),
+/// `freeze`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Created by this process (`create`, `create_sealed`, `create_shm`,
+    /// `stage`): a quarter of the address space.
+    Created,
+    /// Attached by path or by POSIX shared-memory name: an eighth.
+    Named,
+    /// Received as a descriptor (`attach_fd`, `attach_fd_read_only`,
+    /// [`Frozen::attach_fd`](crate::Frozen::attach_fd)): an eighth.
+    Received,
+}
+
+impl Origin {
+    /// The pool of this origin's mappings made without `max_size`.
+    fn pool(self) -> &'static std::sync::atomic::AtomicUsize {
+        &UNBOUNDED_LENGTHS[self as usize]
+    }
+
+    /// The share is `1 / divisor` of the address space ([`room`]).
+    pub(crate) fn divisor(self) -> usize {
+        match self {
+            Self::Created => 4,
+            Self::Named | Self::Received => 8,
+        }
+    }
+}
+
+/// A share of an origin's pool of mappings made without `max_size`, held
+/// by what it was taken for and given back on drop.
+#[derive(Debug)]
+pub(crate) struct UnboundedShare {
+    _claim: Claim,
+}
+
+/// Takes `len` bytes (rounded up to pages) of the share of `origin`
+/// ([`unbounded_cap`]) for a mapping about to be made without `max_size`,
+/// or refuses with `FileTooLarge` naming the share.
+pub(crate) fn take_unbounded(
+    origin: Origin,
+    len: usize,
+    op: &'static str,
+) -> Result<UnboundedShare> {
+    let exact = len
+        .checked_next_multiple_of(crate::sys::page_size())
+        .unwrap_or(len);
+    let cap = unbounded_cap(origin);
+    Claim::take(origin.pool(), exact, cap)
+        .map(|claim| UnboundedShare { _claim: claim })
+        .ok_or_else(|| Error::too_large(op, len, Limit::UnboundedShare { cap, origin }))
 }
 
 /// Applies the options' `populate` and `lock` to `[from, to)` of `map`.
@@ -119,8 +184,10 @@ pub(crate) fn prepare(
 /// reserved or the size changes, and the size changes last; nothing is
 /// published on failure. Only writable handles grow, so the mapping is
 /// writable.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn grow_and_map(
     options: &MmapOptions,
+    origin: Origin,
     file: &FileArc,
     current: Option<&Arc<Mapping>>,
     from: u64,
@@ -129,7 +196,7 @@ pub(crate) fn grow_and_map(
     op: &'static str,
 ) -> Result<Arc<Mapping>> {
     fs::check_file_size_limit(to, op)?;
-    let map = map_len(options, file, current, len, true, op)?;
+    let map = map_len(options, origin, file, current, len, true, op)?;
     let fd = file.as_fd();
     let how = if options.reserve_blocks {
         fs::reserve(fd, from, to, op)?
@@ -145,6 +212,7 @@ pub(crate) fn grow_and_map(
 /// as the options' `dont_dump` and `dont_fork` ask.
 pub(crate) fn map_len(
     options: &MmapOptions,
+    origin: Origin,
     file: &FileArc,
     current: Option<&Arc<Mapping>>,
     len: usize,
@@ -159,19 +227,14 @@ pub(crate) fn map_len(
         .checked_next_multiple_of(crate::sys::page_size())
         .unwrap_or(len);
     let wanted = options.reservation_for(len);
-    // Without an explicit `max_size` the length is a share of half the
-    // address space, taken atomically before the mapping is made: however
-    // many files (of sizes a peer chose) are mapped, and however many
-    // threads map them at once, they leave the other half.
+    // Without an explicit `max_size` the length is taken of its origin's
+    // share of the address space, atomically, before the mapping is made:
+    // however many files (of sizes a peer chose) are mapped, and however
+    // many threads map them at once, each origin stays within its share and
+    // leaves the others theirs, and all together leave half.
     let length = match options.max_size {
         Some(_) => None,
-        None => {
-            let cap = unbounded_cap();
-            Some(
-                Claim::take(&UNBOUNDED_LENGTHS, exact, cap)
-                    .ok_or_else(|| Error::too_large(op, len, Limit::UnboundedShare(cap)))?,
-            )
-        }
+        None => Some(take_unbounded(origin, len, op)?),
     };
     // Explicit reservations are used as given; default ones draw on the
     // process-wide budget, and reserve only the length once it is spent.
@@ -223,8 +286,13 @@ static RESERVED_BEYOND: std::sync::atomic::AtomicUsize = std::sync::atomic::Atom
 
 /// Bytes that this process's live file mappings made without an explicit
 /// `max_size` map (each its length rounded up to pages when it was made),
-/// against [`unbounded_cap`].
-static UNBOUNDED_LENGTHS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// one count per [`Origin`] (indexed by it), each against
+/// [`unbounded_cap`] of its origin.
+static UNBOUNDED_LENGTHS: [std::sync::atomic::AtomicUsize; 3] = [
+    std::sync::atomic::AtomicUsize::new(0),
+    std::sync::atomic::AtomicUsize::new(0),
+    std::sync::atomic::AtomicUsize::new(0),
+];
 
 /// A share of one of the process-wide counts above, held by the mapping it
 /// was taken for ([`Mapping::hold`]) and given back when that mapping is
@@ -288,15 +356,22 @@ pub(crate) fn budget() -> usize {
     room(&RESERVED_BEYOND) / BUDGET_SHARE
 }
 
-/// The most that the mappings made without an explicit `max_size` may map
-/// together: half of this process's address space ([`room`]), 64 TiB on
-/// x86_64 without `RLIMIT_AS`. The size of an attached file is its maker's
-/// choice, and the quarter rule ([`file_mappable`]) looks at one file at a
-/// time: a peer that sends file after file, each a little under a quarter
-/// of what is left (sparse, so they cost it nothing), would otherwise take
-/// all of it.
-pub(crate) fn unbounded_cap() -> usize {
-    room(&UNBOUNDED_LENGTHS) / 2
+/// The most that the mappings of one [`Origin`] made without an explicit
+/// `max_size` may map together: of this process's address space
+/// ([`room`]), a quarter for the regions it created (32 TiB on x86_64
+/// without `RLIMIT_AS`), an eighth for files attached by path or name and
+/// an eighth for files received by descriptor (16 TiB each), half in all.
+/// The size of an attached file is its maker's choice, and the quarter
+/// rule ([`file_mappable`]) looks at one file at a time: a peer that sends
+/// file after file, each a little under a quarter of what is left (sparse,
+/// so they cost it nothing), would otherwise take all of it. One share for
+/// all origins would still let it take what the process's own creations
+/// need (four sparse 16 TiB memfds filled a shared half); split by origin,
+/// what peers send fills only the share of what is received, and counting
+/// a file's allocated blocks instead of its size would not help: the
+/// address space a mapping takes is its size, whatever is allocated.
+pub(crate) fn unbounded_cap(origin: Origin) -> usize {
+    room(origin.pool()) / origin.divisor()
 }
 
 /// The address space a process-wide count (`pool`) is a share of. Without

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::fs::{self, Location};
-use crate::map::{self, FileArc, Source};
+use crate::map::{self, FileArc, Origin, Source};
 use crate::options::{FileCleanup, MmapOptions};
 use crate::region::MmapRegion;
 use crate::shm;
@@ -36,7 +36,10 @@ impl MmapRegion {
     /// - [`ErrorKind::InvalidSize`] if `size` is 0 or over `isize::MAX`;
     /// - [`ErrorKind::FileTooLarge`] if `size` is past
     ///   [`MmapOptions::max_size`] or the file-size limit (`RLIMIT_FSIZE`),
-    ///   or cannot be mapped (no address space or mapping slots left);
+    ///   or, without an explicit `max_size`, would take the mappings of the
+    ///   regions this process created past their share of the address space
+    ///   (a quarter; the message says so and names `max_size`), or cannot be
+    ///   mapped (no address space or mapping slots left);
     /// - [`ErrorKind::InvalidPath`] if `path` has no file name, or its last
     ///   component is `.` or `..`;
     /// - [`ErrorKind::AlreadyExists`] if anything exists at `path`;
@@ -121,10 +124,12 @@ impl MmapRegion {
     /// - [`ErrorKind::FileTooLarge`] for a file larger than `isize::MAX` or
     ///   [`MmapOptions::max_size`], or, without an explicit `max_size`,
     ///   larger than a quarter of the address space this process has left
-    ///   or one that would take the mappings made without `max_size` past
-    ///   half of the address space together (the message says so and names
-    ///   `max_size`), or one that cannot be mapped (no address space or
-    ///   mapping slots left);
+    ///   or one that would take the mappings of its origin made without
+    ///   `max_size` past their share of the address space together (an
+    ///   eighth for files attached by path or name, another eighth for files
+    ///   received by descriptor; see [`MmapOptions::max_size`]; the message
+    ///   says so and names `max_size`), or one that cannot be mapped (no
+    ///   address space or mapping slots left);
     /// - [`ErrorKind::UntrustedOwner`] for a file owned by another user,
     ///   [`ErrorKind::InsecureMode`] for one writable by group or others,
     ///   and [`ErrorKind::HardLinked`] for one with more than one name (see
@@ -400,16 +405,27 @@ impl MmapRegion {
     ///
     /// # Errors
     ///
-    /// For a file, as [`attach_fd`](Self::attach_fd), and
-    /// [`ErrorKind::Os`] if the descriptor cannot be duplicated. An
-    /// in-memory region always succeeds.
+    /// For a file, as [`attach_fd`](Self::attach_fd), except that the
+    /// share of the address space a mapping without `max_size` takes is
+    /// that of this handle's origin (a peer of a region this process
+    /// created draws on the created regions' quarter; see
+    /// [`MmapOptions::max_size`]), and [`ErrorKind::Os`] if the descriptor
+    /// cannot be duplicated. An in-memory region always succeeds.
     pub fn peer(&self) -> Result<Self> {
         const OP: &str = "peer";
         let writable = !self.is_read_only();
         match self.source() {
             Source::File(fd) => {
                 let dup = rustix::io::fcntl_dupfd_cloexec(fd, 0).map_err(|e| Error::os(OP, e))?;
-                Self::from_fd(self.options(), dup, None, PathBuf::new(), writable, OP)
+                Self::from_fd(
+                    self.options(),
+                    self.origin(),
+                    dup,
+                    None,
+                    PathBuf::new(),
+                    writable,
+                    OP,
+                )
             }
             Source::Memory(published) => {
                 let len = published.load(Ordering::Acquire);
@@ -422,6 +438,7 @@ impl MmapRegion {
                 let source = Source::Memory(Arc::clone(published));
                 Ok(Self::with_mapping(
                     self.options(),
+                    self.origin(),
                     source,
                     info,
                     map,
@@ -499,10 +516,17 @@ impl MmapRegion {
         };
         // A file created at a path cannot carry F_SEAL_SHRINK.
         let owner = loc.is_some();
-        Ok(
-            Self::with_mapping(options, Source::File(fd), id, map, size, true, false)
-                .named(path, loc, owner),
+        Ok(Self::with_mapping(
+            options,
+            Origin::Created,
+            Source::File(fd),
+            id,
+            map,
+            size,
+            true,
+            false,
         )
+        .named(path, loc, owner))
     }
 
     /// Grows a file this process just created (empty) to `size` bytes and
@@ -514,7 +538,7 @@ impl MmapRegion {
         file_len: u64,
         op: &'static str,
     ) -> Result<Arc<Mapping>> {
-        let map = map::grow_and_map(options, fd, None, 0, size, file_len, op)?;
+        let map = map::grow_and_map(options, Origin::Created, fd, None, 0, size, file_len, op)?;
         map::prepare(options, &map, 0, size, op)?;
         Ok(map)
     }
@@ -532,6 +556,7 @@ impl MmapRegion {
             let sealed = fs::is_shrink_sealed(fd.as_fd());
             Ok(Self::with_mapping(
                 options,
+                Origin::Created,
                 Source::File(fd),
                 id,
                 map,
@@ -547,8 +572,10 @@ impl MmapRegion {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn from_fd(
         options: &MmapOptions,
+        origin: Origin,
         fd: OwnedFd,
         location: Option<Location>,
         path: PathBuf,
@@ -565,12 +592,19 @@ impl MmapRegion {
         }
         let len = map::file_mappable(options, info.size, op)?;
         let fd = FileArc::new(fd);
-        let map = map::map_len(options, &fd, None, len, writable, op)?;
+        let map = map::map_len(options, origin, &fd, None, len, writable, op)?;
         map::prepare(options, &map, 0, len, op)?;
-        Ok(
-            Self::with_mapping(options, Source::File(fd), info, map, len, writable, sealed)
-                .named(path, location, false),
+        Ok(Self::with_mapping(
+            options,
+            origin,
+            Source::File(fd),
+            info,
+            map,
+            len,
+            writable,
+            sealed,
         )
+        .named(path, location, false))
     }
 
     /// [`create_shm`](Self::create_shm) through the system's `shm_open`
@@ -640,7 +674,15 @@ impl MmapRegion {
         refuse_files_under_loom(op)?;
         options.refuse_unsupported(op)?;
         let fd = crate::shm::portable::open(bare, writable, op)?;
-        Self::from_fd(options, fd, None, PathBuf::new(), writable, op)
+        Self::from_fd(
+            options,
+            Origin::Named,
+            fd,
+            None,
+            PathBuf::new(),
+            writable,
+            op,
+        )
     }
 
     fn in_memory_with(options: &MmapOptions, size: usize) -> Result<Self> {
@@ -660,6 +702,7 @@ impl MmapRegion {
         };
         Ok(Self::with_mapping(
             options,
+            Origin::Created,
             source,
             info,
             Arc::new(map),
@@ -773,7 +816,7 @@ impl MmapOptions {
             // The directory is closed here: an attached handle owns no name
             // (`take_ownership` opens it again if it comes to own one).
             drop(loc);
-            MmapRegion::from_fd(self, fd, None, PathBuf::new(), writable, op)
+            MmapRegion::from_fd(self, Origin::Named, fd, None, PathBuf::new(), writable, op)
                 .map(|region| region.attached_at(path.to_path_buf()))
         };
         attach().map_err(|e| e.with_path(path))
@@ -788,7 +831,15 @@ impl MmapOptions {
     pub fn attach_fd(&self, fd: OwnedFd) -> Result<MmapRegion> {
         refuse_files_under_loom("attach_fd")?;
         self.refuse_unsupported("attach_fd")?;
-        MmapRegion::from_fd(self, fd, None, PathBuf::new(), true, "attach_fd")
+        MmapRegion::from_fd(
+            self,
+            Origin::Received,
+            fd,
+            None,
+            PathBuf::new(),
+            true,
+            "attach_fd",
+        )
     }
 
     /// Attaches read-only to an open file with these options; see
@@ -800,7 +851,15 @@ impl MmapOptions {
     pub fn attach_fd_read_only(&self, fd: OwnedFd) -> Result<MmapRegion> {
         refuse_files_under_loom("attach_fd_read_only")?;
         self.refuse_unsupported("attach_fd_read_only")?;
-        MmapRegion::from_fd(self, fd, None, PathBuf::new(), false, "attach_fd_read_only")
+        MmapRegion::from_fd(
+            self,
+            Origin::Received,
+            fd,
+            None,
+            PathBuf::new(),
+            false,
+            "attach_fd_read_only",
+        )
     }
 
     /// Creates a POSIX shared-memory segment named `name` with these

@@ -306,16 +306,31 @@ impl MmapOptions {
     /// files of half the address space would leave none for anything
     /// else. And since a peer can send file after file, each a little
     /// under that quarter, every file mapping made without `max_size` (by
-    /// every constructor but `in_memory`, and by `resize` and
-    /// `check_and_remap`) takes a share
-    /// of a process-wide count: together they map at most half of the
-    /// address space (the user address space, or under a finite `RLIMIT_AS`
-    /// what the limit leaves them;
-    /// 64 TiB on x86_64 without a limit), taken atomically, so threads
-    /// mapping at once cannot pass it either; a mapping past it is
-    /// `FileTooLarge` naming this option, and a mapping's share comes back
-    /// when it is unmapped. Set `max_size` to map larger files, or more of
-    /// them: then only it and what can be mapped limit the size.
+    /// every constructor but `in_memory`, and by `resize`,
+    /// `check_and_remap`, `peer` and `freeze`) takes a share of a
+    /// process-wide count of its origin, and the mappings of one origin map
+    /// together at most their part of the address space (the user address
+    /// space, or under a finite `RLIMIT_AS` what the limit leaves them):
+    /// a quarter for the regions this process created (`create`,
+    /// `create_sealed`, `create_shm`, `stage`; 32 TiB on x86_64 without a
+    /// limit), an eighth for the files it attached by path or POSIX name
+    /// (`attach`, `attach_shm` and their read-only forms) and an eighth for
+    /// the files it received by descriptor (`attach_fd`,
+    /// `attach_fd_read_only` and [`Frozen::attach_fd`](crate::Frozen::attach_fd)),
+    /// 16 TiB each. Half of the address space is thus left to the rest of
+    /// the program, and what one source maps never takes another's share:
+    /// files a peer sends, sparse and of any size, cannot keep this process
+    /// from creating its own regions or attaching by name. (The size of a
+    /// received file is its sender's free choice and costs it nothing when
+    /// sparse, and a mapping takes its size in address space whatever is
+    /// allocated, so counting allocated blocks would not bound it.) A
+    /// handle keeps its origin: its growth, a followed growth (even one a
+    /// peer made to a region this process created), its `peer`s and its
+    /// `freeze` draw on the same share. Shares are taken atomically, so
+    /// threads mapping at once cannot pass them either; a mapping past one
+    /// is `FileTooLarge` naming this option, and a mapping's share comes
+    /// back when it is unmapped. Set `max_size` to map larger files, or
+    /// more of them: then only it and what can be mapped limit the size.
     pub fn max_size(&mut self, bytes: usize) -> &mut Self {
         self.max_size = Some(bytes);
         self

@@ -62,6 +62,9 @@ pub struct MmapRegion {
     writable: bool,
     shrink_sealed: bool,
     options: MmapOptions,
+    /// Where the file came from: the share of the address space its
+    /// mappings made without `max_size` draw on.
+    origin: map::Origin,
     /// The POSIX shared-memory name (with its slash) this handle may remove
     /// where names are not files (`shm::portable`); `None` on Linux, where
     /// a name is the path `location` holds.
@@ -72,8 +75,10 @@ impl MmapRegion {
     /// A handle on `source` with `map` published as generation 0 holding
     /// `len` bytes; no path, not owning (see [`named`](Self::named)). How
     /// every constructor in `open.rs` hands over what it built.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn with_mapping(
         options: &MmapOptions,
+        origin: map::Origin,
         source: Source,
         info: fs::FileInfo,
         map: Arc<Mapping>,
@@ -93,6 +98,7 @@ impl MmapRegion {
             writable,
             shrink_sealed,
             options: options.clone(),
+            origin,
             shm_name: None,
         }
     }
@@ -134,6 +140,11 @@ impl MmapRegion {
     /// The options this handle was made with.
     pub(crate) fn options(&self) -> &MmapOptions {
         &self.options
+    }
+
+    /// Where the file came from ([`map::Origin`]).
+    pub(crate) fn origin(&self) -> map::Origin {
+        self.origin
     }
 
     /// The newest mapping.
@@ -259,8 +270,10 @@ impl MmapRegion {
     /// - [`ErrorKind::InvalidSize`] if `new_size` is over `isize::MAX`;
     /// - [`ErrorKind::FileTooLarge`] if `new_size` is past
     ///   [`MmapOptions::max_size`] or the file-size limit (`RLIMIT_FSIZE`),
-    ///   or a new mapping cannot be made (`mmap` failed with `ENOMEM`: no
-    ///   address space or mapping slots left);
+    ///   or, without an explicit `max_size`, a new mapping would take the
+    ///   handle's origin past its share of the address space (see
+    ///   [`MmapOptions::max_size`]), or a new mapping cannot be made (`mmap`
+    ///   failed with `ENOMEM`: no address space or mapping slots left);
     /// - [`ErrorKind::Truncated`] if a peer truncated the file below the
     ///   mapped length, detected now (as by
     ///   [`check_and_remap`](Self::check_and_remap)) or earlier, whatever
@@ -302,6 +315,7 @@ impl MmapRegion {
             // `now >= len`: a peer may have grown the file further already.
             Source::File(fd) => map::grow_and_map(
                 &self.options,
+                self.origin,
                 fd,
                 Some(self.publisher.current().map_arc()),
                 now,
@@ -339,15 +353,16 @@ impl MmapRegion {
     ///   peer grows the file back. To use the file again, attach anew;
     /// - [`ErrorKind::FileTooLarge`] if the file grew past what this process
     ///   can map or past [`MmapOptions::max_size`] (without an explicit
-    ///   `max_size`: past a quarter of the address space left, or past
-    ///   what the mappings made without `max_size` may map together, half
-    ///   of the address space); nothing is published;
+    ///   `max_size`: past a quarter of the address space left, or past the
+    ///   share of the address space of the handle's origin, see
+    ///   [`MmapOptions::max_size`]); nothing is published;
     /// - [`ErrorKind::Os`] if `fstat` or `mmap` fails.
     pub fn check_and_remap(&mut self) -> Result<bool> {
         const OP: &str = "check_and_remap";
         let size = self.source_len(OP)?;
         self.note_cut();
         let (options, source, writable) = (&self.options, &self.source, self.writable);
+        let origin = self.origin;
         let cur = self.publisher.current().len();
         // A size past `usize` is no shrink: saturate for the comparison;
         // `mappable` refuses it when the growth is followed.
@@ -356,7 +371,7 @@ impl MmapRegion {
             let (map, len) = match source {
                 Source::File(fd) => {
                     let len = map::file_mappable(options, size, OP)?;
-                    let map = map::map_len(options, fd, Some(map), len, writable, OP)?;
+                    let map = map::map_len(options, origin, fd, Some(map), len, writable, OP)?;
                     (map, len)
                 }
                 Source::Memory(_) => {
@@ -646,11 +661,18 @@ impl MmapRegion {
                     Source::Memory(_) => true,
                 };
                 let remap = |writable: bool| match &self.source {
-                    Source::File(fd) => {
-                        map::map_len(&self.options, fd, None, len, writable, "freeze").and_then(
-                            |map| map::prepare(&self.options, &map, 0, len, "freeze").map(|()| map),
-                        )
-                    }
+                    Source::File(fd) => map::map_len(
+                        &self.options,
+                        self.origin,
+                        fd,
+                        None,
+                        len,
+                        writable,
+                        "freeze",
+                    )
+                    .and_then(|map| {
+                        map::prepare(&self.options, &map, 0, len, "freeze").map(|()| map)
+                    }),
                     Source::Memory(_) => unreachable_memory(),
                 };
                 let restored = if self.writable && !sealed {
@@ -766,7 +788,10 @@ impl MmapRegion {
         }
         #[cfg(test)]
         freeze_seam::before_map();
-        crate::Frozen::map_filled(ro, OP).map_err(|e| (e, Restore::Lost))
+        // Mapped as the region was: within its origin's share unless it has
+        // an explicit `max_size`.
+        let share = self.options.max_size.is_none().then_some(self.origin);
+        crate::Frozen::map_filled(ro, OP, share).map_err(|e| (e, Restore::Lost))
     }
 
     /// Seals the file so that no one can write it any more except through

@@ -222,7 +222,7 @@ mod tests {
     #[test]
     fn a_create_that_fails_after_the_object_exists_leaves_no_name() {
         // isize::MAX passes the size checks; the mapping then fails (past
-        // the half that mappings without max_size share, or with an
+        // the share of created regions without max_size, or with an
         // explicit max_size in mmap), after the object was made.
         let size = usize::try_from(isize::MAX).unwrap();
         let mut bounded = MmapOptions::new();

@@ -186,7 +186,8 @@ fn create_rejects_sizes_that_cannot_be_mapped_and_creates_nothing() {
 fn create_that_fails_after_opening_leaves_nothing_at_the_path() {
     // isize::MAX passes the size checks but cannot be mapped (with an
     // explicit max_size, mmap says ENOMEM) and without one is past the
-    // half of the address space that mappings without max_size may take:
+    // quarter of the address space that regions created without max_size
+    // may take:
     // both fail after the file was created.
     let dir = tempfile::tempdir().unwrap();
     let path = seg(&dir);
@@ -204,7 +205,12 @@ fn create_that_fails_after_opening_leaves_nothing_at_the_path() {
     let err = MmapRegion::create(&path, size, FileCleanup::Manual).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::FileTooLarge, "{err:?}");
     assert!(
-        err.to_string().contains("half of the address space"),
+        err.to_string().contains(
+            "would take the mappings of regions this process created made without a \
+             max_size past "
+        ) && err
+            .to_string()
+            .contains(" bytes, a quarter of the address space, together"),
         "{err}"
     );
     assert!(

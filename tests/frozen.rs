@@ -566,9 +566,22 @@ fn frozen_attach_fd_refuses_what_attach_fd_refuses() {
                 },
             )
             .unwrap();
+            // Refused before mapping: past a quarter of what is left.
             let err = Frozen::attach_fd(fd).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::FileTooLarge, "{err}");
-            assert_eq!(err.raw_os_error(), Some(libc::ENOMEM), "{err}");
+            let msg = err.to_string();
+            let left: usize = msg
+                .strip_prefix("Frozen::attach_fd: size 67108864 is past a quarter of the ")
+                .and_then(|rest| {
+                    rest.strip_suffix(
+                        " bytes of address space left; Frozen::attach_fd takes no max_size: \
+                     MmapOptions::max_size with attach_fd_read_only maps it as a region",
+                    )
+                })
+                .unwrap_or_else(|| panic!("{msg}"))
+                .parse()
+                .unwrap();
+            assert!(left <= 16 << 20 && left / 4 < 64 << 20, "{msg}");
         }
         Some(other) => panic!("unknown role {other}"),
     }
@@ -968,4 +981,67 @@ fn a_read_only_descriptor_holder_can_reopen_it_and_lock_the_seals_but_never_writ
     // ...but not write it.
     assert_eq!(rustix::io::pwrite(&rw, b"x", 0).unwrap_err(), Errno::PERM);
     assert_eq!(writable_mmap_error(rw.as_fd()), Errno::PERM);
+}
+
+/// How many mappings of the inode `ino` `/proc/self/maps` lists.
+fn mappings_of(ino: u64) -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|l| l.split_whitespace().nth(4) == Some(&ino.to_string()))
+        .count()
+}
+
+#[test]
+fn a_frozen_file_received_again_shares_its_one_mapping_until_the_last_handle_goes() {
+    let len = 3 * ps() + 5;
+    let fd = memfd(len, SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK);
+    let id = ino(fd.as_fd());
+    // Read-only and read-write descriptors of one file: one mapping, and
+    // every handle keeps the descriptor of the first.
+    let ro = rustix::fs::open(
+        format!("/proc/self/fd/{}", fd.as_raw_fd()).as_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .unwrap();
+    let a = Frozen::attach_fd(ro).unwrap();
+    let b = Frozen::attach_fd(fd.try_clone().unwrap()).unwrap();
+    assert_eq!(b.as_ptr(), a.as_ptr());
+    assert_eq!(b.fd().as_raw_fd(), a.fd().as_raw_fd());
+    assert_eq!(&b[..], &pattern(len)[..]);
+    assert_eq!(mappings_of(id), 1);
+    // Another file with the same bytes is another mapping.
+    let other = Frozen::attach_fd(memfd(
+        len,
+        SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK,
+    ))
+    .unwrap();
+    assert_ne!(other.as_ptr(), a.as_ptr());
+    // The mapping lives while any handle does, and goes with the last.
+    drop(a);
+    assert_eq!(mappings_of(id), 1);
+    assert_eq!(&b[..], &pattern(len)[..]);
+    drop(b);
+    assert_eq!(mappings_of(id), 0);
+    let c = Frozen::attach_fd(fd.try_clone().unwrap()).unwrap();
+    assert_eq!(mappings_of(id), 1);
+    assert_eq!(&c[..], &pattern(len)[..]);
+    // Every check still runs for a file already mapped: a descriptor that
+    // is no regular file is refused whatever is mapped.
+    let (sock, _peer) = UnixStream::pair().unwrap();
+    assert_eq!(
+        kind(Frozen::attach_fd(sock.into())),
+        ErrorKind::NotRegularFile
+    );
+}
+
+#[test]
+fn a_frozen_region_and_its_descriptor_received_back_share_one_mapping() {
+    let frozen = patterned(2 * ps()).freeze().unwrap();
+    let id = ino(frozen.fd());
+    let back = Frozen::attach_fd(frozen.fd().try_clone_to_owned().unwrap()).unwrap();
+    assert_eq!(back.as_ptr(), frozen.as_ptr());
+    assert_eq!(mappings_of(id), 1);
+    assert_eq!(&back[..], &pattern(2 * ps())[..]);
 }

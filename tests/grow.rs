@@ -87,14 +87,15 @@ fn resize_to_unmappable_sizes_is_invalid_input_and_keeps_the_region() {
     let too_big = usize::try_from(isize::MAX).unwrap() + 1;
     assert_eq!(kind(host.resize(too_big)), ErrorKind::InvalidSize);
     assert_eq!(kind(host.resize(usize::MAX)), ErrorKind::InvalidSize);
-    // Past the half of the address space that mappings without max_size
-    // may map together: refused before anything changes.
+    // Past the quarter of the address space that regions created without
+    // max_size may map together: refused before anything changes.
     let err = host
         .resize(usize::try_from(isize::MAX).unwrap())
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::FileTooLarge, "{err:?}");
     assert!(
-        err.to_string().contains("half of the address space"),
+        err.to_string()
+            .contains(" bytes, a quarter of the address space, together"),
         "{err}"
     );
     assert_eq!((host.len(), host.generation()), (PAGE, 0));

@@ -372,7 +372,7 @@ pub(crate) mod sigbus;
 use std::sync::atomic::Ordering;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) use frozen::{FrozenMapping, Refusal as FrozenRefusal, FROZEN_SEALS};
+pub(crate) use frozen::{first_hole, FrozenMapping, Refusal as FrozenRefusal, FROZEN_SEALS};
 #[cfg(loom)]
 pub(crate) use loom_memory::Mapping;
 pub use mapping::unmap_failures;
