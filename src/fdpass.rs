@@ -45,6 +45,10 @@ use rustix::net::{RecvFlags, ReturnFlags, SendAncillaryBuffer, SendAncillaryMess
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys::cmsg;
 
+#[doc(hidden)]
+pub use crate::peer::peer_process_without_peerpidfd;
+pub use crate::peer::{peer_process, PeerProcess};
+
 /// The most descriptors [`recv_with`] makes room for in one message, whatever
 /// `max_fds` says (Linux passes at most 253, `SCM_MAX_FD`).
 pub const MAX_FDS_PER_MESSAGE: usize = 1024;

@@ -76,6 +76,8 @@ compile_error!(
 );
 
 #[cfg(unix)]
+mod doorbell;
+#[cfg(unix)]
 mod error;
 #[cfg(unix)]
 pub mod fdpass;
@@ -93,6 +95,10 @@ mod map;
 mod open;
 #[cfg(unix)]
 mod options;
+#[cfg(unix)]
+mod peer;
+#[cfg(unix)]
+mod poll;
 #[cfg(all(unix, loom))]
 #[doc(hidden)]
 pub mod protocol;
@@ -119,6 +125,8 @@ mod view;
 #[cfg(unix)]
 mod wait;
 
+#[cfg(unix)]
+pub use doorbell::Doorbell;
 #[cfg(unix)]
 pub use error::{Error, ErrorKind, Result};
 #[cfg(all(unix, any(target_os = "linux", target_os = "android")))]
