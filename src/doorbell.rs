@@ -23,16 +23,17 @@ use crate::poll;
 /// [`Unsupported`](crate::ErrorKind::Unsupported) there.
 ///
 /// Rings coalesce: any number of rings before a `drain` make the
-/// descriptor readable once, and `drain` returns how many there were
-/// (a pipe counts at most its capacity, and further rings are dropped
-/// once it is full). Ringing never blocks in this process's own use
-/// and never fails because the counter is full: a ring that finds the
-/// eventfd counter at its maximum (`0xffff_ffff_ffff_fffe`) leaves it there,
-/// since the doorbell is already rung.
+/// descriptor readable once, and `drain` returns how many there were (a
+/// pipe holds at most its capacity; rings past that are dropped). A ring
+/// never fails because the counter is full: one that finds the eventfd
+/// counter at its maximum (`0xffff_ffff_ffff_fffe`) leaves it there, since
+/// the doorbell is rung already.
 ///
 /// The descriptor implements [`AsFd`] and [`AsRawFd`], so that
 /// `rustix::event::poll`, mio's `SourceFd`, tokio's `AsyncFd<Doorbell>`
 /// and calloop's `Generic` can wait for it: it polls readable while rung.
+/// It stays open, and the same, for the doorbell's whole life, which is
+/// what tokio's `AsyncFd::register` asks of what it registers.
 ///
 /// ```
 /// # #[cfg(miri)] fn main() {} // Miri has no eventfd.
@@ -155,11 +156,12 @@ impl Doorbell {
     }
 
     /// Takes every ring since the last drain and returns how many there
-    /// were; `Ok(0)` at once when nothing rang. Never blocks. Afterwards
+    /// were; `Ok(0)` at once when nothing rang. Never blocks, on Linux even
+    /// when a peer sharing the eventfd has cleared `O_NONBLOCK`. Afterwards
     /// the descriptor no longer polls readable (until the next ring).
     ///
-    /// With two processes draining the same eventfd, each ring is counted
-    /// by exactly one of them.
+    /// With several holders of the same eventfd draining it, each ring is
+    /// counted by exactly one drain.
     ///
     /// # Errors
     ///

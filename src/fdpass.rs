@@ -12,6 +12,10 @@
 //! this process, and the size to map comes from `fstat` in `attach_fd`,
 //! never from the message. [`recv`] also requires a regular file.
 //!
+//! [`peer_process`] names the process at the other end of a connected
+//! socket as a [`PeerProcess`], a pidfd that polls readable when that
+//! process exits (Linux), so that a server can watch its clients.
+//!
 //! ```
 //! # #[cfg(miri)] fn main() {} // Miri cannot map files.
 //! # #[cfg(not(miri))]

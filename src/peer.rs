@@ -41,8 +41,9 @@ pub struct PeerProcess {
 
 impl PeerProcess {
     /// The peer's process id in this process's pid namespace, as
-    /// `SO_PEERCRED` gave it when the `PeerProcess` was made; 0 if the peer
-    /// lives in a pid namespace this process cannot see. Once the process
+    /// `SO_PEERCRED` gave it when the `PeerProcess` was made (the kernel
+    /// gives 0 for a process in a pid namespace this one cannot see). Once
+    /// the process
     /// has exited the number may name another process: ask the
     /// `PeerProcess`, never the pid, whether the peer is alive.
     #[must_use]
@@ -105,9 +106,7 @@ impl fmt::Debug for PeerProcess {
 /// That process is the one the kernel recorded when the connection was
 /// made: for the accepted side of a connection, the process that called
 /// `connect`; for the connecting side, the one that called `listen`; for
-/// [`UnixStream::pair`], the process that created the pair. A socket
-/// handed on to another process (by `fork` or descriptor passing) still
-/// names that process.
+/// [`UnixStream::pair`], the process that created the pair.
 ///
 /// The answer is race-free against pid reuse: with `SO_PEERPIDFD` (Linux
 /// 6.5) the kernel returns a pidfd of the very process it recorded. On

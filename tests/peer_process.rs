@@ -17,9 +17,17 @@ use shm_region::ErrorKind;
 const SOCK: &str = "SHM_REGION_PEER_SOCK";
 
 /// The child's part: connect to the socket named by `SOCK`, say so with
-/// one byte, then stay alive until killed (a minute at most).
+/// one byte, then stay alive until killed (a minute at most); in the role
+/// `listener`, listen there and accept one connection instead.
 fn child_main() {
     use std::io::Write;
+    if common::role().as_deref() == Some("listener") {
+        let path = std::env::var(SOCK).unwrap();
+        let listener = UnixListener::bind(&path).unwrap();
+        let (_conn, _) = listener.accept().unwrap();
+        std::thread::sleep(Duration::from_secs(60));
+        return;
+    }
     let path = std::env::var(SOCK).unwrap();
     let mut s = UnixStream::connect(path).unwrap();
     s.write_all(b"c").unwrap();
@@ -301,4 +309,87 @@ fn peer_process_refuses_a_descriptor_that_is_not_a_socket() {
         err.raw_os_error(),
         Some(rustix::io::Errno::NOTSOCK.raw_os_error())
     );
+}
+
+#[test]
+fn the_connecting_side_names_the_process_that_listened() {
+    const TEST: &str = "the_connecting_side_names_the_process_that_listened";
+    if common::role().is_some() {
+        return child_main();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sock");
+    let mut child = common::spawn_self(TEST, "listener", &[(SOCK, path.to_str().unwrap())])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let client = loop {
+        match UnixStream::connect(&path) {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "cannot connect: {e}");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    };
+    for peer in [
+        fdpass::peer_process(&client).unwrap(),
+        fdpass::peer_process_without_peerpidfd(&client).unwrap(),
+    ] {
+        assert_eq!(peer.pid(), child.id());
+        assert!(peer.is_alive().unwrap());
+    }
+    sigkill(&child);
+    child.wait().unwrap();
+}
+
+static HANDLED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+extern "C" fn count_signal(_: libc::c_int) {
+    HANDLED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+#[test]
+fn signals_during_wait_exit_neither_end_it_early_nor_extend_it() {
+    const TIMEOUT: Duration = Duration::from_millis(300);
+    // SAFETY: an all-zero `sigaction` is a valid value of the C struct (no
+    // flags, an empty mask, a null handler that is set next).
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = count_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: `action.sa_mask` is a valid, writable `sigset_t`.
+    assert_eq!(unsafe { libc::sigemptyset(&mut action.sa_mask) }, 0);
+    // SAFETY: `action` is initialised; the handler only increments an
+    // atomic, which is async-signal-safe; the old action is not asked for
+    // (null). No other test of this binary uses `SIGUSR1`.
+    let rc = unsafe { libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()) };
+    assert_eq!(rc, 0);
+    let (a, _b) = UnixStream::pair().unwrap();
+    let peer = fdpass::peer_process(&a).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let start = Instant::now();
+        tx.send(start).unwrap();
+        let r = peer.wait_exit(Some(TIMEOUT)).unwrap();
+        (r, start.elapsed())
+    });
+    let start = rx.recv().unwrap();
+    let before = HANDLED.load(std::sync::atomic::Ordering::SeqCst);
+    for at in (20..=280).step_by(20).map(Duration::from_millis) {
+        if let Some(d) = (start + at).checked_duration_since(Instant::now()) {
+            std::thread::sleep(d);
+        }
+        use std::os::unix::thread::JoinHandleExt;
+        // SAFETY: the thread has not been joined (we hold its handle), so
+        // its `pthread_t` is valid; `SIGUSR1` has a handler installed.
+        let rc = unsafe { libc::pthread_kill(handle.as_pthread_t(), libc::SIGUSR1) };
+        assert!(rc == 0 || rc == libc::ESRCH, "pthread_kill: {rc}");
+    }
+    let (exited, took) = handle.join().unwrap();
+    assert!(
+        HANDLED.load(std::sync::atomic::Ordering::SeqCst) > before,
+        "no signal handled"
+    );
+    assert!(!exited);
+    assert!(took >= TIMEOUT, "returned after {took:?}");
+    assert!(took < Duration::from_millis(520), "returned after {took:?}");
 }
