@@ -370,3 +370,96 @@ fn signals_during_a_wait_neither_end_it_early_nor_extend_it() {
     assert!(took >= TIMEOUT, "returned after {took:?}");
     assert!(took < Duration::from_millis(520), "returned after {took:?}");
 }
+
+#[test]
+fn from_fd_is_unsupported_without_procfs() {
+    const TEST: &str = "from_fd_is_unsupported_without_procfs";
+    if common::role().as_deref() == Some("no-procfs") {
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "tmpfs", "/proc"])
+            .status()
+            .unwrap();
+        assert!(mounted.success());
+        // /proc/thread-self is missing: the eventfd cannot be checked.
+        let efd = rustix::event::eventfd(0, EventfdFlags::CLOEXEC).unwrap();
+        let err = Doorbell::from_fd(efd).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+        assert!(
+            err.to_string().contains("/proc/thread-self is not procfs"),
+            "{err}"
+        );
+        // One that exists but is not procfs is refused too, not trusted.
+        std::fs::create_dir_all("/proc/thread-self/fd").unwrap();
+        std::fs::create_dir_all("/proc/thread-self/fdinfo").unwrap();
+        let efd = rustix::event::eventfd(0, EventfdFlags::CLOEXEC).unwrap();
+        let err = Doorbell::from_fd(efd).unwrap_err();
+        assert_eq!(
+            (err.kind(), err.raw_os_error()),
+            (ErrorKind::Unsupported, None),
+            "{err}"
+        );
+        // A pipe end is refused by its type, before procfs is needed, and
+        // closed (its reader sees end of input).
+        let (read, write) = rustix::pipe::pipe().unwrap();
+        assert_eq!(
+            Doorbell::from_fd(write).unwrap_err().kind(),
+            ErrorKind::NotEventfd
+        );
+        let mut buf = [0u8; 1];
+        assert_eq!(rustix::io::read(&read, &mut buf).unwrap(), 0);
+        // A doorbell made here works without procfs.
+        let bell = Doorbell::new().unwrap();
+        bell.ring().unwrap();
+        assert_eq!(bell.drain().unwrap(), 1);
+        return;
+    }
+    if !common::is_root() {
+        return common::skip(
+            TEST,
+            "needs root (a mount namespace with a tmpfs over /proc)",
+        );
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut child = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--"])
+        .arg(exe)
+        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .env(common::ROLE, "no-procfs")
+        // LeakSanitizer lists threads through /proc at exit, which the
+        // child hides: under ASan that is a fatal error, not a leak.
+        .env("ASAN_OPTIONS", "detect_leaks=0")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    common::assert_child_succeeds(&mut child);
+}
+
+#[test]
+fn ring_blocks_when_a_peer_clears_nonblock_and_fills_the_counter() {
+    // The limit SECURITY.md documents: O_NONBLOCK belongs to the open file
+    // description the sender shares, and a write has no per-call way
+    // around it.
+    let bell = Doorbell::new().unwrap();
+    let peer = rustix::io::dup(&bell).unwrap();
+    rustix::fs::fcntl_setfl(&peer, OFlags::empty()).unwrap();
+    const MAX: u64 = 0xffff_ffff_ffff_fffe;
+    assert_eq!(rustix::io::write(&peer, &MAX.to_ne_bytes()).unwrap(), 8);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ringer = std::thread::spawn(move || {
+        bell.ring().unwrap();
+        tx.send(()).unwrap();
+        bell
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_millis(200)).is_err(),
+        "ring did not block"
+    );
+    // Draining the counter (here through the peer's copy) releases it.
+    let mut buf = [0u8; 8];
+    assert_eq!(rustix::io::read(&peer, &mut buf).unwrap(), 8);
+    assert_eq!(u64::from_ne_bytes(buf), MAX);
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("ring still blocked after a drain");
+    let bell = ringer.join().unwrap();
+    assert_eq!(bell.drain().unwrap(), 1);
+}
