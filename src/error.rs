@@ -132,6 +132,20 @@ pub enum ErrorKind {
     /// after [`sigbus::install`](crate::sigbus::install): the mapping is
     /// not made, so that none goes unguarded.
     SigbusRegistry,
+    /// [`Doorbell::from_fd`](crate::Doorbell::from_fd) was given a
+    /// descriptor that is not an eventfd (a pipe, socket, file, device,
+    /// or another kind of anonymous inode such as a timerfd), or an eventfd
+    /// in semaphore mode (`EFD_SEMAPHORE`), whose rings do not coalesce.
+    /// The message gives the descriptor's number and what it is; the
+    /// descriptor was closed.
+    NotEventfd,
+    /// A socket has no peer process to name:
+    /// [`fdpass::peer_process`](crate::fdpass::peer_process) was given a
+    /// socket that is not connected (then the OS error is `ENOTCONN`), or
+    /// whose peer process has exited and been reaped (`ESRCH`), or, without
+    /// `SO_PEERPIDFD`, whose peer has closed its end (see
+    /// `peer_process`). The message says which.
+    NotConnected,
     /// Another operating-system error; see [`Error::raw_os_error`].
     Os,
 }
@@ -147,7 +161,9 @@ impl ErrorKind {
             | Self::ShrinkRefused
             | Self::OutOfBounds
             | Self::Misaligned
-            | Self::InvalidOrdering => io::ErrorKind::InvalidInput,
+            | Self::InvalidOrdering
+            | Self::NotEventfd => io::ErrorKind::InvalidInput,
+            Self::NotConnected => io::ErrorKind::NotConnected,
             Self::AlreadyExists => io::ErrorKind::AlreadyExists,
             Self::NotFound => io::ErrorKind::NotFound,
             Self::EmptyFile
@@ -203,6 +219,8 @@ impl ErrorKind {
             Self::UnexpectedEof => "end of input before the bytes asked for",
             Self::OutOfMemory => "not enough memory for the region",
             Self::SigbusRegistry => "the SIGBUS registry cannot grow",
+            Self::NotEventfd => "descriptor is not an eventfd",
+            Self::NotConnected => "socket has no peer process",
             Self::Os => "operating-system error",
         }
     }
@@ -373,6 +391,12 @@ enum Detail {
     // Only `Frozen` (Linux and Android) refuses holes.
     #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
     Holes { offset: u64, size: u64 },
+    /// `NotEventfd`: the descriptor's number and what it is instead.
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+    NotEventfd { fd: i32, found: &'static str },
+    /// `NotEventfd`: the descriptor is an eventfd in semaphore mode.
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+    SemaphoreEventfd { fd: i32 },
 }
 
 /// How a handle learnt that its file ends before an access, for
@@ -787,6 +811,22 @@ impl Error {
         )
     }
 
+    /// [`ErrorKind::NotEventfd`]: descriptor `fd` is `found` (`"a pipe or
+    /// FIFO"`, `"a socket"`, ...) instead.
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+    pub(crate) fn not_eventfd(op: &'static str, fd: i32, found: &'static str) -> Self {
+        let detail = Detail::NotEventfd { fd, found };
+        Self::build(ErrorKind::NotEventfd, op, None, detail)
+    }
+
+    /// [`ErrorKind::NotEventfd`]: descriptor `fd` is an eventfd in
+    /// semaphore mode.
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+    pub(crate) fn semaphore_eventfd(op: &'static str, fd: i32) -> Self {
+        let detail = Detail::SemaphoreEventfd { fd };
+        Self::build(ErrorKind::NotEventfd, op, None, detail)
+    }
+
     /// What went wrong.
     #[must_use]
     pub fn kind(&self) -> ErrorKind {
@@ -988,6 +1028,14 @@ impl fmt::Display for Describe<'_> {
                 f,
                 "cannot get the memory for an in-memory region of {len} bytes and its capacity (more than the address space, RLIMIT_AS, RLIMIT_DATA or the commit limit allow); ask for a smaller size or capacity"
             ),
+            Detail::NotEventfd { fd, found } => write!(
+                f,
+                "descriptor {fd} is not an eventfd: it is {found} (closed)"
+            ),
+            Detail::SemaphoreEventfd { fd } => write!(
+                f,
+                "descriptor {fd} is an eventfd in semaphore mode (EFD_SEMAPHORE): each read takes one ring, so rings would not coalesce (closed)"
+            ),
             Detail::Registry { size, slots } => write!(
                 f,
                 "the SIGBUS registry ({slots} slots, all in use) cannot grow: no memory for more slots, so {size} bytes cannot be mapped with containment (drop mappings first)"
@@ -1105,6 +1153,13 @@ impl fmt::Debug for Error {
             }
             Detail::Registry { size, slots } => {
                 d.field("size", &size).field("slots", &slots);
+            }
+            Detail::NotEventfd { fd, found } => {
+                d.field("fd", &fd).field("found", &found);
+            }
+            Detail::SemaphoreEventfd { fd } => {
+                d.field("fd", &fd)
+                    .field("reason", &format_args!("{}", Describe(e)));
             }
         }
         if let Some(os) = &e.os {
@@ -1231,6 +1286,8 @@ mod tests {
             (ErrorKind::UnexpectedEof, io::ErrorKind::UnexpectedEof),
             (ErrorKind::OutOfMemory, io::ErrorKind::OutOfMemory),
             (ErrorKind::SigbusRegistry, io::ErrorKind::OutOfMemory),
+            (ErrorKind::NotEventfd, io::ErrorKind::InvalidInput),
+            (ErrorKind::NotConnected, io::ErrorKind::NotConnected),
         ];
         for (kind, io_kind) in cases {
             let e: io::Error = Error::new(kind, "op").into();

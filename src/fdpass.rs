@@ -12,6 +12,10 @@
 //! this process, and the size to map comes from `fstat` in `attach_fd`,
 //! never from the message. [`recv`] also requires a regular file.
 //!
+//! [`peer_process`] names the process at the other end of a connected
+//! socket as a [`PeerProcess`], a pidfd that polls readable when that
+//! process exits (Linux), so that a server can watch its clients.
+//!
 //! ```
 //! # #[cfg(miri)] fn main() {} // Miri cannot map files.
 //! # #[cfg(not(miri))]
@@ -44,6 +48,10 @@ use rustix::net::{RecvFlags, ReturnFlags, SendAncillaryBuffer, SendAncillaryMess
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys::cmsg;
+
+#[doc(hidden)]
+pub use crate::peer::peer_process_without_peerpidfd;
+pub use crate::peer::{peer_process, PeerProcess};
 
 /// The most descriptors [`recv_with`] makes room for in one message, whatever
 /// `max_fds` says (Linux passes at most 253, `SCM_MAX_FD`).

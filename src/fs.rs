@@ -289,7 +289,7 @@ const NO_PROCFS: &str =
 
 /// The file-system magic number of procfs (`PROC_SUPER_MAGIC`).
 #[cfg(any(target_os = "linux", target_os = "android"))]
-const PROC_SUPER_MAGIC: u32 = 0x9fa0;
+pub(crate) const PROC_SUPER_MAGIC: u32 = 0x9fa0;
 
 /// Opens the inode `pinned` (an `O_PATH` descriptor) again with `flags`,
 /// through `/proc/thread-self/fd/N` (Linux 3.17+). Refuses with
@@ -457,7 +457,7 @@ fn memfd_dev() -> Option<rustix::fs::Dev> {
 
 /// The file-system type (`statfs`'s `f_type`) of the file open at `fd`.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn fs_magic(fd: BorrowedFd<'_>) -> rustix::io::Result<u32> {
+pub(crate) fn fs_magic(fd: BorrowedFd<'_>) -> rustix::io::Result<u32> {
     let st = rustix::fs::fstatfs(fd)?;
     // `f_type` is a signed or unsigned word depending on the target; the
     // magic numbers are 32-bit values, so keep the low 32 bits of the

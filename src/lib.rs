@@ -50,6 +50,13 @@
 //! `[u8]`. `MmapRegion::share_read_only` gives peers a descriptor no one can
 //! write through while the owner keeps writing (read with copies).
 //!
+//! A [`Doorbell`] (Linux: an eventfd) wakes a peer asleep in an event loop
+//! (`poll`, mio, tokio's `AsyncFd`, calloop) rather than in
+//! [`Region::wait_u32`]; [`Doorbell::from_fd`] checks that a descriptor a
+//! peer sent really is one. [`fdpass::peer_process`] names the process at
+//! the other end of a Unix socket by a pidfd, race-free against pid reuse,
+//! which polls readable when that process exits.
+//!
 //! With the feature `zerocopy`, `Region::read_val` and `Region::write_val`
 //! copy `zerocopy` types (`FromBytes`, `IntoBytes`) in and out at any
 //! offset, through the same checked copies as [`Region::read_at`] and
@@ -76,6 +83,8 @@ compile_error!(
 );
 
 #[cfg(unix)]
+mod doorbell;
+#[cfg(unix)]
 mod error;
 #[cfg(unix)]
 pub mod fdpass;
@@ -93,6 +102,10 @@ mod map;
 mod open;
 #[cfg(unix)]
 mod options;
+#[cfg(unix)]
+mod peer;
+#[cfg(unix)]
+mod poll;
 #[cfg(all(unix, loom))]
 #[doc(hidden)]
 pub mod protocol;
@@ -119,6 +132,8 @@ mod view;
 #[cfg(unix)]
 mod wait;
 
+#[cfg(unix)]
+pub use doorbell::Doorbell;
 #[cfg(unix)]
 pub use error::{Error, ErrorKind, Result};
 #[cfg(all(unix, any(target_os = "linux", target_os = "android")))]

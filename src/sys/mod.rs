@@ -6,7 +6,8 @@
 //! `arbitrary`: in-memory mappings whose copies out and loads return a
 //! fuzzer's input instead of the memory's bytes), `cmsg` (`recvmsg` with
 //! a control buffer of its own, closing `SCM_PIDFD` descriptors), `fdio` (`read(2)` and
-//! `write(2)` straight into and from a mapping), `frozen` (Linux: the
+//! `write(2)` straight into and from a mapping), `peer` (Linux:
+//! `getsockopt` of `SO_PEERPIDFD` and `SO_PEERCRED`), `frozen` (Linux: the
 //! read-only mappings of write-sealed memfds behind `Frozen`, the only
 //! `&[u8]` over mapped memory) and `sigbus` (Linux: the
 //! registry of file mappings and the `SIGBUS` handler of
@@ -342,6 +343,14 @@
 //!     surfaces any other kind of message (a later 1.x that knows
 //!     `SCM_PIDFD` would, and would close it when the message is dropped),
 //!     nothing is adopted, so no descriptor is ever closed twice.
+//! 11. **Peer pidfds** (`peer.rs`, Linux and Android). `getsockopt` is
+//!     lent only live locals and their true length: an `int` for
+//!     `SO_PEERPIDFD`, a `struct ucred` (plain integers, valid whatever
+//!     the kernel writes, pid 0 included) for `SO_PEERCRED`. `peer_pidfd`
+//!     takes ownership of the descriptor number only when the call
+//!     succeeded and wrote a non-negative `int` of that length:
+//!     `SO_PEERPIDFD` then installed a fresh pidfd in this process for this
+//!     call, which nothing else owns.
 // Only this module (and its submodules) may use unsafe code and the raw
 // mapping calls.
 #![allow(unsafe_code)]
@@ -366,6 +375,8 @@ mod loom_memory;
 mod mapping;
 #[cfg_attr(loom, allow(dead_code))]
 mod memory;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) mod peer;
 #[cfg_attr(loom, allow(dead_code))]
 pub(crate) mod sigbus;
 
