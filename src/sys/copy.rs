@@ -227,7 +227,7 @@ pub(crate) unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
 }
 
 /// Copies `len` bytes from `src` to `dst` in inline assembly the compiler
-/// cannot see into (invariant 3): `rep movsb` above 256 bytes; below that,
+/// cannot see into (invariant 3): above 256 bytes [`large_copy`]; below that,
 /// where `rep movsb`'s start-up cost dominates, from 65 bytes a loop of
 /// 32-byte steps (two 16-byte loads, then their stores) and a last,
 /// possibly overlapping, 32-byte step at `len - 32`, and up to 64 bytes a
@@ -245,8 +245,9 @@ pub(crate) unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
 #[inline(always)]
 unsafe fn asm_copy(src: *const u8, dst: *mut u8, len: usize) {
     if len > 256 {
-        // SAFETY: the caller's contract is `rep_movsb`'s.
-        unsafe { rep_movsb(src, dst, len) }
+        // SAFETY: the caller's contract, with `len > 256`, is
+        // `large_copy`'s.
+        unsafe { large_copy(src, dst, len) }
     } else if len > 64 {
         // SAFETY: 65 <= len <= 256, so `last = len - 32` is at least 33.
         // The loop copies the 32 bytes at i = 0, then at each i = 32, 64,
@@ -380,6 +381,355 @@ unsafe fn asm_copy(src: *const u8, dst: *mut u8, len: usize) {
                 options(nostack, preserves_flags),
             );
         }
+    }
+}
+
+/// The 4 KiB aliasing window: a copy whose destination lies less than this
+/// many bytes past its source, modulo 4096, is "aliased". The hardware
+/// compares only the low 12 bits of a load's address with those of the
+/// stores still in flight, so a forward copy's loads then look as if they
+/// depended on its own recent stores and wait for them; and `rep movsb` on
+/// AMD Zen cores (`erms fsrm`) runs up to 16 times slower than its usual
+/// speed there (measured in BENCHMARKS.md, "Copy speed by size and page
+/// offset"). 256 bytes covers two iterations of the widest loop below.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+const ALIAS_WINDOW: usize = 256;
+
+/// From this length, copies on CPUs with AVX store with non-temporal
+/// stores (past the caches), which on this machine kind are 1.3 to 1.4
+/// times as fast as cached stores from 6 MiB on, and about as fast at
+/// 3 to 4 MiB (BENCHMARKS.md). Below it, the destination stays cached for
+/// the caller's next use of it.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+const NON_TEMPORAL_MIN: usize = 4 << 20;
+
+/// Whether a copy from address `src` to address `dst` falls in the 4 KiB
+/// aliasing window ([`ALIAS_WINDOW`]): `(dst - src) mod 4096 <
+/// ALIAS_WINDOW`. 4096 is the
+/// span of the address bits the hardware compares, not the page size.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[inline]
+fn four_k_aliased(src: usize, dst: usize) -> bool {
+    dst.wrapping_sub(src) % 4096 < ALIAS_WINDOW
+}
+
+/// Copies of more than 256 bytes, chosen by CPU, length and the distance
+/// between the buffers modulo 4096 (glibc's `memmove-vec-unaligned-erms`
+/// decides by the same quantities; this is not its code):
+///
+/// - with AVX (detected at run time; `is_x86_feature_detected!` caches the
+///   answer in a static atomic after the first call): from
+///   [`NON_TEMPORAL_MIN`] bytes [`avx_forward_nt`]; below it, in the 4 KiB
+///   aliasing window ([`four_k_aliased`]) [`avx_backward`], otherwise
+///   [`avx_forward`];
+/// - without AVX: in the aliasing window [`sse_backward`], otherwise
+///   `rep movsb`.
+///
+/// Every path is plain loads and stores of at most 32 bytes, or `rep
+/// movsb`, in `asm!` blocks (invariant 3).
+///
+/// # Safety
+///
+/// `len > 256`; `[src, src + len)` must be valid for reads and `[dst, dst +
+/// len)` for writes, and the ranges must not overlap.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[inline(never)]
+unsafe fn large_copy(src: *const u8, dst: *mut u8, len: usize) {
+    let aliased = four_k_aliased(src as usize, dst as usize);
+    if std::arch::is_x86_feature_detected!("avx") {
+        if len >= NON_TEMPORAL_MIN {
+            // SAFETY: AVX is available (checked above); `len > 256` and the
+            // ranges are the caller's.
+            unsafe { avx_forward_nt(src, dst, len) }
+        } else if aliased {
+            // SAFETY: as above.
+            unsafe { avx_backward(src, dst, len) }
+        } else {
+            // SAFETY: as above.
+            unsafe { avx_forward(src, dst, len) }
+        }
+    } else if aliased {
+        // SAFETY: `len > 256` and the ranges are the caller's.
+        unsafe { sse_backward(src, dst, len) }
+    } else {
+        // SAFETY: the caller's contract is `rep_movsb`'s.
+        unsafe { rep_movsb(src, dst, len) }
+    }
+}
+
+/// Forward copy of `len > 256` bytes in 32-byte AVX moves: the first 32 and
+/// the last 128 source bytes are loaded first; the first 32 are stored
+/// unaligned; then a loop copies 128 bytes per step (four unaligned loads,
+/// then four stores aligned to 32 bytes in the destination) from the first
+/// 32-byte boundary of the destination at offset `i0 = -dst mod 32` (0 to
+/// 31, so it meets the first store) while `i < len - 128`; the 128 bytes
+/// loaded first end the copy at `len - 128`, where the loop stopped or
+/// beyond. Overlapping parts are written twice, each time with a value
+/// read from the corresponding source byte (as in [`asm_copy`]).
+///
+/// # Safety
+///
+/// The CPU supports AVX; `len > 256`; `[src, src + len)` must be valid for
+/// reads and `[dst, dst + len)` for writes, and the ranges must not overlap.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[target_feature(enable = "avx")]
+unsafe fn avx_forward(src: *const u8, dst: *mut u8, len: usize) {
+    // SAFETY: `len > 256`, so `end = len - 128 > 128 > 31 >= i0`: the loop
+    // runs at least once, each step's accesses `[i, i + 128)` have `i <
+    // end`, so they end before `len`; the first 32 and the last 128 bytes
+    // lie inside both ranges (caller's contract). The stores at `dst + i`
+    // are 32-byte aligned (`i = -dst mod 32` plus multiples of 128), as
+    // `vmovdqa` needs. The block reads and writes memory (no `nomem` or
+    // `readonly`), uses no stack, and writes the flags (`and`, `add`,
+    // `cmp`). Every ymm register it writes is a declared output, and it
+    // ends with `vzeroupper` (no penalty for later SSE code); AVX is
+    // available (caller's contract, and `target_feature`). `i` and `end`
+    // are `out` (not `lateout`) registers, apart from the inputs.
+    unsafe {
+        core::arch::asm!(
+            "vmovdqu {h}, ymmword ptr [{s}]",
+            "vmovdqu {t0}, ymmword ptr [{s} + {n} - 128]",
+            "vmovdqu {t1}, ymmword ptr [{s} + {n} - 96]",
+            "vmovdqu {t2}, ymmword ptr [{s} + {n} - 64]",
+            "vmovdqu {t3}, ymmword ptr [{s} + {n} - 32]",
+            "vmovdqu ymmword ptr [{d}], {h}",
+            "mov {i}, {d}",
+            "neg {i}",
+            "and {i}, 31",
+            "lea {end}, [{n} - 128]",
+            "2:",
+            "vmovdqu {a}, ymmword ptr [{s} + {i}]",
+            "vmovdqu {b}, ymmword ptr [{s} + {i} + 32]",
+            "vmovdqu {c}, ymmword ptr [{s} + {i} + 64]",
+            "vmovdqu {e}, ymmword ptr [{s} + {i} + 96]",
+            "vmovdqa ymmword ptr [{d} + {i}], {a}",
+            "vmovdqa ymmword ptr [{d} + {i} + 32], {b}",
+            "vmovdqa ymmword ptr [{d} + {i} + 64], {c}",
+            "vmovdqa ymmword ptr [{d} + {i} + 96], {e}",
+            "add {i}, 128",
+            "cmp {i}, {end}",
+            "jb 2b",
+            "vmovdqu ymmword ptr [{d} + {n} - 128], {t0}",
+            "vmovdqu ymmword ptr [{d} + {n} - 96], {t1}",
+            "vmovdqu ymmword ptr [{d} + {n} - 64], {t2}",
+            "vmovdqu ymmword ptr [{d} + {n} - 32], {t3}",
+            "vzeroupper",
+            s = in(reg) src,
+            d = in(reg) dst,
+            n = in(reg) len,
+            i = out(reg) _,
+            end = out(reg) _,
+            h = out(ymm_reg) _,
+            t0 = out(ymm_reg) _,
+            t1 = out(ymm_reg) _,
+            t2 = out(ymm_reg) _,
+            t3 = out(ymm_reg) _,
+            a = out(ymm_reg) _,
+            b = out(ymm_reg) _,
+            c = out(ymm_reg) _,
+            e = out(ymm_reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// As [`avx_forward`], with non-temporal stores (`vmovntdq`, past the
+/// caches, weakly ordered) in the loop, and an `sfence` at the end, so that
+/// every store of the copy is ordered before any later store of this thread
+/// (such as the `Release` store that publishes the data: a reader that
+/// acquires it sees the copied bytes).
+///
+/// # Safety
+///
+/// As for [`avx_forward`].
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[target_feature(enable = "avx")]
+unsafe fn avx_forward_nt(src: *const u8, dst: *mut u8, len: usize) {
+    // SAFETY: as for `avx_forward`, whose accesses these are (`vmovntdq`
+    // also needs 32-byte alignment, which the stores at `dst + i` have).
+    // Non-temporal stores are still plain stores to each byte (single-copy
+    // atomic per byte, invariant 3), only weakly ordered: the final
+    // `sfence` orders all of them before every later store, so a later
+    // `Release` store publishes them as it does ordinary stores.
+    unsafe {
+        core::arch::asm!(
+            "vmovdqu {h}, ymmword ptr [{s}]",
+            "vmovdqu {t0}, ymmword ptr [{s} + {n} - 128]",
+            "vmovdqu {t1}, ymmword ptr [{s} + {n} - 96]",
+            "vmovdqu {t2}, ymmword ptr [{s} + {n} - 64]",
+            "vmovdqu {t3}, ymmword ptr [{s} + {n} - 32]",
+            "vmovdqu ymmword ptr [{d}], {h}",
+            "mov {i}, {d}",
+            "neg {i}",
+            "and {i}, 31",
+            "lea {end}, [{n} - 128]",
+            "2:",
+            "vmovdqu {a}, ymmword ptr [{s} + {i}]",
+            "vmovdqu {b}, ymmword ptr [{s} + {i} + 32]",
+            "vmovdqu {c}, ymmword ptr [{s} + {i} + 64]",
+            "vmovdqu {e}, ymmword ptr [{s} + {i} + 96]",
+            "vmovntdq ymmword ptr [{d} + {i}], {a}",
+            "vmovntdq ymmword ptr [{d} + {i} + 32], {b}",
+            "vmovntdq ymmword ptr [{d} + {i} + 64], {c}",
+            "vmovntdq ymmword ptr [{d} + {i} + 96], {e}",
+            "add {i}, 128",
+            "cmp {i}, {end}",
+            "jb 2b",
+            "vmovdqu ymmword ptr [{d} + {n} - 128], {t0}",
+            "vmovdqu ymmword ptr [{d} + {n} - 96], {t1}",
+            "vmovdqu ymmword ptr [{d} + {n} - 64], {t2}",
+            "vmovdqu ymmword ptr [{d} + {n} - 32], {t3}",
+            "sfence",
+            "vzeroupper",
+            s = in(reg) src,
+            d = in(reg) dst,
+            n = in(reg) len,
+            i = out(reg) _,
+            end = out(reg) _,
+            h = out(ymm_reg) _,
+            t0 = out(ymm_reg) _,
+            t1 = out(ymm_reg) _,
+            t2 = out(ymm_reg) _,
+            t3 = out(ymm_reg) _,
+            a = out(ymm_reg) _,
+            b = out(ymm_reg) _,
+            c = out(ymm_reg) _,
+            e = out(ymm_reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// Backward copy of `len > 256` bytes in 32-byte AVX moves, for the 4 KiB
+/// aliasing window (its loads run below the addresses of the stores just
+/// made, so they never look dependent on them): the last 32 and the first
+/// 128 source bytes are loaded first; the last 32 are stored unaligned;
+/// then a loop copies the 128 bytes below `i` per step (four unaligned
+/// loads, four stores aligned to 32 bytes), starting at `i = len - ((dst +
+/// len) mod 32)` (the last 32-byte boundary of the destination, at most
+/// 31 bytes before its end, inside the first store) while `i > 128`; the
+/// 128 bytes loaded first end the copy at offset 0.
+///
+/// # Safety
+///
+/// As for [`avx_forward`].
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[target_feature(enable = "avx")]
+unsafe fn avx_backward(src: *const u8, dst: *mut u8, len: usize) {
+    // SAFETY: `len > 256`, so the start `i = len - ((dst + len) mod 32) >
+    // 224 > 128`; the loop runs at least once, and each step's accesses
+    // `[i - 128, i)` have `i > 128` and `i <= len`, so they lie inside both
+    // ranges (caller's contract), as do the last 32 and the first 128
+    // bytes. `dst + i` stays 32-byte aligned (`vmovdqa`). Declared as in
+    // `avx_forward` (`and`, `sub`, `cmp` write the flags).
+    unsafe {
+        core::arch::asm!(
+            "vmovdqu {t}, ymmword ptr [{s} + {n} - 32]",
+            "vmovdqu {h0}, ymmword ptr [{s}]",
+            "vmovdqu {h1}, ymmword ptr [{s} + 32]",
+            "vmovdqu {h2}, ymmword ptr [{s} + 64]",
+            "vmovdqu {h3}, ymmword ptr [{s} + 96]",
+            "vmovdqu ymmword ptr [{d} + {n} - 32], {t}",
+            "lea {i}, [{d} + {n}]",
+            "and {i}, -32",
+            "sub {i}, {d}",
+            "2:",
+            "vmovdqu {a}, ymmword ptr [{s} + {i} - 32]",
+            "vmovdqu {b}, ymmword ptr [{s} + {i} - 64]",
+            "vmovdqu {c}, ymmword ptr [{s} + {i} - 96]",
+            "vmovdqu {e}, ymmword ptr [{s} + {i} - 128]",
+            "vmovdqa ymmword ptr [{d} + {i} - 32], {a}",
+            "vmovdqa ymmword ptr [{d} + {i} - 64], {b}",
+            "vmovdqa ymmword ptr [{d} + {i} - 96], {c}",
+            "vmovdqa ymmword ptr [{d} + {i} - 128], {e}",
+            "sub {i}, 128",
+            "cmp {i}, 128",
+            "ja 2b",
+            "vmovdqu ymmword ptr [{d}], {h0}",
+            "vmovdqu ymmword ptr [{d} + 32], {h1}",
+            "vmovdqu ymmword ptr [{d} + 64], {h2}",
+            "vmovdqu ymmword ptr [{d} + 96], {h3}",
+            "vzeroupper",
+            s = in(reg) src,
+            d = in(reg) dst,
+            n = in(reg) len,
+            i = out(reg) _,
+            t = out(ymm_reg) _,
+            h0 = out(ymm_reg) _,
+            h1 = out(ymm_reg) _,
+            h2 = out(ymm_reg) _,
+            h3 = out(ymm_reg) _,
+            a = out(ymm_reg) _,
+            b = out(ymm_reg) _,
+            c = out(ymm_reg) _,
+            e = out(ymm_reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// As [`avx_backward`] with 16-byte SSE2 moves (every x86_64 CPU has
+/// SSE2): 64 bytes per step, stores aligned to 16 bytes, the last 16 and
+/// the first 64 bytes loaded first. For CPUs without AVX, in the 4 KiB
+/// aliasing window, where `rep movsb` is slow.
+///
+/// # Safety
+///
+/// `len > 256`; `[src, src + len)` must be valid for reads and `[dst, dst +
+/// len)` for writes, and the ranges must not overlap.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[inline(never)]
+unsafe fn sse_backward(src: *const u8, dst: *mut u8, len: usize) {
+    // SAFETY: `len > 256`, so the start `i = len - ((dst + len) mod 16) >
+    // 240 > 64`; the loop runs at least once, each step's accesses `[i -
+    // 64, i)` have `i > 64` and `i <= len`, so they lie inside both ranges
+    // (caller's contract), as do the last 16 and the first 64 bytes. `dst +
+    // i` stays 16-byte aligned (`movaps`). The block reads and writes
+    // memory, uses no stack, writes the flags (`and`, `sub`, `cmp`); every
+    // xmm register it writes is a declared output; `i` is an `out` (not
+    // `lateout`) register.
+    unsafe {
+        core::arch::asm!(
+            "movups {t}, xmmword ptr [{s} + {n} - 16]",
+            "movups {h0}, xmmword ptr [{s}]",
+            "movups {h1}, xmmword ptr [{s} + 16]",
+            "movups {h2}, xmmword ptr [{s} + 32]",
+            "movups {h3}, xmmword ptr [{s} + 48]",
+            "movups xmmword ptr [{d} + {n} - 16], {t}",
+            "lea {i}, [{d} + {n}]",
+            "and {i}, -16",
+            "sub {i}, {d}",
+            "2:",
+            "movups {a}, xmmword ptr [{s} + {i} - 16]",
+            "movups {b}, xmmword ptr [{s} + {i} - 32]",
+            "movups {c}, xmmword ptr [{s} + {i} - 48]",
+            "movups {e}, xmmword ptr [{s} + {i} - 64]",
+            "movaps xmmword ptr [{d} + {i} - 16], {a}",
+            "movaps xmmword ptr [{d} + {i} - 32], {b}",
+            "movaps xmmword ptr [{d} + {i} - 48], {c}",
+            "movaps xmmword ptr [{d} + {i} - 64], {e}",
+            "sub {i}, 64",
+            "cmp {i}, 64",
+            "ja 2b",
+            "movups xmmword ptr [{d}], {h0}",
+            "movups xmmword ptr [{d} + 16], {h1}",
+            "movups xmmword ptr [{d} + 32], {h2}",
+            "movups xmmword ptr [{d} + 48], {h3}",
+            s = in(reg) src,
+            d = in(reg) dst,
+            n = in(reg) len,
+            i = out(reg) _,
+            t = out(xmm_reg) _,
+            h0 = out(xmm_reg) _,
+            h1 = out(xmm_reg) _,
+            h2 = out(xmm_reg) _,
+            h3 = out(xmm_reg) _,
+            a = out(xmm_reg) _,
+            b = out(xmm_reg) _,
+            c = out(xmm_reg) _,
+            e = out(xmm_reg) _,
+            options(nostack),
+        );
     }
 }
 
@@ -690,6 +1040,12 @@ mod copy_tests {
             // add, cmp), then 33..64, 16..32, 8..15, 4..7, 1..3.
             &[("asm_copy", "nostack")],
             &[("asm_copy", COPY); 5],
+            // The copies above 256 bytes (large_copy's choices): loops
+            // that write the flags (`and`, `add`/`sub`, `cmp`).
+            &[("avx_forward", "nostack")],
+            &[("avx_forward_nt", "nostack")],
+            &[("avx_backward", "nostack")],
+            &[("sse_backward", "nostack")],
             // rep_movsb on x86_64 and on x86.
             &[("rep_movsb", COPY); 2],
         ]
@@ -703,5 +1059,219 @@ mod copy_tests {
             .map(|(f, o)| (f.as_str(), o.as_str()))
             .collect();
         assert_eq!(found, expected);
+    }
+
+    /// The bytes of `[p, p + n)` of `buf`, with `n` guard bytes checked on
+    /// each side: panics naming `at` unless the range holds `data` and the
+    /// 16 bytes before and after it hold `guard`.
+    fn check_guarded(buf: &[u8], p: usize, data: &[u8], guard: u8, at: &str) {
+        let n = data.len();
+        assert!(buf[p - 16..p].iter().all(|&b| b == guard), "before, {at}");
+        assert!(buf[p..p + n] == data[..], "copied, {at}");
+        assert!(
+            buf[p + n..p + n + 16].iter().all(|&b| b == guard),
+            "after, {at}"
+        );
+    }
+
+    /// Copies `len` bytes in both directions between two buffers placed so
+    /// that the destination starts `k` bytes past the source modulo 4096
+    /// (`k` may be 4096 or more: then also a whole page past), and checks
+    /// every byte of the destination and 16 guard bytes on each side, and
+    /// that the source did not change.
+    fn distance_round_trip(len: usize, k: usize) {
+        const GUARD: u8 = 0xEE;
+        const STALE: u8 = 0x01;
+        // Data bytes in 0x20..0xE0: never a guard or a stale byte.
+        let data: Vec<u8> = (0..len)
+            .map(|i| u8::try_from(0x20 + (i * 37 + i / 256 + k) % 0xC0).unwrap())
+            .collect();
+        let size = len + 2 * 4096 + 64;
+        let mut src_buf = vec![GUARD; size];
+        let mut dst_buf = vec![GUARD; size];
+        for way in 0..2 {
+            src_buf.fill(GUARD);
+            dst_buf.fill(GUARD);
+            // The source 16 bytes past a 4096-byte boundary plus a little,
+            // the destination `k` past it modulo 4096.
+            let s0 = src_buf.as_ptr().align_offset(4096) + 16 + 5 * way;
+            let src_addr = src_buf.as_ptr() as usize + s0;
+            let dst_base = dst_buf.as_ptr() as usize + 16;
+            let d0 = 16 + (src_addr + k).wrapping_sub(dst_base) % 4096;
+            assert_eq!(
+                (dst_buf.as_ptr() as usize + d0).wrapping_sub(src_addr) % 4096,
+                k % 4096
+            );
+            src_buf[s0..s0 + len].copy_from_slice(&data);
+            dst_buf[d0..d0 + len].fill(STALE);
+            let at = format!("len {len}, distance {k}");
+            if way == 0 {
+                // SAFETY: `[d0, d0 + len)` lies inside `dst_buf` (`d0 <
+                // 4096 + 16`, `size` has room), valid for reads and writes;
+                // the source is another allocation.
+                unsafe {
+                    copy_to_shared(
+                        &src_buf[s0..s0 + len],
+                        dst_buf.as_mut_ptr().wrapping_add(d0),
+                    );
+                }
+                check_guarded(&dst_buf, d0, &data, GUARD, &format!("to_shared, {at}"));
+            } else {
+                let from = src_buf.as_ptr().wrapping_add(s0);
+                // SAFETY: `[from, from + len)` lies inside `src_buf`, valid
+                // for reads and writes (a Vec), not `dst_buf`.
+                unsafe { copy_from_shared(from, &mut dst_buf[d0..d0 + len]) };
+                check_guarded(&dst_buf, d0, &data, GUARD, &format!("from_shared, {at}"));
+            }
+            check_guarded(&src_buf, s0, &data, GUARD, &format!("source, {at}"));
+        }
+    }
+
+    #[test]
+    fn copies_are_exact_at_every_destination_distance_to_64_past_the_source_modulo_4096() {
+        // The 4 KiB aliasing choice of `large_copy`: the destination 0 to
+        // 64 bytes past the source modulo 4096 (and a page more), around
+        // the end of the window (256) and just before the source (4032 to
+        // 4095), at lengths through each path: just past the short copies
+        // (257), odd sizes of a few pages, 1 MiB + 5, and past the
+        // non-temporal threshold. Miri (the per-byte path) runs a corner.
+        let (lens, ks): (Vec<usize>, Vec<usize>) = if cfg!(miri) {
+            (vec![257, 300], vec![0, 1, 16, 64, 255, 256, 4095, 4096 + 16])
+        } else {
+            let ks = (0..=64)
+                .chain(250..=262)
+                .chain(4032..4096)
+                .chain([4096, 4096 + 1, 4096 + 16, 3 * 4096 + 63])
+                .collect();
+            (vec![257, 258, 300, 4096 + 3, 65536 + 17, (1 << 20) + 5], ks)
+        };
+        for &len in &lens {
+            for &k in &ks {
+                distance_round_trip(len, k);
+            }
+        }
+        if !cfg!(miri) {
+            // Past the non-temporal threshold, at a few distances (each
+            // copy is 4 MiB and more).
+            #[cfg(all(target_arch = "x86_64", not(miri)))]
+            for len in [NON_TEMPORAL_MIN - 1, NON_TEMPORAL_MIN, NON_TEMPORAL_MIN + 67] {
+                for k in [0, 1, 16, 63, 64, 255, 256, 2048, 4080, 4095] {
+                    distance_round_trip(len, k);
+                }
+            }
+        }
+    }
+
+    /// Runs the large-copy path `copy` from `src` at misalignment `s` to a
+    /// destination at misalignment `d` (from a 32-byte boundary), and checks
+    /// every byte of the destination and 16 guard bytes each side.
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    fn path_round_trip(
+        name: &str,
+        copy: unsafe fn(*const u8, *mut u8, usize),
+        len: usize,
+        s: usize,
+        d: usize,
+    ) {
+        const GUARD: u8 = 0xEE;
+        let data: Vec<u8> = (0..len)
+            .map(|i| u8::try_from(0x20 + (i * 37 + len + 3 * s + d) % 0xC0).unwrap())
+            .collect();
+        let size = len + 96;
+        let mut src = vec![GUARD; size];
+        let s0 = src.as_ptr().align_offset(32) + 16 + s;
+        src[s0..s0 + len].copy_from_slice(&data);
+        let mut dst = vec![GUARD; size];
+        let d0 = dst.as_ptr().align_offset(32) + 32 + d;
+        dst[d0..d0 + len].fill(0x01);
+        // SAFETY: both ranges lie inside their buffers (`s0, d0 < 64` with
+        // 96 bytes of room), which are distinct allocations; `len > 256`.
+        // `copy` is one of the paths below, whose further requirement
+        // (AVX) the caller checked.
+        unsafe { copy(src.as_ptr().wrapping_add(s0), dst.as_mut_ptr().wrapping_add(d0), len) };
+        let at = format!("{name}: len {len}, src +{s}, dst +{d}");
+        check_guarded(&dst, d0, &data, GUARD, &at);
+        check_guarded(&src, s0, &data, GUARD, &format!("source, {at}"));
+    }
+
+    #[test]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    fn every_large_copy_path_is_exact_for_every_length_to_700_at_every_misalignment() {
+        // Each path of `large_copy` called directly, whatever this CPU
+        // would choose: every length from 257 (each loop's first length)
+        // to 700 (several steps, every remainder), at source and
+        // destination misalignments 0..32 from a 32-byte boundary (every
+        // second one, both ends included) plus 1..8.
+        let mut paths: Vec<(&str, unsafe fn(*const u8, *mut u8, usize))> =
+            vec![("sse_backward", sse_backward), ("rep_movsb", rep_movsb)];
+        if std::arch::is_x86_feature_detected!("avx") {
+            paths.push(("avx_forward", avx_forward));
+            paths.push(("avx_forward_nt", avx_forward_nt));
+            paths.push(("avx_backward", avx_backward));
+        } else {
+            eprintln!("this CPU has no AVX: the AVX paths are not run here");
+        }
+        let mis: Vec<usize> = (0..32).step_by(2).chain([1, 3, 5, 7, 31]).collect();
+        for &(name, copy) in &paths {
+            for len in 257..=700 {
+                for &s in &mis {
+                    for &d in &mis {
+                        path_round_trip(name, copy, len, s, d);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    fn the_aliasing_choice_is_the_destination_less_than_256_past_the_source_modulo_4096() {
+        // (src, dst, aliased): distance 0, 1, 255 in; 256, 4095 out; a page
+        // and 16 more in; the destination 16 before the source (4080
+        // modulo 4096) out, a page before it and 128 past that in (only
+        // the distance modulo 4096 counts); across the top of the address
+        // space.
+        let cases = [
+            (0x1000, 0x1000, true),
+            (0x1000, 0x1001, true),
+            (0x1000, 0x10ff, true),
+            (0x1000, 0x1100, false),
+            (0x1000, 0x1fff, false),
+            (0x1000, 0x2010, true),
+            (0x7000, 0x3010, true),
+            (0x1010, 0x1000, false),
+            (0x2000, 0x1080, true),
+            (0x2000, 0x1100, false),
+            (usize::MAX - 7, 8, true),
+            (8, usize::MAX - 7, false),
+        ];
+        for (src, dst, aliased) in cases {
+            assert_eq!(four_k_aliased(src, dst), aliased, "{src:#x} -> {dst:#x}");
+        }
+    }
+
+    #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "a check of this file's text: nothing for Miri to judge"
+    )]
+    fn every_non_temporal_store_is_fenced_in_its_own_block() {
+        // Non-temporal stores are weakly ordered: a later Release store
+        // publishes them only after an `sfence`. No test can see a missing
+        // fence on one core, so the text is checked: every block with a
+        // `movnt` store ends its stores with `sfence`, after its last one.
+        let source = include_str!("copy.rs");
+        let source = &source[..source.find("mod copy_tests {").unwrap()];
+        let mut blocks = 0;
+        for block in source.split("core::arch::asm!(").skip(1) {
+            let block = &block[..block.find(");").unwrap()];
+            if let Some(last) = block.rfind("movnt") {
+                blocks += 1;
+                let fence = block.rfind("\"sfence\"").expect("a movnt block without sfence");
+                assert!(fence > last, "sfence before the last movnt");
+                assert!(!block[fence..].contains("ptr ["), "a store after the sfence");
+            }
+        }
+        assert_eq!(blocks, 1, "the blocks with non-temporal stores");
     }
 }
