@@ -21,6 +21,12 @@ pub(super) const PORTABLE_COPY: bool = cfg!(any(
 /// of `dst` receives a value that some write stored at the corresponding
 /// source byte.
 ///
+/// `whole` is the length of the copy this is a part of (`dst.len()` for a
+/// copy in one part; `Region::read_at` copies more than 64 KiB in pieces):
+/// on x86_64 the way a part of more than 256 bytes is copied follows it
+/// ([`large_copy`]), so that the parts of a 16 MiB copy use the stores that
+/// suit 16 MiB. Elsewhere it is not used.
+///
 /// # Safety
 ///
 /// - `[src, src + dst.len())` must be valid for reads for the duration of
@@ -29,7 +35,9 @@ pub(super) const PORTABLE_COPY: bool = cfg!(any(
 ///   writes, unless [`read_only_load_ok`](super::read_only_load_ok)`(1)` holds (relaxed 1-byte atomic
 ///   loads of read-only memory are then allowed).
 #[inline]
-pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
+pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8], whole: usize) {
+    #[cfg(any(miri, not(any(target_arch = "x86", target_arch = "x86_64"))))]
+    let _ = whole;
     #[cfg(any(miri, not(any(target_arch = "x86", target_arch = "x86_64"))))]
     for (i, d) in dst.iter_mut().enumerate() {
         let p = src.wrapping_add(i).cast_mut();
@@ -45,7 +53,7 @@ pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
     // not overlap `dst` (caller's contract, and `dst` is a unique borrow),
     // which is `asm_read`'s contract.
     unsafe {
-        asm_read(src, dst);
+        asm_read(src, dst, whole);
     }
     #[cfg(all(not(miri), target_arch = "x86"))]
     // SAFETY: the source is valid for reads and `dst` for writes, both for
@@ -53,7 +61,7 @@ pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
     // `dst` is a unique borrow). The block is opaque to the compiler and
     // its accesses are the hardware's byte-atomic ones (invariant 3).
     unsafe {
-        asm_copy(src, dst.as_mut_ptr(), dst.len());
+        asm_copy(src, dst.as_mut_ptr(), dst.len(), whole);
     }
 }
 
@@ -68,7 +76,8 @@ pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
 /// (a small buffer, such as a header, can stay in registers). Where loads
 /// overlap, a byte of `dst` is stored twice with values read from the same
 /// source byte: each still holds a value some write stored there
-/// (invariant 3). Above 64 bytes, [`asm_copy`].
+/// (invariant 3). Above 64 bytes, [`asm_copy`] (given `whole`, the length
+/// of the copy this is a part of).
 ///
 /// # Safety
 ///
@@ -76,7 +85,7 @@ pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
 /// `dst`.
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 #[inline(always)]
-unsafe fn asm_read(src: *const u8, dst: &mut [u8]) {
+unsafe fn asm_read(src: *const u8, dst: &mut [u8], whole: usize) {
     use core::arch::x86_64::__m128i;
     /// The bytes of a 16-byte register, in memory order.
     fn bytes(v: __m128i) -> [u8; 16] {
@@ -88,7 +97,7 @@ unsafe fn asm_read(src: *const u8, dst: &mut [u8]) {
     if len > 64 {
         // SAFETY: the caller's contract, with `dst` valid for writes (a
         // unique borrow of `len` bytes), is `asm_copy`'s.
-        unsafe { asm_copy(src, dst.as_mut_ptr(), len) }
+        unsafe { asm_copy(src, dst.as_mut_ptr(), len, whole) }
     } else if len > 32 {
         let (a, b, c, e): (__m128i, __m128i, __m128i, __m128i);
         // SAFETY: 33 <= len <= 64, so the 16-byte loads at 0, 16, len - 32
@@ -201,12 +210,17 @@ unsafe fn asm_read(src: *const u8, dst: &mut [u8]) {
 /// than x86 and x86_64, and Miri), an atomic access wider than a byte (the mixed-size rule of invariant 3).
 /// A racing reader sees, in each byte, a value some write stored there.
 ///
+/// `whole` is the length of the copy this is a part of, as for
+/// [`copy_from_shared`].
+///
 /// # Safety
 ///
 /// `[dst, dst + src.len())` must be valid for reads and writes for the
 /// duration of the call, and must not overlap `src`.
 #[inline]
-pub(crate) unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
+pub(crate) unsafe fn copy_to_shared(src: &[u8], dst: *mut u8, whole: usize) {
+    #[cfg(any(miri, not(any(target_arch = "x86", target_arch = "x86_64"))))]
+    let _ = whole;
     #[cfg(any(miri, not(any(target_arch = "x86", target_arch = "x86_64"))))]
     for (i, &s) in src.iter().enumerate() {
         let p = dst.wrapping_add(i);
@@ -222,7 +236,7 @@ pub(crate) unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
     // The block is opaque to the compiler and its accesses are the
     // hardware's byte-atomic ones (invariant 3).
     unsafe {
-        asm_copy(src.as_ptr(), dst, src.len());
+        asm_copy(src.as_ptr(), dst, src.len(), whole);
     }
 }
 
@@ -240,14 +254,15 @@ pub(crate) unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
 /// # Safety
 ///
 /// `[src, src + len)` must be valid for reads and `[dst, dst + len)` for
-/// writes, and the ranges must not overlap.
+/// writes, and the ranges must not overlap. (`whole`, the length of the
+/// copy this is a part of, only chooses how.)
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 #[inline(always)]
-unsafe fn asm_copy(src: *const u8, dst: *mut u8, len: usize) {
+unsafe fn asm_copy(src: *const u8, dst: *mut u8, len: usize, whole: usize) {
     if len > 256 {
         // SAFETY: the caller's contract, with `len > 256`, is
         // `large_copy`'s.
-        unsafe { large_copy(src, dst, len) }
+        unsafe { large_copy(src, dst, len, whole) }
     } else if len > 64 {
         // SAFETY: 65 <= len <= 256, so `last = len - 32` is at least 33.
         // The loop copies the 32 bytes at i = 0, then at each i = 32, 64,
@@ -384,44 +399,61 @@ unsafe fn asm_copy(src: *const u8, dst: *mut u8, len: usize) {
     }
 }
 
-/// The 4 KiB aliasing window: a copy whose destination lies less than this
-/// many bytes past its source, modulo 4096, is "aliased". The hardware
-/// compares only the low 12 bits of a load's address with those of the
-/// stores still in flight, so a forward copy's loads then look as if they
-/// depended on its own recent stores and wait for them; and `rep movsb` on
-/// AMD Zen cores (`erms fsrm`) runs up to 16 times slower than its usual
-/// speed there (measured in BENCHMARKS.md, "Copy speed by size and page
-/// offset"). 256 bytes covers two iterations of the widest loop below.
+/// The 4 KiB aliasing window: a copy whose destination lies 1 to
+/// `ALIAS_WINDOW - 1` bytes past its source, modulo 4096, is "aliased". The
+/// hardware compares only the low 12 bits of a load's address with those
+/// of the stores in flight, so there the loads of a forward copy look as if
+/// they depended on the copy's own recent stores; `rep movsb` on AMD Zen
+/// cores (`erms fsrm`) then runs 2 to 20 times slower than at other
+/// distances (and so does glibc's `memcpy`, which uses it from 2 KiB to the
+/// L2 cache size), a backward loop at full speed (BENCHMARKS.md, "Copy
+/// speed by size and page offset"). At distance 0 and from 64 on,
+/// `rep movsb` keeps its speed here.
 #[cfg(all(target_arch = "x86_64", not(miri)))]
-const ALIAS_WINDOW: usize = 256;
+const ALIAS_WINDOW: usize = 64;
+
+/// With AVX, `rep movsb` is used from this length (below it the AVX loop is
+/// as fast here, or faster: 4 KiB in 0.85x to 0.9x `memcpy`'s time)...
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+const REP_MIN: usize = 32 << 10;
+
+/// ...to below this one: from 1 MiB `rep movsb` falls behind an AVX loop on
+/// this machine kind (glibc stops using it at the L2 cache size on AMD).
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+const REP_MAX: usize = 1 << 20;
 
 /// From this length, copies on CPUs with AVX store with non-temporal
-/// stores (past the caches), which on this machine kind are 1.3 to 1.4
-/// times as fast as cached stores from 6 MiB on, and about as fast at
-/// 3 to 4 MiB (BENCHMARKS.md). Below it, the destination stays cached for
-/// the caller's next use of it.
+/// stores (past the caches), which on this machine kind are 1.2 to 1.4
+/// times as fast as cached stores from 6 MiB on, and about as fast at 3 to
+/// 4 MiB (BENCHMARKS.md). Below it, the destination stays cached for the
+/// caller's next use of it.
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 const NON_TEMPORAL_MIN: usize = 4 << 20;
 
 /// Whether a copy from address `src` to address `dst` falls in the 4 KiB
-/// aliasing window ([`ALIAS_WINDOW`]): `(dst - src) mod 4096 <
-/// ALIAS_WINDOW`. 4096 is the
-/// span of the address bits the hardware compares, not the page size.
+/// aliasing window ([`ALIAS_WINDOW`]): `(dst - src) mod 4096` in `1 ..
+/// ALIAS_WINDOW`. 4096 is the span of the address bits the hardware
+/// compares, not the page size.
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 #[inline]
 fn four_k_aliased(src: usize, dst: usize) -> bool {
-    dst.wrapping_sub(src) % 4096 < ALIAS_WINDOW
+    let distance = dst.wrapping_sub(src) % 4096;
+    distance != 0 && distance < ALIAS_WINDOW
 }
 
 /// Copies of more than 256 bytes, chosen by CPU, length and the distance
 /// between the buffers modulo 4096 (glibc's `memmove-vec-unaligned-erms`
-/// decides by the same quantities; this is not its code):
+/// decides by the same quantities; this is not its code). The length that
+/// chooses is `whole`, that of the copy this is a part of (at least
+/// `len`), so that a 16 MiB `read_at`, made in 64 KiB pieces, stores as a
+/// 16 MiB copy should:
 ///
 /// - with AVX (detected at run time; `is_x86_feature_detected!` caches the
 ///   answer in a static atomic after the first call): from
 ///   [`NON_TEMPORAL_MIN`] bytes [`avx_forward_nt`]; below it, in the 4 KiB
-///   aliasing window ([`four_k_aliased`]) [`avx_backward`], otherwise
-///   [`avx_forward`];
+///   aliasing window ([`four_k_aliased`]) [`avx_backward`]; otherwise `rep
+///   movsb` from [`REP_MIN`] to below [`REP_MAX`], [`avx_forward`] outside
+///   that range;
 /// - without AVX: in the aliasing window [`sse_backward`], otherwise
 ///   `rep movsb`.
 ///
@@ -434,16 +466,20 @@ fn four_k_aliased(src: usize, dst: usize) -> bool {
 /// len)` for writes, and the ranges must not overlap.
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 #[inline(never)]
-unsafe fn large_copy(src: *const u8, dst: *mut u8, len: usize) {
+unsafe fn large_copy(src: *const u8, dst: *mut u8, len: usize, whole: usize) {
     let aliased = four_k_aliased(src as usize, dst as usize);
+    let whole = whole.max(len);
     if std::arch::is_x86_feature_detected!("avx") {
-        if len >= NON_TEMPORAL_MIN {
+        if whole >= NON_TEMPORAL_MIN {
             // SAFETY: AVX is available (checked above); `len > 256` and the
             // ranges are the caller's.
             unsafe { avx_forward_nt(src, dst, len) }
         } else if aliased {
             // SAFETY: as above.
             unsafe { avx_backward(src, dst, len) }
+        } else if (REP_MIN..REP_MAX).contains(&whole) {
+            // SAFETY: the caller's contract is `rep_movsb`'s.
+            unsafe { rep_movsb(src, dst, len) }
         } else {
             // SAFETY: as above.
             unsafe { avx_forward(src, dst, len) }
@@ -740,7 +776,7 @@ unsafe fn sse_backward(src: *const u8, dst: *mut u8, len: usize) {
 /// As for `rep_movsb`.
 #[cfg(all(target_arch = "x86", not(miri)))]
 #[inline(always)]
-unsafe fn asm_copy(src: *const u8, dst: *mut u8, len: usize) {
+unsafe fn asm_copy(src: *const u8, dst: *mut u8, len: usize, _whole: usize) {
     // SAFETY: the caller's contract is `rep_movsb`'s.
     unsafe { rep_movsb(src, dst, len) }
 }
@@ -801,11 +837,33 @@ unsafe fn rep_movsb(src: *const u8, dst: *mut u8, len: usize) {
 }
 
 /// The copy primitives over heap memory, so that they also run under Miri
-/// (the portable per-byte atomic copy there, `rep movsb` elsewhere on x86).
+/// (the portable per-byte atomic copy there, the asm paths elsewhere on
+/// x86).
 #[cfg(test)]
 mod copy_tests {
     use super::*;
     use std::sync::atomic::{AtomicU8, Ordering};
+
+    /// A copy out in one part (`whole` is the length).
+    ///
+    /// # Safety
+    ///
+    /// As for `super::copy_from_shared`.
+    unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
+        let whole = dst.len();
+        // SAFETY: the caller's contract.
+        unsafe { super::copy_from_shared(src, dst, whole) }
+    }
+
+    /// A copy in, in one part.
+    ///
+    /// # Safety
+    ///
+    /// As for `super::copy_to_shared`.
+    unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
+        // SAFETY: the caller's contract.
+        unsafe { super::copy_to_shared(src, dst, src.len()) }
+    }
 
     /// A recognisable byte for position `i` of pattern `seed`.
     fn pattern(seed: u8, len: usize) -> Vec<u8> {
@@ -1130,20 +1188,24 @@ mod copy_tests {
     #[test]
     fn copies_are_exact_at_every_destination_distance_to_64_past_the_source_modulo_4096() {
         // The 4 KiB aliasing choice of `large_copy`: the destination 0 to
-        // 64 bytes past the source modulo 4096 (and a page more), around
-        // the end of the window (256) and just before the source (4032 to
-        // 4095), at lengths through each path: just past the short copies
-        // (257), odd sizes of a few pages, 1 MiB + 5, and past the
-        // non-temporal threshold. Miri (the per-byte path) runs a corner.
+        // 64 bytes past the source modulo 4096 (the window is 1..=63) and
+        // a page more, 250 to 262 past, and just before the source (4032
+        // to 4095), at lengths through each path and each length boundary
+        // of the choice: just past the short copies (257), a few pages,
+        // around `REP_MIN` (32 KiB) and `REP_MAX` (1 MiB), and past the
+        // non-temporal threshold (below). Miri (the per-byte path) runs a
+        // corner.
         let (lens, ks): (Vec<usize>, Vec<usize>) = if cfg!(miri) {
-            (vec![257, 300], vec![0, 1, 16, 64, 255, 256, 4095, 4096 + 16])
+            (vec![257, 300], vec![0, 1, 16, 63, 64, 4095, 4096 + 16])
         } else {
             let ks = (0..=64)
                 .chain(250..=262)
                 .chain(4032..4096)
                 .chain([4096, 4096 + 1, 4096 + 16, 3 * 4096 + 63])
                 .collect();
-            (vec![257, 258, 300, 4096 + 3, 65536 + 17, (1 << 20) + 5], ks)
+            let k = 1 << 10;
+            let lens = vec![257, 258, 300, 4 * k + 3, 32 * k - 1, 32 * k, 64 * k + 17];
+            (lens, ks)
         };
         for &len in &lens {
             for &k in &ks {
@@ -1151,12 +1213,75 @@ mod copy_tests {
             }
         }
         if !cfg!(miri) {
-            // Past the non-temporal threshold, at a few distances (each
-            // copy is 4 MiB and more).
+            // Around 1 MiB and past the non-temporal threshold, at a few
+            // distances (each copy is 1 MiB and more).
             #[cfg(all(target_arch = "x86_64", not(miri)))]
-            for len in [NON_TEMPORAL_MIN - 1, NON_TEMPORAL_MIN, NON_TEMPORAL_MIN + 67] {
+            for len in [
+                REP_MAX - 1,
+                REP_MAX,
+                REP_MAX + 5,
+                NON_TEMPORAL_MIN - 1,
+                NON_TEMPORAL_MIN,
+                NON_TEMPORAL_MIN + 67,
+            ] {
                 for k in [0, 1, 16, 63, 64, 255, 256, 2048, 4080, 4095] {
                     distance_round_trip(len, k);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_copy_in_64_kib_parts_with_the_whole_length_given_is_exact() {
+        // As `Region::read_at` and `write_at` copy more than 64 KiB: each
+        // part is moved as the whole length chooses (past the
+        // non-temporal threshold here, and past 1 MiB), at distances in
+        // and out of the aliasing window, with a last short part. Miri
+        // runs 3 parts of 100 bytes of a "whole" of 8 MiB.
+        let (part, lens) = if cfg!(miri) {
+            (100, vec![250])
+        } else {
+            (64 << 10, vec![(1 << 20) + 300, (4 << 20) + 5 * 1024 + 7])
+        };
+        const GUARD: u8 = 0xEE;
+        for len in lens {
+            let whole = if cfg!(miri) { 8 << 20 } else { len };
+            for k in [0, 16, 64, 2048, 4080] {
+                let data: Vec<u8> = (0..len)
+                    .map(|i| u8::try_from(0x20 + (i * 13 + i / 4096 + k) % 0xC0).unwrap())
+                    .collect();
+                let mut src = vec![GUARD; len + 8192];
+                let mut dst = vec![GUARD; len + 8192];
+                let s0 = src.as_ptr().align_offset(4096) + 16;
+                let src_addr = src.as_ptr() as usize + s0;
+                let d0 = 16 + (src_addr + k).wrapping_sub(dst.as_ptr() as usize + 16) % 4096;
+                src[s0..s0 + len].copy_from_slice(&data);
+                for way in ["to_shared", "from_shared"] {
+                    dst.fill(GUARD);
+                    dst[d0..d0 + len].fill(0x01);
+                    let mut done = 0;
+                    while done < len {
+                        let n = part.min(len - done);
+                        let from = &src[s0 + done..s0 + done + n];
+                        let to = dst.as_mut_ptr().wrapping_add(d0 + done);
+                        if way == "to_shared" {
+                            // SAFETY: `[to, to + n)` lies inside `dst`
+                            // (`d0 + len <= len + 4112 < dst.len()`), valid
+                            // for reads and writes, and `src` is another
+                            // allocation.
+                            unsafe { super::copy_to_shared(from, to, whole) };
+                        } else {
+                            // SAFETY: as above; the source is a Vec's
+                            // bytes, valid for reads and writes.
+                            let to = unsafe { std::slice::from_raw_parts_mut(to, n) };
+                            // SAFETY: `from` and `to` are distinct
+                            // allocations' bytes.
+                            unsafe { super::copy_from_shared(from.as_ptr(), to, whole) };
+                        }
+                        done += n;
+                    }
+                    let at = format!("{way}: len {len} in parts of {part}, distance {k}");
+                    check_guarded(&dst, d0, &data, GUARD, &at);
                 }
             }
         }
@@ -1225,22 +1350,23 @@ mod copy_tests {
 
     #[test]
     #[cfg(all(target_arch = "x86_64", not(miri)))]
-    fn the_aliasing_choice_is_the_destination_less_than_256_past_the_source_modulo_4096() {
-        // (src, dst, aliased): distance 0, 1, 255 in; 256, 4095 out; a page
-        // and 16 more in; the destination 16 before the source (4080
-        // modulo 4096) out, a page before it and 128 past that in (only
-        // the distance modulo 4096 counts); across the top of the address
-        // space.
+    fn the_aliasing_choice_is_the_destination_1_to_63_bytes_past_the_source_modulo_4096() {
+        // (src, dst, aliased): distance 0 out, 1 and 63 in, 64 and 4095
+        // out; a page and 16 more in; the destination 16 before the source
+        // (4080 modulo 4096) out, a page before it and 32 past that in
+        // (only the distance modulo 4096 counts); across the top of the
+        // address space.
         let cases = [
-            (0x1000, 0x1000, true),
+            (0x1000, 0x1000, false),
             (0x1000, 0x1001, true),
-            (0x1000, 0x10ff, true),
-            (0x1000, 0x1100, false),
+            (0x1000, 0x103f, true),
+            (0x1000, 0x1040, false),
             (0x1000, 0x1fff, false),
             (0x1000, 0x2010, true),
             (0x7000, 0x3010, true),
+            (0x1000, 0x9000, false),
             (0x1010, 0x1000, false),
-            (0x2000, 0x1080, true),
+            (0x2000, 0x1020, true),
             (0x2000, 0x1100, false),
             (usize::MAX - 7, 8, true),
             (8, usize::MAX - 7, false),
