@@ -47,13 +47,34 @@ struct Placement {
 }
 
 const PLACEMENTS: [Placement; 7] = [
-    Placement { mapped: 0, private: 0 },
-    Placement { mapped: 0, private: 16 },
-    Placement { mapped: 0, private: 64 },
-    Placement { mapped: 0, private: 2048 },
-    Placement { mapped: 0, private: 4080 },
-    Placement { mapped: 16, private: 0 },
-    Placement { mapped: 4080, private: 0 },
+    Placement {
+        mapped: 0,
+        private: 0,
+    },
+    Placement {
+        mapped: 0,
+        private: 16,
+    },
+    Placement {
+        mapped: 0,
+        private: 64,
+    },
+    Placement {
+        mapped: 0,
+        private: 2048,
+    },
+    Placement {
+        mapped: 0,
+        private: 4080,
+    },
+    Placement {
+        mapped: 16,
+        private: 0,
+    },
+    Placement {
+        mapped: 4080,
+        private: 0,
+    },
 ];
 
 /// The medians of `ours` and `other` (each given `state`) over ABBA rounds, and the 25th and
@@ -165,7 +186,12 @@ fn main() {
     let sizes: Vec<usize> = match std::env::var("COPY_BENCH_SIZES") {
         Ok(v) => v
             .split(',')
-            .map(|k| k.trim().parse::<usize>().expect("COPY_BENCH_SIZES: KiB, comma-separated") << 10)
+            .map(|k| {
+                k.trim()
+                    .parse::<usize>()
+                    .expect("COPY_BENCH_SIZES: KiB, comma-separated")
+                    << 10
+            })
             .filter(|&n| n > 0 && n <= SIZES[SIZES.len() - 1])
             .collect(),
         Err(_) => SIZES.to_vec(),
@@ -288,6 +314,9 @@ fn main() {
     );
     if let Some((r, at)) = worst {
         let verdict = if r <= 1.0 / 0.95 { "met" } else { "MISSED" };
-        println!("worst cell: {at}: ratio {r:.3} (speed {:.3}; target >= 0.95x: {verdict})", 1.0 / r);
+        println!(
+            "worst cell: {at}: ratio {r:.3} (speed {:.3}; target >= 0.95x: {verdict})",
+            1.0 / r
+        );
     }
 }

@@ -207,12 +207,9 @@ impl Region {
         // suited to its length: non-temporal for a large one).
         let whole = buf.len();
         self.in_pieces(false, offset, whole, |at, piece| {
-            self.view.map().read_part_within(
-                at,
-                &mut buf[piece],
-                self.view.accessible_len(),
-                whole,
-            )
+            self.view
+                .map()
+                .read_part_within(at, &mut buf[piece], self.view.accessible_len(), whole)
         })
     }
 

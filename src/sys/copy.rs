@@ -841,7 +841,11 @@ unsafe fn rep_movsb(src: *const u8, dst: *mut u8, len: usize) {
 /// x86).
 #[cfg(test)]
 mod copy_tests {
-    use super::*;
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    use super::{
+        avx_backward, avx_forward, avx_forward_nt, four_k_aliased, rep_movsb, sse_backward,
+        NON_TEMPORAL_MIN, REP_MAX,
+    };
     use std::sync::atomic::{AtomicU8, Ordering};
 
     /// A copy out in one part (`whole` is the length).
@@ -1262,21 +1266,26 @@ mod copy_tests {
                     let mut done = 0;
                     while done < len {
                         let n = part.min(len - done);
-                        let from = &src[s0 + done..s0 + done + n];
                         let to = dst.as_mut_ptr().wrapping_add(d0 + done);
                         if way == "to_shared" {
+                            let from = &src[s0 + done..s0 + done + n];
                             // SAFETY: `[to, to + n)` lies inside `dst`
                             // (`d0 + len <= len + 4112 < dst.len()`), valid
                             // for reads and writes, and `src` is another
                             // allocation.
                             unsafe { super::copy_to_shared(from, to, whole) };
                         } else {
-                            // SAFETY: as above; the source is a Vec's
-                            // bytes, valid for reads and writes.
+                            // The source through the Vec's own pointer
+                            // (valid for reads and writes, as the portable
+                            // copy's atomic loads need).
+                            let from = src.as_mut_ptr().wrapping_add(s0 + done);
+                            // SAFETY: `[to, to + n)` lies inside `dst` (as
+                            // above), which nothing else borrows now.
                             let to = unsafe { std::slice::from_raw_parts_mut(to, n) };
-                            // SAFETY: `from` and `to` are distinct
-                            // allocations' bytes.
-                            unsafe { super::copy_from_shared(from.as_ptr(), to, whole) };
+                            // SAFETY: `[from, from + n)` lies inside `src`,
+                            // valid for reads and writes, another
+                            // allocation than `to`'s.
+                            unsafe { super::copy_from_shared(from, to, whole) };
                         }
                         done += n;
                     }
@@ -1287,17 +1296,15 @@ mod copy_tests {
         }
     }
 
+    /// One of `large_copy`'s paths: `(src, dst, len)`.
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    type CopyPath = unsafe fn(*const u8, *mut u8, usize);
+
     /// Runs the large-copy path `copy` from `src` at misalignment `s` to a
     /// destination at misalignment `d` (from a 32-byte boundary), and checks
     /// every byte of the destination and 16 guard bytes each side.
     #[cfg(all(target_arch = "x86_64", not(miri)))]
-    fn path_round_trip(
-        name: &str,
-        copy: unsafe fn(*const u8, *mut u8, usize),
-        len: usize,
-        s: usize,
-        d: usize,
-    ) {
+    fn path_round_trip(name: &str, copy: CopyPath, len: usize, s: usize, d: usize) {
         const GUARD: u8 = 0xEE;
         let data: Vec<u8> = (0..len)
             .map(|i| u8::try_from(0x20 + (i * 37 + len + 3 * s + d) % 0xC0).unwrap())
@@ -1313,7 +1320,13 @@ mod copy_tests {
         // 96 bytes of room), which are distinct allocations; `len > 256`.
         // `copy` is one of the paths below, whose further requirement
         // (AVX) the caller checked.
-        unsafe { copy(src.as_ptr().wrapping_add(s0), dst.as_mut_ptr().wrapping_add(d0), len) };
+        unsafe {
+            copy(
+                src.as_ptr().wrapping_add(s0),
+                dst.as_mut_ptr().wrapping_add(d0),
+                len,
+            )
+        };
         let at = format!("{name}: len {len}, src +{s}, dst +{d}");
         check_guarded(&dst, d0, &data, GUARD, &at);
         check_guarded(&src, s0, &data, GUARD, &format!("source, {at}"));
@@ -1327,7 +1340,7 @@ mod copy_tests {
         // to 700 (several steps, every remainder), at source and
         // destination misalignments 0..32 from a 32-byte boundary (every
         // second one, both ends included) plus 1..8.
-        let mut paths: Vec<(&str, unsafe fn(*const u8, *mut u8, usize))> =
+        let mut paths: Vec<(&str, CopyPath)> =
             vec![("sse_backward", sse_backward), ("rep_movsb", rep_movsb)];
         if std::arch::is_x86_feature_detected!("avx") {
             paths.push(("avx_forward", avx_forward));
@@ -1393,9 +1406,14 @@ mod copy_tests {
             let block = &block[..block.find(");").unwrap()];
             if let Some(last) = block.rfind("movnt") {
                 blocks += 1;
-                let fence = block.rfind("\"sfence\"").expect("a movnt block without sfence");
+                let fence = block
+                    .rfind("\"sfence\"")
+                    .expect("a movnt block without sfence");
                 assert!(fence > last, "sfence before the last movnt");
-                assert!(!block[fence..].contains("ptr ["), "a store after the sfence");
+                assert!(
+                    !block[fence..].contains("ptr ["),
+                    "a store after the sfence"
+                );
             }
         }
         assert_eq!(blocks, 1, "the blocks with non-temporal stores");
