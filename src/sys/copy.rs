@@ -417,6 +417,18 @@ const ALIAS_WINDOW: usize = 64;
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 const REP_MIN: usize = 32 << 10;
 
+/// ...or from this one when both ends lie within [`NEAR`] bytes of the same
+/// offset modulo 4096 (outside the aliasing window): there, at 16 KiB, the
+/// AVX loop took 1.04 to 1.17 times `memcpy`'s time (which is `rep movsb`
+/// at this size) in the bench, `rep movsb` 0.94 to 1.05; at other
+/// distances the loop was the faster (BENCHMARKS.md).
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+const REP_MIN_NEAR: usize = 16 << 10;
+
+/// See [`REP_MIN_NEAR`].
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+const NEAR: usize = 128;
+
 /// ...to below this one: from 1 MiB `rep movsb` falls behind an AVX loop on
 /// this machine kind (glibc stops using it at the L2 cache size on AMD).
 #[cfg(all(target_arch = "x86_64", not(miri)))]
@@ -441,6 +453,21 @@ fn four_k_aliased(src: usize, dst: usize) -> bool {
     distance != 0 && distance < ALIAS_WINDOW
 }
 
+/// The length from which a copy from address `src` to address `dst` that
+/// is not in the aliasing window uses `rep movsb` (on CPUs with AVX):
+/// [`REP_MIN_NEAR`] when `(dst - src) mod 4096` is below [`NEAR`] or above
+/// `4096 - NEAR`, [`REP_MIN`] otherwise.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[inline]
+fn rep_from(src: usize, dst: usize) -> usize {
+    let distance = dst.wrapping_sub(src) % 4096;
+    if distance < NEAR || distance > 4096 - NEAR {
+        REP_MIN_NEAR
+    } else {
+        REP_MIN
+    }
+}
+
 /// Copies of more than 256 bytes, chosen by CPU, length and the distance
 /// between the buffers modulo 4096 (glibc's `memmove-vec-unaligned-erms`
 /// decides by the same quantities; this is not its code). The length that
@@ -452,10 +479,14 @@ fn four_k_aliased(src: usize, dst: usize) -> bool {
 ///   answer in a static atomic after the first call): from
 ///   [`NON_TEMPORAL_MIN`] bytes [`avx_forward_nt`]; below it, in the 4 KiB
 ///   aliasing window ([`four_k_aliased`]) [`avx_backward`]; otherwise `rep
-///   movsb` from [`REP_MIN`] to below [`REP_MAX`], [`avx_forward`] outside
-///   that range;
+///   movsb` from [`rep_from`] ([`REP_MIN`], or [`REP_MIN_NEAR`] for
+///   buffers at nearly the same offset modulo 4096) to below [`REP_MAX`],
+///   [`avx_forward`] outside that range;
 /// - without AVX: in the aliasing window [`sse_backward`], otherwise
 ///   `rep movsb`.
+///
+/// (Outside the window, a length in `rep_from..REP_MAX` takes `rep movsb`
+/// before AVX is even asked about: either answer would choose it.)
 ///
 /// Every path is plain loads and stores of at most 32 bytes, or `rep
 /// movsb`, in `asm!` blocks (invariant 3).
@@ -469,7 +500,10 @@ fn four_k_aliased(src: usize, dst: usize) -> bool {
 unsafe fn large_copy(src: *const u8, dst: *mut u8, len: usize, whole: usize) {
     let aliased = four_k_aliased(src as usize, dst as usize);
     let whole = whole.max(len);
-    if std::arch::is_x86_feature_detected!("avx") {
+    if !aliased && (rep_from(src as usize, dst as usize)..REP_MAX).contains(&whole) {
+        // SAFETY: the caller's contract is `rep_movsb`'s.
+        unsafe { rep_movsb(src, dst, len) }
+    } else if std::arch::is_x86_feature_detected!("avx") {
         if whole >= NON_TEMPORAL_MIN {
             // SAFETY: AVX is available (checked above); `len > 256` and the
             // ranges are the caller's.
@@ -477,9 +511,6 @@ unsafe fn large_copy(src: *const u8, dst: *mut u8, len: usize, whole: usize) {
         } else if aliased {
             // SAFETY: as above.
             unsafe { avx_backward(src, dst, len) }
-        } else if (REP_MIN..REP_MAX).contains(&whole) {
-            // SAFETY: the caller's contract is `rep_movsb`'s.
-            unsafe { rep_movsb(src, dst, len) }
         } else {
             // SAFETY: as above.
             unsafe { avx_forward(src, dst, len) }
@@ -843,8 +874,8 @@ unsafe fn rep_movsb(src: *const u8, dst: *mut u8, len: usize) {
 mod copy_tests {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     use super::{
-        avx_backward, avx_forward, avx_forward_nt, four_k_aliased, rep_movsb, sse_backward,
-        NON_TEMPORAL_MIN, REP_MAX,
+        avx_backward, avx_forward, avx_forward_nt, four_k_aliased, rep_from, rep_movsb,
+        sse_backward, NON_TEMPORAL_MIN, REP_MAX,
     };
     use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -1196,7 +1227,8 @@ mod copy_tests {
         // a page more, 250 to 262 past, and just before the source (4032
         // to 4095), at lengths through each path and each length boundary
         // of the choice: just past the short copies (257), a few pages,
-        // around `REP_MIN` (32 KiB) and `REP_MAX` (1 MiB), and past the
+        // around `REP_MIN_NEAR` (16 KiB), `REP_MIN` (32 KiB) and `REP_MAX`
+        // (1 MiB), and past the
         // non-temporal threshold (below). Miri (the per-byte path) runs a
         // corner.
         let (lens, ks): (Vec<usize>, Vec<usize>) = if cfg!(miri) {
@@ -1208,7 +1240,17 @@ mod copy_tests {
                 .chain([4096, 4096 + 1, 4096 + 16, 3 * 4096 + 63])
                 .collect();
             let k = 1 << 10;
-            let lens = vec![257, 258, 300, 4 * k + 3, 32 * k - 1, 32 * k, 64 * k + 17];
+            let lens = vec![
+                257,
+                258,
+                300,
+                4 * k + 3,
+                16 * k - 1,
+                16 * k,
+                32 * k - 1,
+                32 * k,
+                64 * k + 17,
+            ];
             (lens, ks)
         };
         for &len in &lens {
@@ -1386,6 +1428,27 @@ mod copy_tests {
         ];
         for (src, dst, aliased) in cases {
             assert_eq!(four_k_aliased(src, dst), aliased, "{src:#x} -> {dst:#x}");
+        }
+    }
+
+    #[test]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    fn rep_movsb_starts_at_16_kib_for_buffers_within_128_of_the_same_offset_and_at_32_kib_elsewhere(
+    ) {
+        // (src, dst, from): distance 0, 127, 4096 - 127 and a page more
+        // are near; 128, 2048 and 4096 - 128 are not.
+        let cases = [
+            (0x1000, 0x1000, 16 << 10),
+            (0x1000, 0x107f, 16 << 10),
+            (0x1000, 0x1080, 32 << 10),
+            (0x1000, 0x1800, 32 << 10),
+            (0x1080, 0x1000, 32 << 10),
+            (0x107f, 0x1000, 16 << 10),
+            (0x1000, 0x3010, 16 << 10),
+            (usize::MAX - 7, 8, 16 << 10),
+        ];
+        for (src, dst, from) in cases {
+            assert_eq!(rep_from(src, dst), from, "{src:#x} -> {dst:#x}");
         }
     }
 
