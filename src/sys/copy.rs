@@ -404,9 +404,9 @@ unsafe fn asm_copy(src: *const u8, dst: *mut u8, len: usize, whole: usize) {
 /// hardware compares only the low 12 bits of a load's address with those
 /// of the stores in flight, so there the loads of a forward copy look as if
 /// they depended on the copy's own recent stores; `rep movsb` on AMD Zen
-/// cores (`erms fsrm`) then runs 2 to 20 times slower than at other
-/// distances (and so does glibc's `memcpy`, which uses it from 2 KiB to the
-/// L2 cache size), a backward loop at full speed (BENCHMARKS.md, "Copy
+/// cores (`erms fsrm`) then takes 2 to 20 times as long as a vector loop
+/// (and so does glibc's `memcpy`, which uses it from 2 KiB to the L2 cache
+/// size), a backward loop runs at full speed (BENCHMARKS.md, "Copy
 /// speed by size and page offset"). At distance 0 and from 64 on,
 /// `rep movsb` keeps its speed here.
 #[cfg(all(target_arch = "x86_64", not(miri)))]
@@ -419,9 +419,9 @@ const REP_MIN: usize = 32 << 10;
 
 /// ...or from this one when both ends lie within [`NEAR`] bytes of the same
 /// offset modulo 4096 (outside the aliasing window): there, at 16 KiB, the
-/// AVX loop took 1.04 to 1.17 times `memcpy`'s time (which is `rep movsb`
-/// at this size) in the bench, `rep movsb` 0.94 to 1.05; at other
-/// distances the loop was the faster (BENCHMARKS.md).
+/// AVX loop took up to 1.17 times `memcpy`'s time (which is `rep movsb` at
+/// this size) in the bench, `rep movsb` 0.94 to 1.06; 2048 apart the loop
+/// was the faster (BENCHMARKS.md).
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 const REP_MIN_NEAR: usize = 16 << 10;
 
@@ -429,18 +429,22 @@ const REP_MIN_NEAR: usize = 16 << 10;
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 const NEAR: usize = 128;
 
-/// ...to below this one: from 1 MiB `rep movsb` falls behind an AVX loop on
-/// this machine kind (glibc stops using it at the L2 cache size on AMD).
+/// ...to below this one: glibc's `memcpy` stops using `rep movsb` at the
+/// L2 cache size on AMD (1 MiB here), and from 1 MiB `rep movsb` was no
+/// faster than the AVX loop here (0.95 to 1.05 of `memcpy`'s time against
+/// 0.97 to 1.0).
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 const REP_MAX: usize = 1 << 20;
 
 /// From this length, copies on CPUs with AVX store with non-temporal
-/// stores (past the caches), which on this machine kind are 1.2 to 1.4
-/// times as fast as cached stores from 6 MiB on, and about as fast at 3 to
-/// 4 MiB (BENCHMARKS.md). Below it, the destination stays cached for the
-/// caller's next use of it.
+/// stores (past the caches). On this machine kind (32 MiB of L3) they were
+/// 1.35 to 1.5 times as fast as cached stores at 16 MiB, whose source and
+/// destination together fill the L3, but 1.1 to 1.2 times slower at 8 MiB
+/// and 1.6 to 1.75 times slower at 4 MiB, where a destination used again
+/// stays cached (BENCHMARKS.md). Below it the destination stays cached for
+/// the caller's next use of it.
 #[cfg(all(target_arch = "x86_64", not(miri)))]
-const NON_TEMPORAL_MIN: usize = 4 << 20;
+const NON_TEMPORAL_MIN: usize = 16 << 20;
 
 /// Whether a copy from address `src` to address `dst` falls in the 4 KiB
 /// aliasing window ([`ALIAS_WINDOW`]): `(dst - src) mod 4096` in `1 ..
@@ -1259,8 +1263,8 @@ mod copy_tests {
             }
         }
         if !cfg!(miri) {
-            // Around 1 MiB and past the non-temporal threshold, at a few
-            // distances (each copy is 1 MiB and more).
+            // Around 1 MiB and the non-temporal threshold (16 MiB), at a
+            // few distances (each copy is 1 MiB and more).
             #[cfg(all(target_arch = "x86_64", not(miri)))]
             for len in [
                 REP_MAX - 1,
@@ -1270,7 +1274,12 @@ mod copy_tests {
                 NON_TEMPORAL_MIN,
                 NON_TEMPORAL_MIN + 67,
             ] {
-                for k in [0, 1, 16, 63, 64, 255, 256, 2048, 4080, 4095] {
+                let ks: &[usize] = if len >= NON_TEMPORAL_MIN - 1 {
+                    &[0, 16, 64, 4080]
+                } else {
+                    &[0, 1, 16, 63, 64, 255, 256, 2048, 4080, 4095]
+                };
+                for &k in ks {
                     distance_round_trip(len, k);
                 }
             }
@@ -1283,15 +1292,15 @@ mod copy_tests {
         // part is moved as the whole length chooses (past the
         // non-temporal threshold here, and past 1 MiB), at distances in
         // and out of the aliasing window, with a last short part. Miri
-        // runs 3 parts of 100 bytes of a "whole" of 8 MiB.
+        // runs 3 parts of 100 bytes of a "whole" of 32 MiB.
         let (part, lens) = if cfg!(miri) {
             (100, vec![250])
         } else {
-            (64 << 10, vec![(1 << 20) + 300, (4 << 20) + 5 * 1024 + 7])
+            (64 << 10, vec![(1 << 20) + 300, (16 << 20) + 5 * 1024 + 7])
         };
         const GUARD: u8 = 0xEE;
         for len in lens {
-            let whole = if cfg!(miri) { 8 << 20 } else { len };
+            let whole = if cfg!(miri) { 32 << 20 } else { len };
             for k in [0, 16, 64, 2048, 4080] {
                 let data: Vec<u8> = (0..len)
                     .map(|i| u8::try_from(0x20 + (i * 13 + i / 4096 + k) % 0xC0).unwrap())
