@@ -481,11 +481,11 @@ fn uses_rep_movsb(src: usize, dst: usize, whole: usize) -> bool {
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 #[inline]
 fn rep_from(src: usize, dst: usize) -> usize {
-    let distance = dst.wrapping_sub(src) % 4096;
-    if distance < NEAR || distance > 4096 - NEAR {
-        REP_MIN_NEAR
-    } else {
+    let apart = dst.wrapping_sub(src) % 4096;
+    if (NEAR..=4096 - NEAR).contains(&apart) {
         REP_MIN
+    } else {
+        REP_MIN_NEAR
     }
 }
 
