@@ -444,8 +444,8 @@ const REP_MAX: usize = 1 << 20;
 
 /// From this length, copies on CPUs with AVX store with non-temporal
 /// stores (past the caches). On this machine kind (32 MiB of L3) they were
-/// 1.35 to 1.5 times as fast as cached stores at 16 MiB, whose source and
-/// destination together fill the L3, but 1.1 to 1.2 times slower at 8 MiB
+/// 1.33 to 1.53 times as fast as cached stores at 16 MiB, whose source and
+/// destination together fill the L3, but 1.05 to 1.2 times slower at 8 MiB
 /// and 1.6 to 1.75 times slower at 4 MiB, where a destination used again
 /// stays cached (BENCHMARKS.md). Below it the destination stays cached for
 /// the caller's next use of it.
