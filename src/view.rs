@@ -209,10 +209,13 @@ impl Region {
     /// [`in_pieces`](Self::in_pieces).
     #[inline(never)]
     fn read_pieces(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
-        self.in_pieces(false, offset, buf.len(), |at, piece| {
+        // Each piece is moved as a part of the whole copy (the stores
+        // suited to its length: non-temporal for a large one).
+        let whole = buf.len();
+        self.in_pieces(false, offset, whole, |at, piece| {
             self.view
                 .map()
-                .read_within(at, &mut buf[piece], self.view.accessible_len())
+                .read_part_within(at, &mut buf[piece], self.view.accessible_len(), whole)
         })
     }
 
@@ -221,9 +224,12 @@ impl Region {
     #[inline(never)]
     fn write_pieces(&self, offset: usize, data: &[u8]) -> Result<()> {
         self.in_pieces(true, offset, data.len(), |at, piece| {
-            self.view
-                .map()
-                .write_within(at, &data[piece], self.view.accessible_len())
+            self.view.map().write_part_within(
+                at,
+                &data[piece],
+                self.view.accessible_len(),
+                data.len(),
+            )
         })
     }
 

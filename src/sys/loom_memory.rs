@@ -158,6 +158,31 @@ impl Mapping {
         range_fits(offset, data.len(), limit) && self.write(offset, data)
     }
 
+    /// As [`read_within`](Self::read_within); `whole` (the length of the
+    /// copy this is a part of) only chooses the hardware copy of real
+    /// mappings.
+    pub(crate) fn read_part_within(
+        &self,
+        offset: usize,
+        buf: &mut [u8],
+        limit: usize,
+        _whole: usize,
+    ) -> bool {
+        self.read_within(offset, buf, limit)
+    }
+
+    /// As [`write_within`](Self::write_within); `whole` as in
+    /// [`read_part_within`](Self::read_part_within).
+    pub(crate) fn write_part_within(
+        &self,
+        offset: usize,
+        data: &[u8],
+        limit: usize,
+        _whole: usize,
+    ) -> bool {
+        self.write_within(offset, data, limit)
+    }
+
     /// Copies `buf.len()` bytes at `offset` out, one relaxed load per word
     /// touched. `false`, copying nothing, if the range is not inside.
     pub(crate) fn read(&self, offset: usize, buf: &mut [u8]) -> bool {

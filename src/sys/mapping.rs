@@ -272,6 +272,20 @@ impl Mapping {
     /// whatever `limit` is. Returns `false`, copying nothing, otherwise.
     #[inline]
     pub(crate) fn read_within(&self, offset: usize, buf: &mut [u8], limit: usize) -> bool {
+        self.read_part_within(offset, buf, limit, buf.len())
+    }
+
+    /// As [`read_within`](Self::read_within), for one part of a copy of
+    /// `whole` bytes made in parts: `whole` chooses how the bytes are
+    /// moved (`copy_from_shared`), nothing else.
+    #[inline]
+    pub(crate) fn read_part_within(
+        &self,
+        offset: usize,
+        buf: &mut [u8],
+        limit: usize,
+        whole: usize,
+    ) -> bool {
         let Some(src) = self.checked_ptr_within(offset, buf.len(), limit) else {
             return false;
         };
@@ -294,7 +308,7 @@ impl Mapping {
             // (`can_load(1)`, checked above for the portable copy;
             // invariants 2 and 3). `buf` is the caller's private memory, so
             // the ranges cannot overlap.
-            unsafe { copy_from_shared(src, buf) };
+            unsafe { copy_from_shared(src, buf, whole) };
         }
         true
     }
@@ -312,6 +326,20 @@ impl Mapping {
     /// read-only.
     #[inline]
     pub(crate) fn write_within(&self, offset: usize, data: &[u8], limit: usize) -> bool {
+        self.write_part_within(offset, data, limit, data.len())
+    }
+
+    /// As [`write_within`](Self::write_within), for one part of a copy of
+    /// `whole` bytes made in parts (see
+    /// [`read_part_within`](Self::read_part_within)).
+    #[inline]
+    pub(crate) fn write_part_within(
+        &self,
+        offset: usize,
+        data: &[u8],
+        limit: usize,
+        whole: usize,
+    ) -> bool {
         if !self.writable {
             return false;
         }
@@ -323,7 +351,7 @@ impl Mapping {
         // the caller's private memory, so the ranges cannot overlap. Racing
         // accesses from other threads and processes are expected
         // (invariant 3); no reference to the destination is formed.
-        unsafe { copy_to_shared(data, dst) };
+        unsafe { copy_to_shared(data, dst, whole) };
         true
     }
 

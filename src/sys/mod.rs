@@ -89,8 +89,16 @@
 //!    are:
 //!    - on x86 and x86_64 (outside Miri), `asm!` blocks: `rep movsb`, or on
 //!      x86_64 for copies of at most 256 bytes 16-byte moves in a loop (from
-//!      65 bytes) or a few overlapping 16-, 8-, 4- and 1-byte moves (a byte
-//!      written twice gets the same value twice). Copies out of at most 64
+//!      65 bytes) or a few overlapping 16-, 8-, 4- and 1-byte moves, and
+//!      above 256 bytes, where `rep movsb` would be slow (`copy::large_copy`
+//!      chooses by CPU, length and the distance between the buffers modulo
+//!      4096), loops of 32-byte AVX moves (AVX detected at run time;
+//!      forwards, backwards, or forwards with non-temporal stores and a
+//!      final `sfence`, which orders them before any later store such as a
+//!      `Release` that publishes them) or, without AVX, of 16-byte SSE2
+//!      moves backwards (a byte written twice gets, each time, a value read
+//!      from its source byte). Every access is a plain load or store of 1
+//!      to 32 bytes, or `rep movsb`'s. Copies out of at most 64
 //!      bytes on x86_64 are instead a block that only loads the source into
 //!      registers, declared `readonly` (not `pure`, so it is never merged
 //!      with or hoisted past another read), followed by plain Rust stores
