@@ -78,6 +78,8 @@ compile_error!(
 #[cfg(unix)]
 mod error;
 #[cfg(unix)]
+mod event;
+#[cfg(unix)]
 pub mod fdpass;
 #[cfg(all(unix, any(target_os = "linux", target_os = "android")))]
 mod frozen;
@@ -105,6 +107,8 @@ mod shared;
 #[cfg(unix)]
 mod shm;
 #[cfg(unix)]
+mod spin;
+#[cfg(unix)]
 pub mod sigbus;
 #[cfg(unix)]
 mod staged;
@@ -121,6 +125,8 @@ mod wait;
 
 #[cfg(unix)]
 pub use error::{Error, ErrorKind, Result};
+#[cfg(unix)]
+pub use event::EventCount;
 #[cfg(all(unix, any(target_os = "linux", target_os = "android")))]
 pub use frozen::{FreezeError, Frozen};
 #[cfg(unix)]
