@@ -155,8 +155,9 @@ impl EventCount {
     /// the futex call.
     pub fn notify(&self) -> Result<usize> {
         let (Some(seq), Some(sleepers)) = (self.seq(), self.sleepers_word()) else {
-            return Err(Error::new(ErrorKind::ReadOnly, NOTIFY)
-                .because("a read-only view cannot notify: make the event count from a writable view"));
+            return Err(Error::new(ErrorKind::ReadOnly, NOTIFY).because(
+                "a read-only view cannot notify: make the event count from a writable view",
+            ));
         };
         seq.fetch_add(1, Ordering::Release);
         // Store-load order with the waiter's announce-then-re-read: either
@@ -194,7 +195,12 @@ impl EventCount {
     /// On Linux, [`ErrorKind::Truncated`] if the words' page is gone (the
     /// futex call says `EFAULT`) and [`ErrorKind::Os`] for any other error
     /// of the futex call; the sleeper count is restored first.
-    pub fn wait(&self, seen: u32, spin: Duration, timeout: Option<Duration>) -> Result<Option<u32>> {
+    pub fn wait(
+        &self,
+        seen: u32,
+        spin: Duration,
+        timeout: Option<Duration>,
+    ) -> Result<Option<u32>> {
         let now = self.load_seq();
         if now != seen {
             return Ok(Some(now));
@@ -309,7 +315,12 @@ impl fmt::Debug for EventCount {
 
 /// Unit tests with a seam: the futex system calls made, counted in
 /// `sys/futex.rs` right before each.
-#[cfg(all(test, any(target_os = "linux", target_os = "android"), not(miri), not(loom)))]
+#[cfg(all(
+    test,
+    any(target_os = "linux", target_os = "android"),
+    not(miri),
+    not(loom)
+))]
 mod tests {
     use std::sync::atomic::Ordering;
     use std::time::Duration;

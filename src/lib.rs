@@ -107,9 +107,9 @@ mod shared;
 #[cfg(unix)]
 mod shm;
 #[cfg(unix)]
-mod spin;
-#[cfg(unix)]
 pub mod sigbus;
+#[cfg(unix)]
+mod spin;
 #[cfg(unix)]
 mod staged;
 #[cfg(unix)]

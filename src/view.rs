@@ -8,8 +8,8 @@ use std::time::Duration;
 use rustix::io::Errno;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::View;
 use crate::event::EventCount;
+use crate::protocol::View;
 use crate::shared::{SharedU32, SharedU64};
 use crate::sync::Arc;
 

@@ -80,7 +80,11 @@ pub(crate) fn wait_spin(
 /// passes (`false`), as the portable wait does: for waiters that cannot
 /// announce themselves (an event count on a read-only view).
 #[cfg(not(loom))]
-pub(crate) fn poll_word(load: impl FnMut() -> u32, expected: u32, deadline: Option<Instant>) -> bool {
+pub(crate) fn poll_word(
+    load: impl FnMut() -> u32,
+    expected: u32,
+    deadline: Option<Instant>,
+) -> bool {
     poll::poll(load, expected, deadline)
 }
 
@@ -425,7 +429,12 @@ mod tests {
 
 /// `wait_spin` on Linux, with the seams counting spins (`spin.rs`) and
 /// futex calls (`sys/futex.rs`) on this thread.
-#[cfg(all(test, any(target_os = "linux", target_os = "android"), not(miri), not(loom)))]
+#[cfg(all(
+    test,
+    any(target_os = "linux", target_os = "android"),
+    not(miri),
+    not(loom)
+))]
 mod spin_tests {
     use std::sync::atomic::Ordering;
     use std::time::Duration;

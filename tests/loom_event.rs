@@ -37,7 +37,10 @@ fn consume(view: &Region, events: &EventCount, timeout: Option<Duration>) -> usi
         if view.load_u32(FLAG, Ordering::Acquire).unwrap() != 0 {
             return timeouts;
         }
-        match events.wait(seen, Duration::from_micros(10), timeout).unwrap() {
+        match events
+            .wait(seen, Duration::from_micros(10), timeout)
+            .unwrap()
+        {
             Some(now) => assert_ne!(now, seen, "a wait returned the value it waited on"),
             None => {
                 assert!(timeout.is_some(), "a wait without a timeout timed out");
@@ -49,9 +52,7 @@ fn consume(view: &Region, events: &EventCount, timeout: Option<Duration>) -> usi
 
 /// The producer: stores the flag, then notifies.
 fn produce(view: &Region, events: &EventCount) {
-    view.atomic_u32(FLAG)
-        .unwrap()
-        .store(1, Ordering::Release);
+    view.atomic_u32(FLAG).unwrap().store(1, Ordering::Release);
     events.notify().unwrap();
 }
 
@@ -95,30 +96,27 @@ fn a_notify_after_the_flag_always_ends_a_wait_without_timeout() {
 /// panics.
 #[test]
 fn a_peer_bumping_both_words_loses_no_wake_up() {
-    model(
-        "a_peer_bumping_both_words_loses_no_wake_up",
-        || {
-            let (_host, view, events) = setup();
-            let consumer = {
-                let (view, events) = (view.clone(), events.clone());
-                thread::spawn(move || consume(&view, &events, None))
-            };
-            let hostile = {
-                let view = view.clone();
-                thread::spawn(move || {
-                    view.atomic_u32(EVENTS)
-                        .unwrap()
-                        .fetch_add(1, Ordering::Relaxed);
-                    view.atomic_u32(SLEEPERS)
-                        .unwrap()
-                        .fetch_add(1, Ordering::Relaxed);
-                })
-            };
-            produce(&view, &events);
-            assert_eq!(consumer.join().unwrap(), 0);
-            hostile.join().unwrap();
-        },
-    );
+    model("a_peer_bumping_both_words_loses_no_wake_up", || {
+        let (_host, view, events) = setup();
+        let consumer = {
+            let (view, events) = (view.clone(), events.clone());
+            thread::spawn(move || consume(&view, &events, None))
+        };
+        let hostile = {
+            let view = view.clone();
+            thread::spawn(move || {
+                view.atomic_u32(EVENTS)
+                    .unwrap()
+                    .fetch_add(1, Ordering::Relaxed);
+                view.atomic_u32(SLEEPERS)
+                    .unwrap()
+                    .fetch_add(1, Ordering::Relaxed);
+            })
+        };
+        produce(&view, &events);
+        assert_eq!(consumer.join().unwrap(), 0);
+        hostile.join().unwrap();
+    });
 }
 
 /// Model 3. A consumer waits with a timeout while a hostile thread zeroes
@@ -142,9 +140,7 @@ fn a_peer_zeroing_both_words_cannot_hold_a_timed_wait() {
                 view.atomic_u32(SLEEPERS)
                     .unwrap()
                     .store(0, Ordering::Relaxed);
-                view.atomic_u32(EVENTS)
-                    .unwrap()
-                    .store(0, Ordering::Relaxed);
+                view.atomic_u32(EVENTS).unwrap().store(0, Ordering::Relaxed);
             })
         };
         produce(&view, &events);

@@ -248,7 +248,9 @@ impl Mapping {
     pub(crate) fn futex_sleep(&self, offset: usize, expected: u32, timed: bool) -> Option<bool> {
         let word = self.atomic_u32(offset)?;
         let (lock, woken) = &self.futex;
-        let mut state = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if word.load(Ordering::Relaxed) != expected {
             return Some(true);
         }
@@ -270,7 +272,9 @@ impl Mapping {
     /// Wakes every sleeper queued in the futex model; how many.
     pub(crate) fn futex_wake_all(&self) -> usize {
         let (lock, woken) = &self.futex;
-        let mut state = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let queued = std::mem::take(&mut state.1);
         if queued > 0 {
             state.0 += 1;
