@@ -15,12 +15,22 @@
 //! - **Backing off.** Each thread keeps a level `0..=MAX_LEVEL`; the budget
 //!   is the capped request divided by `2^level`. A spin that saw the word
 //!   change lowers the level by one (doubling the next budget); a wait that
-//!   slept raises it by one (halving the next budget) unless the whole wait
-//!   (spin and sleep) ended within the capped request, which means a full
-//!   spin would have caught the change: then it lowers it. So a peer that
-//!   answers quickly keeps the full budget, and where spins keep failing
-//!   (the peer is slow, or shares this thread's CPU) the spin shrinks to
-//!   1/64 of the request. The history is per thread, not per word.
+//!   spun in vain and slept raises it by one (halving the next budget). So
+//!   a peer that answers within the spin keeps the full budget, and where
+//!   spins keep failing (the peer is slow, or shares this thread's CPU, so
+//!   that it cannot answer while this thread spins) the spin shrinks to
+//!   1/64 of the request. At that level every [`PROBE_EVERY`]th wait
+//!   spins the whole capped request instead, as a probe: a catch grows the
+//!   budget back. The probe matters where the scheduler put both
+//!   processes on one CPU although two are allowed: there short spins
+//!   never succeed, both sides keep sleeping, and each futex wake pulls the
+//!   woken side next to the waker again; a long spin keeps a side runnable
+//!   long enough for the scheduler to move the other to an idle CPU, after
+//!   which spins succeed. The history is per thread, not per word. (A rule that also grew the budget after a sleep that
+//!   ended soon after the spin was measured and dropped: with both
+//!   processes on one CPU the peer always answers right after the spin
+//!   gives the CPU up, so it kept the budget high and the round trip at
+//!   about 45 µs instead of 6.)
 //! - Under loom nothing spins (real time would make the model's executions
 //!   differ): the waits are their loom models.
 
@@ -35,6 +45,9 @@ pub(crate) const MAX_SPIN: Duration = Duration::from_micros(100);
 /// The deepest back-off: the budget is at least the capped request / 64.
 #[cfg_attr(loom, allow(dead_code))]
 pub(crate) const MAX_LEVEL: u32 = 6;
+/// At the deepest level, one wait in this many spins the full request.
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) const PROBE_EVERY: u32 = 32;
 /// How long a thread's cached CPU count is trusted.
 #[cfg_attr(loom, allow(dead_code))]
 pub(crate) const AFFINITY_REFRESH: Duration = Duration::from_millis(100);
@@ -57,18 +70,16 @@ pub(crate) fn budget(requested: Duration, cpus: u32, level: u32) -> Duration {
 pub(crate) enum Outcome {
     /// The word changed during the spin.
     Caught,
-    /// The spin ran out and the thread slept; the whole wait took this long.
-    Slept(Duration),
+    /// The spin ran out and the thread slept.
+    Slept,
 }
 
-/// The level after a wait that spun with `full` (the capped request) and
-/// ended with `outcome`.
+/// The level after a wait that spun and ended with `outcome`.
 #[cfg_attr(loom, allow(dead_code))]
-pub(crate) fn next_level(level: u32, full: Duration, outcome: Outcome) -> u32 {
+pub(crate) fn next_level(level: u32, outcome: Outcome) -> u32 {
     match outcome {
         Outcome::Caught => level.saturating_sub(1),
-        Outcome::Slept(total) if total <= full => level.saturating_sub(1),
-        Outcome::Slept(_) => (level + 1).min(MAX_LEVEL),
+        Outcome::Slept => (level + 1).min(MAX_LEVEL),
     }
 }
 
@@ -121,6 +132,8 @@ std::thread_local! {
     static CPUS: Cell<Option<(u32, Instant)>> = const { Cell::new(None) };
     /// This thread's back-off level.
     static LEVEL: Cell<u32> = const { Cell::new(0) };
+    /// Waits this thread started at the deepest level, for the probes.
+    static AT_MAX: Cell<u32> = const { Cell::new(0) };
 }
 
 /// The CPU count of the calling thread, cached for [`AFFINITY_REFRESH`].
@@ -136,6 +149,24 @@ fn cpus(now: Instant) -> u32 {
     })
 }
 
+/// The level this wait spins at: `level`, except that every
+/// [`PROBE_EVERY`]th wait at [`MAX_LEVEL`] spins at level 0.
+#[cfg(not(loom))]
+fn probe_level(level: u32) -> u32 {
+    if level < MAX_LEVEL {
+        return level;
+    }
+    AT_MAX.with(|n| {
+        let k = n.get().wrapping_add(1);
+        n.set(k);
+        if k % PROBE_EVERY == 0 {
+            0
+        } else {
+            level
+        }
+    })
+}
+
 /// Forgets this thread's cached CPU count (tests change the affinity).
 #[cfg(all(test, not(loom)))]
 pub(crate) fn forget_cpus() {
@@ -146,9 +177,6 @@ pub(crate) fn forget_cpus() {
 #[derive(Debug)]
 pub(crate) struct Spin {
     start: Instant,
-    /// The capped request: what a full spin would have been.
-    #[cfg_attr(loom, allow(dead_code))]
-    full: Duration,
     /// What this wait spins for.
     budget: Duration,
 }
@@ -163,7 +191,6 @@ impl Spin {
         #[cfg(loom)]
         return Self {
             start,
-            full: Duration::ZERO,
             budget: Duration::ZERO,
         };
         #[cfg(not(loom))]
@@ -172,16 +199,12 @@ impl Spin {
             let mut budget = if full.is_zero() {
                 Duration::ZERO
             } else {
-                budget(full, cpus(start), LEVEL.with(Cell::get))
+                budget(full, cpus(start), probe_level(LEVEL.with(Cell::get)))
             };
             if let Some(d) = deadline {
                 budget = budget.min(d.saturating_duration_since(start));
             }
-            Self {
-                start,
-                full,
-                budget,
-            }
+            Self { start, budget }
         }
     }
 
@@ -196,7 +219,7 @@ impl Spin {
     /// Records that the spin ran out and the sleep after it has ended.
     pub(crate) fn slept(&self) {
         if !self.budget.is_zero() {
-            self.record(Outcome::Slept(self.start.elapsed()));
+            self.record(Outcome::Slept);
         }
     }
 
@@ -205,7 +228,7 @@ impl Spin {
         #[cfg(loom)]
         let _ = outcome;
         #[cfg(not(loom))]
-        LEVEL.with(|l| l.set(next_level(l.get(), self.full, outcome)));
+        LEVEL.with(|l| l.set(next_level(l.get(), outcome)));
     }
 }
 
@@ -215,10 +238,11 @@ pub(crate) fn level() -> u32 {
     LEVEL.with(Cell::get)
 }
 
-/// Sets this thread's back-off level (tests).
+/// Sets this thread's back-off level and restarts its probe count (tests).
 #[cfg(all(test, not(loom)))]
 pub(crate) fn set_level(level: u32) {
     LEVEL.with(|l| l.set(level));
+    AT_MAX.with(|n| n.set(0));
 }
 
 #[cfg(test)]
@@ -275,24 +299,19 @@ pub(crate) mod tests {
 
     #[test]
     fn a_failing_spin_halves_the_next_budget_and_a_caught_change_doubles_it() {
-        let full = Duration::from_micros(20);
-        assert_eq!(next_level(0, full, Outcome::Slept(full * 2)), 1);
-        assert_eq!(next_level(3, full, Outcome::Slept(full * 2)), 4);
-        assert_eq!(
-            next_level(MAX_LEVEL, full, Outcome::Slept(full * 2)),
-            MAX_LEVEL
-        );
-        assert_eq!(next_level(3, full, Outcome::Caught), 2);
-        assert_eq!(next_level(0, full, Outcome::Caught), 0);
-        // A sleep that ended within a full spin: a full spin would have
-        // caught it.
-        assert_eq!(next_level(3, full, Outcome::Slept(full)), 2);
-        // Ten failures in a row end at the deepest level.
+        assert_eq!(next_level(0, Outcome::Slept), 1);
+        assert_eq!(next_level(3, Outcome::Slept), 4);
+        assert_eq!(next_level(MAX_LEVEL, Outcome::Slept), MAX_LEVEL);
+        assert_eq!(next_level(3, Outcome::Caught), 2);
+        assert_eq!(next_level(0, Outcome::Caught), 0);
+        // Ten failures in a row end at the deepest level, one catch
+        // doubles the budget from there.
         let mut level = 0;
         for _ in 0..10 {
-            level = next_level(level, full, Outcome::Slept(Duration::from_millis(1)));
+            level = next_level(level, Outcome::Slept);
         }
         assert_eq!(level, MAX_LEVEL);
+        assert_eq!(next_level(level, Outcome::Caught), MAX_LEVEL - 1);
         assert_eq!(MAX_LEVEL, 6);
     }
 

@@ -884,16 +884,19 @@ impl Region {
     /// **When it spins.** Not at all if the calling thread may run on only
     /// one CPU (its `sched_getaffinity` mask on Linux, cached per thread for
     /// 100 ms; `available_parallelism` elsewhere; a failed query counts as one
-    /// CPU): whatever changes the word needs that CPU, so a spin would only
-    /// delay it. Then it is [`wait_u32`](Self::wait_u32), without a load
-    /// of the word. Otherwise for at most `spin` capped at 100 µs, and
-    /// less after spins that failed: each thread halves its budget after a
-    /// wait that spun, slept, and ended later than a full spin would have,
-    /// down to 1/64 of the capped request, and doubles it back (up to the
-    /// capped request) after a spin that saw the change or a wait that
-    /// ended within a full spin. So where spinning keeps failing (a slow
-    /// peer, or one sharing this thread's CPU) it costs little, and where
-    /// the peer answers fast it keeps spinning.
+    /// CPU): whatever changes the word may need that CPU, so a spin could
+    /// only delay it. Then it is [`wait_u32`](Self::wait_u32), without a
+    /// load of the word. This holds also for a thread pinned to a CPU of
+    /// its own whose peer runs elsewhere: to spin, allow the thread two
+    /// CPUs or more. Otherwise it spins for at most `spin` capped at
+    /// 100 µs, and less after spins that failed: each thread halves its
+    /// budget after a wait that spun in vain and slept, down to 1/64 of the
+    /// capped request, and doubles it back (up to the capped request) after
+    /// a spin that saw the change; at 1/64, every 32nd wait spins the whole
+    /// capped request as a probe. So where spinning keeps failing (a slow
+    /// peer, or one sharing this thread's CPU) it costs about 1/64 of the
+    /// request per wait plus a full spin per 32 waits, and where the peer
+    /// answers within the spin it keeps spinning.
     ///
     /// ```
     /// # fn main() -> Result<(), shm_region::Error> {

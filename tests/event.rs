@@ -328,6 +328,37 @@ mod futex {
         assert_eq!(results.iter().map(|(n, s)| n + s).sum::<u32>(), 60);
     }
 
+    /// A peer zeroes the sleeper count while a thread sleeps: the next
+    /// notify skips its wake (nobody is counted), and the sleeper returns
+    /// at its timeout, not later, with the bumped sequence; its own
+    /// decrement then wraps the count to `u32::MAX`.
+    #[test]
+    fn a_peer_zeroing_the_sleeper_count_delays_a_notify_to_the_timeout_not_past_it() {
+        const TIMEOUT: Duration = Duration::from_millis(200);
+        let host = MmapRegion::in_memory(4096).unwrap();
+        let view = host.region();
+        let ec = view.event_count(0).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sleeper = {
+            let ec = ec.clone();
+            thread::spawn(move || {
+                tx.send(tid()).unwrap();
+                let start = Instant::now();
+                let r = ec.wait(0, Duration::ZERO, Some(TIMEOUT));
+                (r, start.elapsed())
+            })
+        };
+        wait_until_asleep(rx.recv().unwrap());
+        assert_eq!(ec.sleepers(), 1);
+        view.atomic_u32(4).unwrap().store(0, Ordering::Relaxed);
+        assert_eq!(ec.notify(), Ok(0));
+        let (r, took) = within(Duration::from_secs(10), move || sleeper.join().unwrap());
+        assert_eq!(r, Ok(Some(1)));
+        assert!(took >= TIMEOUT, "{took:?}");
+        assert!(took < TIMEOUT + Duration::from_millis(400), "{took:?}");
+        assert_eq!(ec.sleepers(), u32::MAX);
+    }
+
     /// The same scribbling without a notifier and with the sequence held
     /// at the waited-for value by wakes: every wait ends by its timeout.
     #[test]
