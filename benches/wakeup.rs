@@ -66,11 +66,14 @@ trait Pinger {
     fn stop(&mut self);
 }
 
+/// Starts a child (`spawn` with its stdin) and returns the parent's side.
+type StartParent = fn(&Path, &dyn Fn(Stdio) -> Child) -> (Box<dyn Pinger>, Child);
+
 /// A benchmarked way of waking a peer: the parent's side and the child's.
 struct Variant {
     name: &'static str,
     /// Starts the child (through `spawn`) and returns the parent's side.
-    parent: fn(&Path, &dyn Fn(Stdio) -> Child) -> (Box<dyn Pinger>, Child),
+    parent: StartParent,
     /// The child's loop: answers until told to stop.
     child: fn(&Path),
 }

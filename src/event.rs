@@ -244,11 +244,8 @@ impl EventCount {
                 return Ok(Some(now));
             }
             #[cfg(not(loom))]
-            let left = match deadline {
-                Some(d) => Some(d.saturating_duration_since(Instant::now())),
-                // No timeout, or one `Instant` cannot hold.
-                None => None,
-            };
+            // No deadline: no timeout, or one `Instant` cannot hold.
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             // Under loom timeouts elapse in the sleep model.
             #[cfg(loom)]
             let left = timeout;
