@@ -24,8 +24,9 @@ const WAIT: &str = "EventCount::wait";
 /// `Clone`, `Send` and `Sync`, and reaches the same memory as every other
 /// view, handle and process mapping the file; what
 /// [`SharedU32`](crate::SharedU32) says about a later truncation holds for
-/// its two words too (on Linux a futex call on a word whose page is gone
-/// is [`ErrorKind::Truncated`], not a `SIGBUS`).
+/// its two words too: `notify` and `wait` access them from this process
+/// first, so a page a peer truncated away raises `SIGBUS` there (contained
+/// by [`sigbus::install`](crate::sigbus::install)).
 ///
 /// A consumer reads [`current`](Self::current), checks for work, and if
 /// there is none calls [`wait`](Self::wait) with the sequence it read; a
@@ -150,9 +151,10 @@ impl EventCount {
     ///
     /// [`ErrorKind::ReadOnly`] if the event count was made from a
     /// read-only view (nothing is changed); on Linux,
-    /// [`ErrorKind::Truncated`] if the words' page is gone (noticed only by
-    /// the wake system call) and [`ErrorKind::Os`] for any other error of
-    /// the futex call.
+    /// [`ErrorKind::Truncated`] if the futex call says `EFAULT` and
+    /// [`ErrorKind::Os`] for any other error of it. (A page a peer
+    /// truncated away faults at the atomic add before that, as for
+    /// [`SharedU32`](crate::SharedU32).)
     pub fn notify(&self) -> Result<usize> {
         let (Some(seq), Some(sleepers)) = (self.seq(), self.sleepers_word()) else {
             return Err(Error::new(ErrorKind::ReadOnly, NOTIFY).because(
@@ -183,8 +185,8 @@ impl EventCount {
     /// (a peer's wake, or a spurious one) sleeps again, within the same
     /// deadline. The deadline is taken on a monotonic clock when the call
     /// starts; a timeout `Instant` cannot represent (`Duration::MAX`) is no
-    /// timeout; a signal does not end the wait. `Some(Duration::ZERO)`
-    /// checks once and returns.
+    /// timeout. `Some(Duration::ZERO)` checks and returns `None` if the
+    /// sequence is still `seen`.
     ///
     /// On a read-only view it cannot count itself, so a notify does not
     /// wake it: after the spin it polls the sequence, with naps from 10 µs
@@ -192,9 +194,10 @@ impl EventCount {
     ///
     /// # Errors
     ///
-    /// On Linux, [`ErrorKind::Truncated`] if the words' page is gone (the
-    /// futex call says `EFAULT`) and [`ErrorKind::Os`] for any other error
-    /// of the futex call; the sleeper count is restored first.
+    /// On Linux, [`ErrorKind::Truncated`] if the futex call says `EFAULT`
+    /// and [`ErrorKind::Os`] for any other error of it. (A page a peer
+    /// truncated away faults at the first load of the sequence before
+    /// that, as for [`SharedU32`](crate::SharedU32).)
     pub fn wait(
         &self,
         seen: u32,

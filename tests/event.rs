@@ -182,13 +182,15 @@ mod futex {
     fn notify_wakes_every_sleeper_and_returns_how_many() {
         let host = MmapRegion::in_memory(4096).unwrap();
         let ec = host.region().event_count(0).unwrap();
-        let sleepers: Vec<_> = (0..3)
-            .map(|_| {
+        // `Duration::MAX` is no timeout, as `None`.
+        let sleepers: Vec<_> = [Some(LIMIT), None, Some(Duration::MAX)]
+            .into_iter()
+            .map(|timeout| {
                 let ec = ec.clone();
                 let (tx, rx) = std::sync::mpsc::channel();
                 let h = thread::spawn(move || {
                     tx.send(tid()).unwrap();
-                    ec.wait(0, Duration::ZERO, Some(LIMIT))
+                    ec.wait(0, Duration::ZERO, timeout)
                 });
                 (rx.recv().unwrap(), h)
             })
