@@ -962,6 +962,19 @@ impl Region {
     /// same 8 bytes through [`atomic_u64`](Self::atomic_u64) (the mixed-size
     /// rule of [`atomic_u32`](Self::atomic_u32)).
     ///
+    /// ```
+    /// # fn main() -> Result<(), shm_region::Error> {
+    /// use shm_region::{ErrorKind, MmapRegion};
+    ///
+    /// let host = MmapRegion::in_memory(4096)?;
+    /// let view = host.region();
+    /// let events = view.event_count(64)?; // words 64 and 68
+    /// assert_eq!(events.notify()?, 0);    // nobody asleep: no system call
+    /// assert_eq!(events.current(), 1);
+    /// assert_eq!(view.event_count(4).unwrap_err().kind(), ErrorKind::Misaligned);
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`ErrorKind::Misaligned`] if `offset` is not a multiple of 8,
