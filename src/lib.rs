@@ -87,6 +87,8 @@ mod doorbell;
 #[cfg(unix)]
 mod error;
 #[cfg(unix)]
+mod event;
+#[cfg(unix)]
 pub mod fdpass;
 #[cfg(all(unix, any(target_os = "linux", target_os = "android")))]
 mod frozen;
@@ -120,6 +122,8 @@ mod shm;
 #[cfg(unix)]
 pub mod sigbus;
 #[cfg(unix)]
+mod spin;
+#[cfg(unix)]
 mod staged;
 #[cfg(unix)]
 mod sync;
@@ -136,6 +140,8 @@ mod wait;
 pub use doorbell::Doorbell;
 #[cfg(unix)]
 pub use error::{Error, ErrorKind, Result};
+#[cfg(unix)]
+pub use event::EventCount;
 #[cfg(all(unix, any(target_os = "linux", target_os = "android")))]
 pub use frozen::{FreezeError, Frozen};
 #[cfg(unix)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use rustix::io::Errno;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::event::EventCount;
 use crate::protocol::View;
 use crate::shared::{SharedU32, SharedU64};
 use crate::sync::Arc;
@@ -889,6 +890,135 @@ impl Region {
         let woken = crate::wait::wait(self.view.map(), offset, expected, timeout)?;
         self.after_access(OP, offset, 4)?;
         Ok(woken)
+    }
+
+    /// As [`wait_u32`](Self::wait_u32), but first checks the word in a
+    /// `spin_loop` loop for up to `spin`, which saves the sleep and the
+    /// wake-up when the peer answers within a few microseconds.
+    ///
+    /// Returns `Ok(true)` as soon as the spin sees the word differ from
+    /// `expected`; otherwise it then waits exactly as
+    /// [`wait_u32`](Self::wait_u32) does, for the time left (the spin counts
+    /// towards `timeout`; the deadline is taken when the call starts), with
+    /// the same results, errors and timeout rules.
+    ///
+    /// **When it spins.** Not at all if the calling thread may run on only
+    /// one CPU (its `sched_getaffinity` mask on Linux, cached per thread for
+    /// 100 ms; `available_parallelism` elsewhere; a failed query counts as one
+    /// CPU): whatever changes the word may need that CPU, so a spin could
+    /// only delay it. Then it is [`wait_u32`](Self::wait_u32), without a
+    /// load of the word. This holds also for a thread pinned to a CPU of
+    /// its own whose peer runs elsewhere: to spin, allow the thread two
+    /// CPUs or more. Otherwise it spins for at most `spin` capped at
+    /// 100 µs, and less after spins that failed: each thread halves its
+    /// budget after a wait that spun in vain and slept, down to 1/64 of the
+    /// capped request, and doubles it back (up to the capped request) after
+    /// a spin that saw the change; at 1/64, every 32nd wait spins the whole
+    /// capped request as a probe. So where spinning keeps failing (a slow
+    /// peer, or one sharing this thread's CPU) it costs about 1/64 of the
+    /// request per wait plus a full spin per 32 waits, and where the peer
+    /// answers within the spin it keeps spinning.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), shm_region::Error> {
+    /// use std::sync::atomic::Ordering;
+    /// use std::time::Duration;
+    /// use shm_region::MmapRegion;
+    ///
+    /// let host = MmapRegion::in_memory(4096)?;
+    /// let view = host.region();
+    /// let answer = {
+    ///     let view = view.clone();
+    ///     std::thread::spawn(move || -> Result<(), shm_region::Error> {
+    ///         view.atomic_u32(0)?.store(1, Ordering::Release);
+    ///         view.wake_u32(0, 1)?;
+    ///         Ok(())
+    ///     })
+    /// };
+    /// let spin = Duration::from_micros(20);
+    /// while view.load_u32(0, Ordering::Acquire)? == 0 {
+    ///     view.wait_u32_spin(0, 0, spin, Some(Duration::from_secs(10)))?;
+    /// }
+    /// answer.join().unwrap()?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// **Truncation.** The spin loads the word from this process, as
+    /// [`load_u32`](Self::load_u32) does, where [`wait_u32`](Self::wait_u32)
+    /// leaves the comparison to the kernel: on a word whose page a peer
+    /// truncated away (before this handle noticed) a spinning call raises
+    /// `SIGBUS` as any access does (see `SECURITY.md`; with
+    /// [`sigbus::install`](crate::sigbus::install) that is contained and
+    /// the call is [`ErrorKind::Truncated`]), while one that does not spin
+    /// is `Truncated` as [`wait_u32`](Self::wait_u32) is.
+    ///
+    /// **Under loom** nothing spins: it is the loom model of
+    /// [`wait_u32`](Self::wait_u32).
+    ///
+    /// # Errors
+    ///
+    /// As [`wait_u32`](Self::wait_u32), naming `wait_u32_spin`.
+    pub fn wait_u32_spin(
+        &self,
+        offset: usize,
+        expected: u32,
+        spin: Duration,
+        timeout: Option<Duration>,
+    ) -> Result<bool> {
+        const OP: &str = "wait_u32_spin";
+        self.check_load(offset, 4, Ordering::Relaxed, OP)?;
+        self.after_access(OP, offset, 4)?;
+        let woken = crate::wait::wait_spin(self.view.map(), offset, expected, spin, timeout)
+            .map_err(|e| e.in_operation(OP))?;
+        self.after_access(OP, offset, 4)?;
+        Ok(woken)
+    }
+
+    /// An [`EventCount`] over the 8 bytes at `offset`: the sequence word at
+    /// `offset` and the sleeper count at `offset + 4`. Like
+    /// [`shared_u32`](Self::shared_u32) it holds this view's mapping.
+    ///
+    /// A read-only view may make one: it can read and wait (by polling),
+    /// and its [`notify`](EventCount::notify) is refused. Do not access the
+    /// same 8 bytes through [`atomic_u64`](Self::atomic_u64) (the mixed-size
+    /// rule of [`atomic_u32`](Self::atomic_u32)).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), shm_region::Error> {
+    /// use shm_region::{ErrorKind, MmapRegion};
+    ///
+    /// let host = MmapRegion::in_memory(4096)?;
+    /// let view = host.region();
+    /// let events = view.event_count(64)?; // words 64 and 68
+    /// assert_eq!(events.notify()?, 0);    // nobody asleep: no system call
+    /// assert_eq!(events.current(), 1);
+    /// assert_eq!(view.event_count(4).unwrap_err().kind(), ErrorKind::Misaligned);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Misaligned`] if `offset` is not a multiple of 8,
+    /// [`ErrorKind::OutOfBounds`] if the 8 bytes are not within the
+    /// accessible length, [`ErrorKind::Unsupported`] on a read-only mapping
+    /// where [`load_u32`](Self::load_u32) is, [`ErrorKind::Truncated`] if
+    /// they lie at or past the cut of a contained `SIGBUS`.
+    pub fn event_count(&self, offset: usize) -> Result<EventCount> {
+        const OP: &str = "event_count";
+        if offset % 8 != 0 {
+            return Err(Error::misaligned(OP, offset, 8));
+        }
+        if !self.view.check(offset, 8) {
+            return Err(self.refused(OP, offset, 8));
+        }
+        if !self.view.map().can_load(4) {
+            return Err(Error::new(ErrorKind::Unsupported, OP).because(
+                "atomic loads of read-only memory of this size are not guaranteed on this target",
+            ));
+        }
+        self.after_access(OP, offset, 8)?;
+        EventCount::new(Arc::clone(self.view.map_arc()), offset)
+            .ok_or_else(|| Error::new(ErrorKind::OutOfBounds, OP))
     }
 
     /// Wakes up to `count` threads waiting in [`wait_u32`](Self::wait_u32)

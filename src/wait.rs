@@ -9,21 +9,22 @@
 //!   the wake does not use, so Miri runs the portable path.
 //! - Loom: a loop of loads and `loom::thread::yield_now`.
 
+use std::time::Duration;
 #[cfg(not(loom))]
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::error::Result;
 use crate::sys::Mapping;
 
 #[cfg(all(any(target_os = "linux", target_os = "android"), not(miri), not(loom)))]
-pub(crate) use futex::{wait, wake};
+pub(crate) use futex::{sleep, wait, wake, wake_all};
 #[cfg(loom)]
-pub(crate) use model::{wait, wake};
+pub(crate) use model::{sleep, wait, wake, wake_all};
 #[cfg(all(
     not(loom),
     any(miri, not(any(target_os = "linux", target_os = "android")))
 ))]
-pub(crate) use portable::{wait, wake};
+pub(crate) use portable::{sleep, wait, wake, wake_all};
 
 /// The operation name errors of a wait carry.
 const WAIT: &str = "wait_u32";
@@ -31,8 +32,60 @@ const WAIT: &str = "wait_u32";
 /// The monotonic deadline of a wait: `None` for no timeout, and for a
 /// timeout so large that `Instant` cannot represent its deadline.
 #[cfg(not(loom))]
-fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+/// `Region::wait_u32_spin` after the view's checks: spins on the word as
+/// `spin.rs` decides (a zero budget makes no load), then waits as
+/// [`wait`] does with the time left. Under loom it is [`wait`].
+pub(crate) fn wait_spin(
+    map: &Mapping,
+    offset: usize,
+    expected: u32,
+    spin: Duration,
+    timeout: Option<Duration>,
+) -> Result<bool> {
+    #[cfg(loom)]
+    {
+        let _ = spin;
+        wait(map, offset, expected, timeout)
+    }
+    #[cfg(not(loom))]
+    {
+        use std::sync::atomic::Ordering;
+        let deadline = deadline(timeout);
+        let spin = crate::spin::Spin::start(spin, deadline);
+        let changed = match map.atomic_u32(offset) {
+            Some(word) => spin.spin(|| word.load(Ordering::Relaxed), expected),
+            // A read-only mapping: the view checked that such loads are
+            // allowed here.
+            None => spin.spin(
+                || map.load_u32(offset, Ordering::Relaxed).unwrap_or(expected),
+                expected,
+            ),
+        };
+        if changed.is_some() {
+            return Ok(true);
+        }
+        // No deadline: no timeout (also for one `Instant` cannot hold).
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let woken = wait(map, offset, expected, left);
+        spin.slept();
+        woken
+    }
+}
+
+/// Polls `load` until it differs from `expected` (`true`) or `deadline`
+/// passes (`false`), as the portable wait does: for waiters that cannot
+/// announce themselves (an event count on a read-only view).
+#[cfg(not(loom))]
+pub(crate) fn poll_word(
+    load: impl FnMut() -> u32,
+    expected: u32,
+    deadline: Option<Instant>,
+) -> bool {
+    poll::poll(load, expected, deadline)
 }
 
 #[cfg(all(any(target_os = "linux", target_os = "android"), not(miri), not(loom)))]
@@ -87,6 +140,21 @@ mod futex {
         }
     }
 
+    /// The sleep of an event count: a futex wait, as [`wait`].
+    pub(crate) fn sleep(
+        map: &Mapping,
+        offset: usize,
+        expected: u32,
+        timeout: Option<Duration>,
+    ) -> Result<bool> {
+        wait(map, offset, expected, timeout)
+    }
+
+    /// Wakes every waiter on the word (an event count's notify).
+    pub(crate) fn wake_all(map: &Mapping, offset: usize) -> Result<usize> {
+        wake(map, offset, u32::MAX)
+    }
+
     /// One futex wake of up to `count` waiters.
     pub(crate) fn wake(map: &Mapping, offset: usize, count: u32) -> Result<usize> {
         match map.futex_wake(offset, count) {
@@ -103,10 +171,6 @@ mod futex {
 /// The poll of the portable path, compiled everywhere but loom so that
 /// its unit tests run on Linux too.
 #[cfg(not(loom))]
-#[cfg_attr(
-    all(any(target_os = "linux", target_os = "android"), not(miri), not(test)),
-    allow(dead_code, reason = "Linux waits with futexes; tested on Linux")
-)]
 mod poll {
     use std::time::{Duration, Instant};
 
@@ -200,6 +264,21 @@ mod portable {
     pub(crate) fn wake(_map: &Mapping, _offset: usize, _count: u32) -> Result<usize> {
         Ok(0)
     }
+
+    /// The sleep of an event count: the poll of [`wait`].
+    pub(crate) fn sleep(
+        map: &Mapping,
+        offset: usize,
+        expected: u32,
+        timeout: Option<Duration>,
+    ) -> Result<bool> {
+        wait(map, offset, expected, timeout)
+    }
+
+    /// Sleepers poll, so there is nobody to wake.
+    pub(crate) fn wake_all(_map: &Mapping, _offset: usize) -> Result<usize> {
+        Ok(0)
+    }
 }
 
 #[cfg(loom)]
@@ -237,6 +316,28 @@ mod model {
     /// Waiters re-load by themselves, so there is nobody to wake.
     pub(crate) fn wake(_map: &Mapping, _offset: usize, _count: u32) -> Result<usize> {
         Ok(0)
+    }
+
+    /// The sleep of an event count under loom: unlike [`wait`], a real
+    /// block, so that a lost wake-up shows as a deadlock. Without a
+    /// timeout, the mapping's futex model compares the word with
+    /// `expected` under its lock and, if equal, blocks until a
+    /// [`wake_all`] on the mapping; with one, if equal, one yield and
+    /// `Ok(false)` (the timeout elapses at once).
+    pub(crate) fn sleep(
+        map: &Mapping,
+        offset: usize,
+        expected: u32,
+        timeout: Option<Duration>,
+    ) -> Result<bool> {
+        map.futex_sleep(offset, expected, timeout.is_some())
+            .ok_or_else(|| Error::new(ErrorKind::OutOfBounds, WAIT))
+    }
+
+    /// Wakes every sleeper of the mapping's futex model (of any word: a
+    /// superset of what a futex wakes; sleepers re-check); how many.
+    pub(crate) fn wake_all(map: &Mapping, _offset: usize) -> Result<usize> {
+        Ok(map.futex_wake_all())
     }
 }
 
@@ -323,5 +424,126 @@ mod tests {
         assert_eq!(deadline(Some(Duration::MAX)), None);
         let d = deadline(Some(Duration::from_secs(1))).unwrap();
         assert!(d > Instant::now());
+    }
+}
+
+/// `wait_spin` on Linux, with the seams counting spins (`spin.rs`) and
+/// futex calls (`sys/futex.rs`) on this thread.
+#[cfg(all(
+    test,
+    any(target_os = "linux", target_os = "android"),
+    not(miri),
+    not(loom)
+))]
+mod spin_tests {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use rustix::thread::{sched_getaffinity, sched_setaffinity, CpuSet};
+
+    use crate::spin::tests::spins;
+    use crate::spin::{forget_cpus, level, set_level, MAX_LEVEL};
+    use crate::sys::futex_seam::waits;
+    use crate::MmapRegion;
+
+    const SPIN: Duration = Duration::from_micros(50);
+    const TIMEOUT: Duration = Duration::from_millis(5);
+
+    /// Runs `f` on a new thread restricted to the first `cpus` CPUs of this
+    /// process's mask; `None` if the process has fewer.
+    fn on_cpus<T: Send>(cpus: u32, f: impl FnOnce() -> T + Send) -> Option<T> {
+        let mask = sched_getaffinity(None).unwrap();
+        if mask.count() < cpus {
+            return None;
+        }
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut set = CpuSet::new();
+                let mut left = cpus;
+                for cpu in (0..CpuSet::MAX_CPU).filter(|&c| mask.is_set(c)) {
+                    if left == 0 {
+                        break;
+                    }
+                    set.set(cpu);
+                    left -= 1;
+                }
+                sched_setaffinity(None, &set).unwrap();
+                assert_eq!(sched_getaffinity(None).unwrap().count(), cpus);
+                forget_cpus();
+                set_level(0);
+                Some(f())
+            })
+            .join()
+            .unwrap()
+        })
+    }
+
+    /// Spins and futex waits of one `wait_u32_spin` that times out.
+    fn timed_out_wait() -> (u64, u64) {
+        let host = MmapRegion::in_memory(4096).unwrap();
+        let (s, w) = (spins(), waits());
+        assert_eq!(
+            host.region().wait_u32_spin(0, 0, SPIN, Some(TIMEOUT)),
+            Ok(false)
+        );
+        (spins() - s, waits() - w)
+    }
+
+    #[test]
+    fn a_thread_that_may_run_on_one_cpu_does_not_spin_and_sleeps_in_the_futex() {
+        let (spun, slept) = on_cpus(1, timed_out_wait).unwrap();
+        assert_eq!((spun, slept), (0, 1));
+    }
+
+    #[test]
+    fn a_thread_on_two_cpus_spins_then_sleeps_in_the_futex() {
+        let Some((spun, slept)) = on_cpus(2, timed_out_wait) else {
+            crate::spin::tests::log_skip(
+                "a_thread_on_two_cpus_spins_then_sleeps_in_the_futex",
+                "this process may run on one CPU only",
+            );
+            return;
+        };
+        assert!(spun > 0, "no spin");
+        assert_eq!(slept, 1);
+    }
+
+    #[test]
+    fn failed_spins_halve_the_budget_down_to_a_64th_and_a_caught_change_doubles_it() {
+        let Some(levels) = on_cpus(2, || {
+            let host = MmapRegion::in_memory(4096).unwrap();
+            let view = host.region();
+            let mut levels = vec![level()];
+            for _ in 0..8 {
+                assert_eq!(view.wait_u32_spin(0, 0, SPIN, Some(TIMEOUT)), Ok(false));
+                levels.push(level());
+            }
+            view.atomic_u32(0).unwrap().store(1, Ordering::Relaxed);
+            let w = waits();
+            assert_eq!(view.wait_u32_spin(0, 0, SPIN, None), Ok(true));
+            assert_eq!(waits(), w, "a change seen by the spin made a futex call");
+            levels.push(level());
+            levels
+        }) else {
+            crate::spin::tests::log_skip(
+                "failed_spins_halve_the_budget_down_to_a_64th_and_a_caught_change_doubles_it",
+                "this process may run on one CPU only",
+            );
+            return;
+        };
+        assert_eq!(levels, [0, 1, 2, 3, 4, 5, 6, 6, 6, 5]);
+        assert_eq!(MAX_LEVEL, 6);
+    }
+
+    #[test]
+    fn a_zero_spin_makes_no_load_and_sleeps_in_the_futex() {
+        let host = MmapRegion::in_memory(4096).unwrap();
+        let (s, w) = (spins(), waits());
+        assert_eq!(
+            host.region()
+                .wait_u32_spin(0, 0, Duration::ZERO, Some(TIMEOUT)),
+            Ok(false)
+        );
+        assert_eq!((spins() - s, waits() - w), (0, 1));
     }
 }

@@ -1,5 +1,5 @@
 //! Waiting for a shared word to change and waking the waiters
-//! (`Region::wait_u32`, `Region::wake_u32`), across processes, threads,
+//! (`Region::wait_u32`, `Region::wait_u32_spin`, `Region::wake_u32`), across processes, threads,
 //! read-only views, stale views, truncation and signals; and owned atomics
 //! (`Region::shared_u32`, `Region::shared_u64`).
 //!
@@ -61,14 +61,19 @@ mod futex {
     /// The waiting side: waits through `wait_on` (which may be read-only),
     /// reports through `control`.
     pub(super) fn follow(wait_on: &Region, control: &Region) {
+        follow_by(wait_on, control, |r, word| r.wait_u32(word, 0, Some(LIMIT)));
+    }
+
+    /// As `follow`, waiting with `wait(wait_on, word)`.
+    pub(super) fn follow_by(
+        wait_on: &Region,
+        control: &Region,
+        wait: impl Fn(&Region, usize) -> shm_region::Result<bool>,
+    ) {
         for round in 1..=ROUNDS {
             let word = round_word(round);
             store(control, READY, round);
-            assert_eq!(
-                wait_on.wait_u32(word, 0, Some(LIMIT)),
-                Ok(true),
-                "round {round}"
-            );
+            assert_eq!(wait(wait_on, word), Ok(true), "round {round}");
             assert_eq!(
                 wait_on.load_u32(word, Ordering::Acquire),
                 Ok(1),
@@ -163,6 +168,57 @@ mod futex {
         let (round, woken) = lead(&host.region());
         assert_eq!(woken, 1, "the wake of round {round} woke the child only");
         assert_child_succeeds(&mut child);
+    }
+
+    #[test]
+    fn a_child_process_spinning_then_sleeping_in_wait_u32_spin_is_woken_by_its_parent() {
+        const NAME: &str =
+            "futex::a_child_process_spinning_then_sleeping_in_wait_u32_spin_is_woken_by_its_parent";
+        if let Some(path) = role() {
+            let child = MmapRegion::attach(&path).unwrap();
+            let r = child.region();
+            // The waker stores 5 ms after the round starts: the spin is
+            // over by then and the wake must reach the futex.
+            follow_by(&r, &r, |r, word| {
+                r.wait_u32_spin(word, 0, Duration::from_micros(100), Some(LIMIT))
+            });
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = seg(&dir);
+        let host = MmapRegion::create(&path, HANDSHAKE_LEN, FileCleanup::Manual).unwrap();
+        let mut child = spawn_self(NAME, path.to_str().unwrap(), &[])
+            .spawn()
+            .unwrap();
+        let (round, woken) = lead(&host.region());
+        assert_eq!(woken, 1, "the wake of round {round} woke the child only");
+        assert_child_succeeds(&mut child);
+    }
+
+    #[test]
+    fn wait_u32_spin_on_a_word_a_peer_truncated_away_is_truncated_without_spinning() {
+        let page = rustix::param::page_size();
+        let dir = tempfile::tempdir().unwrap();
+        let path = seg(&dir);
+        let mut host = MmapRegion::create(&path, 2 * page, FileCleanup::Manual).unwrap();
+        let view = host.region();
+        peer_set_len(&path, page);
+        // Not spinning, it is what wait_u32 is: the kernel meets the
+        // missing page.
+        let e = view
+            .wait_u32_spin(page, 0, Duration::ZERO, Some(Duration::from_millis(10)))
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Truncated);
+        assert_eq!(e.operation(), "wait_u32_spin");
+        assert_eq!(kind(host.check_and_remap()), ErrorKind::Truncated);
+        assert_eq!(
+            kind(view.wait_u32_spin(page, 0, Duration::from_micros(50), Some(Duration::ZERO))),
+            ErrorKind::OutOfBounds
+        );
+        assert_eq!(
+            view.wait_u32_spin(0, 0, Duration::from_micros(50), Some(Duration::ZERO)),
+            Ok(false)
+        );
     }
 
     #[test]
@@ -492,6 +548,66 @@ fn a_word_that_differs_returns_true_without_waiting() {
 }
 
 #[test]
+fn wait_u32_spin_returns_true_at_once_when_the_word_differs() {
+    let host = MmapRegion::in_memory(4096).unwrap();
+    let view = host.region();
+    view.atomic_u32(4).unwrap().store(9, Ordering::Relaxed);
+    for spin in [Duration::ZERO, Duration::from_micros(50), Duration::MAX] {
+        for timeout in [None, Some(Duration::ZERO), Some(LIMIT)] {
+            let start = Instant::now();
+            assert_eq!(view.wait_u32_spin(4, 0, spin, timeout), Ok(true));
+            let took = start.elapsed();
+            assert!(
+                took < Duration::from_millis(100),
+                "{spin:?} {timeout:?}: {took:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn wait_u32_spin_that_nothing_ends_returns_false_after_its_timeout_however_long_the_spin() {
+    let host = MmapRegion::in_memory(4096).unwrap();
+    let view = host.region();
+    for timeout in [0, 1, 50].map(Duration::from_millis) {
+        for spin in [Duration::ZERO, Duration::from_micros(50), Duration::MAX] {
+            let start = Instant::now();
+            assert_eq!(view.wait_u32_spin(0, 0, spin, Some(timeout)), Ok(false));
+            let took = start.elapsed();
+            assert!(took >= timeout, "{timeout:?} {spin:?}: {took:?}");
+            // The spin is capped at 100 µs and counts towards the timeout.
+            assert!(
+                took < timeout + Duration::from_millis(500),
+                "{timeout:?} {spin:?}: {took:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_thread_sees_a_store_with_wait_u32_spin_on_any_platform() {
+    let host = MmapRegion::in_memory(4096).unwrap();
+    let view = host.region();
+    let waiter = {
+        let view = view.clone();
+        thread::spawn(move || {
+            while view.load_u32(0, Ordering::Acquire).unwrap() == 0 {
+                assert_eq!(
+                    view.wait_u32_spin(0, 0, Duration::from_micros(30), Some(LIMIT)),
+                    Ok(true)
+                );
+            }
+            view.load_u64(8, Ordering::Relaxed).unwrap()
+        })
+    };
+    thread::sleep(Duration::from_millis(5));
+    view.atomic_u64(8).unwrap().store(42, Ordering::Relaxed);
+    view.atomic_u32(0).unwrap().store(1, Ordering::Release);
+    assert!(view.wake_u32(0, 1).unwrap() <= 1);
+    assert_eq!(waiter.join().unwrap(), 42);
+}
+
+#[test]
 fn wait_and_wake_check_offsets_like_atomic_u32() {
     let host = MmapRegion::in_memory(4096).unwrap();
     let view = host.region();
@@ -512,7 +628,18 @@ fn wait_and_wake_check_offsets_like_atomic_u32() {
             "wait_u32({off})"
         );
         assert_eq!(kind(view.wake_u32(off, 1)), expected, "wake_u32({off})");
+        assert_eq!(
+            kind(view.wait_u32_spin(off, 0, Duration::from_micros(50), Some(Duration::ZERO))),
+            expected,
+            "wait_u32_spin({off})"
+        );
     }
+    assert_eq!(
+        view.wait_u32_spin(2, 0, Duration::ZERO, None)
+            .unwrap_err()
+            .operation(),
+        "wait_u32_spin"
+    );
     // The last word is fine.
     assert_eq!(view.wait_u32(len - 4, 0, Some(Duration::ZERO)), Ok(false));
     assert_eq!(view.wake_u32(len - 4, 1), Ok(0));
@@ -545,6 +672,16 @@ fn a_read_only_view_waits_but_wake_is_refused() {
     assert_eq!(view.wait_u32(16, 0, Some(LIMIT)), Ok(true));
     assert_eq!(kind(view.wait_u32(2, 0, None)), ErrorKind::Misaligned);
     assert_eq!(kind(view.wait_u32(4096, 0, None)), ErrorKind::OutOfBounds);
+    // wait_u32_spin too, spinning on the read-only word.
+    let spin = Duration::from_micros(50);
+    let start = Instant::now();
+    assert_eq!(view.wait_u32_spin(0, 0, spin, Some(timeout)), Ok(false));
+    assert!(start.elapsed() >= timeout);
+    assert_eq!(view.wait_u32_spin(16, 0, spin, Some(LIMIT)), Ok(true));
+    assert_eq!(
+        kind(view.wait_u32_spin(2, 0, spin, None)),
+        ErrorKind::Misaligned
+    );
 }
 
 #[cfg(not(miri))]

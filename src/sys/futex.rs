@@ -61,6 +61,8 @@ impl Mapping {
         timeout: Option<&Timespec>,
     ) -> Option<Result<(), Errno>> {
         let word = self.futex_word(offset)?;
+        #[cfg(test)]
+        seam::WAITS.with(|n| n.set(n.get() + 1));
         Some(futex::wait(word, Flags::empty(), expected, timeout))
     }
 
@@ -73,6 +75,32 @@ impl Mapping {
         if count == 0 {
             return Some(Ok(0));
         }
+        #[cfg(test)]
+        seam::WAKES.with(|n| n.set(n.get() + 1));
         Some(futex::wake(word, Flags::empty(), count.min(MAX_WAKE)))
+    }
+}
+
+/// A test seam: the futex system calls this thread made, counted right
+/// before each, so that unit tests can prove a call was or was not made.
+#[cfg(test)]
+pub(crate) mod seam {
+    use std::cell::Cell;
+
+    std::thread_local! {
+        /// `FUTEX_WAIT` calls made by this thread.
+        pub(crate) static WAITS: Cell<u64> = const { Cell::new(0) };
+        /// `FUTEX_WAKE` calls made by this thread.
+        pub(crate) static WAKES: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// `FUTEX_WAIT` calls made by this thread so far.
+    pub(crate) fn waits() -> u64 {
+        WAITS.with(Cell::get)
+    }
+
+    /// `FUTEX_WAKE` calls made by this thread so far.
+    pub(crate) fn wakes() -> u64 {
+        WAKES.with(Cell::get)
     }
 }

@@ -27,8 +27,11 @@
 //!   `Region::atomic_u64` already states for real memory.
 //!
 //! So a region of capacity `c` bytes, rounded up to a multiple of 8, costs
-//! `c / 4 + c / 8` loom objects (96 for 256 bytes). Words nobody touches add
-//! only their creation to each iteration, never branches.
+//! `c / 4 + c / 8` loom objects (96 for 256 bytes), plus a loom `Mutex` and
+//! `Condvar`: the futex model `EventCount` sleeps in
+//! ([`Mapping::futex_sleep`], [`Mapping::futex_wake_all`]). Words nobody
+//! touches, and the futex model when nothing sleeps, add only their
+//! creation to each iteration, never branches.
 //!
 //! There is no raw memory here and no `unsafe`: the invariants of the
 //! parent module do not come into play. [`Mapping::base`] is the address of
@@ -42,6 +45,7 @@ use std::os::fd::BorrowedFd;
 use std::sync::atomic::Ordering;
 
 use loom::sync::atomic::{AtomicU32, AtomicU64};
+use loom::sync::{Condvar, Mutex};
 use rustix::io::Errno;
 
 use super::{range_fits, Hint};
@@ -61,6 +65,10 @@ pub(crate) struct Mapping {
     wide: Box<[AtomicU64]>,
     /// Capacity in bytes: `words.len() * 4 == wide.len() * 8`.
     len: usize,
+    /// The futex model of `EventCount` sleeps: (wake generation, sleepers
+    /// queued since the last wake), and the condition variable they block
+    /// on.
+    futex: (Mutex<(u64, usize)>, Condvar),
 }
 
 impl fmt::Debug for Mapping {
@@ -110,6 +118,7 @@ impl Mapping {
             words: (0..len / WORD).map(|_| AtomicU32::new(0)).collect(),
             wide: (0..len / WIDE).map(|_| AtomicU64::new(0)).collect(),
             len,
+            futex: (Mutex::new((0, 0)), Condvar::new()),
         })
     }
 
@@ -252,6 +261,51 @@ impl Mapping {
             return None;
         }
         self.wide.get(offset / WIDE)
+    }
+
+    /// The futex model's wait on the word at `offset`: under the model's
+    /// lock, a relaxed load compared with `expected` (`Some(true)` if it
+    /// differs, as the kernel's `EAGAIN`); if equal and `timed`, a yield
+    /// after the lock is released and `Some(false)` (the timeout elapses
+    /// at once); if equal and not `timed`, queued and blocked until a
+    /// [`futex_wake_all`](Self::futex_wake_all), then `Some(true)`. `None`
+    /// if the word is not inside. One queue for the whole mapping.
+    pub(crate) fn futex_sleep(&self, offset: usize, expected: u32, timed: bool) -> Option<bool> {
+        let word = self.atomic_u32(offset)?;
+        let (lock, woken) = &self.futex;
+        let mut state = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if word.load(Ordering::Relaxed) != expected {
+            return Some(true);
+        }
+        if timed {
+            drop(state);
+            loom::thread::yield_now();
+            return Some(false);
+        }
+        let generation = state.0;
+        state.1 += 1;
+        while state.0 == generation {
+            state = woken
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        Some(true)
+    }
+
+    /// Wakes every sleeper queued in the futex model; how many.
+    pub(crate) fn futex_wake_all(&self) -> usize {
+        let (lock, woken) = &self.futex;
+        let mut state = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let queued = std::mem::take(&mut state.1);
+        if queued > 0 {
+            state.0 += 1;
+            woken.notify_all();
+        }
+        queued
     }
 
     /// A load of the loom word at `offset` with `order`; `None` if

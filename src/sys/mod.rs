@@ -375,6 +375,13 @@ mod fdio;
 mod frozen;
 #[cfg(all(any(target_os = "linux", target_os = "android"), not(miri), not(loom)))]
 mod futex;
+#[cfg(all(
+    test,
+    any(target_os = "linux", target_os = "android"),
+    not(miri),
+    not(loom)
+))]
+pub(crate) use futex::seam as futex_seam;
 #[cfg(all(feature = "arbitrary", not(loom)))]
 mod hostile;
 #[cfg(loom)]
