@@ -73,7 +73,7 @@ mod linux {
     /// The clients started at once; `late` follows the crasher's end.
     const CLIENTS: [&str; 4] = ["honest", "truncator", "liar", "crasher"];
     /// A client process's role and the server's socket, in its environment.
-    const ROLE_ENV: &str = "POOL_SERVER_ROLE";
+    pub const ROLE_ENV: &str = "POOL_SERVER_ROLE";
     const SOCKET_ENV: &str = "POOL_SERVER_SOCKET";
     /// The whole run's limit: only a broken server takes this long.
     const RUN_LIMIT: Duration = Duration::from_secs(10);
@@ -517,5 +517,30 @@ mod linux {
             _ => return Err(format!("unknown client kind {kind:?}").into()),
         }
         Ok(())
+    }
+}
+
+/// The example's run under the test harness (`cargo test --example
+/// pool_server`), so that the planted-bug suite can run it: the test is
+/// both the server and, started again with a role in its environment,
+/// each client process.
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::process::Command;
+
+    const NAME: &str = "tests::a_dead_clients_pools_are_dropped_and_the_others_served";
+
+    #[test]
+    fn a_dead_clients_pools_are_dropped_and_the_others_served() {
+        if let Ok(role) = std::env::var(super::linux::ROLE_ENV) {
+            super::linux::run_role(&role).unwrap();
+            return;
+        }
+        super::linux::run_server(&|| {
+            let mut cmd = Command::new(std::env::current_exe()?);
+            cmd.args([NAME, "--exact", "--nocapture", "--test-threads=1"]);
+            Ok(cmd)
+        })
+        .unwrap();
     }
 }
