@@ -389,7 +389,9 @@ mod linux {
         let mut failed = false;
         for (_, (kind, mut child)) in children {
             let status = child.wait()?;
-            let report = &reports[&kind];
+            let report = reports
+                .get(&kind)
+                .ok_or_else(|| format!("no report for {kind}"))?;
             let (frames, errors, end) = expected(&kind);
             let mut ok = report.frames == frames
                 && report.errors == errors
