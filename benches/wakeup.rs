@@ -1,5 +1,6 @@
 //! Cross-process wake-up round trips: `wait_u32`/`wake_u32`,
-//! `wait_u32_spin`, `EventCount`, a pipe and a Unix socket, with the two
+//! `wait_u32_spin`, `EventCount`, a `Doorbell` waited for with `poll`, a
+//! pipe and a Unix socket, with the two
 //! processes on two CPUs and both on one; and the cost of
 //! `EventCount::notify` with nobody asleep.
 //!
@@ -41,7 +42,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rustix::thread::{sched_getaffinity, sched_setaffinity, CpuSet};
-use shm_region::{EventCount, FileCleanup, MmapRegion, Region, SharedU32};
+use shm_region::{fdpass, Doorbell, EventCount, FileCleanup, MmapRegion, Region, SharedU32};
 
 const CHILD_ENV: &str = "SHM_REGION_WAKEUP_CHILD";
 const CPU_ENV: &str = "SHM_REGION_WAKEUP_CPU";
@@ -93,6 +94,11 @@ const VARIANTS: &[Variant] = &[
         name: "event_count",
         parent: event_parent,
         child: event_child,
+    },
+    Variant {
+        name: "doorbell",
+        parent: bell_parent,
+        child: bell_child,
     },
     Variant {
         name: "pipe",
@@ -279,6 +285,104 @@ fn event_child(path: &Path) {
         last = v;
         to_parent.store(v, Ordering::Release);
         parent_events.notify().expect("notify");
+    }
+}
+
+// ------------------------------------------------------------- doorbell
+
+/// Two doorbells (eventfds), one per direction, over the ping and pong
+/// words: ring, then `poll` (`Doorbell::wait`) and `drain` on the other
+/// side, as an event loop would.
+struct Bells {
+    /// The creator: it removes the file when dropped.
+    _region: MmapRegion,
+    view: Region,
+    to_child: SharedU32,
+    to_parent: SharedU32,
+    child_bell: Doorbell,
+    parent_bell: Doorbell,
+    counter: u32,
+}
+
+fn bell_parent(path: &Path, spawn: &dyn Fn(Stdio) -> Child) -> (Box<dyn Pinger>, Child) {
+    let region = region_file(path);
+    let view = region.region();
+    let (ours, theirs) = UnixStream::pair().expect("socketpair");
+    let child = spawn(Stdio::from(OwnedFd::from(theirs)));
+    let (child_bell, parent_bell) = (
+        Doorbell::new().expect("bell"),
+        Doorbell::new().expect("bell"),
+    );
+    // The child takes both over its stdin: its own first.
+    fdpass::send_with(&ours, b"bells", &[child_bell.as_fd(), parent_bell.as_fd()])
+        .expect("send the doorbells");
+    let bells = Bells {
+        to_child: view.shared_u32(TO_CHILD).expect("word"),
+        to_parent: view.shared_u32(TO_PARENT).expect("word"),
+        view,
+        _region: region,
+        child_bell,
+        parent_bell,
+        counter: 0,
+    };
+    (Box::new(bells), child)
+}
+
+/// Waits (in `poll`) for `bell` and drains it.
+fn poll_bell(bell: &Doorbell) {
+    bell.wait(Some(Duration::from_secs(1))).expect("poll");
+    bell.drain().expect("drain");
+}
+
+impl Pinger for Bells {
+    fn round_trip(&mut self) {
+        self.counter = self.counter.wrapping_add(1);
+        self.to_child.store(self.counter, Ordering::Release);
+        self.child_bell.ring().expect("ring");
+        while self.to_parent.load(Ordering::Acquire) != self.counter {
+            poll_bell(&self.parent_bell);
+        }
+    }
+
+    fn stop(&mut self) {
+        stop_words(&self.view);
+        self.child_bell.ring().expect("ring");
+    }
+}
+
+fn bell_child(path: &Path) {
+    let socket = UnixStream::from(
+        std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .expect("stdin"),
+    );
+    let mut buf = [0u8; 5];
+    let (_, fds) = fdpass::recv_with(&socket, &mut buf, 2).expect("receive the doorbells");
+    let mut bells = fds
+        .into_iter()
+        .map(|fd| Doorbell::from_fd(fd).expect("a doorbell"));
+    let (child_bell, parent_bell) = (
+        bells.next().expect("two doorbells"),
+        bells.next().expect("two doorbells"),
+    );
+    let region = MmapRegion::attach(path).expect("attach");
+    let view = region.region();
+    let to_child = view.shared_u32(TO_CHILD).expect("word");
+    let to_parent = view.shared_u32(TO_PARENT).expect("word");
+    let mut last = 0;
+    loop {
+        let v = to_child.load(Ordering::Acquire);
+        if view.load_u32(STOP, Ordering::Acquire).expect("stop") != 0 {
+            return;
+        }
+        if v == last {
+            poll_bell(&child_bell);
+            continue;
+        }
+        last = v;
+        to_parent.store(v, Ordering::Release);
+        parent_bell.ring().expect("ring");
     }
 }
 

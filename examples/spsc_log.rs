@@ -1,6 +1,7 @@
 //! A single-producer single-consumer log between two processes: an
 //! append-only log in a region that the producer grows while the consumer
-//! reads it, with the consumer asleep in `wait_u32` whenever it has caught up.
+//! reads it, with the consumer asleep in an `EventCount` whenever it has
+//! caught up.
 //!
 //! ```text
 //! cargo run --example spsc_log              # 200,000 records
@@ -25,14 +26,13 @@
 //! never reads a byte the producer still writes.
 //!
 //! **Header** (the region's first 64 bytes, words reached through
-//! `shared_u32`/`shared_u64`, which keep their mapping alive across the
-//! views' `refresh`):
+//! `shared_u32`/`shared_u64` and an `EventCount`, which keep their mapping
+//! alive across the views' `refresh`):
 //!
 //! | offset | word | written by |
 //! |---|---|---|
 //! | 0 | `MAGIC` (u64) | producer, before spawning the consumer |
-//! | 8 | `COMMIT_SEQ` (u32): bumped after every publish; the consumer waits on it | producer |
-//! | 12 | `SLEEPING` (u32): 1 while the consumer is about to sleep or asleep | consumer |
+//! | 8 | `EVENTS`, an `EventCount`: its sequence (u32, bumped by `notify` after every publish), then its sleeper count (u32 at 12) | producer; consumer (sleeper count) |
 //! | 16 | `COMMITTED` (u64): end offset of the last complete record | producer |
 //! | 24 | `TOTAL` (u64): records written, valid once `FINISHED` is 1 | producer |
 //! | 32 | `PRODUCER_SUM` (u64): running checksum, valid once `FINISHED` is 1 | producer |
@@ -44,30 +44,29 @@
 //!
 //! **Publishing.** The producer writes a whole record (header and payload,
 //! one `write_at`), then stores the record's end in `COMMITTED` with
-//! `Release` and bumps `COMMIT_SEQ`. The consumer loads `COMMIT_SEQ`, then
-//! `COMMITTED`, with `Acquire`, and reads only below `COMMITTED`: every
-//! byte there was written before the `Release` store it synchronized with,
-//! so it never sees a record half-written. `COMMITTED` is a peer's word,
-//! so the consumer checks it (never backwards), follows growth with
-//! `ensure_len(committed)` (no system call while it is mapped), and
-//! validates each record header before using it.
+//! `Release` and calls `EventCount::notify`. The consumer reads the event
+//! count's sequence (`current`, `Acquire`), then `COMMITTED` (`Acquire`),
+//! and reads only below `COMMITTED`: every byte there was written before
+//! the `Release` store it synchronized with, so it never sees a record
+//! half-written. `COMMITTED` is a peer's word, so the consumer checks it
+//! (never backwards), follows growth with `ensure_len(committed)` (no
+//! system call while it is mapped), and validates each record header
+//! before using it.
 //!
 //! **No lost wake-up, no wake system call per record.** With nothing to
-//! read, the consumer stores `SLEEPING = 1`, loads `COMMIT_SEQ` again, and
-//! if it still holds the value `s` it saw before finding nothing to read,
-//! calls `wait_u32(COMMIT_SEQ, s)`. The producer bumps `COMMIT_SEQ`, then
-//! swaps `SLEEPING` to 0, and calls `wake_u32` only if it was 1 (so one
-//! wake per sleep, not one per record until the consumer runs). These
-//! four accesses are `SeqCst`, so in their single total order either the
-//! producer sees `SLEEPING = 1` (and wakes), or its bump comes before the
-//! consumer's second load (which then sees the change and does not sleep).
-//! A wake that arrives between that load and the sleep is not lost either:
-//! the kernel compares the word with `s` when the consumer goes to sleep,
-//! and the bump came before the wake. The wait has a 1 s timeout only so
-//! that a consumer whose producer died notices it and exits.
+//! read, the consumer calls `wait(seen, spin, timeout)` with the sequence
+//! `seen` it read before it found nothing: it returns at once if a notify
+//! came since, else spins briefly, then counts itself as a sleeper and
+//! sleeps in a futex wait until the sequence changes. `notify` bumps the
+//! sequence and makes the wake system call only when a sleeper is
+//! counted, so while the consumer keeps up (or spins) publishing costs an
+//! atomic add, a fence and a load. The `EventCount` documentation explains
+//! why no notify is lost between the consumer's check and its sleep. The
+//! wait has a 1 s timeout only so that a consumer whose producer died
+//! notices it and exits.
 //!
 //! Half-way through, the producer goes quiet for 50 ms: the consumer then
-//! sleeps in `wait_u32`, and its CPU time (from `/proc/self/schedstat`
+//! sleeps in `EventCount::wait`, and its CPU time (from `/proc/self/schedstat`
 //! where there is one) shows it did not spin.
 
 #![deny(unsafe_code)]
@@ -78,13 +77,13 @@ use std::process::{Child, Command};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use shm_region::{FileCleanup, MmapRegion, Region, SharedU32, SharedU64};
+use shm_region::{EventCount, FileCleanup, MmapRegion, Region, SharedU32, SharedU64};
 
 type Res<T = ()> = Result<T, Box<dyn Error>>;
 
 const MAGIC_WORD: usize = 0;
-const COMMIT_SEQ: usize = 8;
-const SLEEPING: usize = 12;
+/// The event count: its sequence here, its sleeper count at 12.
+const EVENTS: usize = 8;
 const COMMITTED: usize = 16;
 const TOTAL: usize = 24;
 const PRODUCER_SUM: usize = 32;
@@ -101,6 +100,9 @@ const RECORD_HEADER: usize = 24;
 const MAX_PAYLOAD: usize = 255;
 const INITIAL_SIZE: usize = 4096;
 const DEFAULT_RECORDS: u64 = 200_000;
+/// How long the consumer spins before it sleeps (capped and backed off by
+/// `EventCount::wait`; no spin at all on a single CPU).
+const SPIN: Duration = Duration::from_micros(20);
 /// How long the producer goes quiet half-way through.
 const PAUSE: Duration = Duration::from_millis(50);
 
@@ -159,8 +161,7 @@ fn build_record(seq: u64, buf: &mut Vec<u8>) -> Res<u64> {
 
 /// The header's shared words.
 struct Words {
-    commit_seq: SharedU32,
-    sleeping: SharedU32,
+    events: EventCount,
     committed: SharedU64,
     total: SharedU64,
     producer_sum: SharedU64,
@@ -173,8 +174,7 @@ struct Words {
 impl Words {
     fn new(r: &Region) -> Res<Self> {
         Ok(Self {
-            commit_seq: r.shared_u32(COMMIT_SEQ)?,
-            sleeping: r.shared_u32(SLEEPING)?,
+            events: r.event_count(EVENTS)?,
             committed: r.shared_u64(COMMITTED)?,
             total: r.shared_u64(TOTAL)?,
             producer_sum: r.shared_u64(PRODUCER_SUM)?,
@@ -257,18 +257,14 @@ fn producer(records: u64) -> Res {
     let mut buf = Vec::with_capacity(RECORD_HEADER + MAX_PAYLOAD);
     let mut pos = HEADER_LEN;
     let mut running = FNV_OFFSET;
-    let (mut grows, mut wakes, mut woken) = (0u32, 0u64, 0usize);
-    let mut publish = |view: &Region, end: usize| -> Res {
+    let (mut grows, mut notifies, mut woken) = (0u32, 0u64, 0usize);
+    let mut publish = |end: usize| -> Res {
         words
             .committed
             .store(u64::try_from(end)?, Ordering::Release);
-        words.commit_seq.fetch_add(1, Ordering::SeqCst);
-        // Clearing the flag makes one wake per sleep, not one per record
-        // until the woken consumer runs again.
-        if words.sleeping.swap(0, Ordering::SeqCst) != 0 {
-            wakes += 1;
-            woken += view.wake_u32(COMMIT_SEQ, 1)?;
-        }
+        // A wake system call only while the consumer is counted asleep.
+        notifies += 1;
+        woken += words.events.notify()?;
         Ok(())
     };
     let start = Instant::now();
@@ -288,7 +284,7 @@ fn producer(records: u64) -> Res {
         view.write_at(pos, &buf)?;
         pos = end;
         running = fold(running, hash);
-        publish(&view, pos)?;
+        publish(pos)?;
         if seq == records / 2 {
             let t = Instant::now();
             std::thread::sleep(PAUSE);
@@ -298,7 +294,7 @@ fn producer(records: u64) -> Res {
     words.total.store(records, Ordering::Relaxed);
     words.producer_sum.store(running, Ordering::Relaxed);
     words.finished.store(1, Ordering::Release);
-    publish(&view, pos)?;
+    publish(pos)?;
     let writing = start.elapsed().saturating_sub(paused);
 
     let status = child.0.wait()?;
@@ -312,7 +308,7 @@ fn producer(records: u64) -> Res {
     );
     println!(
         "producer: grew {grows} times by doubling to {} bytes (generation {}); \
-         called wake_u32 {wakes} times (it woke {woken})",
+         notified {notifies} times, which woke the consumer {woken} times",
         log.len(),
         log.generation(),
     );
@@ -399,7 +395,7 @@ fn consumer(path: &Path) -> Res {
     let (mut remaps, mut waits) = (0u32, 0u64);
     let mut asleep = Duration::ZERO;
     loop {
-        let seen = words.commit_seq.load(Ordering::Acquire);
+        let seen = words.events.current();
         let finished = words.finished.load(Ordering::Acquire) == 1;
         let committed = usize::try_from(words.committed.load(Ordering::Acquire))?;
         if committed < pos {
@@ -422,18 +418,16 @@ fn consumer(path: &Path) -> Res {
         if finished {
             break;
         }
-        // Nothing to read: announce the sleep, check again, sleep.
-        words.sleeping.store(1, Ordering::SeqCst);
-        if words.commit_seq.load(Ordering::SeqCst) == seen {
-            let t = Instant::now();
-            let woke = view.wait_u32(COMMIT_SEQ, seen, Some(Duration::from_secs(1)))?;
-            asleep += t.elapsed();
-            waits += 1;
-            if !woke && std::os::unix::process::parent_id() != parent {
-                return Err("the producer is gone".into());
-            }
+        // Nothing to read: wait for a notify after `seen`.
+        let t = Instant::now();
+        let woke = words
+            .events
+            .wait(seen, SPIN, Some(Duration::from_secs(1)))?;
+        asleep += t.elapsed();
+        waits += 1;
+        if woke.is_none() && std::os::unix::process::parent_id() != parent {
+            return Err("the producer is gone".into());
         }
-        words.sleeping.store(0, Ordering::Relaxed);
     }
 
     let total = words.total.load(Ordering::Relaxed);
@@ -448,7 +442,7 @@ fn consumer(path: &Path) -> Res {
     };
     println!(
         "consumer: verified {seq} records in {:.1} ms wall, {cpu} CPU; followed {remaps} growths \
-         with ensure_len; slept {waits} times in wait_u32, {:.1} ms in all",
+         with ensure_len; waited {waits} times in EventCount::wait, {:.1} ms in all",
         wall.as_secs_f64() * 1e3,
         asleep.as_secs_f64() * 1e3,
     );

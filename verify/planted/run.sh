@@ -54,7 +54,8 @@ trap 'rm -rf "$scratch"' EXIT
 tar -C "$repo" --exclude=./target --exclude=./.git --exclude=./fuzz/target -cf - . | tar -C "$scratch" -xf -
 pristine="$scratch/.pristine"
 mkdir -p "$pristine"
-tar -C "$scratch" --exclude=./.pristine -cf - src | tar -C "$pristine" -xf -
+# Mutations change files under src/ or examples/: those are restored.
+tar -C "$scratch" --exclude=./.pristine -cf - src examples | tar -C "$pristine" -xf -
 
 # run_harness KIND ARGS... : builds (--no-run), then runs. Prints "build"
 # and returns 2 if the build fails; returns the test's status otherwise.
@@ -82,7 +83,11 @@ run_harness() {
     (cd "$scratch" && env "${env[@]}" timeout "$HARNESS_TIMEOUT" "${cmd[@]}" "${rest[@]}") >>"$scratch/.log" 2>&1
 }
 
-restore() { rm -rf "$scratch/src" && cp -r "$pristine/src" "$scratch/src"; }
+restore() {
+    for d in src examples; do
+        rm -rf "${scratch:?}/$d" && cp -r "$pristine/$d" "$scratch/$d"
+    done
+}
 
 # Each mutation's build and test output, for a look after the run.
 logs="$repo/target/planted-logs"
