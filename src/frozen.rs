@@ -364,8 +364,9 @@ impl FreezeError {
     /// `None` only when it could not be mapped again after the kernel
     /// refused the seal (`mmap` failed, writable and read-only: no address
     /// space left), or when the seals were added but the rest could not be
-    /// done (allocating a part a peer grew or punched a hole in before the
-    /// seals, or mapping the file read-only; the file stays frozen then).
+    /// done (allocating a hole a peer punched before the seals, a file a
+    /// holder grew in between, or mapping the file read-only; the file
+    /// stays frozen then).
     #[must_use]
     pub fn into_region(self) -> Option<MmapRegion> {
         self.region.map(|region| *region)
