@@ -139,10 +139,8 @@ fn a_counter_a_kernel_signal_raised_to_u64_max_rings_waits_and_drains() {
     };
     let mut list = [std::ptr::from_mut(&mut cb)];
     // SAFETY: one valid iocb, whose buffer outlives the completion waited for below.
-    assert_eq!(
-        unsafe { libc::syscall(libc::SYS_io_submit, ctx, 1, list.as_mut_ptr()) },
-        1
-    );
+    let submitted = unsafe { libc::syscall(libc::SYS_io_submit, ctx, 1, list.as_mut_ptr()) };
+    assert_eq!(submitted, 1);
     let mut events = [0u64; 4];
     // SAFETY: room for one `io_event` (four u64), one event asked for.
     let got = unsafe {
