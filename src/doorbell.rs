@@ -24,10 +24,15 @@ use crate::poll;
 ///
 /// Rings coalesce: any number of rings before a `drain` make the
 /// descriptor readable once, and `drain` returns how many there were (a
-/// pipe holds at most its capacity; rings past that are dropped). A ring
+/// pipe holds at most its capacity; rings past that are dropped; a peer
+/// holding the eventfd can add any count in one write, so the number is
+/// untrusted). A ring
 /// never fails because the counter is full: one that finds the eventfd
-/// counter at its maximum (`0xffff_ffff_ffff_fffe`) leaves it there, since
-/// the doorbell is rung already.
+/// counter at the most a write can raise it to (`0xffff_ffff_ffff_fffe`),
+/// or at `u64::MAX` (which a signal from the kernel reaches: an aio or
+/// io_uring completion a holder registered the eventfd for; it then also
+/// polls as an error), leaves it there, since the doorbell is rung
+/// already.
 ///
 /// The descriptor implements [`AsFd`] and [`AsRawFd`], so that
 /// `rustix::event::poll`, mio's `SourceFd`, tokio's `AsyncFd<Doorbell>`
@@ -155,8 +160,14 @@ impl Doorbell {
         self.inner.ring()
     }
 
-    /// Takes every ring since the last drain and returns how many there
-    /// were; `Ok(0)` at once when nothing rang. Never blocks, on Linux even
+    /// Takes every ring since the last drain and returns the count the
+    /// eventfd held (on Linux and Android): the number of rings when every
+    /// holder rings with [`ring`](Doorbell::ring), but a holder writing to
+    /// the descriptor itself can add up to `0xffff_ffff_ffff_fffe` at once
+    /// (and a kernel signal it arranged one more, to `u64::MAX`), so from
+    /// a doorbell a peer holds it is a wake-up, not a number to trust (loop
+    /// on it and a peer chooses how long); `Ok(0)` at once when nothing
+    /// rang. Never blocks, on Linux even
     /// when a peer sharing the eventfd has cleared `O_NONBLOCK`. Afterwards
     /// the descriptor no longer polls readable (until the next ring).
     ///

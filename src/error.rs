@@ -466,6 +466,11 @@ pub(crate) enum Limit {
     FileSize(u64),
     /// `mmap` failed with `ENOMEM`: no address space or mapping slots left.
     AddressSpace,
+    /// The length of the region being frozen: a peer grew its file past it,
+    /// and `freeze` would allocate (and map) all of that. Only `freeze`
+    /// (Linux and Android) gives it.
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+    GrownPast(usize),
 }
 
 /// The result type of this crate.
@@ -901,6 +906,11 @@ impl fmt::Display for Describe<'_> {
                     f,
                     "size {size} is past a quarter of the {left} bytes of address space left"
                 ),
+                Limit::GrownPast(len) => write!(
+                    f,
+                    "the file is {size} bytes, past the region's {len}: a holder grew it, and \
+                     freezing it would allocate every page of that"
+                ),
                 Limit::UnboundedShare { cap, origin } => {
                     use crate::map::Origin;
                     let (what, part) = match origin {
@@ -1075,6 +1085,7 @@ impl fmt::Debug for Error {
                     }
                     Limit::FileSize(limit) => d.field("rlimit_fsize", &limit),
                     Limit::AddressSpace => &mut d,
+                    Limit::GrownPast(len) => d.field("region_len", &len),
                 };
             }
             Detail::Owner { uid, euid } => {
@@ -1189,6 +1200,13 @@ fn way_out(op: &str, detail: &Detail) -> Option<&'static str> {
              attach_fd_read_only maps it as a region",
         ),
         Detail::ReadOnlyDescriptor => Some("use attach_fd_read_only to map it read-only"),
+        Detail::TooLarge {
+            limit: Limit::GrownPast(_),
+            ..
+        } => Some(
+            "check_and_remap follows the growth (within MmapOptions::max_size), then freeze \
+             freezes the file at its new size",
+        ),
         Detail::Owner { .. } => Some("MmapOptions::allow_other_owner(true) accepts it"),
         Detail::Mode { .. } => Some("MmapOptions::allow_group_or_other_write(true) accepts it"),
         Detail::Links { .. } => Some("MmapOptions::allow_hard_links(true) accepts it"),

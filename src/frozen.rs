@@ -58,7 +58,8 @@ struct Inner {
     map: FrozenMapping,
     /// Open read-only; the mapping was made from it.
     fd: OwnedFd,
-    /// The file's device and inode: its key in [`MAPPED`].
+    /// The file's device, inode number, birth time and size: its key in
+    /// [`MAPPED`].
     key: Key,
     /// The mapping's part of its origin's share of the address space
     /// (`None` for a region frozen with an explicit `max_size`), given back
@@ -66,21 +67,36 @@ struct Inner {
     _share: Option<UnboundedShare>,
 }
 
-/// A file's device and inode.
-type Key = (rustix::fs::Dev, u64);
+/// A file's device, inode number, birth time (`statx`, `None` where the
+/// file system gives none) and size (final under the seals).
+type Key = (rustix::fs::Dev, u64, Option<(i64, u32)>, u64);
 
-/// The live `Frozen` mapping of each file, by device and inode: every
-/// [`Frozen`] of one file, however many times its descriptor is received,
-/// shares one mapping, so a resend costs no address space. A key cannot
-/// name another file while its entry is live: the mapping keeps the file
-/// open (`Inner::fd`), so its inode cannot be freed and reused; an entry
-/// whose `Frozen` handles are all gone no longer upgrades, and is removed
-/// when its mapping is dropped.
+/// The live `Frozen` mapping of each file, by [`Key`]: every [`Frozen`] of
+/// one file, however many times its descriptor is received, shares one
+/// mapping, so a resend costs no address space. The mapping keeps the file
+/// open (`Inner::fd`), so its inode is not freed while the entry lives,
+/// but device and inode number alone do not name one file: a tmpfs mounted
+/// without `inode64` (`/dev/shm` by default) numbers inodes with a 32-bit
+/// counter that wraps and is given out again while the inode that had the
+/// number lives, so a peer creating files there 2^32 times could make one
+/// with the number of a live `Frozen`'s file. The birth time (nanoseconds,
+/// which no one can set) and the size tell them apart. An entry whose
+/// `Frozen` handles are all gone no longer upgrades, and is removed when
+/// its mapping is dropped.
 static MAPPED: Mutex<Option<HashMap<Key, Weak<Inner>>>> = Mutex::new(None);
 
-/// The key of the file `info` describes: its device and inode.
-fn key_of(info: &fs::FileInfo) -> Key {
-    (info.dev, info.ino)
+/// The key of the file open at `fd`, which `info` describes.
+fn key_of(fd: BorrowedFd<'_>, info: &fs::FileInfo) -> Key {
+    use rustix::fs::{AtFlags, StatxFlags};
+    let birth = rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::BTIME)
+        .ok()
+        .filter(|st| StatxFlags::from_bits_retain(st.stx_mask).contains(StatxFlags::BTIME))
+        .map(|st| (st.stx_btime.tv_sec, st.stx_btime.tv_nsec));
+    #[cfg(all(test, not(miri), not(loom)))]
+    let ino = tests::INO.with(std::cell::Cell::take).unwrap_or(info.ino);
+    #[cfg(not(all(test, not(miri), not(loom))))]
+    let ino = info.ino;
+    (info.dev, ino, birth, info.size)
 }
 
 /// The live mapping of the file `key` names, if any. Never drops a
@@ -128,9 +144,9 @@ impl Frozen {
     /// Its sender pays for the pages once, but could send the descriptor
     /// any number of times, so address space is bounded here as for
     /// [`MmapRegion::attach_fd`] without `max_size` (`Frozen` takes none):
-    /// every `Frozen` of one file (same device and inode) shares one
-    /// mapping, so a file received again while a `Frozen` of it lives
-    /// costs no address space (every check above still runs, and the
+    /// every `Frozen` of one file (same device, inode number, birth time
+    /// and size) shares one mapping, so a file received again while a
+    /// `Frozen` of it lives costs no address space (every check above still runs, and the
     /// `Frozen` returned keeps the descriptor of the first: [`fd`](Self::fd)
     /// is of the same file); and a file mapped anew must fit a quarter of
     /// the address space left and the share of files received by
@@ -194,7 +210,7 @@ impl Frozen {
         share: Option<Origin>,
     ) -> Result<Self> {
         let info = fs::identity(fd.as_fd(), op)?;
-        let key = key_of(&info);
+        let key = key_of(fd.as_fd(), &info);
         if let Some(inner) = live(key) {
             // The same file, mapped whole: the checks (seals, type,
             // hugetlbfs, access mode) ran on this descriptor too, and the
@@ -364,8 +380,9 @@ impl FreezeError {
     /// `None` only when it could not be mapped again after the kernel
     /// refused the seal (`mmap` failed, writable and read-only: no address
     /// space left), or when the seals were added but the rest could not be
-    /// done (allocating a part a peer grew or punched a hole in before the
-    /// seals, or mapping the file read-only; the file stays frozen then).
+    /// done (allocating a hole a peer punched before the seals, a file a
+    /// holder grew in between, or mapping the file read-only; the file
+    /// stays frozen then).
     #[must_use]
     pub fn into_region(self) -> Option<MmapRegion> {
         self.region.map(|region| *region)
@@ -396,5 +413,49 @@ impl std::error::Error for FreezeError {
 impl From<FreezeError> for std::io::Error {
     fn from(e: FreezeError) -> Self {
         e.error.into()
+    }
+}
+
+#[cfg(all(test, not(miri), not(loom)))]
+mod tests {
+    use std::os::fd::OwnedFd;
+    use std::time::Duration;
+
+    use rustix::fs::{MemfdFlags, SealFlags};
+
+    use super::Frozen;
+
+    std::thread_local! {
+        /// The inode number the next key on this thread takes instead of
+        /// the file's: a test seam standing for tmpfs's wrapped counter.
+        pub(super) static INO: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+    }
+
+    /// A sealed memfd of 4096 bytes of `byte`.
+    fn sealed(byte: u8) -> OwnedFd {
+        let fd = rustix::fs::memfd_create("dedup", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+            .unwrap();
+        assert_eq!(rustix::io::pwrite(&fd, &[byte; 4096], 0).unwrap(), 4096);
+        rustix::fs::fcntl_add_seals(&fd, SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK)
+            .unwrap();
+        fd
+    }
+
+    /// Two files of one size on one device given the same inode number
+    /// (as a 32-bit tmpfs counter does once it wraps) are two files: the
+    /// second gets its own mapping and its own bytes, never the first's.
+    #[test]
+    fn a_file_with_the_inode_number_of_a_live_frozen_file_is_mapped_on_its_own() {
+        let first = Frozen::attach_fd(sealed(0xAA)).unwrap();
+        let ino = rustix::fs::fstat(first.fd()).unwrap().st_ino;
+        // Another birth time: the kernel's file times tick per jiffy.
+        std::thread::sleep(Duration::from_millis(20));
+        let other = sealed(0x55);
+        INO.with(|i| i.set(Some(ino)));
+        let second = Frozen::attach_fd(other).unwrap();
+        INO.with(|i| i.set(None));
+        assert!(second.iter().all(|&b| b == 0x55), "the second file's bytes");
+        assert!(first.iter().all(|&b| b == 0xAA));
+        assert_ne!(first.as_ptr(), second.as_ptr());
     }
 }

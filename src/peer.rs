@@ -118,8 +118,11 @@ impl fmt::Debug for PeerProcess {
 /// with [`ErrorKind::NotConnected`](crate::ErrorKind::NotConnected), since
 /// its process may be gone; while the peer's end is open, a process holds
 /// it, and it is the peer unless the peer shared its end with another
-/// process (a child after `fork`, or by descriptor passing) and exited
-/// within the window. That one case remains without `SO_PEERPIDFD`.
+/// process (a child after `fork`, or by descriptor passing) and exited:
+/// at any time before `pidfd_open`, not only within the window, since
+/// `SO_PEERCRED` keeps giving the pid of the process that connected, and
+/// once that pid is given to another process, `pidfd_open` names that
+/// one (alive, unrelated). That case remains without `SO_PEERPIDFD`.
 ///
 /// # Errors
 ///

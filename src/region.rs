@@ -589,17 +589,19 @@ impl MmapRegion {
     ///
     /// The steps, for a file not yet frozen: the file is sealed against
     /// shrinking (`F_SEAL_SHRINK`, if it lacks it) and its size read, which
-    /// must be at least [`len`](Self::len) (an attached file a peer cut is
-    /// refused); every page of it is allocated (`fallocate`: a `Frozen`
+    /// must be [`len`](Self::len) (an attached file a peer cut is
+    /// refused, and so is one a holder grew past `len` that this handle has
+    /// not followed: allocating it would take this process's memory at a
+    /// peer's word); every page of it is allocated (`fallocate`: a `Frozen`
     /// has no holes, whose reading would allocate memory and could raise
     /// `SIGBUS`; allocated first so that a lack of memory leaves the region
     /// unchanged); this handle's writable mapping is released; the file is
     /// sealed with `F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SEAL` (those it
     /// lacks), allocated whole again (a peer with a writable descriptor may
-    /// have punched a hole, or grown the file, before the seals; after
-    /// them no one can punch one), and mapped read-only, whole: the [`Frozen`](crate::Frozen) holds the file's
-    /// final size (at least `len`; more if a peer grew it before the
-    /// seals). From then on the kernel refuses every write and size change
+    /// have punched a hole before the seals; after them no one can punch
+    /// one; a file grown again before `F_SEAL_GROW` is refused, nothing
+    /// more allocated), and mapped read-only, whole: the
+    /// [`Frozen`](crate::Frozen) holds `len` bytes. From then on the kernel refuses every write and size change
     /// to the file, by every holder, in every process; see `SECURITY.md`.
     ///
     /// The kernel adds `F_SEAL_WRITE` only while no writable shared mapping
@@ -640,6 +642,12 @@ impl MmapRegion {
     ///   `F_SEAL_WRITE` nor `F_SEAL_FUTURE_WRITE`;
     /// - [`ErrorKind::Truncated`] if the file is empty or shorter than
     ///   [`len`](Self::len) (a peer cut an attached file);
+    /// - [`ErrorKind::FileTooLarge`] if a holder grew the file past
+    ///   [`len`](Self::len) (the message gives both sizes;
+    ///   [`check_and_remap`](Self::check_and_remap) follows the growth
+    ///   first): before the seals the region comes back unchanged, with
+    ///   nothing allocated; grown again between the first check and the
+    ///   seals, the file stays frozen and the region is lost;
     /// - [`ErrorKind::StorageFull`] if the file's pages cannot be allocated
     ///   (`ENOSPC`, `ENOMEM`);
     /// - [`ErrorKind::Unsupported`] if `/proc/thread-self/fd` is not procfs
@@ -754,6 +762,17 @@ impl MmapRegion {
         if size == 0 || size < u64::try_from(len).unwrap_or(u64::MAX) {
             return Err(unchanged(Error::truncated(OP, len, size)));
         }
+        // A holder with a writable descriptor may have grown the file to
+        // any size (sparse: one `ftruncate`); allocating that would take
+        // this process's memory at a peer's word. Only what this handle
+        // maps (its length, followed growth included) is frozen.
+        if size > u64::try_from(len).unwrap_or(u64::MAX) {
+            return Err(unchanged(Error::too_large(
+                OP,
+                size,
+                crate::error::Limit::GrownPast(len),
+            )));
+        }
         if missing & WRITE != 0 {
             // No holes: a read of a hole allocates a page, and raises
             // `SIGBUS` if that is refused (invariant 8).
@@ -784,6 +803,14 @@ impl MmapRegion {
             // seals (it changes no byte and no size); the pages allocated
             // above are found, not allocated again.
             let now = file_size(fd).map_err(|e| (Error::os(OP, e), Restore::Lost))?;
+            if now > size {
+                // Grown between the check above and `F_SEAL_GROW`: the same
+                // refusal, nothing more allocated (the file stays frozen).
+                return Err((
+                    Error::too_large(OP, now, crate::error::Limit::GrownPast(len)),
+                    Restore::Lost,
+                ));
+            }
             allocate(fd, 0, now).map_err(|e| (e, Restore::Lost))?;
         }
         #[cfg(test)]
@@ -1087,6 +1114,43 @@ mod tests {
     /// it is mapped and its pages touched (a touch of a real hole would
     /// allocate, and raise `SIGBUS` where that is refused), and the
     /// punched page reads as zeros.
+    /// A holder grows the file (sparse, to 1 GiB) between `freeze`'s size
+    /// check and its seals: after `F_SEAL_GROW` the growth is found and
+    /// refused (`FileTooLarge`, the file stays frozen, the region is lost)
+    /// without allocating it; only the region's own pages are allocated.
+    #[test]
+    fn freeze_refuses_a_growth_between_its_check_and_its_seals_without_allocating_it() {
+        let page = crate::sys::page_size();
+        let region = MmapRegion::create_sealed("grown", page).unwrap();
+        let fd = region.fd().unwrap();
+        let peer = rustix::fs::open(
+            format!("/proc/self/fd/{}", fd.as_raw_fd()).as_str(),
+            OFlags::RDWR | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        let watch = peer.try_clone().unwrap();
+        freeze_seam::set_before_seals(move || {
+            rustix::fs::ftruncate(&peer, 1 << 30).unwrap();
+        });
+        let err = region.freeze().unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::FileTooLarge, "{err}");
+        assert!(
+            err.to_string().contains(&format!(
+                "the file is {} bytes, past the region's {page}",
+                1u64 << 30
+            )),
+            "{err}"
+        );
+        assert!(err.into_region().is_none());
+        let st = rustix::fs::fstat(&watch).unwrap();
+        assert_eq!(st.st_size, 1 << 30);
+        assert_eq!(
+            u64::try_from(st.st_blocks).unwrap(),
+            u64::try_from(page / 512).unwrap()
+        );
+    }
+
     #[test]
     fn freeze_allocates_a_hole_punched_between_its_allocation_and_its_seals() {
         let page = crate::sys::page_size();

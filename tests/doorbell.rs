@@ -86,6 +86,96 @@ fn ring_at_the_counter_maximum_is_not_an_error() {
     assert_eq!(bell.drain().unwrap(), 0);
 }
 
+/// A holder raises the counter to `0xffff_ffff_ffff_fffe` with a write,
+/// then has the kernel signal it once more (an aio read completing with
+/// `IOCB_FLAG_RESFD`): the counter is `u64::MAX`, past what a write allows,
+/// and the eventfd polls `POLLIN | POLLERR`. `ring` is still not an error,
+/// `wait` says rung at once, and `drain` returns `u64::MAX` and empties it.
+#[test]
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn a_counter_a_kernel_signal_raised_to_u64_max_rings_waits_and_drains() {
+    #[repr(C)]
+    #[derive(Default)]
+    struct Iocb {
+        data: u64,
+        key: u32,
+        rw_flags: i32,
+        opcode: u16,
+        reqprio: i16,
+        fildes: u32,
+        buf: u64,
+        nbytes: u64,
+        offset: i64,
+        reserved2: u64,
+        flags: u32,
+        resfd: u32,
+    }
+    let bell = Doorbell::new().unwrap();
+    let peer = rustix::io::dup(&bell).unwrap();
+    assert_eq!(
+        rustix::io::write(&peer, &0xffff_ffff_ffff_fffe_u64.to_ne_bytes()).unwrap(),
+        8
+    );
+    let file = tempfile::tempfile().unwrap();
+    std::io::Write::write_all(&mut &file, &[7u8; 512]).unwrap();
+    let mut buf = [0u8; 512];
+    let mut ctx: libc::c_ulong = 0;
+    // SAFETY: io_setup writes one `aio_context_t` to `ctx`.
+    let r = unsafe { libc::syscall(libc::SYS_io_setup, 8, &mut ctx) };
+    if r != 0 {
+        return common::skip(
+            "a_counter_a_kernel_signal_raised_to_u64_max_rings_waits_and_drains",
+            &format!("io_setup: {}", std::io::Error::last_os_error()),
+        );
+    }
+    let mut cb = Iocb {
+        fildes: u32::try_from(file.as_raw_fd()).unwrap(),
+        buf: buf.as_mut_ptr() as u64,
+        nbytes: 512,
+        flags: 1, // IOCB_FLAG_RESFD
+        resfd: u32::try_from(peer.as_raw_fd()).unwrap(),
+        ..Iocb::default()
+    };
+    let mut list = [std::ptr::from_mut(&mut cb)];
+    // SAFETY: one valid iocb, whose buffer outlives the completion waited for below.
+    let submitted = unsafe { libc::syscall(libc::SYS_io_submit, ctx, 1, list.as_mut_ptr()) };
+    assert_eq!(submitted, 1);
+    let mut events = [0u64; 4];
+    // SAFETY: room for one `io_event` (four u64), one event asked for.
+    let got = unsafe {
+        libc::syscall(
+            libc::SYS_io_getevents,
+            ctx,
+            1,
+            1,
+            events.as_mut_ptr(),
+            std::ptr::null::<u8>(),
+        )
+    };
+    assert_eq!(got, 1);
+    // SAFETY: the context made above, no request in flight.
+    unsafe { libc::syscall(libc::SYS_io_destroy, ctx) };
+    assert_eq!(buf, [7u8; 512]);
+    let mut fds = [PollFd::new(&bell, PollFlags::IN)];
+    rustix::event::poll(
+        &mut fds,
+        Some(&Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        }),
+    )
+    .unwrap();
+    assert_eq!(fds[0].revents(), PollFlags::IN | PollFlags::ERR);
+    let t = Instant::now();
+    bell.ring().unwrap();
+    assert!(bell.wait(Some(Duration::from_secs(5))).unwrap());
+    assert!(t.elapsed() < Duration::from_secs(1));
+    assert_eq!(bell.drain().unwrap(), u64::MAX);
+    assert_eq!(bell.drain().unwrap(), 0);
+    assert!(!bell.wait(Some(Duration::from_millis(1))).unwrap());
+}
+
 /// `from_fd(fd)` refuses with `NotEventfd` and this message tail, and
 /// closes the descriptor (shown by `closed`).
 fn assert_refused(fd: OwnedFd, what: &str) {

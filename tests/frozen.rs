@@ -910,6 +910,46 @@ fn freeze_of_an_attached_region_a_peer_shrank_is_truncated_and_gives_the_region_
     }
 }
 
+/// A holder of a writable descriptor grows the memfd to 1 GiB (sparse: one
+/// `ftruncate`) before the owner freezes its one-page region: `freeze`
+/// refuses it with `FileTooLarge` naming both sizes and the way out, before
+/// allocating anything or adding a seal past `F_SEAL_SHRINK`, and gives the
+/// region back writable; following the growth is the owner's choice.
+#[test]
+fn freeze_refuses_a_file_a_peer_grew_past_the_region_and_allocates_nothing() {
+    let r = patterned(ps());
+    let peer = reopen_rdwr(r.fd().unwrap());
+    let grown: u64 = 1 << 30;
+    rustix::fs::ftruncate(&peer, grown).unwrap();
+    let blocks = || rustix::fs::fstat(&peer).unwrap().st_blocks;
+    let before = blocks();
+    assert!(
+        before <= i64::try_from(ps() / 512).unwrap(),
+        "{before} blocks"
+    );
+    let err = r.freeze().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FileTooLarge, "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!(
+            "the file is {grown} bytes, past the region's {}",
+            ps()
+        )),
+        "{msg}"
+    );
+    assert!(msg.contains("check_and_remap"), "{msg}");
+    // Nothing allocated, only the shrink seal (already there) on.
+    assert_eq!(blocks(), before);
+    assert_eq!(seals(peer.as_fd()), SealFlags::SHRINK);
+    let r = err.into_region().expect("the region comes back");
+    assert!(!r.is_read_only());
+    assert_eq!(r.len(), ps());
+    let mut buf = vec![0; ps()];
+    r.region().read_at(0, &mut buf).unwrap();
+    assert_eq!(buf, pattern(ps()));
+    r.region().write_at(0, b"still writable").unwrap();
+}
+
 #[test]
 fn freeze_and_share_read_only_of_a_read_only_handle_are_read_only_errors() {
     let owner = patterned(ps());

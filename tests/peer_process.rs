@@ -260,6 +260,62 @@ fn the_fallback_refuses_a_closed_peer_whose_pid_is_reused() {
     reuser.wait().unwrap();
 }
 
+/// The documented limit of the fallback: the connecting process forks, its
+/// child keeps the connected socket (so it is never hung up), and the
+/// connector exits and is reaped before `peer_process` is called; its pid
+/// is then given to an unrelated process. The fallback names that process
+/// (alive); `SO_PEERPIDFD` names the dead connector, or refuses.
+#[test]
+fn the_fallback_names_the_new_process_when_a_connector_that_handed_its_end_on_exited_before_the_call(
+) {
+    use std::io::Read;
+    const TEST: &str =
+        "the_fallback_names_the_new_process_when_a_connector_that_handed_its_end_on_exited_before_the_call";
+    if !common::is_root() {
+        return common::skip(TEST, "not root: cannot set /proc/sys/kernel/ns_last_pid");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let script = format!(
+        "import socket,os\ns=socket.socket(socket.AF_UNIX)\ns.connect({:?})\n\
+         if os.fork()==0:\n    s.send(b'c')\n    s.recv(1)\n    os._exit(0)\nos._exit(0)\n",
+        path.to_str().unwrap()
+    );
+    let mut connector = match Command::new("python3").arg("-c").arg(&script).spawn() {
+        Ok(c) => c,
+        Err(e) => return common::skip(TEST, &format!("cannot run python3: {e}")),
+    };
+    let mut server = common::within(Duration::from_secs(30), move || {
+        listener.accept().unwrap().0
+    });
+    let mut byte = [0u8; 1];
+    server.read_exact(&mut byte).unwrap();
+    let pid = connector.id();
+    assert!(connector.wait().unwrap().success()); // exited and reaped
+    let mut reuser = match spawn_with_pid(pid) {
+        Ok(c) => c,
+        Err(why) => return common::skip(TEST, &why),
+    };
+    let named = fdpass::peer_process_without_peerpidfd(&server).unwrap();
+    assert_eq!(named.pid(), pid);
+    assert!(
+        named.is_alive().unwrap(),
+        "the fallback names the new, live process"
+    );
+    match fdpass::peer_process(&server) {
+        Ok(peer) => {
+            assert_eq!(peer.pid(), pid);
+            assert!(!peer.is_alive().unwrap());
+        }
+        Err(e) => assert_eq!(e.kind(), ErrorKind::NotConnected, "{e}"),
+    }
+    reuser.kill().unwrap();
+    reuser.wait().unwrap();
+    // The connector's child still holds the socket: end it with ours.
+    drop(server);
+}
+
 #[test]
 fn peer_process_of_a_pair_is_this_process() {
     let (a, _b) = UnixStream::pair().unwrap();
