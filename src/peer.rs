@@ -132,9 +132,10 @@ impl fmt::Debug for PeerProcess {
 ///   end is closed (the message says which);
 /// - [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) on systems
 ///   other than Linux and Android, and where the kernel has no pidfds
-///   (before Linux 5.3: `ENOSYS`), or without `SO_PEERPIDFD` when the peer
-///   lives in a pid namespace this process cannot see (pid 0 from
-///   `SO_PEERCRED`);
+///   (before Linux 5.3: `ENOSYS`), or without `SO_PEERPIDFD` when
+///   `SO_PEERCRED` gives pid 0: the peer lives in a pid namespace this
+///   process cannot see, or the descriptor is a connected datagram socket
+///   (which has peer credentials only when made by `socketpair`);
 /// - [`ErrorKind::Os`](crate::ErrorKind::Os) if a system call fails
 ///   otherwise (for example `ENOTSOCK`, or `EMFILE` for the pidfd).
 ///
@@ -197,7 +198,7 @@ mod imp {
         }
         let raw = i32::try_from(pid).ok().and_then(Pid::from_raw).ok_or_else(|| {
             Error::new(ErrorKind::Unsupported, OP).because(
-                "SO_PEERCRED gives pid 0 (the peer is in a pid namespace this process cannot see) and the kernel has no SO_PEERPIDFD",
+                "SO_PEERCRED gives pid 0 (the peer is in a pid namespace this process cannot see, or the socket is a datagram socket, which has no peer credentials unless made by socketpair) and the kernel has no SO_PEERPIDFD",
             )
         })?;
         let pidfd = rustix::process::pidfd_open(raw, PidfdFlags::empty()).map_err(|e| match e {
