@@ -189,10 +189,19 @@ mod native {
             guest.check_and_remap().unwrap_err().kind(),
             ErrorKind::Truncated
         );
-        // Within what is left: fine; across the new end: refused, as
-        // `read_at` and `write_at` refuse it, without touching the lost page.
+        // Within what is left: fine; across the new end: refused as
+        // `Truncated` (inside the view's length, past the truncation the
+        // handle found), as `read_at` and `write_at` refuse it, without
+        // touching the lost page; past the view's length: `OutOfBounds`.
         assert_eq!(view.read_val::<Header>(PAGE - SIZE), Ok(header(5)));
         for offset in [PAGE - SIZE + 1, PAGE, 2 * PAGE - SIZE] {
+            let err = view.read_val::<Header>(offset).unwrap_err();
+            assert_eq!(err, view.read_at(offset, &mut [0; SIZE]).unwrap_err());
+            assert_eq!(err.kind(), ErrorKind::Truncated);
+            let err = view.write_val(offset, &header(6)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Truncated);
+        }
+        for offset in [2 * PAGE - SIZE + 1, 2 * PAGE] {
             let err = view.read_val::<Header>(offset).unwrap_err();
             assert_eq!(err, view.read_at(offset, &mut [0; SIZE]).unwrap_err());
             assert_eq!(err.kind(), ErrorKind::OutOfBounds);
