@@ -14,8 +14,9 @@
 //! - **Capped.** The caller's budget is capped at [`MAX_SPIN`].
 //! - **Backing off.** Each thread keeps a level `0..=MAX_LEVEL`; the budget
 //!   is the capped request divided by `2^level`. A spin that saw the word
-//!   change lowers the level by one (doubling the next budget); a wait that
-//!   spun in vain and slept raises it by one (halving the next budget). So
+//!   change lowers the level by one (doubling the next budget); a wait whose
+//!   spin ran out without seeing a change raises it by one (halving the
+//!   next budget), whether or not the futex then really slept. So
 //!   a peer that answers within the spin keeps the full budget, and where
 //!   spins keep failing (the peer is slow, or shares this thread's CPU, so
 //!   that it cannot answer while this thread spins) the spin shrinks to

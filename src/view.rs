@@ -909,9 +909,11 @@ impl Region {
     /// only delay it. Then it is [`wait_u32`](Self::wait_u32), without a
     /// load of the word. This holds also for a thread pinned to a CPU of
     /// its own whose peer runs elsewhere: to spin, allow the thread two
-    /// CPUs or more. Otherwise it spins for at most `spin` capped at
-    /// 100 µs, and less after spins that failed: each thread halves its
-    /// budget after a wait that spun in vain and slept, down to 1/64 of the
+    /// CPUs or more. Otherwise it spins for about `spin` capped at 100 µs
+    /// (the clock is read every few spin hints, and preemption adds to the
+    /// wall time), and less after spins that failed: each thread halves its
+    /// budget after a wait whose spin ran out without seeing the change,
+    /// down to 1/64 of the
     /// capped request, and doubles it back (up to the capped request) after
     /// a spin that saw the change; at 1/64, every 32nd wait spins the whole
     /// capped request as a probe. So where spinning keeps failing (a slow
