@@ -19,6 +19,7 @@ mod tests;
 
 use detail::Detail;
 pub(crate) use detail::Limit;
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) use message::FROZEN_ATTACH;
 
 /// What went wrong, precisely enough to match on.
