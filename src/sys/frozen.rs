@@ -214,6 +214,21 @@ mod tests {
     }
 
     #[test]
+    fn a_frozen_mapping_that_fails_to_unmap_is_counted_instead_of_panicking() {
+        let before = super::super::unmap_failures();
+        let ps = super::super::page_size();
+        // Not page-aligned, so `munmap` refuses it (EINVAL) without
+        // touching anything.
+        let bogus = FrozenMapping {
+            base: std::ptr::NonNull::dangling(),
+            len: ps,
+            mapped: ps,
+        };
+        drop(bogus);
+        assert_eq!(super::super::unmap_failures(), before + 1);
+    }
+
+    #[test]
     fn frozen_mapping_checks_the_seals_and_the_access_mode_itself() {
         for missing in [SealFlags::WRITE, SealFlags::GROW, SealFlags::SHRINK] {
             let (_fd, ro) = memfd(10, FROZEN_SEALS.difference(missing));

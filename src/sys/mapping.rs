@@ -21,7 +21,8 @@ pub(super) static UNMAP_FAILURES: AtomicU64 = AtomicU64::new(0);
 ///
 /// A mapping is released (`munmap`) when the last [`Region`](crate::Region)
 /// view and [`MmapRegion`](crate::MmapRegion) handle holding it are
-/// dropped. Dropping never panics; if the kernel refuses to unmap, the
+/// dropped, and the mapping of a `Frozen` (Linux and Android) when its last
+/// `Frozen` is dropped. Dropping never panics; if the kernel refuses to unmap, the
 /// address range stays reserved for the rest of the process's life and this
 /// counter, shared by the whole crate, goes up by one. The crate unmaps
 /// exactly the whole base pages it mapped (never of a file on hugetlbfs),
@@ -29,6 +30,11 @@ pub(super) static UNMAP_FAILURES: AtomicU64 = AtomicU64::new(0);
 /// records of the range: when the process is at its mapping-count limit
 /// (`vm.max_map_count`) and the range shares a record with a neighbour or
 /// code outside the crate changed part of it (`mprotect`, `madvise`).
+///
+/// It is a function of the crate, not a method of one of those types:
+/// the count is the process's, one for every mapping the crate made,
+/// whichever handle, view or `Frozen` held it, and a failure happens when
+/// nothing that held the mapping is left to ask.
 #[must_use]
 pub fn unmap_failures() -> u64 {
     UNMAP_FAILURES.load(Ordering::Relaxed)

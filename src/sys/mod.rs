@@ -11,7 +11,10 @@
 //! read-only mappings of write-sealed memfds behind `Frozen`, the only
 //! `&[u8]` over mapped memory) and `sigbus` (Linux: the
 //! registry of file mappings and the `SIGBUS` handler of
-//! `shm_region::sigbus::install`).
+//! `shm_region::sigbus::install`; a directory: `sigbus/registry.rs` the
+//! registry, `sigbus/handler.rs` the handler and its install,
+//! `sigbus/replace.rs` the replacement pages and their fallbacks,
+//! `sigbus/stub.rs` the stand-in elsewhere).
 //!
 //! Built with `--cfg loom`, the crate's `Mapping` is instead the loom model
 //! in `loom_memory` (safe code: a table of loom atomics standing in for the
@@ -172,7 +175,7 @@
 //!    kernel refuses to unmap the range, it stays mapped (nothing else can
 //!    be placed there, so no memory is misused) and the crate-global counter
 //!    read by [`unmap_failures`] goes up by one.
-//! 6. **SIGBUS registry** (`sigbus.rs`, Linux outside Miri and loom). Every
+//! 6. **SIGBUS registry** (`sigbus/`, Linux outside Miri and loom). Every
 //!    `Mapping` of a file is registered in a table of slots (a chain of
 //!    chunks, allocated by `register` when every slot is taken, linked once
 //!    and never freed) right after `mmap` returns it, before any other code
