@@ -187,12 +187,12 @@ mod imp {
             e => Error::os(OP, e),
         })?;
         if peerpidfd {
-            #[cfg(test)]
+            #[cfg(all(test, not(miri)))]
             let answer = match super::tests::PEERPIDFD_ERROR.with(std::cell::Cell::take) {
                 Some(e) => Err(e),
                 None => peer_pidfd(socket),
             };
-            #[cfg(not(test))]
+            #[cfg(not(all(test, not(miri))))]
             let answer = peer_pidfd(socket);
             match answer {
                 Ok(pidfd) => return Ok(PeerProcess { pidfd, pid }),
@@ -208,7 +208,7 @@ mod imp {
                 "SO_PEERCRED gives pid 0 (the peer is in a pid namespace this process cannot see, or the socket is a datagram socket, which has no peer credentials unless made by socketpair) and the kernel has no SO_PEERPIDFD",
             )
         })?;
-        #[cfg(test)]
+        #[cfg(all(test, not(miri)))]
         if let Some(seam) = super::tests::BEFORE_PIDFD_OPEN.with(|s| s.borrow_mut().take()) {
             seam();
         }
