@@ -260,6 +260,10 @@ impl Frozen {
         });
         // Another thread may have mapped the file meanwhile: keep one. The
         // loser is dropped after the lock is released (its drop takes it).
+        #[cfg(all(test, not(miri), not(loom)))]
+        if let Some(seam) = tests::BEFORE_INSERT.with(|s| s.borrow_mut().take()) {
+            seam();
+        }
         let winner = {
             let mut table = MAPPED.lock().unwrap_or_else(PoisonError::into_inner);
             let table = table.get_or_insert_with(HashMap::new);
@@ -429,6 +433,11 @@ mod tests {
         /// The inode number the next key on this thread takes instead of
         /// the file's: a test seam standing for tmpfs's wrapped counter.
         pub(super) static INO: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+        /// Run once by the next mapping made on this thread, after it is
+        /// made and before it is entered in the table: a test seam
+        /// standing for another thread mapping the same file meanwhile.
+        pub(super) static BEFORE_INSERT: std::cell::RefCell<Option<Box<dyn FnOnce()>>> =
+            const { std::cell::RefCell::new(None) };
     }
 
     /// A sealed memfd of 4096 bytes of `byte`.
@@ -457,5 +466,39 @@ mod tests {
         assert!(second.iter().all(|&b| b == 0x55), "the second file's bytes");
         assert!(first.iter().all(|&b| b == 0xAA));
         assert_ne!(first.as_ptr(), second.as_ptr());
+    }
+
+    /// A mapping made while another thread mapped the same file and
+    /// entered it first is dropped in favour of that one, and its drop
+    /// leaves the winner's entry in the table: a later receipt of the file
+    /// shares the winner's mapping instead of mapping it again.
+    #[test]
+    fn a_mapping_that_lost_the_race_for_the_table_leaves_the_winners_entry() {
+        use std::cell::RefCell;
+        use std::rc::Rc;
+        let fd = sealed(0x5C);
+        let again = rustix::io::dup(&fd).unwrap();
+        let later = rustix::io::dup(&fd).unwrap();
+        let won: Rc<RefCell<Option<Frozen>>> = Rc::default();
+        let slot = Rc::clone(&won);
+        BEFORE_INSERT.with(|s| {
+            *s.borrow_mut() = Some(Box::new(move || {
+                *slot.borrow_mut() = Some(Frozen::attach_fd(again).unwrap());
+            }));
+        });
+        let lost = Frozen::attach_fd(fd).unwrap();
+        let winner = won.borrow_mut().take().expect("the seam ran");
+        assert_eq!(
+            lost.as_ptr(),
+            winner.as_ptr(),
+            "the loser took the winner's mapping"
+        );
+        let third = Frozen::attach_fd(later).unwrap();
+        assert_eq!(
+            third.as_ptr(),
+            winner.as_ptr(),
+            "mapped again after the loser's drop"
+        );
+        assert!(third.iter().all(|&b| b == 0x5C));
     }
 }

@@ -187,7 +187,14 @@ mod imp {
             e => Error::os(OP, e),
         })?;
         if peerpidfd {
-            match peer_pidfd(socket) {
+            #[cfg(all(test, not(miri)))]
+            let answer = match super::tests::PEERPIDFD_ERROR.with(std::cell::Cell::take) {
+                Some(e) => Err(e),
+                None => peer_pidfd(socket),
+            };
+            #[cfg(not(all(test, not(miri))))]
+            let answer = peer_pidfd(socket);
+            match answer {
                 Ok(pidfd) => return Ok(PeerProcess { pidfd, pid }),
                 // No such option (before Linux 6.5) or not here: fall back.
                 Err(Errno::NOPROTOOPT | Errno::INVAL) => {}
@@ -201,6 +208,10 @@ mod imp {
                 "SO_PEERCRED gives pid 0 (the peer is in a pid namespace this process cannot see, or the socket is a datagram socket, which has no peer credentials unless made by socketpair) and the kernel has no SO_PEERPIDFD",
             )
         })?;
+        #[cfg(all(test, not(miri)))]
+        if let Some(seam) = super::tests::BEFORE_PIDFD_OPEN.with(|s| s.borrow_mut().take()) {
+            seam();
+        }
         let pidfd = rustix::process::pidfd_open(raw, PidfdFlags::empty()).map_err(|e| match e {
             Errno::SRCH => not_connected(e, REAPED),
             Errno::NOSYS => Error::with_errno(ErrorKind::Unsupported, OP, e)
@@ -250,5 +261,78 @@ mod imp {
         Err(Error::new(ErrorKind::Unsupported, "fdpass::peer_process").because(
             "a process handle of a socket's peer needs pidfds, which this crate uses on Linux and Android only",
         ))
+    }
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android"), not(miri)))]
+mod tests {
+    use std::cell::RefCell;
+    use std::os::unix::net::UnixStream;
+
+    use crate::ErrorKind;
+
+    std::thread_local! {
+        /// Run once by the next fallback on this thread just before it
+        /// opens the pidfd: a test seam standing for a peer that exits
+        /// (closing its end) in the window before `pidfd_open`.
+        pub(super) static BEFORE_PIDFD_OPEN: RefCell<Option<Box<dyn FnOnce()>>> =
+            const { RefCell::new(None) };
+        /// The error the next `SO_PEERPIDFD` on this thread gives instead
+        /// of asking the kernel: a test seam for kernels that answer
+        /// otherwise than this one.
+        pub(super) static PEERPIDFD_ERROR: std::cell::Cell<Option<rustix::io::Errno>> =
+            const { std::cell::Cell::new(None) };
+    }
+
+    /// `SO_PEERPIDFD` failing with `ESRCH` (Linux 6.5 to 6.8 for a peer
+    /// exited and reaped) refuses: the pid SO_PEERCRED gives may be
+    /// another process's by now, so there is no fallback to
+    /// `pidfd_open`, even though here the pid (this process's) is alive.
+    /// `ENOPROTOOPT` (before Linux 6.5) falls back and names the peer.
+    #[test]
+    fn a_peer_the_kernel_reports_reaped_is_refused_without_a_fallback() {
+        let (ours, _theirs) = UnixStream::pair().unwrap();
+        PEERPIDFD_ERROR.with(|e| e.set(Some(rustix::io::Errno::SRCH)));
+        let err = super::peer_process(&ours).unwrap_err();
+        assert!(
+            PEERPIDFD_ERROR.with(std::cell::Cell::get).is_none(),
+            "the seam ran"
+        );
+        assert_eq!(err.kind(), ErrorKind::NotConnected);
+        assert_eq!(
+            err.to_string(),
+            "fdpass::peer_process: the peer process has exited and been reaped \
+             (No such process (os error 3))"
+        );
+        PEERPIDFD_ERROR.with(|e| e.set(Some(rustix::io::Errno::NOPROTOOPT)));
+        let peer = super::peer_process(&ours).unwrap();
+        assert_eq!(peer.pid(), std::process::id());
+        assert_eq!(peer.is_alive(), Ok(true));
+    }
+
+    /// The fallback looks for a hang-up after it took the pidfd, not
+    /// before: a peer that closes its end just before `pidfd_open` (it may
+    /// have exited and its pid been reused by then) is refused, never
+    /// named. A peer that keeps its end open is named.
+    #[test]
+    fn the_fallback_refuses_a_peer_that_hangs_up_just_before_its_pidfd_is_taken() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        BEFORE_PIDFD_OPEN.with(|s| *s.borrow_mut() = Some(Box::new(move || drop(theirs))));
+        let err = super::peer_process_without_peerpidfd(&ours).unwrap_err();
+        assert!(
+            BEFORE_PIDFD_OPEN.with(|s| s.borrow().is_none()),
+            "the seam ran"
+        );
+        assert_eq!(err.kind(), ErrorKind::NotConnected);
+        assert_eq!(
+            err.to_string(),
+            "fdpass::peer_process: the peer closed its end of the socket, so its process may \
+             have exited and its pid been reused: it cannot be named without SO_PEERPIDFD \
+             (Linux 6.5)"
+        );
+        let (ours, _theirs) = UnixStream::pair().unwrap();
+        let peer = super::peer_process_without_peerpidfd(&ours).unwrap();
+        assert_eq!(peer.pid(), std::process::id());
+        assert_eq!(peer.is_alive(), Ok(true));
     }
 }

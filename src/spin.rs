@@ -298,6 +298,32 @@ pub(crate) mod tests {
         assert_eq!(MAX_SPIN, us(100));
     }
 
+    /// At the lowest budget (level `MAX_LEVEL`) every 32nd wait spins once
+    /// with the full budget, to find out whether spinning pays again; the
+    /// others keep the lowest.
+    #[test]
+    #[cfg(not(loom))]
+    fn at_the_lowest_budget_every_32nd_wait_probes_with_the_full_one() {
+        std::thread::spawn(|| {
+            let us = Duration::from_micros;
+            // Two CPUs, read "in an hour": not read again during the test.
+            let later = Instant::now() + Duration::from_secs(3600);
+            super::CPUS.with(|c| c.set(Some((2, later))));
+            super::set_level(MAX_LEVEL);
+            let budgets: Vec<Duration> = (0..2 * super::PROBE_EVERY)
+                .map(|_| super::Spin::start(us(64), None).budget)
+                .collect();
+            let full: Vec<usize> = (1..=budgets.len())
+                .filter(|&n| budgets[n - 1] == us(64))
+                .collect();
+            assert_eq!(full, [32, 64]);
+            assert!(budgets.iter().all(|&b| b == us(64) || b == us(1)));
+            assert_eq!(super::level(), MAX_LEVEL);
+        })
+        .join()
+        .unwrap();
+    }
+
     #[test]
     fn a_failing_spin_halves_the_next_budget_and_a_caught_change_doubles_it() {
         assert_eq!(next_level(0, Outcome::Slept), 1);

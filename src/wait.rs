@@ -535,6 +535,32 @@ mod spin_tests {
         assert_eq!(MAX_LEVEL, 6);
     }
 
+    /// The CPUs a thread may run on are read again once they are
+    /// `AFFINITY_REFRESH` (100 ms) old: a thread that spun on two CPUs and
+    /// is then restricted to one stops spinning by then.
+    #[test]
+    fn a_thread_moved_to_one_cpu_stops_spinning_once_its_affinity_is_read_again() {
+        let Some((before, after)) = on_cpus(2, || {
+            let before = timed_out_wait();
+            let now = sched_getaffinity(None).unwrap();
+            let first = (0..CpuSet::MAX_CPU).find(|&c| now.is_set(c)).unwrap();
+            let mut one = CpuSet::new();
+            one.set(first);
+            sched_setaffinity(None, &one).unwrap();
+            std::thread::sleep(crate::spin::AFFINITY_REFRESH + Duration::from_millis(10));
+            (before, timed_out_wait())
+        }) else {
+            crate::spin::tests::log_skip(
+                "a_thread_moved_to_one_cpu_stops_spinning_once_its_affinity_is_read_again",
+                "this process may run on one CPU only",
+            );
+            return;
+        };
+        assert!(before.0 > 0, "no spin on two CPUs");
+        assert_eq!(before.1, 1);
+        assert_eq!(after, (0, 1), "spun on one CPU");
+    }
+
     #[test]
     fn a_zero_spin_makes_no_load_and_sleeps_in_the_futex() {
         let host = MmapRegion::in_memory(4096).unwrap();

@@ -950,6 +950,45 @@ fn distinct_frozen_files_take_the_share_of_received_files_and_give_it_back() {
     );
 }
 
+/// A region this process created and then froze stays in the share of
+/// created regions: the files it receives by descriptor still map exactly
+/// the received share (reckoned as in the test above) beside it.
+#[test]
+fn a_region_this_process_created_and_froze_takes_the_created_share_not_the_received_one() {
+    in_child(
+        "a_region_this_process_created_and_froze_takes_the_created_share_not_the_received_one",
+        || {
+            const LEN: usize = 16 * MIB;
+            let mut files: Vec<_> = (0..12).map(|_| frozen_memfd(LEN)).collect();
+            let own = MmapRegion::create_sealed("own", LEN).unwrap();
+            own.region().write_at(LEN - 3, b"own").unwrap();
+            let own = own.freeze().unwrap();
+            assert_eq!(&own[LEN - 3..], b"own");
+            let limit = vm_size() + GIB;
+            set_address_space_limit(limit);
+            let before = vm_size();
+            let cap = (limit - before) / 8;
+            let mut frozen = Vec::new();
+            let err = loop {
+                match shm_region::Frozen::attach_fd(files.pop().unwrap()) {
+                    Ok(f) => frozen.push(f),
+                    Err(e) => break e,
+                }
+                assert!(frozen.len() <= cap / LEN, "{} mapped", frozen.len());
+            };
+            assert_eq!(frozen.len(), cap / LEN, "received files mapped beside it");
+            assert_eq!(err.kind(), shm_region::ErrorKind::FileTooLarge);
+            assert_eq!(
+                MmapRegion::attach_fd(sparse_memfd(LEN))
+                    .unwrap_err()
+                    .to_string(),
+                received_refusal(LEN, cap)
+            );
+            drop(own);
+        },
+    );
+}
+
 #[test]
 fn under_rlimit_as_default_reservations_take_an_eighth_of_what_the_limit_leaves_together() {
     in_child(

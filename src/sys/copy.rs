@@ -262,6 +262,8 @@ pub(crate) unsafe fn copy_to_shared(src: &[u8], dst: *mut u8, whole: usize) {
 unsafe fn asm_copy(src: *const u8, dst: *mut u8, len: usize, whole: usize) {
     if len > 256 {
         if uses_rep_movsb(src as usize, dst as usize, whole.max(len)) {
+            #[cfg(test)]
+            copy_tests::LAST_PATH.with(|p| p.set(Some(LargePath::RepMovsb)));
             // SAFETY: the caller's contract is `rep_movsb`'s.
             unsafe { rep_movsb(src, dst, len) }
         } else {
@@ -519,29 +521,64 @@ fn rep_from(src: usize, dst: usize) -> usize {
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 #[inline(never)]
 unsafe fn large_copy(src: *const u8, dst: *mut u8, len: usize, whole: usize) {
-    let aliased = four_k_aliased(src as usize, dst as usize);
-    let whole = whole.max(len);
-    if uses_rep_movsb(src as usize, dst as usize, whole) {
+    let path = large_path(src as usize, dst as usize, whole.max(len), || {
+        std::arch::is_x86_feature_detected!("avx")
+    });
+    #[cfg(test)]
+    copy_tests::LAST_PATH.with(|p| p.set(Some(path)));
+    match path {
         // SAFETY: the caller's contract is `rep_movsb`'s.
-        unsafe { rep_movsb(src, dst, len) }
-    } else if std::arch::is_x86_feature_detected!("avx") {
+        LargePath::RepMovsb => unsafe { rep_movsb(src, dst, len) },
+        // SAFETY: `large_path` chooses this only when `avx` answered that
+        // the CPU has AVX; `len > 256` and the ranges are the caller's.
+        LargePath::AvxForwardNt => unsafe { avx_forward_nt(src, dst, len) },
+        // SAFETY: as above.
+        LargePath::AvxBackward => unsafe { avx_backward(src, dst, len) },
+        // SAFETY: as above.
+        LargePath::AvxForward => unsafe { avx_forward(src, dst, len) },
+        // SAFETY: `len > 256` and the ranges are the caller's.
+        LargePath::SseBackward => unsafe { sse_backward(src, dst, len) },
+    }
+}
+
+/// The copy loops [`large_copy`] chooses from.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LargePath {
+    /// [`rep_movsb`].
+    RepMovsb,
+    /// [`avx_forward`].
+    AvxForward,
+    /// [`avx_forward_nt`].
+    AvxForwardNt,
+    /// [`avx_backward`].
+    AvxBackward,
+    /// [`sse_backward`].
+    SseBackward,
+}
+
+/// The loop for a copy from address `src` to address `dst` that is part
+/// of one of `whole` bytes in all, as [`large_copy`] describes; `avx`
+/// answers whether the CPU has AVX, and is asked only outside `rep
+/// movsb`'s range.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[inline]
+fn large_path(src: usize, dst: usize, whole: usize, avx: impl FnOnce() -> bool) -> LargePath {
+    let aliased = four_k_aliased(src, dst);
+    if uses_rep_movsb(src, dst, whole) {
+        LargePath::RepMovsb
+    } else if avx() {
         if whole >= NON_TEMPORAL_MIN {
-            // SAFETY: AVX is available (checked above); `len > 256` and the
-            // ranges are the caller's.
-            unsafe { avx_forward_nt(src, dst, len) }
+            LargePath::AvxForwardNt
         } else if aliased {
-            // SAFETY: as above.
-            unsafe { avx_backward(src, dst, len) }
+            LargePath::AvxBackward
         } else {
-            // SAFETY: as above.
-            unsafe { avx_forward(src, dst, len) }
+            LargePath::AvxForward
         }
     } else if aliased {
-        // SAFETY: `len > 256` and the ranges are the caller's.
-        unsafe { sse_backward(src, dst, len) }
+        LargePath::SseBackward
     } else {
-        // SAFETY: the caller's contract is `rep_movsb`'s.
-        unsafe { rep_movsb(src, dst, len) }
+        LargePath::RepMovsb
     }
 }
 
@@ -921,10 +958,18 @@ unsafe fn rep_movsb(src: *const u8, dst: *mut u8, len: usize) {
 mod copy_tests {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     use super::{
-        avx_backward, avx_forward, avx_forward_nt, four_k_aliased, rep_from, rep_movsb,
-        sse_backward, NON_TEMPORAL_MIN, REP_MAX,
+        avx_backward, avx_forward, avx_forward_nt, four_k_aliased, large_path, rep_from, rep_movsb,
+        sse_backward, LargePath, NON_TEMPORAL_MIN, REP_MAX,
     };
     use std::sync::atomic::{AtomicU8, Ordering};
+
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    std::thread_local! {
+        /// The loop the last copy of more than 256 bytes on this thread
+        /// took (set by `asm_copy` and `large_copy`).
+        pub(super) static LAST_PATH: std::cell::Cell<Option<LargePath>> =
+            const { std::cell::Cell::new(None) };
+    }
 
     /// A copy out in one part (`whole` is the length).
     ///
@@ -1566,5 +1611,126 @@ mod copy_tests {
             }
         }
         assert_eq!(blocks, 1, "the blocks with non-temporal stores");
+    }
+
+    #[test]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    fn the_large_copy_loop_is_chosen_by_the_whole_length_the_distance_modulo_4096_and_avx() {
+        use LargePath::{
+            AvxBackward as Back, AvxForward as Fwd, AvxForwardNt as Nt, RepMovsb as Rep,
+            SseBackward as Sse,
+        };
+        const K: usize = 1 << 10;
+        const M: usize = 1 << 20;
+        // Distance 2048 (far), 0 and 4096 - 127 (near), 1 and 63 (in the
+        // aliasing window) modulo 4096.
+        let far = (0x1000, 0x1800);
+        let near = (0x1000, 0x1000);
+        let near_below = (0x107f, 0x1000);
+        let aliased = (0x1000, 0x1001);
+        let edge = (0x1000, 0x103f);
+        // (buffers, whole, the loop with AVX, without)
+        let cases = [
+            (far, 257, Fwd, Rep),
+            (far, 32 * K - 1, Fwd, Rep),
+            (far, 32 * K, Rep, Rep),
+            (far, M - 1, Rep, Rep),
+            (far, M, Fwd, Rep),
+            (far, 16 * M - 1, Fwd, Rep),
+            (far, 16 * M, Nt, Rep),
+            (far, usize::MAX, Nt, Rep),
+            (near, 16 * K - 1, Fwd, Rep),
+            (near, 16 * K, Rep, Rep),
+            (near_below, 16 * K, Rep, Rep),
+            (near, M, Fwd, Rep),
+            (near, 16 * M, Nt, Rep),
+            (aliased, 257, Back, Sse),
+            (aliased, 32 * K, Back, Sse),
+            (edge, M - 1, Back, Sse),
+            (aliased, 16 * M - 1, Back, Sse),
+            (aliased, 16 * M, Nt, Sse),
+        ];
+        for ((src, dst), whole, with, without) in cases {
+            let at = format!("{src:#x} -> {dst:#x}, {whole} bytes");
+            assert_eq!(large_path(src, dst, whole, || true), with, "{at} with AVX");
+            assert_eq!(
+                large_path(src, dst, whole, || false),
+                without,
+                "{at} without AVX"
+            );
+        }
+        // In `rep movsb`'s range the CPU is not asked about.
+        let never = || -> bool { panic!("asked about AVX") };
+        assert_eq!(large_path(0x1000, 0x1800, 64 * K, never), Rep);
+    }
+
+    #[test]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    fn a_part_of_a_longer_copy_takes_the_loop_of_the_whole_length_and_is_exact() {
+        use LargePath::{
+            AvxBackward as Back, AvxForward as Fwd, AvxForwardNt as Nt, RepMovsb as Rep,
+            SseBackward as Sse,
+        };
+        const PART: usize = 64 << 10;
+        let avx = std::arch::is_x86_feature_detected!("avx");
+        let src = pattern(9, PART + 8192);
+        let mut dst = vec![0u8; PART + 8192];
+        // (distance modulo 4096, whole, the loop with AVX, without): a
+        // whole below the part is the part.
+        let cases = [
+            (2048, PART, Rep, Rep),
+            (2048, 0, Rep, Rep),
+            (2048, REP_MAX, Fwd, Rep),
+            (2048, NON_TEMPORAL_MIN, Nt, Rep),
+            (1, PART, Back, Sse),
+            (1, NON_TEMPORAL_MIN, Nt, Sse),
+        ];
+        for (k, whole, with, without) in cases {
+            let s0 = src.as_ptr().align_offset(4096) + 16;
+            let src_addr = src.as_ptr() as usize + s0;
+            let d0 = 16 + (src_addr + k).wrapping_sub(dst.as_ptr() as usize + 16) % 4096;
+            dst.fill(0);
+            LAST_PATH.with(|p| p.set(None));
+            let d = dst.as_mut_ptr().wrapping_add(d0);
+            // SAFETY: `[d0, d0 + PART)` lies in `dst` (`d0 < 4096 + 16`),
+            // which nothing else accesses, and does not overlap `src`.
+            unsafe { super::copy_to_shared(&src[s0..s0 + PART], d, whole) }
+            let want = if avx { with } else { without };
+            assert_eq!(
+                LAST_PATH.with(std::cell::Cell::get),
+                Some(want),
+                "distance {k}, whole {whole}"
+            );
+            assert!(
+                dst[d0..d0 + PART] == src[s0..s0 + PART],
+                "distance {k}, whole {whole}: bytes differ"
+            );
+            assert!(dst[..d0].iter().chain(&dst[d0 + PART..]).all(|&b| b == 0));
+        }
+    }
+
+    #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "a check of this file's text: nothing for Miri to judge"
+    )]
+    fn every_block_that_writes_a_ymm_register_ends_with_vzeroupper() {
+        // A block that leaves the upper halves of the ymm registers dirty
+        // makes later SSE instructions of the thread pay a transition
+        // penalty (the copy itself stays exact): no test sees it, so the
+        // text is checked. Every block with a ymm operand has `vzeroupper`
+        // as its last instruction.
+        let source = include_str!("copy.rs");
+        let source = &source[..source.find("mod copy_tests {").unwrap()];
+        let mut blocks = 0;
+        for block in source.split("core::arch::asm!(").skip(1) {
+            let block = &block[..block.find(");").unwrap()];
+            if block.contains("ymm_reg") {
+                blocks += 1;
+                let last = block.lines().map(str::trim).rfind(|l| l.starts_with('"'));
+                assert_eq!(last, Some("\"vzeroupper\","), "{block}");
+            }
+        }
+        assert_eq!(blocks, 3, "the blocks with ymm registers");
     }
 }
