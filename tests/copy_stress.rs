@@ -215,11 +215,15 @@ fn a_read_at_racing_a_writer_reads_in_each_byte_only_values_written_there() {
             let a = vec![FILLS[0]; LEN];
             let b = vec![FILLS[1]; LEN];
             let mut n = 0usize;
-            while !stop.load(Ordering::Relaxed) {
+            // At least one write, however soon the reader is done.
+            loop {
                 let src = if n % 2 == 0 { &a } else { &b };
                 let len = [300, 5000, 20 << 10, 70 << 10, 2 << 20, LEN][n % 6];
                 view.write_at(ROOM + (n * 13) % 64, &src[..len]).unwrap();
                 n += 1;
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
             }
             n
         })
@@ -279,13 +283,17 @@ fn a_reader_racing_a_large_write_at_sees_in_each_byte_only_values_written_there(
         std::thread::spawn(move || {
             let mut buf = vec![0u8; LEN];
             let mut n = 0usize;
-            while !stop.load(Ordering::Relaxed) {
+            // At least one read, however soon the writer is done.
+            loop {
                 let len = [LEN, 300, 70 << 10, 1 << 20][n % 4];
                 view.read_at(ROOM + (n * 3) % 64, &mut buf[..len]).unwrap();
                 for &b in &buf[..len] {
                     assert!(b == INITIAL || FILLS.contains(&b), "read {b:#04x}");
                 }
                 n += 1;
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
             }
             n
         })

@@ -289,10 +289,16 @@ mod futex {
         let notifier = {
             let (ec, stop) = (ec.clone(), Arc::clone(&stop));
             thread::spawn(move || {
+                // At least one notify, however soon the waiters finish (in
+                // release builds under load they can all be done before
+                // this thread first runs).
                 let mut n = 0_u64;
-                while !stop.load(Ordering::Relaxed) {
+                loop {
                     ec.notify().unwrap();
                     n += 1;
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
                     thread::sleep(Duration::from_millis(3));
                 }
                 n
@@ -374,9 +380,13 @@ mod futex {
             let (view, stop) = (view.clone(), Arc::clone(&stop));
             thread::spawn(move || {
                 let mut wakes = 0_u64;
-                while !stop.load(Ordering::Relaxed) {
+                // At least one wake, however soon the waits are done.
+                loop {
                     view.wake_u32(0, u32::MAX).unwrap();
                     wakes += 1;
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
                     thread::sleep(Duration::from_micros(200));
                 }
                 wakes
