@@ -12,6 +12,7 @@ use std::path::Path;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
+use crate::options::TrustPolicy;
 use crate::error::{Error, ErrorKind, Limit, Result};
 
 /// The directory a region's file lives in, and its name there.
@@ -27,14 +28,6 @@ pub(crate) struct FileInfo {
     pub(crate) dev: rustix::fs::Dev,
     pub(crate) ino: u64,
     pub(crate) size: u64,
-}
-
-/// Who may own, and who may write, a file we attach to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TrustPolicy {
-    pub(crate) allow_other_owner: bool,
-    pub(crate) allow_group_or_other_write: bool,
-    pub(crate) allow_hard_links: bool,
 }
 
 /// Retries `f` while it fails with `EINTR`.

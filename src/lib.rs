@@ -77,85 +77,84 @@
 
 // Everything below needs Unix (file descriptors, `mmap`, `fstat`): on other
 // targets this one message is the only error.
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 compile_error!(
-    "shm-region supports Unix only (Linux, Android, macOS, FreeBSD and other Unix systems)"
+    "shm-region supports Unix (Linux, Android, macOS, FreeBSD and other Unix systems) and Windows only"
 );
 
+// Portable modules: the same code on every platform, calling the platform
+// part of `sys` (and, for construction, `unix` or `windows` below) by the
+// same names.
+mod error;
+mod event;
+// Not under loom: the hostile backing is real memory, which loom cannot see.
+#[cfg(all(feature = "arbitrary", not(loom)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "arbitrary")))]
+pub mod hostile;
+mod map;
+mod options;
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod protocol;
+#[cfg(not(loom))]
+mod protocol;
+mod shared;
+mod spin;
+mod sync;
+mod sys;
+#[cfg(feature = "zerocopy")]
+mod typed;
+mod view;
+mod wait;
+
+// Unix: files through directory descriptors, POSIX names, descriptor
+// passing, seals, the SIGBUS guard.
 #[cfg(unix)]
 mod doorbell;
 #[cfg(unix)]
-mod error;
-#[cfg(unix)]
-mod event;
-#[cfg(unix)]
 pub mod fdpass;
-#[cfg(all(unix, any(target_os = "linux", target_os = "android")))]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 mod frozen;
 #[cfg(unix)]
 mod fs;
-// Not under loom: the hostile backing is real memory, which loom cannot see.
-#[cfg(all(unix, feature = "arbitrary", not(loom)))]
-#[cfg_attr(docsrs, doc(cfg(feature = "arbitrary")))]
-pub mod hostile;
-#[cfg(unix)]
-mod map;
+#[cfg(windows)]
+#[path = "windows/fs.rs"]
+mod fs;
 #[cfg(unix)]
 mod open;
-#[cfg(unix)]
-mod options;
 #[cfg(unix)]
 mod peer;
 #[cfg(unix)]
 mod poll;
-#[cfg(all(unix, loom))]
-#[doc(hidden)]
-pub mod protocol;
-#[cfg(all(unix, not(loom)))]
-mod protocol;
 #[cfg(unix)]
 mod region;
-#[cfg(unix)]
-mod shared;
 #[cfg(unix)]
 mod shm;
 #[cfg(unix)]
 pub mod sigbus;
 #[cfg(unix)]
-mod spin;
-#[cfg(unix)]
 mod staged;
-#[cfg(unix)]
-mod sync;
-#[cfg(unix)]
-mod sys;
-#[cfg(all(unix, feature = "zerocopy"))]
-mod typed;
-#[cfg(unix)]
-mod view;
-#[cfg(unix)]
-mod wait;
+
+// Windows: files and named sections through handles (`windows/`).
+#[cfg(windows)]
+mod windows;
 
 #[cfg(unix)]
 pub use doorbell::Doorbell;
-#[cfg(unix)]
 pub use error::{Error, ErrorKind, Result};
-#[cfg(unix)]
 pub use event::EventCount;
-#[cfg(all(unix, any(target_os = "linux", target_os = "android")))]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub use frozen::{FreezeError, Frozen};
-#[cfg(unix)]
 pub use options::{Advice, FileCleanup, MmapOptions};
 #[cfg(unix)]
 pub use region::MmapRegion;
-#[cfg(unix)]
 pub use shared::{SharedU32, SharedU64};
 #[cfg(unix)]
 pub use staged::{PublishError, Staged};
-#[cfg(unix)]
 pub use sys::unmap_failures;
-#[cfg(unix)]
 pub use view::Region;
+#[cfg(windows)]
+pub use windows::MmapRegion;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(all(unix, doctest))]

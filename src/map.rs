@@ -3,10 +3,9 @@
 //! with the options' reservation, block reservation before a growth, and
 //! the options' `populate`, `lock`, `dont_dump` and `dont_fork`.
 
-use std::os::fd::{AsFd, OwnedFd};
 
 use crate::error::{Error, ErrorKind, Limit, Result};
-use crate::fs::{self, Reserved};
+use crate::fs;
 use crate::options::MmapOptions;
 use crate::sync::{Arc, AtomicUsize};
 use crate::sys::{Hint, Mapping};
@@ -14,7 +13,7 @@ use crate::sys::{Hint, Mapping};
 /// The descriptor of a region's file, shared by its handle and its
 /// mappings (`Mapping::file`, for the `fstat` of a failed descriptor
 /// copy). Always std's `Arc`: it is not part of what loom models.
-pub(crate) type FileArc = std::sync::Arc<OwnedFd>;
+pub(crate) type FileArc = std::sync::Arc<crate::sys::OwnedFile>;
 
 /// What backs a region.
 pub(crate) enum Source {
@@ -158,7 +157,7 @@ pub(crate) fn prepare(
         match map.advise(from, len, Hint::Populate) {
             Ok(()) => {}
             // Kernels before 5.14 do not know MADV_POPULATE_*.
-            Err(rustix::io::Errno::INVAL) => {
+            Err(crate::sys::Errno::INVAL) => {
                 map.advise(from, len, Hint::WillNeed)
                     .map_err(|e| Error::os(op, e))?;
             }
@@ -167,7 +166,7 @@ pub(crate) fn prepare(
     }
     if options.lock {
         map.lock(from, len).map_err(|e| match e {
-            rustix::io::Errno::NOMEM | rustix::io::Errno::AGAIN | rustix::io::Errno::PERM => {
+            crate::sys::Errno::NOMEM | crate::sys::Errno::AGAIN | crate::sys::Errno::PERM => {
                 Error::lock_limit(op, len, e)
             }
             e => Error::os(op, e),
@@ -184,6 +183,7 @@ pub(crate) fn prepare(
 /// reserved or the size changes, and the size changes last; nothing is
 /// published on failure. Only writable handles grow, so the mapping is
 /// writable.
+#[cfg(unix)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn grow_and_map(
     options: &MmapOptions,
@@ -197,11 +197,11 @@ pub(crate) fn grow_and_map(
 ) -> Result<Arc<Mapping>> {
     fs::check_file_size_limit(to, op)?;
     let map = map_len(options, origin, file, current, len, true, op)?;
-    let fd = file.as_fd();
+    let fd = crate::sys::borrow_file(file);
     let how = if options.reserve_blocks {
         fs::reserve(fd, from, to, op)?
     } else {
-        Reserved::Sparse
+        fs::Reserved::Sparse
     };
     fs::extend(fd, from, to, how, op)?;
     Ok(map)
@@ -222,7 +222,7 @@ pub(crate) fn map_len(
     if let Some(cur) = current.filter(|m| m.covers(len)) {
         return Ok(Arc::clone(cur));
     }
-    let fd = file.as_fd();
+    let fd = crate::sys::borrow_file(file);
     let exact = len
         .checked_next_multiple_of(crate::sys::page_size())
         .unwrap_or(len);
@@ -249,15 +249,15 @@ pub(crate) fn map_len(
     let mut map = Mapping::new(fd, len, reserve, writable).map_err(|e| {
         // Not enough address space (or mapping slots) for the file.
         match e {
-            rustix::io::Errno::NOMEM => {
+            crate::sys::Errno::NOMEM => {
                 Error::too_large(op, len, Limit::AddressSpace).with_errno_of(e)
             }
             // The `SIGBUS` registry cannot grow (`mmap` never says ENOSPC).
-            rustix::io::Errno::NOSPC => {
+            crate::sys::Errno::NOSPC => {
                 Error::sigbus_registry(op, len, crate::sys::sigbus::slots())
             }
             // A descriptor open read-only cannot be mapped writable.
-            rustix::io::Errno::ACCESS if writable && fs::is_open_read_only(fd) => {
+            crate::sys::Errno::ACCESS if writable && fs::is_open_read_only(fd) => {
                 Error::read_only_descriptor(op, e)
             }
             e => Error::os(op, e),
@@ -396,29 +396,12 @@ fn room(pool: &std::sync::atomic::AtomicUsize) -> usize {
 
 /// The soft `RLIMIT_AS`, if finite and within `usize`.
 fn rlimit_as() -> Option<usize> {
-    #[cfg(not(target_os = "openbsd"))]
-    {
-        use rustix::process::{getrlimit, Resource};
-        getrlimit(Resource::As)
-            .current
-            .and_then(|limit| usize::try_from(limit).ok())
-    }
-    #[cfg(target_os = "openbsd")]
-    {
-        None
-    }
+    crate::sys::address_space_limit()
 }
 
 /// This process's address-space use, where it can be read.
 fn address_space_used() -> Option<usize> {
-    #[cfg(not(target_os = "openbsd"))]
-    {
-        crate::options::address_space_used()
-    }
-    #[cfg(target_os = "openbsd")]
-    {
-        None
-    }
+    crate::options::address_space_used()
 }
 
 /// The budget is `1 / BUDGET_SHARE` of the address space.
@@ -470,11 +453,8 @@ fn highest_mapping_end() -> Option<usize> {
 /// ([`address_space_size`]) minus the current use (`VmSize`). `None` where
 /// the current use cannot be read and `RLIMIT_AS` is infinite.
 pub(crate) fn address_space_left() -> Option<usize> {
-    #[cfg(not(target_os = "openbsd"))]
     let by_size =
         crate::options::address_space_used().map(|used| address_space_size().saturating_sub(used));
-    #[cfg(target_os = "openbsd")]
-    let by_size = None;
     match (crate::options::address_space_left(), by_size) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

@@ -2,8 +2,15 @@
 //! constructors fix to their hardened defaults.
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::fs::TrustPolicy;
 
+
+/// Who may own, and who may write, a file we attach to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TrustPolicy {
+    pub(crate) allow_other_owner: bool,
+    pub(crate) allow_group_or_other_write: bool,
+    pub(crate) allow_hard_links: bool,
+}
 /// What happens to the backing file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileCleanup {
@@ -66,38 +73,21 @@ fn default_reservation(len: usize, left: Option<usize>) -> usize {
 }
 
 /// The address space `RLIMIT_AS` still allows this process, in bytes:
-/// `None` if the limit is infinite. It is the limit minus the current
-/// address-space use (`/proc/self/statm`'s first field on Linux); where the
-/// current use cannot be read (other systems, no `/proc`), the limit itself.
+/// `None` if the limit is infinite (always on Windows, which has no such
+/// limit). It is the limit minus the current address-space use
+/// ([`address_space_used`]); where the current use cannot be read, the
+/// limit itself.
 pub(crate) fn address_space_left() -> Option<usize> {
-    #[cfg(not(target_os = "openbsd"))]
-    {
-        use rustix::process::{getrlimit, Resource};
-        let limit = getrlimit(Resource::As).current?;
-        // A limit past `usize` cannot constrain this process's addresses.
-        let limit = usize::try_from(limit).ok()?;
-        Some(address_space_used().map_or(limit, |used| limit.saturating_sub(used)))
-    }
-    #[cfg(target_os = "openbsd")]
-    {
-        None
-    }
+    let limit = crate::sys::address_space_limit()?;
+    Some(address_space_used().map_or(limit, |used| limit.saturating_sub(used)))
 }
 
-/// This process's current address-space use in bytes (`VmSize`), if known
-/// (only from Linux's `/proc/self/statm`).
-#[cfg(not(target_os = "openbsd"))]
+/// This process's current address-space use in bytes, if known: on Linux
+/// `VmSize` (`/proc/self/statm`'s first field), on Windows the user
+/// address space less what `GlobalMemoryStatusEx` says is free of it;
+/// elsewhere `None`.
 pub(crate) fn address_space_used() -> Option<usize> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-        let pages: usize = statm.split_whitespace().next()?.parse().ok()?;
-        pages.checked_mul(crate::sys::page_size())
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        None
-    }
+    crate::sys::address_space_used()
 }
 
 /// Options for the policies that the plain constructors fix to their
@@ -441,6 +431,7 @@ impl MmapOptions {
         clippy::useless_conversion,
         reason = "`RawMode` is `u16` on some targets"
     )]
+    #[cfg(unix)]
     pub(crate) fn creation_mode(&self) -> rustix::fs::Mode {
         // `mode` was masked to 0o777 by the setter, so it fits any `RawMode`.
         rustix::fs::Mode::from_bits_truncate(self.mode.try_into().unwrap_or(0o600))

@@ -25,8 +25,8 @@ impl Error {
     }
 
     /// An error from a system call, classified by its errno.
-    pub(crate) fn os(op: &'static str, errno: rustix::io::Errno) -> Self {
-        use rustix::io::Errno;
+    pub(crate) fn os(op: &'static str, errno: crate::sys::Errno) -> Self {
+        use crate::sys::Errno;
         let kind = match errno {
             Errno::EXIST => ErrorKind::AlreadyExists,
             Errno::NOENT => ErrorKind::NotFound,
@@ -36,7 +36,7 @@ impl Error {
         Self::with_errno(kind, op, errno)
     }
 
-    pub(crate) fn with_errno(kind: ErrorKind, op: &'static str, errno: rustix::io::Errno) -> Self {
+    pub(crate) fn with_errno(kind: ErrorKind, op: &'static str, errno: crate::sys::Errno) -> Self {
         Self::build(kind, op, Some(errno.raw_os_error()), Detail::None)
     }
 
@@ -69,7 +69,7 @@ impl Error {
     }
 
     /// This error, caused by the OS error `errno`.
-    pub(crate) fn with_errno_of(mut self, errno: rustix::io::Errno) -> Self {
+    pub(crate) fn with_errno_of(mut self, errno: crate::sys::Errno) -> Self {
         self.inner.os = Some(OsError::new(errno.raw_os_error()));
         self
     }
@@ -98,6 +98,7 @@ impl Error {
     }
 
     /// [`ErrorKind::NotRegularFile`] for a file of `st_mode` `mode`.
+    #[cfg(unix)]
     pub(crate) fn not_regular(op: &'static str, mode: rustix::fs::RawMode) -> Self {
         use rustix::fs::FileType;
         let what = match FileType::from_raw_mode(mode) {
@@ -221,14 +222,14 @@ impl Error {
     }
 
     /// [`ErrorKind::NotFound`] for a path whose directory does not exist.
-    pub(crate) fn missing_parent(op: &'static str, errno: rustix::io::Errno) -> Self {
+    pub(crate) fn missing_parent(op: &'static str, errno: crate::sys::Errno) -> Self {
         let code = Some(errno.raw_os_error());
         Self::build(ErrorKind::NotFound, op, code, Detail::MissingParent)
     }
 
     /// [`ErrorKind::ReadOnly`]: a descriptor open read-only was to be mapped
     /// writable (`mmap` said `errno`).
-    pub(crate) fn read_only_descriptor(op: &'static str, errno: rustix::io::Errno) -> Self {
+    pub(crate) fn read_only_descriptor(op: &'static str, errno: crate::sys::Errno) -> Self {
         let code = Some(errno.raw_os_error());
         Self::build(ErrorKind::ReadOnly, op, code, Detail::ReadOnlyDescriptor)
     }
@@ -274,7 +275,7 @@ impl Error {
         )
     }
 
-    pub(crate) fn lock_limit(op: &'static str, len: usize, errno: rustix::io::Errno) -> Self {
+    pub(crate) fn lock_limit(op: &'static str, len: usize, errno: crate::sys::Errno) -> Self {
         let code = Some(errno.raw_os_error());
         Self::build(ErrorKind::LockLimit, op, code, Detail::Lock { len })
     }
@@ -282,8 +283,8 @@ impl Error {
     /// [`ErrorKind::OutOfMemory`]: the memory for an in-memory region of
     /// `len` bytes (and its capacity) could not be had: `mmap` said `errno` (`ENOMEM`, kept as the OS error), or
     /// `len` rounded to pages is past `isize::MAX` (`EINVAL`, no OS error).
-    pub(crate) fn out_of_memory(op: &'static str, len: usize, errno: rustix::io::Errno) -> Self {
-        let code = (errno != rustix::io::Errno::INVAL).then(|| errno.raw_os_error());
+    pub(crate) fn out_of_memory(op: &'static str, len: usize, errno: crate::sys::Errno) -> Self {
+        let code = (errno != crate::sys::Errno::INVAL).then(|| errno.raw_os_error());
         Self::build(ErrorKind::OutOfMemory, op, code, Detail::Memory { len })
     }
 
@@ -315,12 +316,13 @@ impl Error {
     /// buffer had room for more than the `received` descriptors: the kernel
     /// stopped installing them (no free descriptor under `RLIMIT_NOFILE`,
     /// or a security module refused one) and closed the rest.
+    #[cfg(unix)]
     pub(crate) fn descriptors_not_installed(op: &'static str, received: usize) -> Self {
         let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
         Self::build(
             ErrorKind::Os,
             op,
-            Some(rustix::io::Errno::MFILE.raw_os_error()),
+            Some(crate::sys::Errno::MFILE.raw_os_error()),
             Detail::NotInstalled { received, limit },
         )
     }

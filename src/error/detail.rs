@@ -163,4 +163,8 @@ pub(crate) enum Limit {
     /// (Linux and Android) gives it.
     #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
     GrownPast(usize),
+    /// The bytes a Windows named section reserved when it was created
+    /// (its size, which cannot change).
+    #[cfg_attr(not(windows), allow(dead_code))]
+    Reservation(usize),
 }

@@ -39,6 +39,12 @@ impl fmt::Display for Describe<'_> {
                     f,
                     "size {size} is past a quarter of the {left} bytes of address space left"
                 ),
+                Limit::Reservation(reserved) => write!(
+                    f,
+                    "size {size} is past the {reserved} bytes the named section reserved when \
+                     it was created (a section cannot grow past that; create it with a larger \
+                     MmapOptions::address_space)"
+                ),
                 Limit::GrownPast(len) => write!(
                     f,
                     "the file is {size} bytes, past the region's {len}: a holder grew it, and \
@@ -219,6 +225,7 @@ impl fmt::Debug for Error {
                     Limit::FileSize(limit) => d.field("rlimit_fsize", &limit),
                     Limit::AddressSpace => &mut d,
                     Limit::GrownPast(len) => d.field("region_len", &len),
+                    Limit::Reservation(reserved) => d.field("section_reserved", &reserved),
                 };
             }
             Detail::Owner { uid, euid } => {

@@ -10,7 +10,7 @@
 use std::ptr;
 use std::sync::{Mutex, PoisonError};
 
-use rustix::io::Errno;
+use super::Errno;
 
 use super::mapping::Mapping;
 

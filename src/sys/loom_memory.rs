@@ -46,7 +46,7 @@ use std::sync::atomic::Ordering;
 
 use loom::sync::atomic::{AtomicU32, AtomicU64};
 use loom::sync::{Condvar, Mutex};
-use rustix::io::Errno;
+use crate::sys::Errno;
 
 use super::{range_fits, Hint};
 

@@ -2,13 +2,11 @@
 //! to it, and its release (invariants 1, 2, 4 and 5 of the parent module).
 
 use std::ffi::c_void;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use rustix::io::Errno;
-use rustix::mm::{MapFlags, ProtFlags};
+use super::Errno;
 
 use super::copy::{copy_from_shared, copy_to_shared, PORTABLE_COPY};
 use super::sigbus::Registration;
@@ -64,7 +62,7 @@ pub(crate) struct Mapping {
     /// the mapping, so that a failed descriptor copy can `fstat` the file
     /// (`None` for memory and where the maker did not attach it). It plays
     /// no part in the mapping's safety.
-    pub(super) file: Option<Arc<OwnedFd>>,
+    pub(super) file: Option<Arc<super::OwnedFile>>,
     /// Kept until the range is unmapped, then dropped: the share of the
     /// address-space budget a default reservation holds (`map.rs`).
     pub(super) held: Option<Box<dyn std::fmt::Debug + Send + Sync>>,
@@ -101,81 +99,7 @@ unsafe impl Send for Mapping {}
 // public atomic accessors.
 unsafe impl Sync for Mapping {}
 
-fn prot(writable: bool) -> ProtFlags {
-    if writable {
-        ProtFlags::READ | ProtFlags::WRITE
-    } else {
-        ProtFlags::READ
-    }
-}
-
 impl Mapping {
-    /// Maps `fd` shared from offset 0 over at least `len` bytes, and over
-    /// `reserve` bytes when that is larger and the address space allows, so
-    /// that the file can grow to `reserve` bytes in place.
-    ///
-    /// If the larger mapping cannot be made (address space, `RLIMIT_AS`, an
-    /// offset the file system cannot map), exactly the page-rounded `len` is
-    /// mapped. The file may be shorter than the mapping; callers must not
-    /// publish bytes past the file's end (invariant 4).
-    ///
-    /// # Errors
-    ///
-    /// `EINVAL` for `len == 0` or a length that overflows when rounded to
-    /// pages, and whatever `mmap` reports.
-    pub(crate) fn new(
-        fd: BorrowedFd<'_>,
-        len: usize,
-        reserve: usize,
-        writable: bool,
-    ) -> Result<Self, Errno> {
-        if len == 0 {
-            return Err(Errno::INVAL);
-        }
-        let exact = round_up_to_page(len).ok_or(Errno::INVAL)?;
-        let want = round_up_to_page(reserve).unwrap_or(exact);
-        if want > exact {
-            if let Ok(m) = Self::map(fd, want, writable) {
-                return Ok(m);
-            }
-        }
-        Self::map(fd, exact, writable)
-    }
-
-    fn map(fd: BorrowedFd<'_>, len: usize, writable: bool) -> Result<Self, Errno> {
-        // SAFETY: a null hint without `MAP_FIXED` lets the kernel choose a
-        // free range, so no existing mapping is replaced; the range returned
-        // is owned by the `Mapping` built below (invariant 1) and is mapped
-        // shared to `fd` from offset 0 for `len` bytes (invariant 2).
-        let base = unsafe {
-            rustix::mm::mmap(
-                ptr::null_mut(),
-                len,
-                prot(writable),
-                MapFlags::SHARED,
-                fd,
-                0,
-            )?
-        };
-        let base = NonNull::new(base.cast::<u8>()).ok_or(Errno::NOMEM)?;
-        let mut map = Self {
-            base,
-            len,
-            writable,
-            origin: Origin::File,
-            #[cfg(all(feature = "arbitrary", not(loom)))]
-            hostile: None,
-            guard: Registration::none(),
-            file: None,
-            held: None,
-        };
-        // Registered before anyone else can reach the range (invariant 6);
-        // on `ENOSPC` (registry full after `install`) the mapping is
-        // dropped, and so unmapped, here.
-        map.guard = Registration::register(base.as_ptr(), len, writable)?;
-        Ok(map)
-    }
-
     /// The offset from which a contained `SIGBUS` replaced this mapping's
     /// pages with private zero pages (a multiple of the page size), or
     /// `usize::MAX` if that never happened (invariant 6). Loaded after an
@@ -184,21 +108,6 @@ impl Mapping {
     #[inline]
     pub(crate) fn cut(&self) -> usize {
         self.guard.cut()
-    }
-
-    /// This mapping, remembering `file` as the descriptor of the file it
-    /// maps (see [`file`](Self::file)).
-    #[must_use]
-    pub(crate) fn with_file(mut self, file: Arc<OwnedFd>) -> Self {
-        self.file = Some(file);
-        self
-    }
-
-    /// The descriptor of the mapped file, if the handle that made the
-    /// mapping attached it ([`with_file`](Self::with_file)); `None` for
-    /// memory.
-    pub(crate) fn file(&self) -> Option<BorrowedFd<'_>> {
-        self.file.as_deref().map(AsFd::as_fd)
     }
 
     /// Makes this mapping's cut that of the handle that made `earlier`
@@ -410,7 +319,7 @@ pub(crate) enum Hint {
 impl Mapping {
     /// The page-aligned range covering `[offset, offset + len)`, if inside
     /// the mapping, as a pointer and a length.
-    fn page_range(&self, offset: usize, len: usize) -> Option<(*mut c_void, usize)> {
+    pub(super) fn page_range(&self, offset: usize, len: usize) -> Option<(*mut c_void, usize)> {
         if !range_fits(offset, len, self.len) {
             return None;
         }
@@ -424,7 +333,7 @@ impl Mapping {
 
     /// Runs `f` on the page-aligned range covering `[offset, offset + len)`
     /// unless it is empty; `EINVAL` if the range is not inside the mapping.
-    fn on_pages(
+    pub(super) fn on_pages(
         &self,
         offset: usize,
         len: usize,
@@ -434,121 +343,6 @@ impl Mapping {
             (_, 0) => Ok(()),
             (ptr, len) => f(ptr, len),
         }
-    }
-
-    /// `madvise` over the pages covering `[offset, offset + len)`.
-    pub(crate) fn advise(&self, offset: usize, len: usize, hint: Hint) -> Result<(), Errno> {
-        use rustix::mm::Advice;
-        if self.origin != Origin::File {
-            // Private heap memory: `MADV_DONTNEED` would discard it, and the
-            // other hints mean nothing for memory with no file behind it.
-            return self.page_range(offset, len).map(drop).ok_or(Errno::INVAL);
-        }
-        let advice = match hint {
-            Hint::Normal => Advice::Normal,
-            Hint::Random => Advice::Random,
-            Hint::Sequential => Advice::Sequential,
-            Hint::WillNeed => Advice::WillNeed,
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            Hint::DontNeed => Advice::LinuxDontNeed,
-            #[cfg(not(any(target_os = "linux", target_os = "android")))]
-            Hint::DontNeed => Advice::DontNeed,
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            Hint::Populate if self.writable => Advice::LinuxPopulateWrite,
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            Hint::Populate => Advice::LinuxPopulateRead,
-            #[cfg(not(any(target_os = "linux", target_os = "android")))]
-            Hint::Populate => Advice::WillNeed,
-        };
-        self.on_pages(offset, len, |ptr, len| {
-            // SAFETY: `[ptr, ptr + len)` lies inside our mapping (checked by
-            // `page_range`). The advice values above are hints or, for
-            // `DontNeed` on a `MAP_SHARED` file mapping, drop page-table
-            // entries whose contents stay in the file; none discards shared
-            // data or touches memory we do not own.
-            unsafe { rustix::mm::madvise(ptr, len, advice) }
-        })
-    }
-
-    /// Keeps the whole mapping, the reservation past the file's end
-    /// included, out of this process's core dumps (`MADV_DONTDUMP`) and out
-    /// of children made by `fork` (`MADV_DONTFORK`), as asked; with neither
-    /// asked, no system call. The flags belong to the address range, so
-    /// growth in place stays covered. Linux and Android only: elsewhere
-    /// asking for either is `ENOTSUP` (the options refuse it earlier).
-    /// Memory from the allocator (`Origin::Heap`, Miri only) is left as it
-    /// is: it is not a mapping of its own that advice could mark.
-    pub(crate) fn exclude(&self, from_dumps: bool, from_children: bool) -> Result<(), Errno> {
-        if matches!(self.origin, Origin::Heap(_)) {
-            return Ok(());
-        }
-        // Recorded first, so that a page the `SIGBUS` handler replaces is
-        // advised too (invariant 6).
-        self.guard.set_advice(from_dumps, from_children);
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        {
-            use rustix::mm::Advice;
-            let wanted = [
-                (from_dumps, Advice::LinuxDontDump),
-                (from_children, Advice::LinuxDontFork),
-            ];
-            for (_, advice) in wanted.into_iter().filter(|&(on, _)| on) {
-                self.on_pages(0, self.len, |ptr, len| {
-                    // SAFETY: `[ptr, ptr + len)` is this mapping's whole
-                    // range, which it owns (invariant 1; checked by
-                    // `page_range`). `MADV_DONTDUMP` and `MADV_DONTFORK`
-                    // change only flags of the range: whether a core dump
-                    // writes it and whether a child made by `fork` gets it.
-                    // In this process nothing is unmapped or changed
-                    // (invariant 2 holds); for the child, see invariant 1.
-                    unsafe { rustix::mm::madvise(ptr, len, advice) }
-                })?;
-            }
-            Ok(())
-        }
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        if from_dumps || from_children {
-            Err(Errno::NOTSUP)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// `msync` over the pages covering `[offset, offset + len)`.
-    pub(crate) fn sync(&self, offset: usize, len: usize, wait: bool) -> Result<(), Errno> {
-        use rustix::mm::MsyncFlags;
-        if self.origin != Origin::File {
-            // No file to write back to.
-            return self.page_range(offset, len).map(drop).ok_or(Errno::INVAL);
-        }
-        let flags = if wait {
-            MsyncFlags::SYNC
-        } else {
-            MsyncFlags::ASYNC
-        };
-        self.on_pages(offset, len, |ptr, len| {
-            // SAFETY: the range lies inside our mapping (checked by
-            // `page_range`); `msync` only writes dirty pages back to the
-            // file.
-            unsafe { rustix::mm::msync(ptr, len, flags) }
-        })
-    }
-
-    /// `mlock` over the pages covering `[offset, offset + len)`. The
-    /// pages are unlocked when the mapping is unmapped. Memory from the
-    /// allocator (`Origin::Heap`, Miri only) is not locked: `dealloc` would
-    /// not unlock it; the range is only checked.
-    pub(crate) fn lock(&self, offset: usize, len: usize) -> Result<(), Errno> {
-        if matches!(self.origin, Origin::Heap(_)) {
-            return self.page_range(offset, len).map(drop).ok_or(Errno::INVAL);
-        }
-        self.on_pages(offset, len, |ptr, len| {
-            // SAFETY: the range lies inside our mapping (checked by
-            // `page_range`) and below the file's end (the caller passes a
-            // published length); locking faults the pages in and keeps them
-            // resident, changing no contents.
-            unsafe { rustix::mm::mlock(ptr, len) }
-        })
     }
 
     /// An atomic load of the aligned 4 bytes at `offset`, allowed on
@@ -611,30 +405,6 @@ impl Mapping {
             return None;
         }
         self.checked_ptr(offset, size)
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        if let Origin::Heap(layout) = self.origin {
-            super::memory::release(self.base, layout);
-            return;
-        }
-        let base = self.base.as_ptr().cast::<c_void>();
-        // Out of the handler's reach before the range is unmapped
-        // (invariant 6).
-        self.guard.retire();
-        // SAFETY: we own `[base, base + len)` (invariant 1), obtained from
-        // `mmap` (`Origin::File` or `Origin::Anon`), and `Drop` runs once,
-        // when no `&Mapping`
-        // (and so no copy or atomic reference derived from one) can exist
-        // any more.
-        let res = unsafe { rustix::mm::munmap(base, self.len) };
-        if res.is_err() {
-            // Invariant 5: the range stays mapped, and the leak is counted.
-            UNMAP_FAILURES.fetch_add(1, Ordering::Relaxed);
-        }
-        self.guard.release();
     }
 }
 

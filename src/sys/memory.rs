@@ -10,7 +10,7 @@
 use std::alloc::Layout;
 use std::ptr::NonNull;
 
-use rustix::io::Errno;
+use super::Errno;
 
 use super::mapping::{Mapping, Origin};
 #[cfg(miri)]
@@ -30,7 +30,7 @@ impl Mapping {
             .filter(|&n| n > 0 && isize::try_from(n).is_ok())
             .ok_or(Errno::INVAL)?;
         #[cfg(not(miri))]
-        let (base, origin) = (anonymous(len)?, Origin::Anon);
+        let (base, origin) = (super::platform::anonymous(len)?, Origin::Anon);
         #[cfg(miri)]
         let (base, origin) = heap(len)?;
         Ok(Self {
@@ -46,31 +46,6 @@ impl Mapping {
             held: None,
         })
     }
-}
-
-/// `len` bytes of private anonymous memory, reserved without swap
-/// accounting (`MAP_NORESERVE` where the system has it).
-#[cfg(not(miri))]
-fn anonymous(len: usize) -> Result<NonNull<u8>, Errno> {
-    use rustix::mm::{MapFlags, ProtFlags};
-    #[cfg(not(any(target_os = "freebsd", target_os = "dragonfly")))]
-    let flags = MapFlags::PRIVATE | MapFlags::NORESERVE;
-    #[cfg(any(target_os = "freebsd", target_os = "dragonfly"))]
-    let flags = MapFlags::PRIVATE;
-    // SAFETY: a null hint without `MAP_FIXED` lets the kernel choose a
-    // free range, so no existing mapping is replaced. The range returned
-    // is owned by the `Mapping` built from it (invariant 1: unmapped once,
-    // in `Drop`, as `Origin::Anon`), and is private anonymous memory,
-    // readable, writable and zero-filled (invariant 2), for `len` bytes.
-    let ptr = unsafe {
-        rustix::mm::mmap_anonymous(
-            std::ptr::null_mut(),
-            len,
-            ProtFlags::READ | ProtFlags::WRITE,
-            flags,
-        )?
-    };
-    NonNull::new(ptr.cast::<u8>()).ok_or(Errno::NOMEM)
 }
 
 /// `len` zero bytes from the global allocator, page-aligned (Miri).

@@ -368,10 +368,11 @@
 #![allow(clippy::disallowed_methods)]
 
 // Under loom their mappings are never made (see above).
+#[cfg(unix)]
 pub(crate) mod cmsg;
 #[cfg_attr(loom, allow(dead_code))]
 mod copy;
-#[cfg(not(loom))]
+#[cfg(all(unix, not(loom)))]
 mod fdio;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 #[cfg_attr(loom, allow(dead_code))]
@@ -398,7 +399,46 @@ pub(crate) mod peer;
 #[cfg_attr(loom, allow(dead_code))]
 pub(crate) mod sigbus;
 
+// The platform part: the same names on every platform (`page_size`,
+// `anonymous`, `Mapping`'s constructors, advice and release, `Errno`).
+#[cfg(unix)]
+#[cfg_attr(loom, allow(dead_code))]
+mod unix;
+#[cfg(unix)]
+use unix as platform;
+#[cfg(windows)]
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) mod windows;
+#[cfg(windows)]
+use windows as platform;
+
 use std::sync::atomic::Ordering;
+
+/// An operating-system error code: `errno` on Unix (rustix's type), a
+/// Win32 error code on Windows, with the same constant names for the
+/// situations the portable code tells apart.
+#[cfg(unix)]
+pub(crate) use rustix::io::Errno;
+/// An owned descriptor (Unix) or handle (Windows) of a mapped file.
+#[cfg(unix)]
+pub(crate) type OwnedFile = std::os::fd::OwnedFd;
+#[cfg(windows)]
+pub(crate) type OwnedFile = std::os::windows::io::OwnedHandle;
+/// A borrowed descriptor (Unix) or handle (Windows) of a mapped file.
+#[cfg(unix)]
+pub(crate) type BorrowedFile<'a> = std::os::fd::BorrowedFd<'a>;
+#[cfg(windows)]
+pub(crate) type BorrowedFile<'a> = std::os::windows::io::BorrowedHandle<'a>;
+
+/// `file` borrowed, as the platform's calls take it.
+pub(crate) fn borrow_file(file: &OwnedFile) -> BorrowedFile<'_> {
+    #[cfg(unix)]
+    return std::os::fd::AsFd::as_fd(file);
+    #[cfg(windows)]
+    return std::os::windows::io::AsHandle::as_handle(file);
+}
+#[cfg(windows)]
+pub(crate) use windows::Errno;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) use frozen::{first_hole, FrozenMapping, Refusal as FrozenRefusal, FROZEN_SEALS};
@@ -411,8 +451,10 @@ pub(crate) use mapping::Mapping;
 
 /// The system page size in bytes (a power of two).
 pub(crate) fn page_size() -> usize {
-    rustix::param::page_size()
+    platform::page_size()
 }
+
+pub(crate) use platform::{address_space_limit, address_space_used};
 
 /// Rounds `n` up to a multiple of the page size, or `None` on overflow.
 pub(crate) fn round_up_to_page(n: usize) -> Option<usize> {

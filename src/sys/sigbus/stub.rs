@@ -2,7 +2,7 @@
 //! behind the same interface ([`install`] returns `ENOTSUP`; every
 //! mapping's cut offset stays `usize::MAX`).
 
-use rustix::io::Errno;
+use crate::sys::Errno;
 
 use super::NOT_CUT;
 

@@ -1,0 +1,483 @@
+//! SIDs, the owner-only security descriptor given to what this crate
+//! creates, and the owner and DACL checks of what it attaches to
+//! (invariants W2, W4, W5, W6).
+
+use std::io;
+use std::mem::size_of;
+use std::os::windows::io::{AsRawHandle, BorrowedHandle, FromRawHandle, OwnedHandle};
+use std::ptr;
+
+use windows_sys::Win32::Foundation::{ERROR_INSUFFICIENT_BUFFER, GENERIC_ALL, GENERIC_WRITE};
+use windows_sys::Win32::Security::Authorization::{
+    ConvertSidToStringSidW, GetSecurityInfo, SE_FILE_OBJECT, SE_KERNEL_OBJECT, SE_OBJECT_TYPE,
+};
+use windows_sys::Win32::Security::{
+    AddAccessAllowedAce, CopySid, CreateWellKnownSid, EqualSid, GetAce, GetLengthSid,
+    GetTokenInformation, InitializeAcl, InitializeSecurityDescriptor, IsValidSid,
+    SetSecurityDescriptorControl, SetSecurityDescriptorDacl, SetSecurityDescriptorOwner,
+    TokenUser, WinBuiltinAdministratorsSid, WinCreatorOwnerRightsSid, WinLocalSystemSid,
+    ACCESS_ALLOWED_ACE, ACE_HEADER, ACL, ACL_REVISION, DACL_SECURITY_INFORMATION,
+    INHERIT_ONLY_ACE, OWNER_SECURITY_INFORMATION, PSID, SECURITY_ATTRIBUTES,
+    SECURITY_DESCRIPTOR, SECURITY_MAX_SID_SIZE, SE_DACL_PROTECTED, TOKEN_QUERY, TOKEN_USER,
+    WELL_KNOWN_SID_TYPE,
+};
+use windows_sys::Win32::Storage::FileSystem::{
+    FILE_ALL_ACCESS, FILE_APPEND_DATA, FILE_WRITE_DATA, WRITE_DAC, WRITE_OWNER,
+};
+use windows_sys::Win32::System::Memory::{SECTION_ALL_ACCESS, SECTION_EXTEND_SIZE, SECTION_MAP_WRITE};
+use windows_sys::Win32::System::SystemServices::{
+    ACCESS_ALLOWED_ACE_TYPE, ACCESS_ALLOWED_CALLBACK_ACE_TYPE, ACCESS_ALLOWED_CALLBACK_OBJECT_ACE_TYPE,
+    ACCESS_ALLOWED_COMPOUND_ACE_TYPE, ACCESS_ALLOWED_OBJECT_ACE_TYPE, SECURITY_DESCRIPTOR_REVISION,
+};
+use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
+
+use super::handle::{check, LocalBox};
+
+/// What kind of object a handle is, for `GetSecurityInfo` and for which
+/// access bits let another write it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectKind {
+    /// A file (`SE_FILE_OBJECT`).
+    File,
+    /// A section, that is a file mapping object (`SE_KERNEL_OBJECT`).
+    Section,
+}
+
+impl ObjectKind {
+    fn se_type(self) -> SE_OBJECT_TYPE {
+        match self {
+            ObjectKind::File => SE_FILE_OBJECT,
+            ObjectKind::Section => SE_KERNEL_OBJECT,
+        }
+    }
+
+    /// Everything the creating user is granted.
+    fn all_access(self) -> u32 {
+        match self {
+            ObjectKind::File => FILE_ALL_ACCESS,
+            ObjectKind::Section => SECTION_ALL_ACCESS,
+        }
+    }
+
+    /// The access bits with which a holder could change the object's bytes
+    /// or its length, or give itself that right.
+    ///
+    /// Files: `FILE_WRITE_DATA`, `FILE_APPEND_DATA`. Sections:
+    /// `SECTION_MAP_WRITE`, `SECTION_EXTEND_SIZE`. Both: `WRITE_DAC`,
+    /// `WRITE_OWNER` (rewrite the DACL, take ownership), `GENERIC_WRITE`,
+    /// `GENERIC_ALL` (not mapped yet, as in an ACE set by a raw call).
+    /// `DELETE` is not among them: it lets a holder remove or rename the
+    /// name, not change the bytes a mapping shows.
+    fn write_mask(self) -> u32 {
+        let own = match self {
+            ObjectKind::File => FILE_WRITE_DATA | FILE_APPEND_DATA,
+            ObjectKind::Section => SECTION_MAP_WRITE | SECTION_EXTEND_SIZE,
+        };
+        own | WRITE_DAC | WRITE_OWNER | GENERIC_WRITE | GENERIC_ALL
+    }
+}
+
+/// A SID in a buffer of its own (`SECURITY_MAX_SID_SIZE` bytes, 8-byte
+/// aligned: invariant W2).
+pub struct Sid {
+    buf: Box<[u64]>,
+}
+
+/// Words of a `Sid`'s buffer: `SECURITY_MAX_SID_SIZE` (68) bytes rounded up.
+const SID_WORDS: usize = 9;
+const _: () = assert!(SID_WORDS * 8 >= SECURITY_MAX_SID_SIZE as usize);
+
+impl Sid {
+    fn zeroed() -> Self {
+        Sid {
+            buf: vec![0u64; SID_WORDS].into_boxed_slice(),
+        }
+    }
+
+    /// The SID as the `PSID` the API takes. The API functions this module
+    /// passes it to (`EqualSid`, `GetLengthSid`, `AddAccessAllowedAce`, ...)
+    /// only read through it, despite the `*mut` type.
+    pub fn as_psid(&self) -> PSID {
+        self.buf.as_ptr().cast_mut().cast()
+    }
+
+    /// The buffer's length in bytes.
+    fn capacity() -> u32 {
+        // 72: cannot truncate.
+        SECURITY_MAX_SID_SIZE.next_multiple_of(8)
+    }
+
+    /// A copy of the SID at `src`.
+    ///
+    /// # Safety
+    ///
+    /// `src` points to a valid SID, readable for the call.
+    unsafe fn copy_of(src: PSID) -> io::Result<Self> {
+        let mut sid = Sid::zeroed();
+        let dst: PSID = sid.buf.as_mut_ptr().cast();
+        // SAFETY: W2: `dst` is `capacity()` bytes of our buffer, 8-byte
+        // aligned; `src` is a valid SID (this function's contract).
+        // `CopySid` fails, writing nothing past the length given, if the
+        // SID is larger.
+        check(unsafe { CopySid(Self::capacity(), dst, src) })?;
+        Ok(sid)
+    }
+
+    /// A well-known SID without a domain part (SYSTEM, Administrators, ...).
+    fn well_known(kind: WELL_KNOWN_SID_TYPE) -> io::Result<Self> {
+        let mut sid = Sid::zeroed();
+        let mut size = Self::capacity();
+        let dst: PSID = sid.buf.as_mut_ptr().cast();
+        // SAFETY: W2: `dst` is `size` bytes of our buffer, 8-byte aligned,
+        // `size` a live local; a null domain SID is allowed for the types
+        // passed here (none needs a domain).
+        check(unsafe { CreateWellKnownSid(kind, ptr::null_mut(), dst, &mut size) })?;
+        Ok(sid)
+    }
+
+    /// Whether the SID at `other` equals this one.
+    ///
+    /// # Safety
+    ///
+    /// `other` points to a valid SID, readable for the call.
+    unsafe fn equals(&self, other: PSID) -> bool {
+        // SAFETY: both are valid SIDs: ours by construction (W2), `other`
+        // by this function's contract. `EqualSid` only reads them.
+        unsafe { EqualSid(self.as_psid(), other) != 0 }
+    }
+
+    /// The SID's length in bytes.
+    fn len(&self) -> u32 {
+        // SAFETY: W2: our SID is valid (made by `CopySid` or
+        // `CreateWellKnownSid`); `GetLengthSid` only reads it.
+        unsafe { GetLengthSid(self.as_psid()) }
+    }
+
+    /// The SID as a string, `S-1-5-...`.
+    ///
+    /// # Errors
+    ///
+    /// The error of `ConvertSidToStringSidW`.
+    pub fn to_string_sid(&self) -> io::Result<String> {
+        let mut out: *mut u16 = ptr::null_mut();
+        // SAFETY: W2: our SID is valid; `out` is a live local the call
+        // sets to a `LocalAlloc`ed string on success.
+        check(unsafe { ConvertSidToStringSidW(self.as_psid(), &mut out) })?;
+        // SAFETY: W4: `out` was allocated by `ConvertSidToStringSidW` for
+        // us to free with `LocalFree`, and only this guard frees it.
+        let guard = unsafe { LocalBox::new(out.cast()) };
+        let mut units = Vec::new();
+        loop {
+            let at = out.wrapping_add(units.len());
+            // SAFETY: W4: the string is NUL-terminated and alive while
+            // `guard` is; the loop stops at its NUL, so `at` never passes it.
+            let unit = unsafe { at.read() };
+            if unit == 0 {
+                break;
+            }
+            units.push(unit);
+        }
+        let s = String::from_utf16_lossy(&units);
+        drop(guard);
+        Ok(s)
+    }
+}
+
+/// The user SID of this process's token (the user it runs as).
+///
+/// # Errors
+///
+/// The errors of `OpenProcessToken` and `GetTokenInformation`.
+pub fn current_user_sid() -> io::Result<Sid> {
+    let mut raw = ptr::null_mut();
+    // SAFETY: `GetCurrentProcess` returns a pseudo handle that needs no
+    // closing and takes no arguments.
+    let process = unsafe { GetCurrentProcess() };
+    // SAFETY: W2: `raw` is a live local the call sets on success; the
+    // process pseudo handle is always valid.
+    check(unsafe { OpenProcessToken(process, TOKEN_QUERY, &mut raw) })?;
+    // SAFETY: W1: `raw` is the fresh token handle `OpenProcessToken` just
+    // returned, owned by nothing else.
+    let token = unsafe { OwnedHandle::from_raw_handle(raw) };
+    let mut needed = 0u32;
+    // SAFETY: W2: a null buffer of length 0 asks for the size, written to
+    // the live local `needed`; the token handle lives for the call (W1).
+    let ok = unsafe { GetTokenInformation(token.as_raw_handle(), TokenUser, ptr::null_mut(), 0, &mut needed) };
+    if ok == 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != i32::try_from(ERROR_INSUFFICIENT_BUFFER).ok() {
+            return Err(e);
+        }
+    }
+    let bytes = usize::try_from(needed).map_err(io::Error::other)?.max(size_of::<TOKEN_USER>());
+    let mut buf = vec![0u64; bytes.div_ceil(8)];
+    let len = u32::try_from(buf.len() * 8).map_err(io::Error::other)?;
+    // SAFETY: W2: `buf` is `len` bytes, 8-byte aligned (as `TOKEN_USER`
+    // needs); `needed` is a live local; the token lives (W1).
+    check(unsafe {
+        GetTokenInformation(token.as_raw_handle(), TokenUser, buf.as_mut_ptr().cast(), len, &mut needed)
+    })?;
+    // SAFETY: W2: the call filled `buf`, aligned and large enough, with a
+    // `TOKEN_USER` followed by the SID it points to.
+    let user = unsafe { buf.as_ptr().cast::<TOKEN_USER>().read() };
+    // SAFETY: `user.User.Sid` points into `buf`, alive here, to the valid
+    // SID the call wrote.
+    unsafe { Sid::copy_of(user.User.Sid) }
+}
+
+/// The current user's SID as a string (`S-1-5-21-...`), for messages.
+///
+/// # Errors
+///
+/// As [`current_user_sid`] and [`Sid::to_string_sid`].
+pub fn current_user_sid_string() -> io::Result<String> {
+    current_user_sid()?.to_string_sid()
+}
+
+/// An absolute security descriptor that gives the current user all access
+/// and SYSTEM all access, nobody else, with a protected DACL (no ACE is
+/// inherited from the parent folder) and the current user as owner
+/// (invariant W5).
+///
+/// The owner is set explicitly: in an elevated administrator's token the
+/// default owner is `BUILTIN\Administrators`, and `owner_is_current_user`
+/// compares with the token's user.
+pub struct OwnerOnly {
+    sd: Box<SECURITY_DESCRIPTOR>,
+    // The descriptor points into these: they live as long as it does (W5).
+    _acl: Box<[u64]>,
+    _user: Sid,
+    _system: Sid,
+}
+
+impl OwnerOnly {
+    /// The descriptor for an object of `kind`.
+    ///
+    /// # Errors
+    ///
+    /// The errors of the calls that build it.
+    pub fn new(kind: ObjectKind) -> io::Result<Self> {
+        let user = current_user_sid()?;
+        let system = Sid::well_known(WinLocalSystemSid)?;
+        let ace_fixed = size_of::<ACCESS_ALLOWED_ACE>() - size_of::<u32>();
+        let acl_bytes = size_of::<ACL>()
+            + 2 * ace_fixed
+            + usize::try_from(user.len()).map_err(io::Error::other)?
+            + usize::try_from(system.len()).map_err(io::Error::other)?;
+        let mut acl = vec![0u64; acl_bytes.div_ceil(8)].into_boxed_slice();
+        let acl_len = u32::try_from(acl.len() * 8).map_err(io::Error::other)?;
+        let acl_ptr: *mut ACL = acl.as_mut_ptr().cast();
+        // SAFETY: W2/W5: `acl_ptr` is `acl_len` bytes of our heap buffer,
+        // 8-byte aligned (an ACL needs 4).
+        check(unsafe { InitializeAcl(acl_ptr, acl_len, ACL_REVISION) })?;
+        for sid in [&user, &system] {
+            // SAFETY: W2/W5: the ACL was initialised with room for both
+            // ACEs (sized from the SIDs' lengths above); the SID is valid.
+            check(unsafe { AddAccessAllowedAce(acl_ptr, ACL_REVISION, kind.all_access(), sid.as_psid()) })?;
+        }
+        // SAFETY: an all-zero `SECURITY_DESCRIPTOR` is a valid bit pattern
+        // (integers and null pointers); `InitializeSecurityDescriptor`
+        // sets it up next.
+        let mut sd: Box<SECURITY_DESCRIPTOR> = Box::new(unsafe { std::mem::zeroed() });
+        let psd: *mut SECURITY_DESCRIPTOR = &mut *sd;
+        // SAFETY: W5: `psd` is our heap `SECURITY_DESCRIPTOR`, the size the
+        // call initialises.
+        check(unsafe { InitializeSecurityDescriptor(psd.cast(), SECURITY_DESCRIPTOR_REVISION) })?;
+        // SAFETY: W5: the descriptor keeps a pointer to the ACL, which lives
+        // in `_acl` as long as the descriptor does.
+        check(unsafe { SetSecurityDescriptorDacl(psd.cast(), 1, acl_ptr, 0) })?;
+        // SAFETY: W5: as above, the owner SID lives in `_user`.
+        check(unsafe { SetSecurityDescriptorOwner(psd.cast(), user.as_psid(), 0) })?;
+        // SAFETY: W5: sets a control bit of our initialised descriptor.
+        check(unsafe { SetSecurityDescriptorControl(psd.cast(), SE_DACL_PROTECTED, SE_DACL_PROTECTED) })?;
+        Ok(OwnerOnly {
+            sd,
+            _acl: acl,
+            _user: user,
+            _system: system,
+        })
+    }
+
+    /// `SECURITY_ATTRIBUTES` pointing at the descriptor (not inheritable),
+    /// valid while `self` lives.
+    pub fn attributes(&self) -> SECURITY_ATTRIBUTES {
+        let psd: *const SECURITY_DESCRIPTOR = &*self.sd;
+        SECURITY_ATTRIBUTES {
+            nLength: u32::try_from(size_of::<SECURITY_ATTRIBUTES>()).unwrap_or(u32::MAX),
+            lpSecurityDescriptor: psd.cast_mut().cast(),
+            bInheritHandle: 0,
+        }
+    }
+}
+
+/// The owner and DACL of an object, in a descriptor the system allocated
+/// (invariant W4): `owner` and `dacl` point into it.
+struct ObjectSecurity {
+    _sd: LocalBox,
+    owner: PSID,
+    dacl: *const ACL,
+}
+
+fn query(h: BorrowedHandle<'_>, kind: ObjectKind) -> io::Result<ObjectSecurity> {
+    let mut owner: PSID = ptr::null_mut();
+    let mut dacl: *mut ACL = ptr::null_mut();
+    let mut sd = ptr::null_mut();
+    // SAFETY: W1/W2: the handle is borrowed, so open for the call; the
+    // out-pointers are live locals; the group and SACL are not asked for.
+    let err = unsafe {
+        GetSecurityInfo(
+            h.as_raw_handle(),
+            kind.se_type(),
+            OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION,
+            &mut owner,
+            ptr::null_mut(),
+            &mut dacl,
+            ptr::null_mut(),
+            &mut sd,
+        )
+    };
+    if err != 0 {
+        return Err(io::Error::from_raw_os_error(i32::try_from(err).unwrap_or(i32::MAX)));
+    }
+    // SAFETY: W4: `sd` was `LocalAlloc`ed by `GetSecurityInfo` for us to
+    // free; only this guard frees it.
+    let guard = unsafe { LocalBox::new(sd) };
+    Ok(ObjectSecurity {
+        _sd: guard,
+        owner,
+        dacl,
+    })
+}
+
+/// Whether the object's owner is the user this process runs as (the token
+/// user).
+///
+/// Files and sections owned by `BUILTIN\Administrators` (the default owner
+/// of what an elevated administrator's process creates without setting an
+/// owner) are *not* the current user's by this test.
+///
+/// # Errors
+///
+/// The error of `GetSecurityInfo` (the handle needs `READ_CONTROL`) or of
+/// reading the token.
+pub fn owner_is_current_user(h: BorrowedHandle<'_>, kind: ObjectKind) -> io::Result<bool> {
+    let sec = query(h, kind)?;
+    if sec.owner.is_null() {
+        return Ok(false);
+    }
+    let me = current_user_sid()?;
+    // SAFETY: W4: `sec.owner` points into the descriptor `sec` keeps alive,
+    // to the valid SID `GetSecurityInfo` returned.
+    Ok(unsafe { me.equals(sec.owner) })
+}
+
+/// Whether the object's DACL lets anyone other than the current user,
+/// SYSTEM and `BUILTIN\Administrators` write it (see
+/// `ObjectKind::write_mask` for the bits). A NULL DACL (everyone has all
+/// access) counts as writable by others.
+///
+/// Trusted besides the user: SYSTEM is the operating system itself, and
+/// Administrators can take ownership of any object and rewrite its DACL
+/// whatever it says (`SeTakeOwnershipPrivilege`), the counterpart of
+/// root on Unix, whose access the Unix mode check does not count either.
+/// Under UAC, a non-elevated administrator's token holds Administrators
+/// only as a deny-only SID, so an ACE for it grants such a process nothing.
+/// `OWNER RIGHTS` (S-1-3-4) is trusted only when the owner is the current
+/// user.
+///
+/// Conservative reading: inherit-only ACEs are skipped (they do not apply
+/// to the object); deny ACEs are ignored (a deny could only take access
+/// away, so ignoring one can only answer "writable" wrongly, never
+/// "not writable"); allow ACEs of kinds this function does not parse
+/// (object, compound, callback-object ACEs) count as others when their
+/// mask has a write bit; an allow ACE whose SID does not fit in it counts
+/// as others.
+///
+/// # Errors
+///
+/// The error of `GetSecurityInfo` (the handle needs `READ_CONTROL`), of
+/// reading the token, or of `GetAce`.
+pub fn others_may_write(h: BorrowedHandle<'_>, kind: ObjectKind) -> io::Result<bool> {
+    let sec = query(h, kind)?;
+    if sec.dacl.is_null() {
+        return Ok(true);
+    }
+    let me = current_user_sid()?;
+    let system = Sid::well_known(WinLocalSystemSid)?;
+    let admins = Sid::well_known(WinBuiltinAdministratorsSid)?;
+    let owner_rights = Sid::well_known(WinCreatorOwnerRightsSid)?;
+    // SAFETY: W4: the owner SID lives in the descriptor `sec` keeps alive.
+    let owner_is_me = !sec.owner.is_null() && unsafe { me.equals(sec.owner) };
+    // SAFETY: W4/W6: `sec.dacl` points to the valid ACL `GetSecurityInfo`
+    // returned, alive while `sec` is; read unaligned to need nothing.
+    let header = unsafe { sec.dacl.read_unaligned() };
+    let mask_bits = kind.write_mask();
+    for i in 0..u32::from(header.AceCount) {
+        let mut ace = ptr::null_mut();
+        // SAFETY: W6: `i` < `AceCount` of the valid ACL; `ace` is a live
+        // local set to the ACE's address inside the ACL.
+        check(unsafe { GetAce(sec.dacl, i, &mut ace) })?;
+        let ace = ace.cast::<u8>().cast_const();
+        // SAFETY: W6: `GetAce` returned the address of an ACE of the live
+        // ACL, which starts with an `ACE_HEADER`.
+        let ah = unsafe { ace.cast::<ACE_HEADER>().read_unaligned() };
+        if u32::from(ah.AceFlags) & INHERIT_ONLY_ACE != 0 {
+            continue;
+        }
+        let size = usize::from(ah.AceSize);
+        if size < 8 {
+            // Not even a mask: malformed, so the system would not have
+            // accepted it; treat it as a grant to others.
+            return Ok(true);
+        }
+        // SAFETY: W6: every ACE kind has its 32-bit access mask right after
+        // the 4-byte header, inside `AceSize` (checked >= 8 above).
+        let mask = unsafe { ace.wrapping_add(4).cast::<u32>().read_unaligned() };
+        if mask & mask_bits == 0 {
+            continue;
+        }
+        let kind_of_ace = u32::from(ah.AceType);
+        let allowed_with_sid = kind_of_ace == ACCESS_ALLOWED_ACE_TYPE || kind_of_ace == ACCESS_ALLOWED_CALLBACK_ACE_TYPE;
+        let other_allowed = kind_of_ace == ACCESS_ALLOWED_OBJECT_ACE_TYPE
+            || kind_of_ace == ACCESS_ALLOWED_CALLBACK_OBJECT_ACE_TYPE
+            || kind_of_ace == ACCESS_ALLOWED_COMPOUND_ACE_TYPE;
+        if other_allowed {
+            return Ok(true);
+        }
+        if !allowed_with_sid {
+            // Deny, audit, alarm, label ACEs grant nothing.
+            continue;
+        }
+        // A SID: revision, sub-authority count, 6-byte authority, then
+        // 4 bytes per sub-authority; it starts at offset 8.
+        if size < 8 + 8 {
+            return Ok(true);
+        }
+        let sid = ace.wrapping_add(8);
+        // SAFETY: W6: offset 9 < 16 <= `AceSize`: inside the ACE.
+        let subs = usize::from(unsafe { sid.wrapping_add(1).read() });
+        if 8 + 8 + 4 * subs > size {
+            return Ok(true);
+        }
+        let psid: PSID = sid.cast_mut().cast();
+        // SAFETY: W6: the SID lies wholly inside the ACE (checked above);
+        // `IsValidSid` only reads it.
+        if unsafe { IsValidSid(psid) } == 0 {
+            return Ok(true);
+        }
+        let mut trusted = false;
+        for candidate in [&me, &system, &admins] {
+            // SAFETY: W6: `psid` is a valid SID inside the live ACL
+            // (checked by `IsValidSid`); `equals` only reads it.
+            trusted |= unsafe { candidate.equals(psid) };
+        }
+        if owner_is_me {
+            // SAFETY: W6: as above.
+            trusted |= unsafe { owner_rights.equals(psid) };
+        }
+        if !trusted {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
