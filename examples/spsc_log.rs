@@ -375,6 +375,16 @@ fn read_record(
     Ok((end, hash))
 }
 
+/// The process that started this one (Unix), to notice a producer that
+/// died; `None` where std cannot tell (Windows): there the consumer gives
+/// up after 60 s with no record and no notify.
+fn parent_id() -> Option<u32> {
+    #[cfg(unix)]
+    return Some(std::os::unix::process::parent_id());
+    #[cfg(not(unix))]
+    return None;
+}
+
 fn consumer(path: &Path) -> Res {
     let wall = Instant::now();
     let cpu_start = cpu_time();
@@ -386,7 +396,8 @@ fn consumer(path: &Path) -> Res {
     let words = Words::new(&view)?;
     words.consumer_state.store(1, Ordering::Release);
     view.wake_u32(CONSUMER_STATE, 1)?;
-    let parent = std::os::unix::process::parent_id();
+    let parent = parent_id();
+    let mut idle = 0u32;
 
     let mut pos = HEADER_LEN;
     let mut seq = 0u64;
@@ -425,8 +436,15 @@ fn consumer(path: &Path) -> Res {
             .wait(seen, SPIN, Some(Duration::from_secs(1)))?;
         asleep += t.elapsed();
         waits += 1;
-        if woke.is_none() && std::os::unix::process::parent_id() != parent {
+        if woke.is_some() {
+            idle = 0;
+        } else if parent_id() != parent {
             return Err("the producer is gone".into());
+        } else {
+            idle += 1;
+            if idle >= 60 {
+                return Err("no record and no notify from the producer for 60 s".into());
+            }
         }
     }
 

@@ -12,8 +12,8 @@ use std::path::Path;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::options::TrustPolicy;
 use crate::error::{Error, ErrorKind, Limit, Result};
+use crate::options::TrustPolicy;
 
 /// The directory a region's file lives in, and its name there.
 #[derive(Debug)]

@@ -3,7 +3,6 @@
 //! with the options' reservation, block reservation before a growth, and
 //! the options' `populate`, `lock`, `dont_dump` and `dont_fork`.
 
-
 use crate::error::{Error, ErrorKind, Limit, Result};
 use crate::fs;
 use crate::options::MmapOptions;

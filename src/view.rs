@@ -4,7 +4,6 @@ use std::fmt;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::EventCount;
 use crate::protocol::View;
@@ -903,7 +902,7 @@ mod seam {
     }
 }
 
-#[cfg(all(test, not(miri), not(loom)))]
+#[cfg(all(test, unix, not(miri), not(loom)))]
 mod tests {
     use crate::{ErrorKind, FileCleanup, MmapRegion};
 

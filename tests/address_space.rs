@@ -11,6 +11,7 @@
 //! `RLIMIT_AS` is process-wide, so each test runs its body in a child
 //! process (this binary re-run with a role) and asserts that it succeeded.
 #![cfg(all(any(target_os = "linux", target_os = "android"), not(miri)))]
+#![cfg(unix)]
 
 mod common;
 

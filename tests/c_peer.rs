@@ -5,6 +5,7 @@
 //! and gid 65534. Root is needed to change uid: as anyone else this test
 //! fails, it is never skipped.
 #![cfg(all(target_os = "linux", not(miri)))]
+#![cfg(unix)]
 
 mod common;
 

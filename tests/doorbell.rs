@@ -2,6 +2,7 @@
 //! never block, and `from_fd` refuses (and closes) anything a peer sends
 //! that is not a plain eventfd.
 #![cfg(all(any(target_os = "linux", target_os = "android"), not(miri)))]
+#![cfg(unix)]
 
 mod common;
 

@@ -6,6 +6,7 @@
 //! child process, which a `SIGBUS` would kill).
 //!
 //! The in-memory tests also run under Miri (sockets, no files).
+#![cfg(unix)]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! message, as any `SCM_RIGHTS` sender speaks, and every received descriptor
 //! closed when a message is refused.
 #![cfg(all(target_os = "linux", not(miri)))]
+#![cfg(unix)]
 
 mod common;
 

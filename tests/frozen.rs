@@ -3,6 +3,7 @@
 //! route to a write the kernel must refuse is tried, within one process and
 //! across real ones.
 #![cfg(all(target_os = "linux", not(miri)))]
+#![cfg(unix)]
 // The write routes below include `mmap` and `mprotect`, which take
 // `unsafe`; each use is justified where it appears.
 #![allow(unsafe_code)]

@@ -4,6 +4,7 @@
 //! `F_SEAL_SHRINK` does not prevent, and with the pool exhausted every
 //! peer's next access would raise `SIGBUS`.
 #![cfg(all(any(target_os = "linux", target_os = "android"), not(miri)))]
+#![cfg(unix)]
 
 mod common;
 

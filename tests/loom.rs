@@ -12,6 +12,7 @@
 //! and a release writes a poison value through `with_mut`, so a read racing a
 //! release is reported and a read after one fails its assertion.
 #![cfg(loom)]
+#![cfg(unix)]
 // The stand-in reads and writes loom cells, which takes `unsafe`; each use
 // is justified where it appears. The crate itself keeps its unsafe in src/sys/.
 #![allow(unsafe_code)]

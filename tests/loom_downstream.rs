@@ -18,6 +18,7 @@
 //! side `Relaxed` is caught. Each model prints its iteration count and wall
 //! time.
 #![cfg(loom)]
+#![cfg(unix)]
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};

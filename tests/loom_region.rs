@@ -12,6 +12,7 @@
 //!     cargo test --release --test loom_region -- --nocapture
 //! ```
 #![cfg(loom)]
+#![cfg(unix)]
 
 mod common;
 use common::model;

@@ -2,6 +2,7 @@
 //! held by a pidfd, against real processes (children of this test binary
 //! that connect to it), SIGKILL and pid reuse.
 #![cfg(all(any(target_os = "linux", target_os = "android"), not(miri)))]
+#![cfg(unix)]
 
 mod common;
 

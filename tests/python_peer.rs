@@ -3,6 +3,7 @@
 //! descriptor passing. `python3` must be installed: without it these tests
 //! fail (spawning it fails), they are never skipped.
 #![cfg(all(target_os = "linux", not(miri)))]
+#![cfg(unix)]
 
 mod common;
 

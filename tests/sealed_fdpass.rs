@@ -1,5 +1,6 @@
 //! Sealed memfd regions and descriptor passing, across real processes.
 #![cfg(all(target_os = "linux", not(miri)))]
+#![cfg(unix)]
 
 mod common;
 

@@ -11,6 +11,7 @@
 //! range is mapped there. The dump check makes a child process dump core
 //! and looks for the regions' bytes in the core file.
 #![cfg(all(target_os = "linux", not(miri)))]
+#![cfg(unix)]
 // The fork probe needs `Command::pre_exec` and `madvise`; each unsafe block
 // says why it is sound. The crate's own unsafe code stays in src/sys/.
 #![allow(unsafe_code)]

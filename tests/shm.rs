@@ -1,6 +1,7 @@
 //! POSIX shared-memory names: `create_shm`, `attach_shm`,
 //! `attach_shm_read_only` (on Linux, files under `/dev/shm`).
 #![cfg(all(target_os = "linux", not(miri)))]
+#![cfg(unix)]
 
 mod common;
 

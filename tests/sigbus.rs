@@ -8,6 +8,7 @@
 //! role): installing the handler is process-wide, and a death must be seen
 //! as the child's exit status, not as a crash of the harness.
 #![cfg(all(target_os = "linux", not(miri)))]
+#![cfg(unix)]
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! Not under Miri: the waits sleep in the futex for real time, and the
 //! scribbler spins for it.
 #![cfg(all(not(loom), not(miri)))]
+#![cfg(unix)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

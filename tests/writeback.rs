@@ -8,6 +8,7 @@
 //! not tmpfs, else Cargo's `target/tmp`, and records a skip (`common::skip`)
 //! if both are.
 #![cfg(all(any(target_os = "linux", target_os = "android"), not(miri)))]
+#![cfg(unix)]
 
 mod common;
 

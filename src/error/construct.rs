@@ -110,6 +110,12 @@ impl Error {
             FileType::BlockDevice => "a block device",
             _ => "of an unknown type",
         };
+        Self::not_regular_file(op, what)
+    }
+
+    /// [`ErrorKind::NotRegularFile`] for a file that is `what` ("a
+    /// directory", ...).
+    pub(crate) fn not_regular_file(op: &'static str, what: &'static str) -> Self {
         Self::build(ErrorKind::NotRegularFile, op, None, Detail::FileType(what))
     }
 

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 mod construct;
 mod detail;
 mod message;
-#[cfg(test)]
+// The messages of every kind, with Unix errno values and file types.
+#[cfg(all(test, unix))]
 mod tests;
 
 use detail::Detail;

@@ -44,9 +44,9 @@ use std::fmt;
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::Ordering;
 
+use crate::sys::Errno;
 use loom::sync::atomic::{AtomicU32, AtomicU64};
 use loom::sync::{Condvar, Mutex};
-use crate::sys::Errno;
 
 use super::{range_fits, Hint};
 

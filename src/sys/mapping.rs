@@ -408,7 +408,7 @@ impl Mapping {
     }
 }
 
-#[cfg(all(test, not(miri), not(loom)))]
+#[cfg(all(test, unix, not(miri), not(loom)))]
 mod tests {
     use super::*;
     use std::os::fd::AsFd;

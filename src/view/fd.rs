@@ -5,9 +5,9 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use rustix::io::Errno;
 
+use super::Region;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
-use super::Region;
 
 impl Region {
     /// Writes bytes of the region at `offset` to `fd` with one `write(2)`

@@ -23,7 +23,6 @@ fn prot(writable: bool) -> ProtFlags {
     }
 }
 
-
 impl Mapping {
     /// Maps `fd` shared from offset 0 over at least `len` bytes, and over
     /// `reserve` bytes when that is larger and the address space allows, so

@@ -22,6 +22,14 @@ impl Errno {
     pub(crate) const ALREADY_EXISTS: Self = Self(w::ERROR_ALREADY_EXISTS);
     /// `ERROR_FILE_NOT_FOUND`.
     pub(crate) const NOENT: Self = Self(w::ERROR_FILE_NOT_FOUND);
+    /// `ERROR_PATH_NOT_FOUND`: a folder of the path does not exist.
+    pub(crate) const NOPATH: Self = Self(w::ERROR_PATH_NOT_FOUND);
+    /// `ERROR_SHARING_VIOLATION`: another handle's sharing mode refuses.
+    pub(crate) const SHARING: Self = Self(w::ERROR_SHARING_VIOLATION);
+    /// `ERROR_CALL_NOT_IMPLEMENTED`.
+    pub(crate) const NOT_IMPLEMENTED: Self = Self(w::ERROR_CALL_NOT_IMPLEMENTED);
+    /// `ERROR_INVALID_FUNCTION`.
+    pub(crate) const INVALID_FUNCTION: Self = Self(w::ERROR_INVALID_FUNCTION);
     /// `ERROR_DISK_FULL`.
     pub(crate) const NOSPC: Self = Self(w::ERROR_DISK_FULL);
     /// `ERROR_HANDLE_DISK_FULL` (a quota or a full volume).

@@ -187,7 +187,10 @@ pub fn file_facts(h: BorrowedHandle<'_>) -> io::Result<FileFacts> {
     let file_type = unsafe { GetFileType(h.as_raw_handle()) };
     let index64 = (u64::from(info.nFileIndexHigh) << 32) | u64::from(info.nFileIndexLow);
     let (volume_serial, file_index) = match id {
-        Ok(id) if id.FileId.Identifier != [0; 16] => (id.VolumeSerialNumber, u128::from_le_bytes(id.FileId.Identifier)),
+        Ok(id) if id.FileId.Identifier != [0; 16] => (
+            id.VolumeSerialNumber,
+            u128::from_le_bytes(id.FileId.Identifier),
+        ),
         _ => (u64::from(info.dwVolumeSerialNumber), u128::from(index64)),
     };
     let size = u64::try_from(standard.EndOfFile).map_err(io::Error::other)?;
@@ -210,7 +213,11 @@ pub fn file_facts(h: BorrowedHandle<'_>) -> io::Result<FileFacts> {
 /// # Safety
 ///
 /// `T` is the structure the system reads for `class`.
-unsafe fn set_info<T>(h: BorrowedHandle<'_>, class: FILE_INFO_BY_HANDLE_CLASS, value: &T) -> io::Result<()> {
+unsafe fn set_info<T>(
+    h: BorrowedHandle<'_>,
+    class: FILE_INFO_BY_HANDLE_CLASS,
+    value: &T,
+) -> io::Result<()> {
     let len = u32::try_from(size_of::<T>()).map_err(io::Error::other)?;
     let p: *const T = value;
     // SAFETY: W1/W2: open borrowed handle; `p` points to a live `T` of

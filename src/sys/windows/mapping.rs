@@ -13,8 +13,8 @@ use std::sync::Arc;
 use windows_sys::Win32::Foundation::HANDLE;
 use windows_sys::Win32::Storage::FileSystem::FlushFileBuffers;
 use windows_sys::Win32::System::Memory::{
-    CreateFileMappingW, FlushViewOfFile, MapViewOfFile, UnmapViewOfFile, VirtualAlloc,
-    VirtualFree, VirtualQuery, FILE_MAP_READ, FILE_MAP_WRITE, MEMORY_BASIC_INFORMATION,
+    CreateFileMappingW, FlushViewOfFile, MapViewOfFile, UnmapViewOfFile, VirtualAlloc, VirtualFree,
+    VirtualQuery, FILE_MAP_READ, FILE_MAP_WRITE, MEMORY_BASIC_INFORMATION,
     MEMORY_MAPPED_VIEW_ADDRESS, MEM_COMMIT, MEM_RELEASE, MEM_RESERVE, PAGE_READONLY,
     PAGE_READWRITE,
 };
@@ -110,7 +110,11 @@ impl Mapping {
         }
         let rounded = round_up_to_page(len).ok_or(Errno::INVAL)?;
         let (high, low) = halves(u64::try_from(len).map_err(|_| Errno::INVAL)?);
-        let protect = if writable { PAGE_READWRITE } else { PAGE_READONLY };
+        let protect = if writable {
+            PAGE_READWRITE
+        } else {
+            PAGE_READONLY
+        };
         // SAFETY: W1: `file` is a valid file handle; the section handle
         // returned is owned by the `OwnedHandle` below (closed once, after
         // the view is mapped: a view keeps its section alive). No name and
@@ -168,12 +172,23 @@ impl Mapping {
         if len == 0 {
             return Ok(());
         }
-        let protect = if self.writable { PAGE_READWRITE } else { PAGE_READONLY };
+        let protect = if self.writable {
+            PAGE_READWRITE
+        } else {
+            PAGE_READONLY
+        };
         // SAFETY: W2: `[base, base + len)` lies inside this mapping's own
         // view or reservation (checked above); `MEM_COMMIT` of pages
         // already committed leaves their contents, and of reserved ones
         // makes them zero pages. Nothing is unmapped or moved.
-        let p = unsafe { VirtualAlloc(self.base.as_ptr().cast::<c_void>(), len, MEM_COMMIT, protect) };
+        let p = unsafe {
+            VirtualAlloc(
+                self.base.as_ptr().cast::<c_void>(),
+                len,
+                MEM_COMMIT,
+                protect,
+            )
+        };
         if p.is_null() {
             Err(Errno::last())
         } else {

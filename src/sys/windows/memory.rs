@@ -4,7 +4,9 @@
 use std::io;
 use std::ptr::{self, NonNull};
 
-use windows_sys::Win32::System::Memory::{VirtualAlloc, VirtualFree, MEM_COMMIT, MEM_RELEASE, MEM_RESERVE, PAGE_READWRITE};
+use windows_sys::Win32::System::Memory::{
+    VirtualAlloc, VirtualFree, MEM_COMMIT, MEM_RELEASE, MEM_RESERVE, PAGE_READWRITE,
+};
 use windows_sys::Win32::System::SystemInformation::{GetSystemInfo, SYSTEM_INFO};
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, GetProcessAffinityMask};
 
@@ -60,7 +62,10 @@ pub fn cpu_count() -> usize {
 /// `ERROR_COMMITMENT_LIMIT`, 1455).
 pub fn alloc_private(len: usize) -> io::Result<NonNull<u8>> {
     if len == 0 {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "private memory of 0 bytes"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "private memory of 0 bytes",
+        ));
     }
     // SAFETY: W8: no address hint, so the system picks a free range and
     // touches no existing memory.

@@ -66,7 +66,11 @@ pub fn create_section(
             "SEC_RESERVE applies only to pagefile-backed sections, not to a file's".to_string(),
         ));
     }
-    let mut protect = if writable { PAGE_READWRITE } else { PAGE_READONLY };
+    let mut protect = if writable {
+        PAGE_READWRITE
+    } else {
+        PAGE_READONLY
+    };
     if reserve_only {
         protect |= SEC_RESERVE;
     }
@@ -198,7 +202,11 @@ pub fn map_view(section: BorrowedHandle<'_>, len: usize, writable: bool) -> io::
     if len == 0 {
         return Err(invalid("a view of 0 bytes".to_string()));
     }
-    let access = if writable { FILE_MAP_WRITE } else { FILE_MAP_READ };
+    let access = if writable {
+        FILE_MAP_WRITE
+    } else {
+        FILE_MAP_READ
+    };
     // SAFETY: W1/W7: the section handle is borrowed, so open; no address
     // hint, so the system picks a free range, owned by the `View` below.
     let addr = unsafe { MapViewOfFile(section.as_raw_handle(), access, 0, 0, len) };
@@ -224,14 +232,26 @@ pub fn commit(view: &View, offset: usize, len: usize, writable: bool) -> io::Res
     let end = offset
         .checked_add(len)
         .filter(|&e| e <= view.len)
-        .ok_or_else(|| invalid(format!("commit of {len} bytes at {offset} in a view of {}", view.len)))?;
+        .ok_or_else(|| {
+            invalid(format!(
+                "commit of {len} bytes at {offset} in a view of {}",
+                view.len
+            ))
+        })?;
     if len == 0 {
         return Ok(());
     }
     let page = page_size();
     let start = offset - offset % page;
-    let stop = end.div_ceil(page).saturating_mul(page).min(view.mapped_len());
-    let protect = if writable { PAGE_READWRITE } else { PAGE_READONLY };
+    let stop = end
+        .div_ceil(page)
+        .saturating_mul(page)
+        .min(view.mapped_len());
+    let protect = if writable {
+        PAGE_READWRITE
+    } else {
+        PAGE_READONLY
+    };
     let at = view.base.as_ptr().wrapping_add(start);
     // SAFETY: W7: `[at, at + stop - start)` is whole pages inside the
     // view's mapped range (checked above), which the view owns; committing
@@ -257,7 +277,13 @@ pub fn committed_prefix(view: &View) -> usize {
         let mut info = MEMORY_BASIC_INFORMATION::default();
         // SAFETY: W2/W7: `at` is inside the view's range; `VirtualQuery`
         // only writes `info`, a live local of the size passed.
-        let n = unsafe { VirtualQuery(at.cast_const().cast(), &mut info, size_of::<MEMORY_BASIC_INFORMATION>()) };
+        let n = unsafe {
+            VirtualQuery(
+                at.cast_const().cast(),
+                &mut info,
+                size_of::<MEMORY_BASIC_INFORMATION>(),
+            )
+        };
         if n == 0 || info.State != MEM_COMMIT {
             break;
         }
@@ -283,11 +309,21 @@ pub fn committed_prefix(view: &View) -> usize {
 ///
 /// `InvalidInput` if the range does not lie inside the view; otherwise the
 /// error of `FlushViewOfFile` or `FlushFileBuffers`, with its code.
-pub fn flush(view: &View, offset: usize, len: usize, wait_on: Option<BorrowedHandle<'_>>) -> io::Result<()> {
+pub fn flush(
+    view: &View,
+    offset: usize,
+    len: usize,
+    wait_on: Option<BorrowedHandle<'_>>,
+) -> io::Result<()> {
     offset
         .checked_add(len)
         .filter(|&e| e <= view.len)
-        .ok_or_else(|| invalid(format!("flush of {len} bytes at {offset} in a view of {}", view.len)))?;
+        .ok_or_else(|| {
+            invalid(format!(
+                "flush of {len} bytes at {offset} in a view of {}",
+                view.len
+            ))
+        })?;
     if len > 0 {
         let at = view.base.as_ptr().wrapping_add(offset);
         // SAFETY: W7: `[at, at + len)` lies inside the view (checked

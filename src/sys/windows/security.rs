@@ -14,20 +14,22 @@ use windows_sys::Win32::Security::Authorization::{
 use windows_sys::Win32::Security::{
     AddAccessAllowedAce, CopySid, CreateWellKnownSid, EqualSid, GetAce, GetLengthSid,
     GetTokenInformation, InitializeAcl, InitializeSecurityDescriptor, IsValidSid,
-    SetSecurityDescriptorControl, SetSecurityDescriptorDacl, SetSecurityDescriptorOwner,
-    TokenUser, WinBuiltinAdministratorsSid, WinCreatorOwnerRightsSid, WinLocalSystemSid,
-    ACCESS_ALLOWED_ACE, ACE_HEADER, ACL, ACL_REVISION, DACL_SECURITY_INFORMATION,
-    INHERIT_ONLY_ACE, OWNER_SECURITY_INFORMATION, PSID, SECURITY_ATTRIBUTES,
-    SECURITY_DESCRIPTOR, SECURITY_MAX_SID_SIZE, SE_DACL_PROTECTED, TOKEN_QUERY, TOKEN_USER,
-    WELL_KNOWN_SID_TYPE,
+    SetSecurityDescriptorControl, SetSecurityDescriptorDacl, SetSecurityDescriptorOwner, TokenUser,
+    WinBuiltinAdministratorsSid, WinCreatorOwnerRightsSid, WinLocalSystemSid, ACCESS_ALLOWED_ACE,
+    ACE_HEADER, ACL, ACL_REVISION, DACL_SECURITY_INFORMATION, INHERIT_ONLY_ACE,
+    OWNER_SECURITY_INFORMATION, PSID, SECURITY_ATTRIBUTES, SECURITY_DESCRIPTOR,
+    SECURITY_MAX_SID_SIZE, SE_DACL_PROTECTED, TOKEN_QUERY, TOKEN_USER, WELL_KNOWN_SID_TYPE,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     FILE_ALL_ACCESS, FILE_APPEND_DATA, FILE_WRITE_DATA, WRITE_DAC, WRITE_OWNER,
 };
-use windows_sys::Win32::System::Memory::{SECTION_ALL_ACCESS, SECTION_EXTEND_SIZE, SECTION_MAP_WRITE};
+use windows_sys::Win32::System::Memory::{
+    SECTION_ALL_ACCESS, SECTION_EXTEND_SIZE, SECTION_MAP_WRITE,
+};
 use windows_sys::Win32::System::SystemServices::{
-    ACCESS_ALLOWED_ACE_TYPE, ACCESS_ALLOWED_CALLBACK_ACE_TYPE, ACCESS_ALLOWED_CALLBACK_OBJECT_ACE_TYPE,
-    ACCESS_ALLOWED_COMPOUND_ACE_TYPE, ACCESS_ALLOWED_OBJECT_ACE_TYPE, SECURITY_DESCRIPTOR_REVISION,
+    ACCESS_ALLOWED_ACE_TYPE, ACCESS_ALLOWED_CALLBACK_ACE_TYPE,
+    ACCESS_ALLOWED_CALLBACK_OBJECT_ACE_TYPE, ACCESS_ALLOWED_COMPOUND_ACE_TYPE,
+    ACCESS_ALLOWED_OBJECT_ACE_TYPE, SECURITY_DESCRIPTOR_REVISION,
 };
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
 
@@ -202,20 +204,36 @@ pub fn current_user_sid() -> io::Result<Sid> {
     let mut needed = 0u32;
     // SAFETY: W2: a null buffer of length 0 asks for the size, written to
     // the live local `needed`; the token handle lives for the call (W1).
-    let ok = unsafe { GetTokenInformation(token.as_raw_handle(), TokenUser, ptr::null_mut(), 0, &mut needed) };
+    let ok = unsafe {
+        GetTokenInformation(
+            token.as_raw_handle(),
+            TokenUser,
+            ptr::null_mut(),
+            0,
+            &mut needed,
+        )
+    };
     if ok == 0 {
         let e = io::Error::last_os_error();
         if e.raw_os_error() != i32::try_from(ERROR_INSUFFICIENT_BUFFER).ok() {
             return Err(e);
         }
     }
-    let bytes = usize::try_from(needed).map_err(io::Error::other)?.max(size_of::<TOKEN_USER>());
+    let bytes = usize::try_from(needed)
+        .map_err(io::Error::other)?
+        .max(size_of::<TOKEN_USER>());
     let mut buf = vec![0u64; bytes.div_ceil(8)];
     let len = u32::try_from(buf.len() * 8).map_err(io::Error::other)?;
     // SAFETY: W2: `buf` is `len` bytes, 8-byte aligned (as `TOKEN_USER`
     // needs); `needed` is a live local; the token lives (W1).
     check(unsafe {
-        GetTokenInformation(token.as_raw_handle(), TokenUser, buf.as_mut_ptr().cast(), len, &mut needed)
+        GetTokenInformation(
+            token.as_raw_handle(),
+            TokenUser,
+            buf.as_mut_ptr().cast(),
+            len,
+            &mut needed,
+        )
     })?;
     // SAFETY: W2: the call filled `buf`, aligned and large enough, with a
     // `TOKEN_USER` followed by the SID it points to.
@@ -273,7 +291,9 @@ impl OwnerOnly {
         for sid in [&user, &system] {
             // SAFETY: W2/W5: the ACL was initialised with room for both
             // ACEs (sized from the SIDs' lengths above); the SID is valid.
-            check(unsafe { AddAccessAllowedAce(acl_ptr, ACL_REVISION, kind.all_access(), sid.as_psid()) })?;
+            check(unsafe {
+                AddAccessAllowedAce(acl_ptr, ACL_REVISION, kind.all_access(), sid.as_psid())
+            })?;
         }
         // SAFETY: an all-zero `SECURITY_DESCRIPTOR` is a valid bit pattern
         // (integers and null pointers); `InitializeSecurityDescriptor`
@@ -289,7 +309,9 @@ impl OwnerOnly {
         // SAFETY: W5: as above, the owner SID lives in `_user`.
         check(unsafe { SetSecurityDescriptorOwner(psd.cast(), user.as_psid(), 0) })?;
         // SAFETY: W5: sets a control bit of our initialised descriptor.
-        check(unsafe { SetSecurityDescriptorControl(psd.cast(), SE_DACL_PROTECTED, SE_DACL_PROTECTED) })?;
+        check(unsafe {
+            SetSecurityDescriptorControl(psd.cast(), SE_DACL_PROTECTED, SE_DACL_PROTECTED)
+        })?;
         Ok(OwnerOnly {
             sd,
             _acl: acl,
@@ -337,7 +359,9 @@ fn query(h: BorrowedHandle<'_>, kind: ObjectKind) -> io::Result<ObjectSecurity> 
         )
     };
     if err != 0 {
-        return Err(io::Error::from_raw_os_error(i32::try_from(err).unwrap_or(i32::MAX)));
+        return Err(io::Error::from_raw_os_error(
+            i32::try_from(err).unwrap_or(i32::MAX),
+        ));
     }
     // SAFETY: W4: `sd` was `LocalAlloc`ed by `GetSecurityInfo` for us to
     // free; only this guard frees it.
@@ -437,7 +461,8 @@ pub fn others_may_write(h: BorrowedHandle<'_>, kind: ObjectKind) -> io::Result<b
             continue;
         }
         let kind_of_ace = u32::from(ah.AceType);
-        let allowed_with_sid = kind_of_ace == ACCESS_ALLOWED_ACE_TYPE || kind_of_ace == ACCESS_ALLOWED_CALLBACK_ACE_TYPE;
+        let allowed_with_sid = kind_of_ace == ACCESS_ALLOWED_ACE_TYPE
+            || kind_of_ace == ACCESS_ALLOWED_CALLBACK_ACE_TYPE;
         let other_allowed = kind_of_ace == ACCESS_ALLOWED_OBJECT_ACE_TYPE
             || kind_of_ace == ACCESS_ALLOWED_CALLBACK_OBJECT_ACE_TYPE
             || kind_of_ace == ACCESS_ALLOWED_COMPOUND_ACE_TYPE;
