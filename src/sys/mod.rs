@@ -423,7 +423,7 @@ pub(crate) use rustix::io::Errno;
 #[cfg(unix)]
 pub(crate) type OwnedFile = std::os::fd::OwnedFd;
 #[cfg(windows)]
-pub(crate) type OwnedFile = std::os::windows::io::OwnedHandle;
+pub(crate) use windows::OwnedFile;
 /// A borrowed descriptor (Unix) or handle (Windows) of a mapped file.
 #[cfg(unix)]
 pub(crate) type BorrowedFile<'a> = std::os::fd::BorrowedFd<'a>;

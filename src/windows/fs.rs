@@ -137,7 +137,9 @@ pub(crate) fn check_trust(
 pub(crate) fn reserve(h: BorrowedHandle<'_>, len: u64, op: &'static str) -> Result<()> {
     match file::reserve_file(h, len).map_err(|e| Errno::of(&e)) {
         Ok(()) | Err(Errno::NOT_IMPLEMENTED | Errno::INVALID_FUNCTION) => Ok(()),
-        Err(e @ (Errno::NOSPC | Errno::DQUOT)) => Err(Error::with_errno(ErrorKind::StorageFull, op, e)),
+        Err(e @ (Errno::NOSPC | Errno::DQUOT)) => {
+            Err(Error::with_errno(ErrorKind::StorageFull, op, e))
+        }
         Err(e) => Err(Error::os(op, e)),
     }
 }

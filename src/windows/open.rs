@@ -12,7 +12,7 @@ use crate::map::{self, FileArc, Origin};
 use crate::options::{FileCleanup, MmapOptions};
 use crate::sync::{Arc, AtomicUsize, Ordering};
 use crate::sys::windows::{section, security::ObjectKind};
-use crate::sys::{self, Errno, Mapping};
+use crate::sys::{self, Errno, Mapping, OwnedFile};
 
 /// The longest section name `create_shm` takes (Unix's `NAME_MAX`, so
 /// that a name works on every platform).
@@ -214,7 +214,7 @@ impl MmapOptions {
         let path = path.as_ref();
         self.refuse_unsupported_on_windows(OP)?;
         let to = map::checked_size(self, size, OP)?;
-        let file: FileArc = std::sync::Arc::new(fs::create_new(path, OP)?);
+        let file: FileArc = std::sync::Arc::new(OwnedFile::new(fs::create_new(path, OP)?));
         // From here on a failure removes the file again (through its
         // handle: only the file just made).
         let made = (|| {
@@ -223,6 +223,12 @@ impl MmapOptions {
                 fs::reserve(h, to, OP)?;
             }
             fs::set_len(h, to, OP)?;
+            if cleanup == FileCleanup::Auto {
+                // Before the mapping: Windows refuses to delete a mapped
+                // file. The name goes now for every new open; the file
+                // itself goes with its last handle and view.
+                fs::remove(h).map_err(|e| Error::os(OP, Errno::of(&e)))?;
+            }
             map::map_len(self, Origin::Created, &file, None, size, true, OP)
         })();
         let map = match made {
@@ -235,14 +241,7 @@ impl MmapOptions {
         let mut region =
             MmapRegion::with(Backing::File(file), map, size, true, self, Origin::Created);
         region.path = path.to_path_buf();
-        match cleanup {
-            FileCleanup::Manual => region.owner = true,
-            FileCleanup::Auto => {
-                if let Some(h) = region.handle() {
-                    fs::remove(h).map_err(|e| Error::os(OP, Errno::of(&e)).with_path(path))?;
-                }
-            }
-        }
+        region.owner = cleanup == FileCleanup::Manual;
         Ok(region)
     }
 
@@ -269,7 +268,7 @@ impl MmapOptions {
         let file = fs::open_existing(path, writable, op)?;
         let size = fs::validate(self, file.as_handle(), op).map_err(|e| e.with_path(path))?;
         let len = map::file_mappable(self, size, op).map_err(|e| e.with_path(path))?;
-        let file: FileArc = std::sync::Arc::new(file);
+        let file: FileArc = std::sync::Arc::new(OwnedFile::new(file));
         let map = map::map_len(self, Origin::Named, &file, None, len, writable, op)
             .map_err(|e| e.with_path(path))?;
         let mut region =

@@ -388,8 +388,10 @@ pub(super) fn commit_error(op: &'static str, e: Errno) -> Error {
 impl Drop for MmapRegion {
     fn drop(&mut self) {
         if let (true, Backing::File(file)) = (self.owner, &self.backing) {
-            // Through our own handle: only the file this handle mapped.
-            let _ = fs::remove(file.as_handle());
+            // Windows refuses to delete a mapped file: the removal is made
+            // by the last holder of the handle, once every view of this
+            // handle's mappings is unmapped (`OwnedFile`).
+            file.remove_on_drop();
         }
     }
 }

@@ -5,7 +5,7 @@
 //! invariants W1 to W5 of the parent module.
 
 use std::ffi::c_void;
-use std::os::windows::io::{AsHandle, AsRawHandle, BorrowedHandle, OwnedHandle};
+use std::os::windows::io::{AsHandle, AsRawHandle, BorrowedHandle};
 use std::ptr::{self, NonNull};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -214,7 +214,7 @@ impl Mapping {
 
     /// This mapping, remembering `file` as the handle of the file it maps.
     #[must_use]
-    pub(crate) fn with_file(mut self, file: Arc<OwnedHandle>) -> Self {
+    pub(crate) fn with_file(mut self, file: Arc<super::OwnedFile>) -> Self {
         self.file = Some(file);
         self
     }

@@ -49,6 +49,7 @@ pub(crate) mod file;
 pub(crate) mod handle;
 mod mapping;
 pub(crate) mod memory;
+mod owned_file;
 pub(crate) mod section;
 pub(crate) mod security;
 
@@ -56,6 +57,7 @@ use std::os::windows::io::{FromRawHandle, OwnedHandle};
 
 pub(crate) use errno::Errno;
 pub(crate) use mapping::anonymous;
+pub(crate) use owned_file::OwnedFile;
 
 use windows_sys::Win32::Foundation::{HANDLE, INVALID_HANDLE_VALUE};
 use windows_sys::Win32::System::SystemInformation::{

@@ -1,0 +1,513 @@
+//! The Windows port, run under Wine in CI (`cargo test --target
+//! x86_64-pc-windows-gnu`, verify/wine): named sections and files by path
+//! shared with a second process, growth, the checks `attach` makes, the
+//! options Windows refuses, and waits across processes.
+#![cfg(windows)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use shm_region::{ErrorKind, FileCleanup, MmapOptions, MmapRegion};
+
+const ROLE: &str = "SHM_REGION_WINDOWS_ROLE";
+const ARG: &str = "SHM_REGION_WINDOWS_ARG";
+const PAGE: usize = 4096;
+
+/// Re-runs this test binary as a child playing `role` in `test`.
+fn child(test: &str, role: &str, arg: &str) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ROLE, role)
+        .env(ARG, arg)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn role() -> Option<(String, String)> {
+    Some((
+        std::env::var(ROLE).ok()?,
+        std::env::var(ARG).unwrap_or_default(),
+    ))
+}
+
+/// Waits at most 60 s for the child and asserts it succeeded.
+fn finish(mut c: std::process::Child) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = c.try_wait().unwrap() {
+            assert!(status.success(), "child failed: {status}");
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "child did not finish in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A section name no other test (or earlier run) uses.
+fn unique(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("shm-region-test-{tag}-{}-{nanos}", std::process::id())
+}
+
+/// Waits (polling, at most 30 s) until the word at `offset` is `want`.
+fn await_word(region: &MmapRegion, offset: usize, want: u32) {
+    let view = region.region();
+    let start = Instant::now();
+    while view.load_u32(offset, Ordering::Acquire).unwrap() != want {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "word {offset} never became {want}"
+        );
+        view.wait_u32(
+            offset,
+            view.load_u32(offset, Ordering::Acquire).unwrap(),
+            Some(Duration::from_millis(50)),
+        )
+        .unwrap();
+    }
+}
+
+// Words of the shared header: 0 the step the parent reached, 4 the step the
+// child reached, 8 the child's view base before the growth (low 32 bits
+// compared through the child's own views).
+const PARENT: usize = 0;
+const CHILD: usize = 4;
+
+#[test]
+fn a_named_region_grows_in_place_and_a_child_process_follows_it() {
+    if let Some((r, name)) = role() {
+        if r != "follow" {
+            return;
+        }
+        let mut guest = MmapRegion::attach_shm(&name).unwrap();
+        assert_eq!(guest.len(), 2 * PAGE, "5000 bytes are two whole pages");
+        let mut buf = [0u8; 5];
+        guest.region().read_at(4000, &mut buf).unwrap();
+        assert_eq!(&buf, b"hello");
+        let before = guest.region().as_ptr();
+        guest
+            .region()
+            .atomic_u32(CHILD)
+            .unwrap()
+            .store(1, Ordering::Release);
+        guest.region().wake_u32(CHILD, 1).unwrap();
+        await_word(&guest, PARENT, 2);
+        assert!(guest.check_and_remap().unwrap());
+        assert_eq!(guest.len(), 1 << 20);
+        assert_eq!(guest.generation(), 1);
+        assert_eq!(guest.region().as_ptr(), before, "grown in place");
+        guest.region().read_at((1 << 20) - 5, &mut buf).unwrap();
+        assert_eq!(&buf, b"tail!");
+        assert!(!guest.check_and_remap().unwrap());
+        guest
+            .region()
+            .atomic_u32(CHILD)
+            .unwrap()
+            .store(2, Ordering::Release);
+        return;
+    }
+    let name = unique("follow");
+    let mut host = MmapRegion::create_shm(&name, 5000, FileCleanup::Manual).unwrap();
+    assert_eq!(host.len(), 2 * PAGE);
+    host.region().write_at(4000, b"hello").unwrap();
+    let c = child(
+        "a_named_region_grows_in_place_and_a_child_process_follows_it",
+        "follow",
+        &name,
+    );
+    await_word(&host, CHILD, 1);
+    let base = host.region().as_ptr();
+    host.resize(1 << 20).unwrap();
+    assert_eq!(host.region().as_ptr(), base);
+    host.region().write_at((1 << 20) - 5, b"tail!").unwrap();
+    host.region()
+        .atomic_u32(PARENT)
+        .unwrap()
+        .store(2, Ordering::Release);
+    host.region().wake_u32(PARENT, 1).unwrap();
+    finish(c);
+    assert_eq!(host.region().load_u32(CHILD, Ordering::Acquire).unwrap(), 2);
+}
+
+#[test]
+fn create_shm_refuses_an_existing_name_and_the_first_region_is_untouched() {
+    let name = unique("twice");
+    let first = MmapRegion::create_shm(&name, PAGE, FileCleanup::Manual).unwrap();
+    first.region().write_at(0, b"first").unwrap();
+    let err = MmapRegion::create_shm(&name, 8 * PAGE, FileCleanup::Manual).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    assert_eq!(err.raw_os_error(), Some(183), "ERROR_ALREADY_EXISTS");
+    let mut buf = [0u8; 5];
+    MmapRegion::attach_shm(&name)
+        .unwrap()
+        .region()
+        .read_at(0, &mut buf)
+        .unwrap();
+    assert_eq!(&buf, b"first");
+    assert_eq!(first.len(), PAGE);
+}
+
+#[test]
+fn attach_shm_of_a_name_nobody_created_is_not_found_and_bad_names_are_invalid() {
+    let err = MmapRegion::attach_shm(&unique("missing")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    for bad in ["", "/", "a\\b", "a/b", &"x".repeat(256)] {
+        let err = MmapRegion::create_shm(bad, PAGE, FileCleanup::Manual).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidPath, "{bad:?}: {err}");
+    }
+    // One leading slash is the POSIX spelling of the same name.
+    let name = unique("slash");
+    let _host = MmapRegion::create_shm(&format!("/{name}"), PAGE, FileCleanup::Manual).unwrap();
+    assert_eq!(MmapRegion::attach_shm(&name).unwrap().len(), PAGE);
+}
+
+#[test]
+fn a_named_region_cannot_grow_past_the_reservation_made_at_its_creation() {
+    let name = unique("reserve");
+    let mut host = MmapOptions::new()
+        .address_space(16 * PAGE)
+        .create_shm(&name, PAGE, FileCleanup::Manual)
+        .unwrap();
+    host.resize(16 * PAGE).unwrap();
+    assert_eq!(host.len(), 16 * PAGE);
+    let err = host.resize(17 * PAGE).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FileTooLarge);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("65536 bytes the named section reserved"),
+        "{msg}"
+    );
+    assert!(msg.contains("MmapOptions::address_space"), "{msg}");
+    assert_eq!(host.len(), 16 * PAGE, "unchanged after the error");
+    assert_eq!(host.generation(), 1);
+}
+
+#[test]
+fn a_read_only_attach_of_a_named_region_reads_and_refuses_writes_and_growth() {
+    let name = unique("ro");
+    let host = MmapRegion::create_shm(&name, PAGE, FileCleanup::Manual).unwrap();
+    host.region().write_at(10, b"ro").unwrap();
+    let mut ro = MmapRegion::attach_shm_read_only(&name).unwrap();
+    assert!(ro.is_read_only());
+    let mut buf = [0u8; 2];
+    ro.region().read_at(10, &mut buf).unwrap();
+    assert_eq!(&buf, b"ro");
+    assert_eq!(
+        ro.region().write_at(0, b"x").unwrap_err().kind(),
+        ErrorKind::ReadOnly
+    );
+    assert_eq!(ro.resize(2 * PAGE).unwrap_err().kind(), ErrorKind::ReadOnly);
+}
+
+/// A scratch folder removed at the end.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(unique(tag));
+        std::fs::create_dir(&p).unwrap();
+        Self(p)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_file_region_grows_into_a_new_generation_and_a_child_process_follows_it() {
+    if let Some((r, path)) = role() {
+        if r != "file" {
+            return;
+        }
+        let mut guest = MmapRegion::attach(&path).unwrap();
+        assert_eq!(guest.len(), 3 * PAGE);
+        let old = guest.region();
+        guest
+            .region()
+            .atomic_u32(CHILD)
+            .unwrap()
+            .store(1, Ordering::Release);
+        await_word(&guest, PARENT, 2);
+        assert!(guest.check_and_remap().unwrap());
+        assert_eq!(guest.len(), 64 * PAGE);
+        assert_eq!(guest.generation(), 1);
+        assert!(!old.is_current());
+        // The old view is still valid memory of the same file.
+        assert_eq!(old.load_u32(PARENT, Ordering::Acquire).unwrap(), 2);
+        let mut buf = [0u8; 4];
+        guest.region().read_at(64 * PAGE - 4, &mut buf).unwrap();
+        assert_eq!(&buf, b"end!");
+        guest
+            .region()
+            .atomic_u32(CHILD)
+            .unwrap()
+            .store(2, Ordering::Release);
+        return;
+    }
+    let dir = Scratch::new("file");
+    let path = dir.path("segment");
+    let mut host = MmapRegion::create(&path, 3 * PAGE, FileCleanup::Manual).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 3 * 4096);
+    let c = child(
+        "a_file_region_grows_into_a_new_generation_and_a_child_process_follows_it",
+        "file",
+        path.to_str().unwrap(),
+    );
+    await_word(&host, CHILD, 1);
+    host.resize(64 * PAGE).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 64 * 4096);
+    host.region().write_at(64 * PAGE - 4, b"end!").unwrap();
+    host.region()
+        .atomic_u32(PARENT)
+        .unwrap()
+        .store(2, Ordering::Release);
+    finish(c);
+    assert_eq!(host.region().load_u32(CHILD, Ordering::Acquire).unwrap(), 2);
+}
+
+#[test]
+fn a_peer_cannot_cut_a_mapped_file_and_the_region_stays_readable() {
+    let dir = Scratch::new("cut");
+    let path = dir.path("segment");
+    let mut host = MmapRegion::create(&path, 16 * PAGE, FileCleanup::Manual).unwrap();
+    host.region().write_at(16 * PAGE - 3, b"end").unwrap();
+    let peer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let err = peer.set_len(PAGE as u64).unwrap_err();
+    assert_eq!(
+        err.raw_os_error(),
+        Some(1224),
+        "ERROR_USER_MAPPED_FILE: {err}"
+    );
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 16 * 4096);
+    let mut buf = [0u8; 3];
+    host.region().read_at(16 * PAGE - 3, &mut buf).unwrap();
+    assert_eq!(&buf, b"end");
+    assert!(!host.check_and_remap().unwrap());
+    // Growing is allowed to the peer, and followed.
+    peer.set_len(32 * 4096).unwrap();
+    assert!(host.check_and_remap().unwrap());
+    assert_eq!(host.len(), 32 * PAGE);
+}
+
+#[test]
+fn create_is_exclusive_and_attach_refuses_directories_empty_and_missing_files() {
+    let dir = Scratch::new("checks");
+    let path = dir.path("segment");
+    std::fs::write(&path, b"someone else's").unwrap();
+    let err = MmapRegion::create(&path, PAGE, FileCleanup::Manual).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        b"someone else's",
+        "never truncated"
+    );
+
+    let err = MmapRegion::attach(&dir.0).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotRegularFile, "{err}");
+    let err = MmapRegion::create(&dir.0, PAGE, FileCleanup::Manual).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+
+    let empty = dir.path("empty");
+    std::fs::write(&empty, b"").unwrap();
+    assert_eq!(
+        MmapRegion::attach(&empty).unwrap_err().kind(),
+        ErrorKind::EmptyFile
+    );
+    let err = MmapRegion::attach(dir.path("missing")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    let err = MmapRegion::create(
+        dir.path("no-such-folder").join("x"),
+        PAGE,
+        FileCleanup::Manual,
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+}
+
+#[test]
+fn attach_refuses_a_file_with_a_second_name_unless_hard_links_are_allowed() {
+    let dir = Scratch::new("links");
+    let path = dir.path("segment");
+    let _host = MmapRegion::create(&path, PAGE, FileCleanup::Manual).unwrap();
+    std::fs::hard_link(&path, dir.path("second")).unwrap();
+    let err = MmapRegion::attach(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::HardLinked, "{err}");
+    let ok = MmapOptions::new()
+        .allow_hard_links(true)
+        .attach(&path)
+        .unwrap();
+    assert_eq!(ok.len(), PAGE);
+}
+
+#[test]
+fn manual_cleanup_removes_the_file_on_drop_and_auto_leaves_nothing_to_attach() {
+    let dir = Scratch::new("cleanup");
+    let path = dir.path("manual");
+    let host = MmapRegion::create(&path, PAGE, FileCleanup::Manual).unwrap();
+    let guest = MmapRegion::attach(&path).unwrap();
+    let view = host.region();
+    drop(guest);
+    drop(host);
+    assert!(path.exists(), "a view of the owner's still maps it");
+    drop(view);
+    assert!(!path.exists(), "removed with the owner's last view");
+
+    // Windows refuses to delete a file another handle still maps: it stays.
+    let shared = dir.path("shared");
+    let host = MmapRegion::create(&shared, PAGE, FileCleanup::Manual).unwrap();
+    let guest = MmapRegion::attach(&shared).unwrap();
+    drop(host);
+    assert!(shared.exists(), "the guest's mapping kept it");
+    drop(guest);
+    assert!(shared.exists(), "nobody owned it any more");
+
+    let kept = dir.path("kept");
+    let mut host = MmapRegion::create(&kept, PAGE, FileCleanup::Manual).unwrap();
+    host.release_ownership();
+    drop(host);
+    assert!(kept.exists());
+
+    let auto = dir.path("auto");
+    let host = MmapRegion::create(&auto, PAGE, FileCleanup::Auto).unwrap();
+    host.region().write_at(0, b"x").unwrap();
+    let attached = MmapRegion::attach(&auto);
+    if under_wine() {
+        // Wine 8 opens a file marked for deletion (Windows refuses:
+        // ERROR_ACCESS_DENIED, STATUS_DELETE_PENDING); SECURITY.md lists it.
+        assert!(attached.is_ok(), "Wine changed: {attached:?}");
+    } else {
+        assert!(
+            attached.is_err(),
+            "marked for deletion before it was mapped"
+        );
+    }
+    drop(attached);
+    drop(host);
+    assert!(!auto.exists(), "gone with its last handle and view");
+}
+
+#[test]
+fn options_windows_cannot_honour_are_refused_as_unsupported_before_anything_is_made() {
+    let dir = Scratch::new("options");
+    let path = dir.path("segment");
+    let refused: [(&str, fn(&mut MmapOptions)); 6] = [
+        ("populate", |o| {
+            o.populate(true);
+        }),
+        ("lock", |o| {
+            o.lock(true);
+        }),
+        ("mode", |o| {
+            o.mode(0o644);
+        }),
+        ("require_write_seal", |o| {
+            o.require_write_seal(true);
+        }),
+        ("dont_dump", |o| {
+            o.dont_dump(true);
+        }),
+        ("dont_fork", |o| {
+            o.dont_fork(true);
+        }),
+    ];
+    for (what, set) in refused {
+        let mut o = MmapOptions::new();
+        set(&mut o);
+        let err = o.create(&path, PAGE, FileCleanup::Manual).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{what}: {err}");
+        assert!(!path.exists(), "{what}: nothing created");
+        let err = o
+            .create_shm(&unique(what), PAGE, FileCleanup::Manual)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{what}: {err}");
+        assert_eq!(
+            o.in_memory(PAGE).unwrap_err().kind(),
+            ErrorKind::Unsupported,
+            "{what}"
+        );
+    }
+    let host = MmapRegion::in_memory(PAGE).unwrap();
+    assert_eq!(
+        host.advise(shm_region::Advice::WillNeed)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Unsupported
+    );
+}
+
+#[test]
+fn an_in_memory_region_grows_in_place_and_its_peer_follows() {
+    let mut host = MmapRegion::in_memory(PAGE).unwrap();
+    let mut peer = host.peer().unwrap();
+    let base = host.region().as_ptr();
+    host.resize(100 * PAGE + 7).unwrap();
+    host.region().write_at(100 * PAGE, b"1234567").unwrap();
+    assert!(peer.check_and_remap().unwrap());
+    assert_eq!(peer.len(), 100 * PAGE + 7);
+    assert_eq!(peer.region().as_ptr(), base);
+    let mut buf = [0u8; 7];
+    peer.region().read_at(100 * PAGE, &mut buf).unwrap();
+    assert_eq!(&buf, b"1234567");
+    assert_eq!(
+        peer.region()
+            .read_at(100 * PAGE + 1, &mut buf)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::OutOfBounds
+    );
+}
+
+#[test]
+fn wait_u32_in_another_process_returns_after_a_store_here() {
+    if let Some((r, name)) = role() {
+        if r != "wait" {
+            return;
+        }
+        let guest = MmapRegion::attach_shm(&name).unwrap();
+        let view = guest.region();
+        view.atomic_u32(CHILD).unwrap().store(1, Ordering::Release);
+        // Asleep (polling) until the parent stores 7, at most 30 s.
+        let woke = view
+            .wait_u32(PARENT, 0, Some(Duration::from_secs(30)))
+            .unwrap();
+        assert!(woke, "timed out");
+        assert_eq!(view.load_u32(PARENT, Ordering::Acquire).unwrap(), 7);
+        return;
+    }
+    let name = unique("wait");
+    let host = MmapRegion::create_shm(&name, PAGE, FileCleanup::Manual).unwrap();
+    let c = child(
+        "wait_u32_in_another_process_returns_after_a_store_here",
+        "wait",
+        &name,
+    );
+    await_word(&host, CHILD, 1);
+    std::thread::sleep(Duration::from_millis(100));
+    host.region()
+        .atomic_u32(PARENT)
+        .unwrap()
+        .store(7, Ordering::Release);
+    host.region().wake_u32(PARENT, 1).unwrap();
+    finish(c);
+}
+
+/// Whether this runs under Wine (its prefix is in the environment and its
+/// `Z:` drive maps the Unix root).
+fn under_wine() -> bool {
+    std::env::var_os("WINEPREFIX").is_some() && Path::new("Z:\\etc").is_dir()
+}
