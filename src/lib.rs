@@ -71,6 +71,11 @@
 //! so that it can be model-checked. Built with `RUSTFLAGS="--cfg loom"`,
 //! [in-memory regions](MmapRegion::in_memory) are modelled by loom, so that
 //! protocols built on a [`Region`] can be model-checked too.
+//!
+//! The [`guide`] has the long-form documentation, one module per topic
+//! (growth, frozen regions, `SIGBUS`, pool servers, notification, Python
+//! and C peers, verifying your protocol, resources, errors), each with
+//! runnable examples.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -94,6 +99,8 @@ pub mod fdpass;
 mod frozen;
 #[cfg(unix)]
 mod fs;
+#[cfg(unix)]
+pub mod guide;
 // Not under loom: the hostile backing is real memory, which loom cannot see.
 #[cfg(all(unix, feature = "arbitrary", not(loom)))]
 #[cfg_attr(docsrs, doc(cfg(feature = "arbitrary")))]
