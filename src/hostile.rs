@@ -39,8 +39,8 @@
 //! assert_eq!(parse(&region, &mut out).unwrap(), 0);
 //! ```
 //!
-//! The README's section "Fuzzing your protocol against a hostile peer"
-//! shows a parser with a double fetch, the fuzz target that finds it
+//! The guide's [`verifying`](crate::guide::verifying) (section "Fuzzing
+//! your protocol against a hostile peer") shows a parser with a double fetch, the fuzz target that finds it
 //! (`fuzz/fuzz_targets/double_fetch.rs` in the repository) and the
 //! commands to run it.
 

@@ -71,6 +71,11 @@
 //! so that it can be model-checked. Built with `RUSTFLAGS="--cfg loom"`,
 //! [in-memory regions](MmapRegion::in_memory) are modelled by loom, so that
 //! protocols built on a [`Region`] can be model-checked too.
+//!
+//! The [`guide`] has the long-form documentation, one module per topic
+//! (growth, frozen regions, `SIGBUS`, pool servers, notification, Python
+//! and C peers, verifying your protocol, resources, errors), each with
+//! runnable examples.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -120,6 +125,9 @@ mod fs;
 #[cfg(windows)]
 #[path = "windows/fs.rs"]
 mod fs;
+// The long-form documentation (docs.rs), Unix examples.
+#[cfg(unix)]
+pub mod guide;
 #[cfg(unix)]
 mod open;
 #[cfg(unix)]

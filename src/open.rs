@@ -359,8 +359,8 @@ impl MmapRegion {
     /// up to 8 bytes and costs capacity / 4 + capacity / 8 objects, created
     /// with the region: 96 for 256 bytes. Keep it small with
     /// [`MmapOptions::address_space`]: the default under loom, 64 × the
-    /// size, gives a 256-byte region 6,144 objects. The README's section
-    /// "Checking your protocol with loom" has the command and an example.
+    /// size, gives a 256-byte region 6,144 objects. The guide's
+    /// [`verifying`](crate::guide::verifying) has the command and an example.
     ///
     /// ```
     /// # fn main() -> Result<(), shm_region::Error> {

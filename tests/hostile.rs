@@ -345,7 +345,7 @@ fn threads_share_one_stream_and_every_byte_is_read_once() {
     assert_eq!(all, want);
 }
 
-/// The README's motivating example, on the input libFuzzer finds for it
+/// The guide's motivating example (`shm_region::guide::verifying`), on the input libFuzzer finds for it
 /// (`fuzz/fuzz_targets/double_fetch.rs` with `DOUBLE_FETCH_BUGGY=1`): no
 /// initial memory, a first length of 0, then a second one of 139. The
 /// parser that fetches the length twice indexes past its buffer; the one

@@ -265,7 +265,7 @@ fn in_memory_accessors_are_loom_modelled() {
             r.load_u32(4, Ordering::Acquire).unwrap(),
             u32::from_ne_bytes(*b"def\0")
         );
-        // The 8-byte atomics are separate loom objects (see the README).
+        // The 8-byte atomics are separate loom objects (see shm_region::guide::verifying).
         r.atomic_u64(8).unwrap().store(7, Ordering::Release);
         assert_eq!(r.load_u64(8, Ordering::Acquire).unwrap(), 7);
         assert_eq!(r.load_u32(8, Ordering::Acquire).unwrap(), 0);

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Builds the README's loom and fuzz recipes as written, so that a user who
-# copies them meets no error and no warning.
+# Builds the loom and fuzz recipes of the guide (`shm_region::guide::verifying`,
+# src/guide/verifying.md) as written, so that a user who copies them meets
+# no error and no warning.
 #
 #   verify/recipes.sh
 #
-# The README marks each recipe's code block with an HTML comment
+# src/guide/verifying.md marks each recipe's code block with an HTML comment
 # `<!-- recipe: NAME ... -->` on the line before it. This script copies the
 # blocks, unchanged, into two scratch projects under target/recipes/:
 #
@@ -12,14 +13,14 @@
 #   `loom-toml` block and whose tests/your_loom_test.rs is the `loom-test`
 #   block; `cargo test --release --test your_loom_test` runs with
 #   RUSTFLAGS="--cfg loom -D warnings", LOOM_MAX_PREEMPTIONS=3, as the
-#   README says.
+#   guide says.
 # - fuzz: a cargo-fuzz crate as `cargo fuzz init` makes it, with the
 #   `fuzz-toml` block as its dependencies (the one substitution: the
 #   `shm-region` version becomes a path to this checkout) and
 #   fuzz_targets/my_parser.rs made of the `fuzz-target` block followed by
 #   the items of the `fuzz-parser` block (its doctest-only `# ` lines and
 #   `main` left out), checked with `cargo check` and `-D warnings
-#   -A dead_code` (the parser block holds `parse_buggy`, the README's
+#   -A dead_code` (the parser block holds `parse_buggy`, the guide's
 #   example of the bug, which the target does not call).
 #
 # Offline, with the versions of this repository's lock files.
@@ -29,19 +30,22 @@ out="$repo/target/recipes"
 mkdir -p "$out"
 export CARGO_TERM_COLOR=never
 
-# block NAME: prints the code block after `<!-- recipe: NAME` in README.md.
+# The file holding the recipes.
+recipes="$repo/src/guide/verifying.md"
+
+# block NAME: prints the code block after `<!-- recipe: NAME` in $recipes.
 block() {
-    python3 - "$repo/README.md" "$1" <<'PY'
+    python3 - "$recipes" "$1" <<'PY'
 import sys
 lines = open(sys.argv[1], encoding="utf-8").read().split("\n")
 name = sys.argv[2]
 marks = [i for i, l in enumerate(lines)
          if l.startswith("<!-- recipe: ") and l[len("<!-- recipe: "):].split()[0] == name]
 if len(marks) != 1:
-    sys.exit(f"README.md: {len(marks)} recipe blocks named {name}")
+    sys.exit(f"{sys.argv[1]}: {len(marks)} recipe blocks named {name}")
 i = marks[0] + 1
 if not lines[i].startswith("```"):
-    sys.exit(f"README.md: the recipe mark {name} is not followed by a code block")
+    sys.exit(f"{sys.argv[1]}: the recipe mark {name} is not followed by a code block")
 end = lines.index("```", i + 1)
 print("\n".join(lines[i + 1:end]))
 PY
@@ -57,10 +61,10 @@ mkdir -p "$loom/tests" "$loom/src"
     printf '[workspace]\n\n'
     block loom-toml
 } >"$loom/Cargo.toml"
-printf '//! The crate whose protocol the README'"'"'s loom recipe checks.\n' >"$loom/src/lib.rs"
+printf '//! The crate whose protocol the guide'"'"'s loom recipe checks.\n' >"$loom/src/lib.rs"
 block loom-test >"$loom/tests/your_loom_test.rs"
 cp "$repo/Cargo.lock" "$loom/Cargo.lock"
-printf '\n==> README loom recipe: cargo test --release --test your_loom_test (--cfg loom -D warnings)\n'
+printf '\n==> guide loom recipe: cargo test --release --test your_loom_test (--cfg loom -D warnings)\n'
 (cd "$loom" && LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS="--cfg loom -D warnings" \
     CARGO_TARGET_DIR="$out/target-loom" \
     cargo test --offline --release --test your_loom_test)
@@ -72,7 +76,7 @@ mkdir -p "$fuzz/fuzz_targets"
 deps="$(block fuzz-toml)"
 pattern='^shm-region = \{ version = "[^"]*",'
 if ! printf '%s\n' "$deps" | grep -Eq "$pattern"; then
-    echo "README.md: the fuzz-toml recipe has no 'shm-region = { version = \"...\",' line" >&2
+    echo "$recipes: the fuzz-toml recipe has no 'shm-region = { version = \"...\",' line" >&2
     exit 1
 fi
 {
@@ -89,7 +93,7 @@ fi
     block fuzz-parser | sed '/^# fn main/,$d'
 } >"$fuzz/fuzz_targets/my_parser.rs"
 cp "$repo/fuzz/Cargo.lock" "$fuzz/Cargo.lock"
-printf '\n==> README fuzz recipe: cargo check (-D warnings -A dead_code)\n'
+printf '\n==> guide fuzz recipe: cargo check (-D warnings -A dead_code)\n'
 (cd "$fuzz" && RUSTFLAGS="-D warnings -A dead_code" CARGO_TARGET_DIR="$out/target-fuzz" \
     cargo check --offline --bins)
-printf '\n==> README recipes build as written\n'
+printf '\n==> the guide'"'"'s recipes build as written\n'
