@@ -6,24 +6,13 @@
 use crate::error::{Error, ErrorKind, Limit, Result};
 use crate::fs;
 use crate::options::MmapOptions;
-use crate::sync::{Arc, AtomicUsize};
-use crate::sys::{Hint, Mapping};
+use crate::sync::Arc;
+use crate::sys::Mapping;
 
 /// The descriptor of a region's file, shared by its handle and its
 /// mappings (`Mapping::file`, for the `fstat` of a failed descriptor
 /// copy). Always std's `Arc`: it is not part of what loom models.
 pub(crate) type FileArc = std::sync::Arc<crate::sys::OwnedFile>;
-
-/// What backs a region.
-pub(crate) enum Source {
-    /// A file, open at this descriptor; its size is the published length.
-    /// Every mapping of it keeps the descriptor too.
-    File(FileArc),
-    /// Process memory ([`MmapRegion::in_memory`](crate::MmapRegion::in_memory)): one allocation shared by
-    /// every handle, and the length the handles published, which stands in
-    /// for the file's size. It only ever grows.
-    Memory(Arc<AtomicUsize>),
-}
 
 /// Refuses sizes that cannot be mapped or stored as a file length
 /// (`InvalidSize`) and sizes past the options' `max_size` (`FileTooLarge`).
@@ -100,7 +89,9 @@ pub(crate) enum Origin {
     /// Attached by path or by POSIX shared-memory name: an eighth.
     Named,
     /// Received as a descriptor (`attach_fd`, `attach_fd_read_only`,
-    /// [`Frozen::attach_fd`](crate::Frozen::attach_fd)): an eighth.
+    /// [`Frozen::attach_fd`](crate::Frozen::attach_fd)): an eighth. (No
+    /// descriptor is received on Windows.)
+    #[cfg_attr(windows, allow(dead_code))]
     Received,
 }
 
@@ -143,7 +134,9 @@ pub(crate) fn take_unbounded(
         .ok_or_else(|| Error::too_large(op, len, Limit::UnboundedShare { cap, origin }))
 }
 
-/// Applies the options' `populate` and `lock` to `[from, to)` of `map`.
+/// Applies the options' `populate` and `lock` to `[from, to)` of `map`
+/// (Unix: Windows refuses both options).
+#[cfg(unix)]
 pub(crate) fn prepare(
     options: &MmapOptions,
     map: &Mapping,
@@ -153,6 +146,7 @@ pub(crate) fn prepare(
 ) -> Result<()> {
     let len = to - from;
     if options.populate {
+        use crate::sys::Hint;
         match map.advise(from, len, Hint::Populate) {
             Ok(()) => {}
             // Kernels before 5.14 do not know MADV_POPULATE_*.

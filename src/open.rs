@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::fs::{self, Location};
-use crate::map::{self, FileArc, Origin, Source};
+use crate::map::{self, FileArc, Origin};
 use crate::options::{FileCleanup, MmapOptions};
 use crate::region::MmapRegion;
+use crate::region::Source;
 use crate::shm;
 use crate::staged::Staged;
 use crate::sync::{Arc, AtomicUsize, Ordering};

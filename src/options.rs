@@ -48,6 +48,20 @@ pub enum Advice {
     DontNeed,
 }
 
+impl Advice {
+    /// The hint the mapping passes on (`madvise`; refused on Windows).
+    pub(crate) fn hint(self) -> crate::sys::Hint {
+        use crate::sys::Hint;
+        match self {
+            Self::Normal => Hint::Normal,
+            Self::Random => Hint::Random,
+            Self::Sequential => Hint::Sequential,
+            Self::WillNeed => Hint::WillNeed,
+            Self::DontNeed => Hint::DontNeed,
+        }
+    }
+}
+
 /// One gibibyte: the smallest default address-space reservation.
 const MIN_DEFAULT_RESERVATION: usize = 1 << 30;
 /// The default reservation is this many times the mapped size, if larger.

@@ -10,12 +10,23 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::fs::{self, Location};
-use crate::map::{self, Source};
+use crate::map::{self, FileArc};
 use crate::options::{Advice, MmapOptions};
 use crate::protocol::{Follow, Publisher};
-use crate::sync::{Arc, Ordering};
-use crate::sys::{Hint, Mapping};
+use crate::sync::{Arc, AtomicUsize, Ordering};
+use crate::sys::Mapping;
 use crate::view::Region;
+
+/// What backs a region.
+pub(crate) enum Source {
+    /// A file, open at this descriptor; its size is the published length.
+    /// Every mapping of it keeps the descriptor too.
+    File(FileArc),
+    /// Process memory ([`MmapRegion::in_memory`](crate::MmapRegion::in_memory)): one allocation shared by
+    /// every handle, and the length the handles published, which stands in
+    /// for the file's size. It only ever grows.
+    Memory(Arc<AtomicUsize>),
+}
 
 /// A file-backed, `MAP_SHARED` memory region that one process creates and
 /// grows and others attach to and follow.
@@ -570,15 +581,8 @@ impl MmapRegion {
         if !view.check(offset, len) {
             return Err(Error::out_of_bounds(OP, offset, len, view.accessible_len()));
         }
-        let hint = match advice {
-            Advice::Normal => Hint::Normal,
-            Advice::Random => Hint::Random,
-            Advice::Sequential => Hint::Sequential,
-            Advice::WillNeed => Hint::WillNeed,
-            Advice::DontNeed => Hint::DontNeed,
-        };
         view.map()
-            .advise(offset, len, hint)
+            .advise(offset, len, advice.hint())
             .map_err(|e| Error::os(OP, e))
     }
 

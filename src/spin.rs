@@ -120,7 +120,14 @@ fn cpus_now() -> u32 {
     {
         rustix::thread::sched_getaffinity(None).map_or(1, |set| set.count())
     }
-    #[cfg(not(all(any(target_os = "linux", target_os = "android"), not(miri))))]
+    #[cfg(windows)]
+    {
+        u32::try_from(crate::sys::cpu_count()).unwrap_or(u32::MAX)
+    }
+    #[cfg(not(any(
+        all(any(target_os = "linux", target_os = "android"), not(miri)),
+        windows
+    )))]
     {
         std::thread::available_parallelism()
             .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
@@ -168,8 +175,9 @@ fn probe_level(level: u32) -> u32 {
     })
 }
 
-/// Forgets this thread's cached CPU count (tests change the affinity).
-#[cfg(all(test, not(loom)))]
+/// Forgets this thread's cached CPU count (tests change the affinity, on
+/// Linux).
+#[cfg(all(test, not(loom), any(target_os = "linux", target_os = "android")))]
 pub(crate) fn forget_cpus() {
     CPUS.with(|c| c.set(None));
 }
@@ -260,7 +268,7 @@ pub(crate) mod tests {
     }
 
     /// The clock reads of `spin_for` on this thread so far.
-    #[cfg_attr(any(miri, loom), allow(dead_code))]
+    #[cfg_attr(any(miri, loom, windows), allow(dead_code))]
     pub(crate) fn spins() -> u64 {
         SPINS.with(Cell::get)
     }
@@ -269,7 +277,7 @@ pub(crate) mod tests {
     /// tests/common's `skip` does: on stderr and in the file named by
     /// `SHM_REGION_SKIP_LOG`, if set, which CI checks against
     /// verify/skips.allow.
-    #[cfg_attr(any(miri, loom), allow(dead_code))]
+    #[cfg_attr(any(miri, loom, windows), allow(dead_code))]
     pub(crate) fn log_skip(test: &str, reason: &str) {
         use std::io::Write;
         let name = format!("shm_region::{test}");

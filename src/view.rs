@@ -550,12 +550,17 @@ impl Region {
     /// the waiter, also through another mapping of the file (another
     /// handle, or a newer generation after growth moved the base). An
     /// [in-memory](crate::MmapRegion::in_memory) region's memory belongs to
-    /// this process, and so do its waiters and wakers. On other systems,
-    /// and under Miri, it polls instead: 100 loads with a spin hint between
-    /// them, then a load before each nap, the naps growing from 10 µs,
-    /// doubling, to 1 ms (and never past the deadline); there
-    /// [`wake_u32`](Self::wake_u32) returns `Ok(0)` and waiters see the
-    /// change by themselves.
+    /// this process, and so do its waiters and wakers. On other systems
+    /// (Windows included, where `WaitOnAddress` wakes threads of one
+    /// process only), and under Miri, it polls instead: 100 loads with a
+    /// spin hint between them, then a load before each nap, the naps
+    /// growing from 10 µs, doubling, to 1 ms (and never past the
+    /// deadline); there [`wake_u32`](Self::wake_u32) returns `Ok(0)` and
+    /// waiters see the change by themselves, in any process. The cost: a
+    /// change is seen within one nap (at most 1 ms, plus the system
+    /// timer's granularity: on Windows `std::thread::sleep` rounds up to
+    /// it, 1 ms with high-resolution timers, up to 15.6 ms without), and a
+    /// waiting thread wakes up to about a thousand times a second.
     ///
     /// **Timeout.** The deadline is taken on a monotonic clock when the call
     /// starts. With `Some(Duration::ZERO)` it returns `Ok(true)` if the word
@@ -889,12 +894,14 @@ mod seam {
     }
 
     /// Runs `f` (once, on this thread) at the next `before_fstat`.
-    // Its one test needs files, which Miri and loom builds lack.
-    #[cfg_attr(any(miri, loom), allow(dead_code))]
+    // Its one test needs files, which Miri and loom builds lack; the
+    // descriptor I/O it tests is Unix only.
+    #[cfg_attr(any(miri, loom, windows), allow(dead_code))]
     pub(super) fn set_before_fstat(f: impl FnOnce() + 'static) {
         BEFORE_FSTAT.with(|s| *s.borrow_mut() = Some(Box::new(f)));
     }
 
+    #[cfg_attr(windows, allow(dead_code))]
     pub(super) fn before_fstat() {
         if let Some(f) = BEFORE_FSTAT.with(|s| s.borrow_mut().take()) {
             f();

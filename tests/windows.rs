@@ -405,7 +405,8 @@ fn manual_cleanup_removes_the_file_on_drop_and_auto_leaves_nothing_to_attach() {
 fn options_windows_cannot_honour_are_refused_as_unsupported_before_anything_is_made() {
     let dir = Scratch::new("options");
     let path = dir.path("segment");
-    let refused: [(&str, fn(&mut MmapOptions)); 6] = [
+    type Set = fn(&mut MmapOptions);
+    let refused: [(&str, Set); 6] = [
         ("populate", |o| {
             o.populate(true);
         }),

@@ -1,5 +1,9 @@
 //! The constructors the crate's operations build an [`Error`] with: one
 //! per refusal, each taking the numbers its message gives.
+#![cfg_attr(
+    windows,
+    allow(dead_code, reason = "constructors of errors only the Unix paths make")
+)]
 
 use std::path::Path;
 use std::sync::atomic::Ordering;

@@ -1,6 +1,10 @@
 //! What made an operation fail, with its numbers ([`Detail`]), and the
 //! limit a size is past ([`Limit`]): the data of an [`Error`](super::Error)'s
 //! message.
+#![cfg_attr(
+    windows,
+    allow(dead_code, reason = "details of errors only the Unix paths make")
+)]
 
 use std::fmt;
 use std::sync::atomic::Ordering;

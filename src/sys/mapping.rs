@@ -29,6 +29,11 @@ pub(super) static UNMAP_FAILURES: AtomicU64 = AtomicU64::new(0);
 /// (`vm.max_map_count`) and the range shares a record with a neighbour or
 /// code outside the crate changed part of it (`mprotect`, `madvise`).
 ///
+/// On Windows the release is `UnmapViewOfFile` (`VirtualFree` for an
+/// in-memory region), which fails only for an address that is not the
+/// start of a view or reservation: never for the crate's own, so there
+/// the count stays 0 unless the system misbehaves.
+///
 /// It is a function of the crate, not a method of one of those types:
 /// the count is the process's, one for every mapping the crate made,
 /// whichever handle, view or `Frozen` held it, and a failure happens when
@@ -177,6 +182,7 @@ impl Mapping {
     /// Copies `buf.len()` bytes starting at `offset` out of the mapping.
     /// Returns `false`, copying nothing, if the range is not inside it.
     #[cfg(test)]
+    #[cfg_attr(windows, allow(dead_code))]
     pub(crate) fn read(&self, offset: usize, buf: &mut [u8]) -> bool {
         self.read_within(offset, buf, usize::MAX)
     }
@@ -231,6 +237,7 @@ impl Mapping {
     /// Copies `data` into the mapping at `offset`. Returns `false`, copying
     /// nothing, if the range is not inside it or the mapping is read-only.
     #[cfg(test)]
+    #[cfg_attr(windows, allow(dead_code))]
     pub(crate) fn write(&self, offset: usize, data: &[u8]) -> bool {
         self.write_within(offset, data, usize::MAX)
     }
@@ -313,6 +320,7 @@ pub(crate) enum Hint {
     /// and are faulted back in on the next access (shared file mappings).
     DontNeed,
     /// Fault the pages in now (`MADV_POPULATE_READ`/`WRITE`, Linux 5.14+).
+    #[cfg_attr(windows, allow(dead_code, reason = "`populate` is refused on Windows"))]
     Populate,
 }
 
@@ -333,6 +341,10 @@ impl Mapping {
 
     /// Runs `f` on the page-aligned range covering `[offset, offset + len)`
     /// unless it is empty; `EINVAL` if the range is not inside the mapping.
+    #[cfg_attr(
+        windows,
+        allow(dead_code, reason = "Windows flushes through `section::flush`")
+    )]
     pub(super) fn on_pages(
         &self,
         offset: usize,

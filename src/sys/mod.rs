@@ -455,6 +455,8 @@ pub(crate) fn page_size() -> usize {
 }
 
 pub(crate) use platform::{address_space_limit, address_space_used};
+#[cfg(windows)]
+pub(crate) use windows::cpu_count;
 
 /// Rounds `n` up to a multiple of the page size, or `None` on overflow.
 pub(crate) fn round_up_to_page(n: usize) -> Option<usize> {

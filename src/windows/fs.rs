@@ -158,8 +158,3 @@ pub(crate) fn set_len(h: BorrowedHandle<'_>, len: u64, op: &'static str) -> Resu
 pub(crate) fn remove(h: BorrowedHandle<'_>) -> std::io::Result<()> {
     file::delete_by_handle(h)
 }
-
-/// Writes the file's buffers to disk.
-pub(crate) fn flush(h: BorrowedHandle<'_>, op: &'static str) -> Result<()> {
-    file::flush_file(h).map_err(|e| Error::os(op, Errno::of(&e)))
-}

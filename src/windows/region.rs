@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, ErrorKind, Limit, Result};
 use crate::fs;
 use crate::map::{self, FileArc, Origin};
-use crate::options::MmapOptions;
+use crate::options::{Advice, MmapOptions};
 use crate::protocol::{Follow, Publisher};
 use crate::sync::{Arc, AtomicUsize, Ordering};
 use crate::sys::{self, Errno, Mapping};
@@ -225,6 +225,13 @@ impl MmapRegion {
                 let h = file.as_handle();
                 // A peer may have grown the file further: never shrink it.
                 let now = fs::size_of(h, OP)?;
+                // A handle that saw a truncation never resizes again.
+                if self
+                    .publisher
+                    .refuses_growth(usize::try_from(now).unwrap_or(usize::MAX))
+                {
+                    return Err(Error::truncated(OP, cur, now));
+                }
                 if self.options.reserve_blocks {
                     fs::reserve(h, to.max(now), OP)?;
                 }
@@ -333,13 +340,15 @@ impl MmapRegion {
 
     /// Writes the mapping's dirty pages back to the file and waits until
     /// the file's buffers are on disk (`FlushViewOfFile`, then
-    /// `FlushFileBuffers`). Nothing to do for named and in-memory regions.
+    /// `FlushFileBuffers`), up to the accessible length. Nothing to write
+    /// for named and in-memory regions.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::Os`] if a call fails.
     pub fn flush(&self) -> Result<()> {
-        self.sync(true, "flush")
+        let len = self.publisher.current().accessible_len();
+        self.sync_range(0, len, true, "flush")
     }
 
     /// Starts writing the mapping's dirty pages back to the file
@@ -349,25 +358,60 @@ impl MmapRegion {
     ///
     /// [`ErrorKind::Os`] if the call fails.
     pub fn flush_async(&self) -> Result<()> {
-        self.sync(false, "flush_async")
+        let len = self.publisher.current().accessible_len();
+        self.sync_range(0, len, false, "flush_async")
     }
 
-    fn sync(&self, wait: bool, op: &'static str) -> Result<()> {
-        let view = self.publisher.current();
-        view.map()
-            .sync(0, view.accessible_len(), wait)
-            .map_err(|e| Error::os(op, e))
-    }
-
-    /// Access-pattern advice: none on Windows.
+    /// Writes back the pages covering `len` bytes at `offset` and waits.
     ///
     /// # Errors
     ///
-    /// Always [`ErrorKind::Unsupported`].
-    pub fn advise(&self, advice: crate::Advice) -> Result<()> {
-        let _ = advice;
-        Err(Error::new(ErrorKind::Unsupported, "advise")
-            .because("Windows has no madvise; the crate offers no advice there"))
+    /// [`ErrorKind::OutOfBounds`] if the range is not within
+    /// [`len`](Self::len); [`ErrorKind::Os`] if a call fails.
+    pub fn flush_range(&self, offset: usize, len: usize) -> Result<()> {
+        self.sync_range(offset, len, true, "flush_range")
+    }
+
+    fn sync_range(&self, offset: usize, len: usize, wait: bool, op: &'static str) -> Result<()> {
+        let view = self.publisher.current();
+        if !view.check(offset, len) {
+            return Err(Error::out_of_bounds(op, offset, len, view.accessible_len()));
+        }
+        view.map()
+            .sync(offset, len, wait)
+            .map_err(|e| Error::os(op, e))
+    }
+
+    /// Access-pattern advice: Windows has no `madvise`, and the crate
+    /// offers none there.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unsupported`], always.
+    pub fn advise(&self, advice: Advice) -> Result<()> {
+        let len = self.publisher.current().accessible_len();
+        self.advise_range(0, len, advice)
+    }
+
+    /// As [`advise`](Self::advise), for `len` bytes at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::OutOfBounds`] if the range is not within
+    /// [`len`](Self::len), otherwise [`ErrorKind::Unsupported`].
+    pub fn advise_range(&self, offset: usize, len: usize, advice: Advice) -> Result<()> {
+        const OP: &str = "advise";
+        let view = self.publisher.current();
+        if !view.check(offset, len) {
+            return Err(Error::out_of_bounds(OP, offset, len, view.accessible_len()));
+        }
+        view.map()
+            .advise(offset, len, advice.hint())
+            .map_err(|e| match e {
+                Errno::NOTSUP => Error::with_errno(ErrorKind::Unsupported, OP, e)
+                    .because("Windows has no madvise: the crate offers no advice there"),
+                e => Error::os(OP, e),
+            })
     }
 }
 

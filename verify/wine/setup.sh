@@ -45,4 +45,12 @@ mkdir -p "$WINEPREFIX"
 sys32="$WINEPREFIX/drive_c/windows/system32"
 [ -d "$sys32" ] || { echo "setup.sh: $sys32 missing after wineboot" >&2; exit 1; }
 cp "$out/bcryptprimitives.dll" "$sys32/bcryptprimitives.dll"
+# Fixtures for the symbolic-link tests of src/sys/windows/tests.rs
+# (`link_fixtures`): Wine 8's CreateSymbolicLinkW reports success and
+# creates nothing, but Unix symbolic links inside the prefix are links to
+# Wine's file calls (followed by a plain open; CREATE_NEW refuses them).
+fix="$WINEPREFIX/drive_c/shm-region-fixtures"
+mkdir -p "$fix/real"
+ln -s "$fix/missing" "$fix/dangling"
+ln -s "$fix/real" "$fix/dirlink"
 echo "setup.sh: Wine prefix ready in $WINEPREFIX"

@@ -85,7 +85,10 @@ pub(crate) use handler::{install, is_installed};
 pub(crate) use registry::{slots, Registration};
 
 #[cfg(not(all(target_os = "linux", not(miri), not(loom))))]
-pub(crate) use stub::{install, is_installed, slots, Registration};
+pub(crate) use stub::{slots, Registration};
+// `shm_region::sigbus` exists on Unix only.
+#[cfg(all(unix, not(all(target_os = "linux", not(miri), not(loom)))))]
+pub(crate) use stub::{install, is_installed};
 
 /// The cut offset of a mapping that never lost pages.
 const NOT_CUT: usize = usize::MAX;

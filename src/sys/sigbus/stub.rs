@@ -15,6 +15,13 @@ pub(crate) struct Registration;
     clippy::unnecessary_wraps,
     reason = "the same interface as the Linux registry"
 )]
+#[cfg_attr(
+    windows,
+    allow(
+        dead_code,
+        reason = "Windows mappings are never registered: there is no SIGBUS"
+    )
+)]
 impl Registration {
     pub(crate) fn none() -> Self {
         Self
@@ -38,6 +45,7 @@ impl Registration {
     pub(crate) fn release(&self) {}
 }
 
+#[cfg(unix)]
 pub(crate) fn is_installed() -> bool {
     false
 }
@@ -46,6 +54,7 @@ pub(crate) fn slots() -> usize {
     0
 }
 
+#[cfg(unix)]
 pub(crate) fn install() -> Result<(), Errno> {
     Err(Errno::NOTSUP)
 }

@@ -287,6 +287,10 @@ pub fn flush_file(h: BorrowedHandle<'_>) -> io::Result<()> {
     check(unsafe { FlushFileBuffers(h.as_raw_handle()) })
 }
 
+#[cfg_attr(
+    not(test),
+    allow(dead_code, reason = "used by the tests of `sys::windows`")
+)]
 /// The normalised path of the open file, as `GetFinalPathNameByHandleW`
 /// gives it (`\\?\C:\...`): where the file is, after every reparse point
 /// in its folders was followed.

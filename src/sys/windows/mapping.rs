@@ -1,104 +1,28 @@
-//! The Windows part of [`Mapping`]: views of sections (`MapViewOfFile`),
-//! their commit and its query (`VirtualAlloc(MEM_COMMIT)`,
-//! `VirtualQuery`), private memory for in-memory regions, write-back
-//! (`FlushViewOfFile`) and the release (`UnmapViewOfFile`, `VirtualFree`);
-//! invariants W1 to W5 of the parent module.
+//! The Windows part of [`Mapping`]: a view of a file's section or of a
+//! named section, or a private reservation, taken over from `section.rs`
+//! and `memory.rs`; its commit and the query of its committed prefix,
+//! write-back and release (invariants W7, W8 and W10, and W11 below in
+//! the parent module).
 
-use std::ffi::c_void;
-use std::os::windows::io::{AsHandle, AsRawHandle, BorrowedHandle};
-use std::ptr::{self, NonNull};
+use std::mem::ManuallyDrop;
+use std::os::windows::io::{AsHandle, BorrowedHandle};
+use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use windows_sys::Win32::Foundation::HANDLE;
-use windows_sys::Win32::Storage::FileSystem::FlushFileBuffers;
-use windows_sys::Win32::System::Memory::{
-    CreateFileMappingW, FlushViewOfFile, MapViewOfFile, UnmapViewOfFile, VirtualAlloc, VirtualFree,
-    VirtualQuery, FILE_MAP_READ, FILE_MAP_WRITE, MEMORY_BASIC_INFORMATION,
-    MEMORY_MAPPED_VIEW_ADDRESS, MEM_COMMIT, MEM_RELEASE, MEM_RESERVE, PAGE_READONLY,
-    PAGE_READWRITE,
-};
-
-use super::Errno;
+use super::{memory, section, Errno};
 use crate::sys::mapping::{Hint, Mapping, Origin, UNMAP_FAILURES};
 use crate::sys::round_up_to_page;
 use crate::sys::sigbus::Registration;
 
-/// The high and low halves of a section size, as `CreateFileMappingW`
-/// takes them.
-fn halves(n: u64) -> (u32, u32) {
-    let [a, b, c, d, e, f, g, h] = n.to_be_bytes();
-    (
-        u32::from_be_bytes([a, b, c, d]),
-        u32::from_be_bytes([e, f, g, h]),
-    )
-}
-
-/// A view of the whole of `section` (W1: returned by `MapViewOfFile` with
-/// no address asked, so the system chose a free range), owned by the
-/// `Mapping` built from it.
-fn map_view(section: BorrowedHandle<'_>, writable: bool) -> Result<NonNull<u8>, Errno> {
-    let access = if writable {
-        FILE_MAP_READ | FILE_MAP_WRITE
-    } else {
-        FILE_MAP_READ
-    };
-    // SAFETY: W1: `section` is a valid section handle for this call; no
-    // address is asked (`MapViewOfFile` picks a free range, replacing no
-    // mapping), and the view returned is owned by the `Mapping` built from
-    // it, unmapped once in `Drop`.
-    let view: MEMORY_MAPPED_VIEW_ADDRESS =
-        unsafe { MapViewOfFile(section.as_raw_handle(), access, 0, 0, 0) };
-    NonNull::new(view.Value.cast::<u8>()).ok_or_else(Errno::last)
-}
-
-/// What `VirtualQuery` says of the range holding `p`.
-fn query(p: *const u8) -> Option<MEMORY_BASIC_INFORMATION> {
-    let mut info = MEMORY_BASIC_INFORMATION {
-        BaseAddress: ptr::null_mut(),
-        AllocationBase: ptr::null_mut(),
-        AllocationProtect: 0,
-        PartitionId: 0,
-        RegionSize: 0,
-        State: 0,
-        Protect: 0,
-        Type: 0,
-    };
-    let size = std::mem::size_of::<MEMORY_BASIC_INFORMATION>();
-    // SAFETY: W5: `VirtualQuery` only reads the system's records of the
-    // address space and writes `info`, a local of the size passed; any
-    // address may be asked about.
-    let got = unsafe { VirtualQuery(p.cast::<c_void>(), &mut info, size) };
-    (got == size).then_some(info)
-}
-
-/// The length of the allocation (view or reservation) starting at `base`:
-/// the sum of the consecutive ranges `VirtualQuery` reports with that
-/// allocation base.
-fn allocation_len(base: NonNull<u8>) -> usize {
-    let mut len = 0usize;
-    loop {
-        let at = base.as_ptr().wrapping_add(len);
-        match query(at) {
-            Some(info) if info.AllocationBase == base.as_ptr().cast::<c_void>() => {
-                if info.RegionSize == 0 {
-                    return len;
-                }
-                len = len.saturating_add(info.RegionSize);
-            }
-            _ => return len,
-        }
-    }
-}
-
 impl Mapping {
-    /// Maps `file` whole (a new section of exactly `len` bytes, so the file
+    /// Maps `file` whole: a new section of exactly `len` bytes (so the file
     /// is at least that long: a writable section longer than its file
-    /// lengthens the file) and returns the view, rounded up to pages. No
-    /// reservation past `len`: a section of a file cannot be longer than
-    /// the file without making the file that long, so on Windows a file
-    /// grows into a new mapping (a new generation). `reserve` is ignored
-    /// for that reason.
+    /// lengthens the file; the crate sets the length first) and a view of
+    /// it, rounded up to pages. No reservation past `len`: the section of a
+    /// file cannot be longer than the file without making the file that
+    /// long, so on Windows a file grows into a new mapping (a new
+    /// generation), and `reserve` is not used.
     pub(crate) fn new(
         file: BorrowedHandle<'_>,
         len: usize,
@@ -109,107 +33,67 @@ impl Mapping {
             return Err(Errno::INVAL);
         }
         let rounded = round_up_to_page(len).ok_or(Errno::INVAL)?;
-        let (high, low) = halves(u64::try_from(len).map_err(|_| Errno::INVAL)?);
-        let protect = if writable {
-            PAGE_READWRITE
-        } else {
-            PAGE_READONLY
-        };
-        // SAFETY: W1: `file` is a valid file handle; the section handle
-        // returned is owned by the `OwnedHandle` below (closed once, after
-        // the view is mapped: a view keeps its section alive). No name and
-        // no security attributes: the section is this process's alone.
-        let section = unsafe {
-            CreateFileMappingW(
-                file.as_raw_handle(),
-                ptr::null(),
-                protect,
-                high,
-                low,
-                ptr::null(),
-            )
-        };
-        // SAFETY: W1: `section` was just returned by `CreateFileMappingW`
-        // on this thread with no call in between.
-        let section = unsafe { super::owned(section) }.map_err(|e| Errno::of(&e))?;
-        let base = map_view(section.as_handle(), writable)?;
-        Ok(Self::of_view(base, rounded, writable))
+        let size = u64::try_from(len).map_err(|_| Errno::INVAL)?;
+        let made = section::create_section(Some(file), size, writable, None, false);
+        let sec = made.map_err(|e| Errno::of(&e))?;
+        // The view keeps the section alive; its handle closes at the end.
+        let view = section::map_view(sec.as_handle(), len, writable).map_err(|e| Errno::of(&e))?;
+        let (base, _) = view.into_raw();
+        Ok(Self::of_range(base, rounded, writable, Origin::File))
     }
 
     /// Maps the whole of a named (pagefile-backed) `section`: the view is
-    /// as long as the section's reservation; only its committed prefix
-    /// ([`committed`](Self::committed)) may be accessed (W2).
+    /// as long as the section its maker reserved; only its committed
+    /// prefix ([`committed`](Self::committed)) may be accessed (W10).
     pub(crate) fn of_section(section: BorrowedHandle<'_>, writable: bool) -> Result<Self, Errno> {
-        let base = map_view(section, writable)?;
-        let len = allocation_len(base);
-        let map = Self::of_view(base, len, writable);
-        if len == 0 {
-            return Err(Errno::INVAL);
-        }
-        Ok(map)
+        let view = section::map_whole(section, writable).map_err(|e| Errno::of(&e))?;
+        let (base, len) = view.into_raw();
+        let rounded = round_up_to_page(len).ok_or(Errno::INVAL)?;
+        Ok(Self::of_range(base, rounded, writable, Origin::File))
     }
 
-    fn of_view(base: NonNull<u8>, len: usize, writable: bool) -> Self {
+    fn of_range(base: NonNull<u8>, len: usize, writable: bool, origin: Origin) -> Self {
         Self {
             base,
             len,
             writable,
-            origin: Origin::File,
+            origin,
+            #[cfg(all(feature = "arbitrary", not(loom)))]
+            hostile: None,
+            // No file can be cut below a view on Windows: nothing to guard.
             guard: Registration::none(),
             file: None,
             held: None,
         }
     }
 
-    /// Commits the pages covering `[0, len)` (W2): a section made with
-    /// `SEC_RESERVE` or private reserved memory gains them, zero-filled,
-    /// for every view; committed pages stay committed while any view or
-    /// handle of the section lives.
+    /// The range as a `section::View` for the calls of that module, never
+    /// dropped (the `Mapping` keeps owning it).
+    fn pages(&self) -> ManuallyDrop<section::View> {
+        // SAFETY: W7/W8: `[base, base + len)` is the view or the private
+        // reservation this mapping owns (from `View::into_raw` or
+        // `memory::reserve_private`) until its `Drop`; the `View` is in a
+        // `ManuallyDrop` and lives no longer than `&self`, so it unmaps
+        // nothing.
+        ManuallyDrop::new(unsafe { section::View::from_raw(self.base, self.len) })
+    }
+
+    /// Commits the pages covering `[0, len)` (W10): a `SEC_RESERVE`
+    /// section or a private reservation gains them, zero-filled, for every
+    /// view; committed pages of a section stay committed while any view or
+    /// handle of it lives.
     pub(crate) fn commit(&self, len: usize) -> Result<(), Errno> {
         if len > self.len {
             return Err(Errno::INVAL);
         }
-        if len == 0 {
-            return Ok(());
-        }
-        let protect = if self.writable {
-            PAGE_READWRITE
-        } else {
-            PAGE_READONLY
-        };
-        // SAFETY: W2: `[base, base + len)` lies inside this mapping's own
-        // view or reservation (checked above); `MEM_COMMIT` of pages
-        // already committed leaves their contents, and of reserved ones
-        // makes them zero pages. Nothing is unmapped or moved.
-        let p = unsafe {
-            VirtualAlloc(
-                self.base.as_ptr().cast::<c_void>(),
-                len,
-                MEM_COMMIT,
-                protect,
-            )
-        };
-        if p.is_null() {
-            Err(Errno::last())
-        } else {
-            Ok(())
-        }
+        section::commit(&self.pages(), 0, len, self.writable).map_err(|e| Errno::of(&e))
     }
 
     /// The committed prefix of this mapping in bytes (a multiple of the
-    /// page size), as `VirtualQuery` reports it: the kernel's record,
-    /// which no peer can make larger than what is really committed (W2).
+    /// page size), as `VirtualQuery` reports it: the system's record,
+    /// which no peer can make larger than what is committed (W10).
     pub(crate) fn committed(&self) -> usize {
-        let mut len = 0usize;
-        while len < self.len {
-            match query(self.base.as_ptr().wrapping_add(len)) {
-                Some(info) if info.State == MEM_COMMIT && info.RegionSize > 0 => {
-                    len = len.saturating_add(info.RegionSize);
-                }
-                _ => break,
-            }
-        }
-        len.min(self.len)
+        section::committed_prefix(&self.pages())
     }
 
     /// This mapping, remembering `file` as the handle of the file it maps.
@@ -224,8 +108,8 @@ impl Mapping {
         self.file.as_deref().map(AsHandle::as_handle)
     }
 
-    /// No advice on Windows: every hint is `NOTSUP` (the range is still
-    /// checked first, `INVAL` outside the mapping).
+    /// No advice on Windows: every hint is `NOTSUP` (the range is checked
+    /// first: `INVAL` outside the mapping).
     pub(crate) fn advise(&self, offset: usize, len: usize, _hint: Hint) -> Result<(), Errno> {
         self.page_range(offset, len).ok_or(Errno::INVAL)?;
         Err(Errno::NOTSUP)
@@ -241,71 +125,43 @@ impl Mapping {
         }
     }
 
-    /// `FlushViewOfFile` over the pages covering `[offset, offset + len)`,
-    /// then, if `wait` and the file is known, `FlushFileBuffers`.
+    /// Writes the dirty pages covering `[offset, offset + len)` back to the
+    /// file (`FlushViewOfFile`) and, if `wait` and the file is known,
+    /// waits for the disk (`FlushFileBuffers`). Memory has nothing to
+    /// write back: the range is only checked.
     pub(crate) fn sync(&self, offset: usize, len: usize, wait: bool) -> Result<(), Errno> {
+        let (start, pages) = self.page_range(offset, len).ok_or(Errno::INVAL)?;
         if self.origin != Origin::File {
-            return self.page_range(offset, len).map(drop).ok_or(Errno::INVAL);
+            return Ok(());
         }
-        self.on_pages(offset, len, |ptr, len| {
-            // SAFETY: W5: the range lies inside our view (checked by
-            // `page_range`); `FlushViewOfFile` only writes dirty pages back.
-            let ok = unsafe { FlushViewOfFile(ptr, len) };
-            if ok == 0 {
-                Err(Errno::last())
-            } else {
-                Ok(())
-            }
-        })?;
-        if let (true, Some(file)) = (wait, self.file()) {
-            // SAFETY: W5: `file` is the valid handle this mapping keeps;
-            // `FlushFileBuffers` only writes the file's buffers to disk.
-            if unsafe { FlushFileBuffers(file.as_raw_handle()) } == 0 {
-                return Err(Errno::last());
-            }
-        }
-        Ok(())
-    }
-
-    /// Locking is not offered on Windows (`VirtualLock` counts against a
-    /// small working-set quota): `NOTSUP`.
-    pub(crate) fn lock(&self, offset: usize, len: usize) -> Result<(), Errno> {
-        self.page_range(offset, len).ok_or(Errno::INVAL)?;
-        Err(Errno::NOTSUP)
+        let start = (start as usize).saturating_sub(self.base.as_ptr() as usize);
+        let wait_on = if wait { self.file() } else { None };
+        section::flush(&self.pages(), start, pages, wait_on).map_err(|e| Errno::of(&e))
     }
 }
 
-/// `len` bytes of private memory, reserved, none committed (W2: the
-/// in-memory region commits what it publishes, [`Mapping::commit`]).
+/// `len` bytes of private address space, reserved, none committed.
 pub(crate) fn anonymous(len: usize) -> Result<NonNull<u8>, Errno> {
-    // SAFETY: W1: no address is asked, so the system picks a free range
-    // and replaces nothing; the range is owned by the `Mapping` built
-    // from it and released once, in `Drop` (`Origin::Anon`).
-    let p = unsafe { VirtualAlloc(ptr::null(), len, MEM_RESERVE, PAGE_READWRITE) };
-    NonNull::new(p.cast::<u8>()).ok_or_else(Errno::last)
+    memory::reserve_private(len).map_err(|e| Errno::of(&e))
 }
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        if let Origin::Heap(layout) = self.origin {
-            crate::sys::memory::release(self.base, layout);
-            return;
-        }
-        let base = self.base.as_ptr().cast::<c_void>();
-        let released = match self.origin {
-            // SAFETY: W1: we own the view at `base` (returned by
-            // `MapViewOfFile`), and `Drop` runs once, when no `&Mapping`
-            // (and so no copy or atomic reference from one) exists.
-            Origin::File => unsafe {
-                UnmapViewOfFile(MEMORY_MAPPED_VIEW_ADDRESS { Value: base }) != 0
-            },
-            // SAFETY: W1: we own the reservation at `base` (returned by
-            // `VirtualAlloc(MEM_RESERVE)`), released once, here.
-            _ => unsafe { VirtualFree(base, 0, MEM_RELEASE) != 0 },
-        };
-        if !released {
-            // The range stays reserved, and the leak is counted.
-            UNMAP_FAILURES.fetch_add(1, Ordering::Relaxed);
+        match self.origin {
+            Origin::Heap(layout) => crate::sys::memory::release(self.base, layout),
+            // SAFETY: W7: the view at `base` is this mapping's own (from
+            // `View::into_raw`), and `Drop` runs once, when no `&Mapping`
+            // (and so no copy or atomic reference from one) exists: the
+            // `View` dropped here unmaps it, counting a failure.
+            Origin::File => drop(unsafe { section::View::from_raw(self.base, self.len) }),
+            Origin::Anon => {
+                // SAFETY: W8: the reservation at `base` is this mapping's own
+                // (from `memory::reserve_private`), released once, here,
+                // when nothing uses it any more.
+                if !unsafe { memory::free_private(self.base) } {
+                    UNMAP_FAILURES.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
     }
 }

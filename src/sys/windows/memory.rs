@@ -24,6 +24,10 @@ pub fn page_size() -> usize {
     usize::try_from(system_info().dwPageSize).unwrap_or(4096)
 }
 
+#[cfg_attr(
+    not(test),
+    allow(dead_code, reason = "used by the tests of `sys::windows`")
+)]
 /// The allocation granularity (65536 on Windows): views and reservations
 /// start at multiples of it.
 pub fn allocation_granularity() -> usize {
@@ -51,6 +55,10 @@ pub fn cpu_count() -> usize {
     n.max(1)
 }
 
+#[cfg_attr(
+    not(test),
+    allow(dead_code, reason = "used by the tests of `sys::windows`")
+)]
 /// Allocates `len` bytes (rounded up to pages) of private, committed,
 /// zeroed, read-write memory at an address the system chooses
 /// (`VirtualAlloc(MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE)`).
@@ -61,6 +69,23 @@ pub fn cpu_count() -> usize {
 /// with its code (`ERROR_NOT_ENOUGH_MEMORY`, 8, or
 /// `ERROR_COMMITMENT_LIMIT`, 1455).
 pub fn alloc_private(len: usize) -> io::Result<NonNull<u8>> {
+    private(len, MEM_RESERVE | MEM_COMMIT)
+}
+
+/// Reserves `len` bytes (rounded up to pages) of private address space at
+/// an address the system chooses, none of it committed
+/// (`VirtualAlloc(MEM_RESERVE)`): an in-memory region commits what it
+/// publishes (`section::commit` through `View::from_raw`), and touching a
+/// page that is not committed is an access violation (W10).
+///
+/// # Errors
+///
+/// As [`alloc_private`].
+pub(crate) fn reserve_private(len: usize) -> io::Result<NonNull<u8>> {
+    private(len, MEM_RESERVE)
+}
+
+fn private(len: usize, how: u32) -> io::Result<NonNull<u8>> {
     if len == 0 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -69,7 +94,7 @@ pub fn alloc_private(len: usize) -> io::Result<NonNull<u8>> {
     }
     // SAFETY: W8: no address hint, so the system picks a free range and
     // touches no existing memory.
-    let p = unsafe { VirtualAlloc(ptr::null(), len, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE) };
+    let p = unsafe { VirtualAlloc(ptr::null(), len, how, PAGE_READWRITE) };
     NonNull::new(p.cast::<u8>()).ok_or_else(io::Error::last_os_error)
 }
 
@@ -78,7 +103,8 @@ pub fn alloc_private(len: usize) -> io::Result<NonNull<u8>> {
 ///
 /// # Safety
 ///
-/// `base` was returned by [`alloc_private`] and not freed since, and
+/// `base` was returned by [`alloc_private`] or [`reserve_private`] and
+/// not freed since, and
 /// nothing uses the memory any more (no reference or pointer into it is
 /// dereferenced after this call).
 pub unsafe fn free_private(base: NonNull<u8>) -> bool {

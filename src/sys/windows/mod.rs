@@ -1,50 +1,120 @@
-//! The Windows part of the audited module.
+//! Windows: the audited part of the crate for Windows, the counterpart of
+//! the Unix modules beside it. Every `unsafe` operation on Windows lives
+//! here, in its submodules `handle` (handles, wide strings, errors, memory
+//! the system allocates for us), `file` (files by path: exclusive
+//! creation, opening without following a final reparse point, facts,
+//! length, reservation, deletion through the handle), `security` (SIDs,
+//! the owner-only security descriptor, owner and DACL checks), `section`
+//! (sections and their views, commitment of `SEC_RESERVE` pages),
+//! `memory` (private memory behind in-memory regions; page size, CPU
+//! count), `mapping` (the Windows part of the crate's `Mapping`, built on
+//! `section` and `memory`), `owned_file` (a file's handle that removes the
+//! file when its last holder drops) and `errno` (`Errno` as Win32 codes).
+//! The bindings are `windows-sys`; nothing else is used.
+//!
+//! Every function is a safe wrapper returning `std::io::Result` whose
+//! error keeps the system's code (`io::Error::last_os_error()` right
+//! after the failing call, or `from_raw_os_error` for calls that return
+//! it), so the crate maps it to its own `ErrorKind`s.
 //!
 //! # Safety
 //!
-//! The invariants of the parent module hold on Windows with these
-//! changes, referred to as W1 to W5 in the `SAFETY:` comments here:
+//! The invariants, referred to by number in the `SAFETY:` comments below:
 //!
-//! - **W1. Ownership.** A `Mapping` exclusively owns its range from
-//!   construction until `Drop`: a view returned by `MapViewOfFile` with no
-//!   address asked (so the system chose a free range and replaced
-//!   nothing), released with `UnmapViewOfFile` exactly once, in `Drop`; or
-//!   a private reservation returned by `VirtualAlloc(MEM_RESERVE)` with no
-//!   address asked, released with `VirtualFree(MEM_RELEASE)` exactly once,
-//!   in `Drop`. Every handle a call returns is owned by one `OwnedHandle`
-//!   at once (closed exactly once); a view keeps its section alive after
-//!   the section's handle is closed.
-//! - **W2. Committed prefix.** Invariant 2 ("whole range mapped") becomes:
-//!   `[base, base + c)` is committed and readable (writable when
-//!   `writable`), where `c` is the committed prefix; pages past it are
-//!   reserved and fault if touched. Every access the crate makes is
-//!   bounded by a published length, and a length is published only after
-//!   it was committed by this process ([`Mapping::commit`]) or seen
-//!   committed by `VirtualQuery` ([`Mapping::committed`], the kernel's
-//!   record, which no peer can make say more than is committed). Pages of
-//!   a section once committed stay committed while any view or handle of
-//!   the section lives: the system offers no call that decommits pages
-//!   of a mapped view (`VirtualFree(MEM_DECOMMIT)` fails on one), and
-//!   another process can change our view only with a handle on our
-//!   process that grants `PROCESS_VM_OPERATION`, with which it could
-//!   change any of our memory. A view of a file is as long as the file
-//!   (rounded up to pages) when it is made, and a file cannot be cut
-//!   below a mapped view (`SetEndOfFile` fails with
-//!   `ERROR_USER_MAPPED_FILE`), so no access to a file's view faults:
-//!   there is no `SIGBUS` to contain on Windows (`Registration` is the
-//!   stub, and the cut offset stays `usize::MAX`).
-//! - **W3. Foreign memory.** Invariant 3 unchanged: bytes move only
-//!   through the copies of `copy.rs` (the same `asm!` on x86_64; the
-//!   portable per-byte atomic copy on aarch64) and through atomics.
-//! - **W4. Strings and buffers passed to the system** are NUL-terminated
-//!   UTF-16 owned by the caller for the whole call, and every output
-//!   buffer is a local of the size passed.
-//! - **W5. Queries and write-back** (`VirtualQuery`, `FlushViewOfFile`,
-//!   `FlushFileBuffers`, `GlobalMemoryStatusEx`, `GetSystemInfo`) read
-//!   the system's records or write dirty pages back; they change no
-//!   mapping and no byte.
+//! W1. **Handles.** Every handle a creating or opening call returns is
+//!     wrapped at once, before any other call, in an `OwnedHandle`
+//!     (`handle::owned`), which closes it exactly once, in its `Drop`;
+//!     both failure values (`NULL`, `INVALID_HANDLE_VALUE`) are turned
+//!     into the error instead. Every handle passed to the system comes
+//!     from a live `OwnedHandle` or `BorrowedHandle`, so it is open for
+//!     the whole call. The process pseudo handle of `GetCurrentProcess`
+//!     needs no closing and is never wrapped.
+//! W2. **Buffers.** Every pointer passed to the system points to a live
+//!     local or heap buffer of at least the size passed with it, aligned
+//!     for the structure the system writes there (buffers for structures
+//!     of variable length, `TOKEN_USER` and SIDs, are `u64` arrays, so
+//!     8-byte aligned), and the system writes no more than that size.
+//!     Structures read back are read only after the call succeeded.
+//! W3. **Strings.** Every name or path passed to the system is
+//!     NUL-terminated UTF-16 made by `handle::wide`, which refuses a NUL
+//!     inside it (`InvalidInput`), so the system never sees a shorter name
+//!     than the caller gave.
+//! W4. **Memory the system allocates.** A security descriptor from
+//!     `GetSecurityInfo` and a string from `ConvertSidToStringSidW` are
+//!     `LocalAlloc`ed for us: each is owned by a `handle::LocalBox`, which
+//!     frees it with `LocalFree` exactly once, and the pointers into it
+//!     (owner SID, DACL, characters) are used only while that guard lives.
+//! W5. **Security descriptors we build.** `security::OwnerOnly` is an
+//!     absolute descriptor whose owner and DACL pointers point into heap
+//!     buffers owned by the same value, so they stay valid (heap memory
+//!     does not move when the value moves) while any
+//!     `SECURITY_ATTRIBUTES` from `OwnerOnly::attributes` is used; every
+//!     caller keeps the `OwnerOnly` alive until after the creating call.
+//! W6. **ACL walks.** ACEs are reached only through `GetAce` with an index
+//!     below the `AceCount` of a DACL the system returned (so each lies
+//!     inside it); headers and masks are read with `read_unaligned`; a SID
+//!     inside an allow ACE is passed to `IsValidSid` only after checking
+//!     that its length (from its sub-authority count) fits in the ACE's
+//!     `AceSize`, and to `EqualSid` only after `IsValidSid` accepted it.
+//!     Anything that does not parse counts as "others may write".
+//! W7. **Views.** A `section::View` exclusively owns the address range
+//!     `MapViewOfFile` returned for it, chosen by the system (no address
+//!     hint), from mapping until its `Drop`, which unmaps it exactly once
+//!     (a failure is counted by `section::unmap_failures`). Commitment
+//!     (`VirtualAlloc(MEM_COMMIT)`), queries (`VirtualQuery`) and flushes
+//!     act only on whole pages inside that range.
+//! W8. **Private memory.** `memory::alloc_private` returns a fresh range
+//!     from `VirtualAlloc` with no address hint; `memory::free_private`'s
+//!     caller promises the range came from it, is freed once, and is no
+//!     longer used.
+//! W9. **Last error.** `GetLastError` (through `io::Error::last_os_error`)
+//!     is read right after the call that failed, with no call in between
+//!     that could change it; where success must be told apart from "it
+//!     already existed" (`CreateFileMappingW`), the last error is cleared
+//!     before the call and read right after it.
+//! W10. **Foreign memory.** As on Unix (invariant 3 of `src/sys/mod.rs`),
+//!     the bytes of a view are memory other processes may write at any
+//!     time: this module never forms a reference to them, and outside its
+//!     tests (byte-wise volatile accesses to committed pages) never reads
+//!     or writes them. Pages of a `SEC_RESERVE` section that are not
+//!     committed are reserved only: touching them is an access violation,
+//!     so the crate touches only the prefix `section::committed_prefix`
+//!     reports (the system's answer for this process, not a length a peer
+//!     wrote) and never a page past it.
+//!
+//! W11. **The crate's `Mapping` on Windows** owns a view (W7, taken over
+//!     with `View::into_raw` and unmapped once in its `Drop`, through
+//!     `View::from_raw`) or a private reservation (W8, freed once in its
+//!     `Drop`). Invariant 2 of the parent module ("whole range mapped")
+//!     becomes: the committed prefix is readable (and writable when
+//!     `writable`); every access the crate makes is bounded by a published
+//!     length, and a length is published only after this process
+//!     committed it or `VirtualQuery` reported it committed (W10), and
+//!     committed pages of a section stay committed while it is mapped
+//!     (`CreateFileMappingW`'s documentation of `SEC_RESERVE`). A view of a
+//!     file is as long as the file (rounded up to pages) when it is made,
+//!     and a file cannot be cut below a mapped view (`SetEndOfFile` fails
+//!     with `ERROR_USER_MAPPED_FILE`), so no access to a view faults: there
+//!     is no `SIGBUS` to contain (the registration is the stub, the cut
+//!     offset stays `usize::MAX`). Invariant 3 (foreign memory) is
+//!     unchanged: the same `asm!` copies on x86_64, the portable
+//!     per-byte atomic copy on aarch64.
+//!
+//! # What the system enforces and what these functions leave to the crate
+//!
+//! - `file::open_existing_file` opens a final reparse point as itself and
+//!   cannot open a directory; the crate refuses what
+//!   `file::file_facts` says is a reparse point, a directory or not a disk
+//!   file. Reparse points in parent folders are followed (documented on
+//!   `file::create_new_file`; `file::final_path` tells where the file is).
+//! - `security::owner_is_current_user` and `security::others_may_write`
+//!   read the owner and DACL; the crate refuses according to its options.
+//! - Tested under Wine 8 (verify/wine): Wine runs every process as one
+//!   user and does not check security descriptors against another user,
+//!   so what the descriptors *prevent* is argued from Windows'
+//!   documentation, not tested; what they *say* (owner, DACL entries) is
+//!   read back and tested.
 
-mod errno;
 pub(crate) mod file;
 pub(crate) mod handle;
 mod mapping;
@@ -53,78 +123,32 @@ mod owned_file;
 pub(crate) mod section;
 pub(crate) mod security;
 
-use std::os::windows::io::{FromRawHandle, OwnedHandle};
+mod errno;
+
+#[cfg(test)]
+mod tests;
 
 pub(crate) use errno::Errno;
 pub(crate) use mapping::anonymous;
+pub(crate) use memory::{cpu_count, page_size};
 pub(crate) use owned_file::OwnedFile;
 
-use windows_sys::Win32::Foundation::{HANDLE, INVALID_HANDLE_VALUE};
-use windows_sys::Win32::System::SystemInformation::{
-    GetSystemInfo, GlobalMemoryStatusEx, MEMORYSTATUSEX, SYSTEM_INFO,
-};
-
-/// Takes ownership of a handle a creating or opening call just returned
-/// (W1): both failure values (`NULL`, `INVALID_HANDLE_VALUE`) give the
-/// thread's last error instead.
-///
-/// # Safety
-///
-/// `h` is the return value of the call just made on this thread, with no
-/// other system call in between; if it is a handle, nothing else owns or
-/// closes it.
-pub(crate) unsafe fn owned(h: HANDLE) -> std::io::Result<OwnedHandle> {
-    if h.is_null() || h == INVALID_HANDLE_VALUE {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: W1: `h` is a fresh handle that nothing else owns (this
-    // function's contract); the `OwnedHandle` closes it exactly once.
-    Ok(unsafe { OwnedHandle::from_raw_handle(h) })
-}
-
-/// The system's facts (`GetSystemInfo`), read once.
-fn system_info() -> &'static (usize, usize) {
-    static INFO: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
-    INFO.get_or_init(|| {
-        // SAFETY: W5: `GetSystemInfo` fills the local it is given, which is
-        // valid for writes of its type (zeroed first: a plain C struct).
-        let info: SYSTEM_INFO = unsafe {
-            let mut info = std::mem::zeroed::<SYSTEM_INFO>();
-            GetSystemInfo(&mut info);
-            info
-        };
-        let page = usize::try_from(info.dwPageSize).unwrap_or(4096);
-        let top = info.lpMaximumApplicationAddress as usize;
-        (page, top)
-    })
-}
-
-/// The system page size in bytes (4 KiB on x86_64 and aarch64 Windows).
-pub(crate) fn page_size() -> usize {
-    system_info().0
-}
+use windows_sys::Win32::System::SystemInformation::{GlobalMemoryStatusEx, MEMORYSTATUSEX};
 
 /// Windows has no `RLIMIT_AS`: `None`.
 pub(crate) fn address_space_limit() -> Option<usize> {
     None
 }
 
-/// This process's address-space use in bytes: the user address space
-/// less what `GlobalMemoryStatusEx` says is free of it.
+/// This process's address-space use in bytes: the user address space less
+/// what `GlobalMemoryStatusEx` says is free of it.
 pub(crate) fn address_space_used() -> Option<usize> {
     let mut status = MEMORYSTATUSEX {
         dwLength: u32::try_from(std::mem::size_of::<MEMORYSTATUSEX>()).ok()?,
-        dwMemoryLoad: 0,
-        ullTotalPhys: 0,
-        ullAvailPhys: 0,
-        ullTotalPageFile: 0,
-        ullAvailPageFile: 0,
-        ullTotalVirtual: 0,
-        ullAvailVirtual: 0,
-        ullAvailExtendedVirtual: 0,
+        ..MEMORYSTATUSEX::default()
     };
-    // SAFETY: W5: `status` is a local with `dwLength` set to its size, as
-    // the call requires; the call only writes it.
+    // SAFETY: W2: `status` is a live local with `dwLength` set to its size,
+    // as the call requires; the call only writes it.
     if unsafe { GlobalMemoryStatusEx(&mut status) } == 0 {
         return None;
     }

@@ -8,7 +8,9 @@ use std::io;
 use std::mem::size_of;
 use std::os::windows::io::{AsRawHandle, BorrowedHandle, OwnedHandle};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
+
+use crate::sys::mapping::UNMAP_FAILURES;
 
 use windows_sys::Win32::Foundation::{
     GetLastError, SetLastError, ERROR_ALREADY_EXISTS, ERROR_SUCCESS, INVALID_HANDLE_VALUE,
@@ -52,6 +54,7 @@ fn invalid(what: String) -> io::Error {
 /// # Errors
 ///
 /// `InvalidInput` for `reserve_only` with a file or a name with a NUL;
+/// `ERROR_INVALID_PARAMETER` (87) for a pagefile-backed section of size 0;
 /// `ERROR_ALREADY_EXISTS` as above; otherwise the error of building the
 /// descriptor or of `CreateFileMappingW`, with its code.
 pub fn create_section(
@@ -108,10 +111,15 @@ pub fn create_section(
 /// [`others_may_write`](super::security::others_may_write) with
 /// [`ObjectKind::Section`]).
 ///
+/// A section whose DACL does not grant us `READ_CONTROL` (its owner
+/// always has it) cannot be opened, since its owner could not be checked:
+/// `ERROR_ACCESS_DENIED`.
+///
 /// # Errors
 ///
 /// `InvalidInput` for a name with a NUL; the error of `OpenFileMappingW`,
-/// with its code (`ERROR_FILE_NOT_FOUND`, 2, when no such object exists).
+/// with its code (`ERROR_FILE_NOT_FOUND`, 2, when no such object exists;
+/// `ERROR_ACCESS_DENIED`, 5, when its DACL refuses an access asked for).
 pub fn open_section(name: &str, writable: bool) -> io::Result<OwnedHandle> {
     let wname = wide(OsStr::new(name))?;
     let mut access = FILE_MAP_READ | READ_CONTROL;
@@ -122,15 +130,6 @@ pub fn open_section(name: &str, writable: bool) -> io::Result<OwnedHandle> {
     let h = unsafe { OpenFileMappingW(access, 0, wname.as_ptr()) };
     // SAFETY: W1/W9: `h` is what `OpenFileMappingW` just returned.
     unsafe { owned(h) }
-}
-
-/// Views whose `UnmapViewOfFile` failed in `Drop` (the address range then
-/// stays mapped and is leaked).
-static UNMAP_FAILURES: AtomicUsize = AtomicUsize::new(0);
-
-/// How many views failed to unmap in `Drop` since the process started.
-pub fn unmap_failures() -> usize {
-    UNMAP_FAILURES.load(Ordering::Relaxed)
 }
 
 /// A view of a section: owns the address range `[base, base + len)`
@@ -153,11 +152,19 @@ unsafe impl Send for View {}
 unsafe impl Sync for View {}
 
 impl View {
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "used by the tests of `sys::windows`")
+    )]
     /// The first byte of the view.
     pub fn base(&self) -> NonNull<u8> {
         self.base
     }
 
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "used by the tests of `sys::windows`")
+    )]
     /// The length asked for when mapping (the range is mapped up to the
     /// next page boundary).
     pub fn len(&self) -> usize {
@@ -165,6 +172,7 @@ impl View {
     }
 
     /// Never true: a view of 0 bytes is refused by [`map_view`].
+    #[allow(dead_code, reason = "the pair of `len` (clippy::len_without_is_empty)")]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -173,6 +181,29 @@ impl View {
         let page = page_size();
         // Cannot overflow: the system mapped this many bytes.
         self.len.div_ceil(page).saturating_mul(page)
+    }
+
+    /// Gives up the view without unmapping it: its base and its length
+    /// (W7: the caller owns the range from now on and unmaps it, through
+    /// [`View::from_raw`] and a drop, exactly once).
+    pub(crate) fn into_raw(self) -> (NonNull<u8>, usize) {
+        let this = std::mem::ManuallyDrop::new(self);
+        (this.base, this.len)
+    }
+
+    /// The view of `len` bytes at `base` again, for the calls of this
+    /// module (in a `ManuallyDrop` while the caller keeps owning it) or to
+    /// unmap it (dropped).
+    ///
+    /// # Safety
+    ///
+    /// `[base, base + len)` (rounded up to pages) is a view (W7) or a
+    /// private reservation (W8) this process owns, from [`View::into_raw`]
+    /// or `memory::reserve_private`, for as long as the result lives; the
+    /// result is dropped only for a view, and then only once, which
+    /// unmaps it.
+    pub(crate) unsafe fn from_raw(base: NonNull<u8>, len: usize) -> Self {
+        View { base, len }
     }
 }
 
@@ -184,6 +215,8 @@ impl Drop for View {
         // SAFETY: W7: the view owns this range from `MapViewOfFile`, and it
         // is unmapped here only, once; nothing else refers to it after.
         if unsafe { UnmapViewOfFile(addr) } == 0 {
+            // Counted with every mapping the crate could not release
+            // (`shm_region::unmap_failures`).
             UNMAP_FAILURES.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -213,6 +246,60 @@ pub fn map_view(section: BorrowedHandle<'_>, len: usize, writable: bool) -> io::
     match NonNull::new(addr.Value.cast::<u8>()) {
         Some(base) => Ok(View { base, len }),
         None => Err(io::Error::last_os_error()),
+    }
+}
+
+/// Maps the whole of `section` (its size, as its maker reserved it) at an
+/// address the system chooses; the view's length is that of the
+/// allocation `VirtualQuery` reports at its base.
+///
+/// # Errors
+///
+/// The error of `MapViewOfFile`, with its code; `InvalidData` if the
+/// system reports no allocation at the view's base.
+pub(crate) fn map_whole(section: BorrowedHandle<'_>, writable: bool) -> io::Result<View> {
+    let access = if writable {
+        FILE_MAP_WRITE
+    } else {
+        FILE_MAP_READ
+    };
+    // SAFETY: W1/W7: the section handle is borrowed, so open; no address
+    // hint, so the system picks a free range, owned by the `View` below;
+    // size 0 maps the whole section.
+    let addr = unsafe { MapViewOfFile(section.as_raw_handle(), access, 0, 0, 0) };
+    let base = NonNull::new(addr.Value.cast::<u8>()).ok_or_else(io::Error::last_os_error)?;
+    // Owned from here: dropped (unmapped) on the error below.
+    let mut view = View { base, len: 0 };
+    view.len = allocation_len(base);
+    if view.len == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "VirtualQuery reports no allocation at a view's base",
+        ));
+    }
+    Ok(view)
+}
+
+/// The length of the allocation (a view or a reservation) starting at
+/// `base`: the consecutive runs `VirtualQuery` reports with that base.
+fn allocation_len(base: NonNull<u8>) -> usize {
+    let mut len = 0usize;
+    loop {
+        let at = base.as_ptr().wrapping_add(len);
+        let mut info = MEMORY_BASIC_INFORMATION::default();
+        // SAFETY: W2: `VirtualQuery` only writes `info`, a live local of
+        // the size passed; any address may be asked about.
+        let n = unsafe {
+            VirtualQuery(
+                at.cast_const().cast(),
+                &mut info,
+                size_of::<MEMORY_BASIC_INFORMATION>(),
+            )
+        };
+        if n == 0 || info.AllocationBase != base.as_ptr().cast() || info.RegionSize == 0 {
+            return len;
+        }
+        len = len.saturating_add(info.RegionSize);
     }
 }
 

@@ -27,9 +27,11 @@ use windows_sys::Win32::System::Memory::{
     SECTION_ALL_ACCESS, SECTION_EXTEND_SIZE, SECTION_MAP_WRITE,
 };
 use windows_sys::Win32::System::SystemServices::{
-    ACCESS_ALLOWED_ACE_TYPE, ACCESS_ALLOWED_CALLBACK_ACE_TYPE,
-    ACCESS_ALLOWED_CALLBACK_OBJECT_ACE_TYPE, ACCESS_ALLOWED_COMPOUND_ACE_TYPE,
-    ACCESS_ALLOWED_OBJECT_ACE_TYPE, SECURITY_DESCRIPTOR_REVISION,
+    ACCESS_ALLOWED_ACE_TYPE, ACCESS_ALLOWED_CALLBACK_ACE_TYPE, ACCESS_DENIED_ACE_TYPE,
+    ACCESS_DENIED_CALLBACK_ACE_TYPE, ACCESS_DENIED_CALLBACK_OBJECT_ACE_TYPE,
+    ACCESS_DENIED_OBJECT_ACE_TYPE, SECURITY_DESCRIPTOR_REVISION, SYSTEM_ACCESS_FILTER_ACE_TYPE,
+    SYSTEM_ALARM_ACE_TYPE, SYSTEM_ALARM_OBJECT_ACE_TYPE, SYSTEM_AUDIT_ACE_TYPE,
+    SYSTEM_AUDIT_CALLBACK_ACE_TYPE, SYSTEM_AUDIT_OBJECT_ACE_TYPE,
 };
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
 
@@ -155,6 +157,10 @@ impl Sid {
         unsafe { GetLengthSid(self.as_psid()) }
     }
 
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "used by the tests of `sys::windows`")
+    )]
     /// The SID as a string, `S-1-5-...`.
     ///
     /// # Errors
@@ -243,6 +249,10 @@ pub fn current_user_sid() -> io::Result<Sid> {
     unsafe { Sid::copy_of(user.User.Sid) }
 }
 
+#[cfg_attr(
+    not(test),
+    allow(dead_code, reason = "used by the tests of `sys::windows`")
+)]
 /// The current user's SID as a string (`S-1-5-21-...`), for messages.
 ///
 /// # Errors
@@ -412,10 +422,11 @@ pub fn owner_is_current_user(h: BorrowedHandle<'_>, kind: ObjectKind) -> io::Res
 /// Conservative reading: inherit-only ACEs are skipped (they do not apply
 /// to the object); deny ACEs are ignored (a deny could only take access
 /// away, so ignoring one can only answer "writable" wrongly, never
-/// "not writable"); allow ACEs of kinds this function does not parse
-/// (object, compound, callback-object ACEs) count as others when their
-/// mask has a write bit; an allow ACE whose SID does not fit in it counts
-/// as others.
+/// "not writable"), as are audit, alarm, label and other ACEs that grant
+/// nothing; allow ACEs of kinds this function does not parse (object,
+/// compound, callback-object ACEs) and ACE kinds unknown today count as
+/// others when their mask has a write bit; an allow ACE whose SID does not
+/// fit in it counts as others.
 ///
 /// # Errors
 ///
@@ -423,24 +434,92 @@ pub fn owner_is_current_user(h: BorrowedHandle<'_>, kind: ObjectKind) -> io::Res
 /// reading the token, or of `GetAce`.
 pub fn others_may_write(h: BorrowedHandle<'_>, kind: ObjectKind) -> io::Result<bool> {
     let sec = query(h, kind)?;
-    if sec.dacl.is_null() {
+    // SAFETY: W4: `sec.owner` and `sec.dacl` are null or point into the
+    // descriptor `sec` keeps alive until after the call, to the valid SID
+    // and ACL `GetSecurityInfo` returned.
+    unsafe { dacl_lets_others_write(sec.owner, sec.dacl, kind) }
+}
+
+/// Whether a security descriptor written in SDDL lets others write an
+/// object of `kind`, by the rules of [`others_may_write`]: the same walk
+/// over a descriptor built in memory (tests of the rules on every DACL
+/// shape, where the file system under test cannot store one, as Wine's).
+///
+/// # Errors
+///
+/// The error of `ConvertStringSecurityDescriptorToSecurityDescriptorW`
+/// (for example `ERROR_INVALID_PARAMETER` for malformed SDDL).
+#[cfg_attr(
+    not(test),
+    allow(dead_code, reason = "used by the tests of `sys::windows`")
+)]
+pub(super) fn sddl_lets_others_write(sddl: &str, kind: ObjectKind) -> io::Result<bool> {
+    use windows_sys::Win32::Security::Authorization::{
+        ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
+    };
+    use windows_sys::Win32::Security::{GetSecurityDescriptorDacl, GetSecurityDescriptorOwner};
+    let w = super::handle::wide(std::ffi::OsStr::new(sddl))?;
+    let mut sd = ptr::null_mut();
+    // SAFETY: W2/W3: `w` is NUL-terminated; `sd` is a live local the call
+    // sets to a `LocalAlloc`ed descriptor.
+    check(unsafe {
+        ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            w.as_ptr(),
+            SDDL_REVISION_1,
+            &mut sd,
+            ptr::null_mut(),
+        )
+    })?;
+    // SAFETY: W4: `sd` is ours to free with `LocalFree`, only here.
+    let guard = unsafe { LocalBox::new(sd) };
+    let (mut owner, mut defaulted) = (ptr::null_mut(), 0);
+    // SAFETY: W2/W4: `sd` is the valid descriptor `guard` keeps alive; the
+    // out-pointers are live locals.
+    check(unsafe { GetSecurityDescriptorOwner(sd, &mut owner, &mut defaulted) })?;
+    let (mut present, mut dacl) = (0, ptr::null_mut());
+    // SAFETY: as above.
+    check(unsafe { GetSecurityDescriptorDacl(sd, &mut present, &mut dacl, &mut defaulted) })?;
+    if present == 0 {
+        // No DACL at all: like a NULL DACL, everyone has every right.
+        dacl = ptr::null_mut();
+    }
+    // SAFETY: W4: `owner` and `dacl` are null or point into the descriptor
+    // `guard` keeps alive until after the call.
+    let r = unsafe { dacl_lets_others_write(owner, dacl, kind) };
+    drop(guard);
+    r
+}
+
+/// The DACL walk of [`others_may_write`].
+///
+/// # Safety
+///
+/// `owner` is null or points to a valid SID, and `dacl` is null or points
+/// to a valid ACL (one the system returned, so its ACEs lie inside it),
+/// both readable for the whole call.
+pub(super) unsafe fn dacl_lets_others_write(
+    owner: PSID,
+    dacl: *const ACL,
+    kind: ObjectKind,
+) -> io::Result<bool> {
+    if dacl.is_null() {
         return Ok(true);
     }
     let me = current_user_sid()?;
     let system = Sid::well_known(WinLocalSystemSid)?;
     let admins = Sid::well_known(WinBuiltinAdministratorsSid)?;
     let owner_rights = Sid::well_known(WinCreatorOwnerRightsSid)?;
-    // SAFETY: W4: the owner SID lives in the descriptor `sec` keeps alive.
-    let owner_is_me = !sec.owner.is_null() && unsafe { me.equals(sec.owner) };
-    // SAFETY: W4/W6: `sec.dacl` points to the valid ACL `GetSecurityInfo`
-    // returned, alive while `sec` is; read unaligned to need nothing.
-    let header = unsafe { sec.dacl.read_unaligned() };
+    // SAFETY: W4: `owner` is a valid SID (this function's contract).
+    let owner_is_me = !owner.is_null() && unsafe { me.equals(owner) };
+    // SAFETY: W4/W6: `dacl` points to a valid ACL (this function's
+    // contract); read unaligned to need nothing.
+    let header = unsafe { dacl.read_unaligned() };
     let mask_bits = kind.write_mask();
     for i in 0..u32::from(header.AceCount) {
         let mut ace = ptr::null_mut();
         // SAFETY: W6: `i` < `AceCount` of the valid ACL; `ace` is a live
         // local set to the ACE's address inside the ACL.
-        check(unsafe { GetAce(sec.dacl, i, &mut ace) })?;
+        check(unsafe { GetAce(dacl, i, &mut ace) })?;
         let ace = ace.cast::<u8>().cast_const();
         // SAFETY: W6: `GetAce` returned the address of an ACE of the live
         // ACL, which starts with an `ACE_HEADER`.
@@ -460,18 +539,22 @@ pub fn others_may_write(h: BorrowedHandle<'_>, kind: ObjectKind) -> io::Result<b
         if mask & mask_bits == 0 {
             continue;
         }
-        let kind_of_ace = u32::from(ah.AceType);
-        let allowed_with_sid = kind_of_ace == ACCESS_ALLOWED_ACE_TYPE
-            || kind_of_ace == ACCESS_ALLOWED_CALLBACK_ACE_TYPE;
-        let other_allowed = kind_of_ace == ACCESS_ALLOWED_OBJECT_ACE_TYPE
-            || kind_of_ace == ACCESS_ALLOWED_CALLBACK_OBJECT_ACE_TYPE
-            || kind_of_ace == ACCESS_ALLOWED_COMPOUND_ACE_TYPE;
-        if other_allowed {
-            return Ok(true);
-        }
-        if !allowed_with_sid {
-            // Deny, audit, alarm, label ACEs grant nothing.
-            continue;
+        match u32::from(ah.AceType) {
+            ACCESS_ALLOWED_ACE_TYPE | ACCESS_ALLOWED_CALLBACK_ACE_TYPE => {}
+            // Deny, audit and alarm ACEs, labels, resource attributes,
+            // policy ids, trust labels and access filters grant nothing.
+            ACCESS_DENIED_ACE_TYPE
+            | SYSTEM_AUDIT_ACE_TYPE
+            | SYSTEM_ALARM_ACE_TYPE
+            | ACCESS_DENIED_OBJECT_ACE_TYPE
+            | SYSTEM_AUDIT_OBJECT_ACE_TYPE
+            | SYSTEM_ALARM_OBJECT_ACE_TYPE
+            | ACCESS_DENIED_CALLBACK_ACE_TYPE
+            | ACCESS_DENIED_CALLBACK_OBJECT_ACE_TYPE
+            | SYSTEM_AUDIT_CALLBACK_ACE_TYPE..=SYSTEM_ACCESS_FILTER_ACE_TYPE => continue,
+            // Allow ACEs this walk does not parse (compound, object,
+            // callback-object) and kinds unknown today: a grant to others.
+            _ => return Ok(true),
         }
         // A SID: revision, sub-authority count, 6-byte authority, then
         // 4 bytes per sub-authority; it starts at offset 8.
