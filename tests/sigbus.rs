@@ -505,14 +505,15 @@ fn a_slot_reused_below_a_live_mapping_leaves_that_mapping_guarded() {
             drop(low);
             barrier.wait(); // 3: `low`'s slot is free.
         });
+        // Thread B registers the victim above it at 1, and at 3 (after
+        // `low` left) the late mapping, which takes the lowest free slot:
+        // the one `low` left, below the victim's.
         let b = s.spawn(|| {
-            barrier.wait(); // 1
+            barrier.wait();
             let mut victim = MmapRegion::attach_fd(dup()).unwrap();
             victim.resize(4 * PAGE).unwrap();
-            barrier.wait(); // 2
-            barrier.wait(); // 3
-                            // Takes the lowest free slot: the one `low` left, below the
-                            // victim's.
+            barrier.wait();
+            barrier.wait();
             let late = MmapRegion::attach_fd(dup()).unwrap();
             (victim, late)
         });
