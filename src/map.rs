@@ -465,6 +465,65 @@ pub(crate) fn exclude(options: &MmapOptions, map: &Mapping, op: &'static str) ->
 mod tests {
     use super::*;
 
+    /// `VmSize` of `/proc/self/status`, in bytes.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn vm_size() -> usize {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let kib: usize = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmSize:"))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap();
+        kib * 1024
+    }
+
+    /// The sum of the lengths of this process's mappings in
+    /// `/proc/self/maps`, `[vsyscall]` excepted (the kernel does not count
+    /// it in `VmSize`).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn maps_total() -> usize {
+        std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .lines()
+            .filter(|l| !l.ends_with("[vsyscall]"))
+            .map(|l| {
+                let (start, end) = l.split(' ').next().unwrap().split_once('-').unwrap();
+                usize::from_str_radix(end, 16).unwrap() - usize::from_str_radix(start, 16).unwrap()
+            })
+            .sum()
+    }
+
+    /// The use the shares and the budget subtract is the process's real
+    /// address-space use: exactly `VmSize`, and the sum of its mappings,
+    /// not 0 or a byte (with which every share under `RLIMIT_AS` would
+    /// count the limit as free). Other tests' threads map and unmap
+    /// meanwhile, so the figures are compared when `VmSize` reads the same
+    /// before and after (at most 1,000 tries).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn address_space_used_is_this_processs_vm_size_and_the_sum_of_its_mappings() {
+        let mut compared = 0;
+        for _ in 0..1000 {
+            let before = vm_size();
+            let (used, through_map, maps) = (
+                crate::options::address_space_used(),
+                address_space_used(),
+                maps_total(),
+            );
+            if vm_size() != before {
+                continue;
+            }
+            assert_eq!((used, through_map), (Some(before), Some(before)));
+            assert_eq!(maps, before);
+            compared += 1;
+            if compared == 10 {
+                return;
+            }
+        }
+        panic!("VmSize never held still for a comparison ({compared} of 10)");
+    }
+
     #[test]
     fn address_space_size_is_a_power_of_two_past_every_mapping() {
         let size = address_space_size();

@@ -891,6 +891,22 @@ mod seam {
 
     std::thread_local! {
         static BEFORE_FSTAT: RefCell<Option<Box<dyn FnOnce()>>> = RefCell::new(None);
+        static BEFORE_FD_LIMIT: RefCell<Option<Box<dyn FnOnce()>>> = RefCell::new(None);
+    }
+
+    /// Runs `f` (once, on this thread) at the next `before_fd_limit`:
+    /// between a descriptor call's bounds check and its read of the limit
+    /// it hands to the call.
+    #[cfg_attr(any(miri, loom), allow(dead_code))]
+    pub(super) fn set_before_fd_limit(f: impl FnOnce() + 'static) {
+        BEFORE_FD_LIMIT.with(|s| *s.borrow_mut() = Some(Box::new(f)));
+    }
+
+    #[cfg_attr(windows, allow(dead_code))]
+    pub(super) fn before_fd_limit() {
+        if let Some(f) = BEFORE_FD_LIMIT.with(|s| s.borrow_mut().take()) {
+            f();
+        }
     }
 
     /// Runs `f` (once, on this thread) at the next `before_fstat`.
@@ -925,6 +941,41 @@ mod tests {
         // fenced at the start of that page.
         efault_after_a_regrow_fences_the_page_of(8 * PAGE);
         efault_after_a_regrow_fences_the_page_of(8 * PAGE + 100);
+    }
+
+    /// A truncation another thread of the handle finds between a
+    /// descriptor call's bounds check and the call (here: the limit
+    /// lowered from a seam there) keeps the call within it: the limit the
+    /// call is given is the accessible length read after the check, not
+    /// the view's length, so nothing past the truncation is written out or
+    /// read in, and the call is `Truncated`.
+    #[test]
+    fn a_truncation_found_between_the_check_and_a_descriptor_call_bounds_the_call() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("segment");
+        let h = MmapRegion::create(&path, 4 * PAGE, FileCleanup::Manual).unwrap();
+        h.region().write_at(2 * PAGE, &[0xCD; 16]).unwrap();
+        for into_region in [false, true] {
+            let view = h.region();
+            let (mut rx, tx) = std::os::unix::net::UnixStream::pair().unwrap();
+            rx.set_nonblocking(true).unwrap();
+            std::io::Write::write_all(&mut &tx, &[0xEE; 16]).unwrap();
+            let other = view.clone();
+            super::seam::set_before_fd_limit(move || other.view.lower_limit(2 * PAGE));
+            let e = if into_region {
+                view.read_from_fd(2 * PAGE, 16, &rx).unwrap_err()
+            } else {
+                view.write_to_fd(2 * PAGE, 16, &tx).unwrap_err()
+            };
+            assert_eq!(e.kind(), ErrorKind::Truncated, "{e}");
+            assert_eq!(view.view.accessible_len(), 2 * PAGE);
+            // No byte moved: the socket still holds exactly what was
+            // queued before (nothing written out, nothing read in).
+            let mut queued = [0u8; 64];
+            assert_eq!(rx.read(&mut queued).unwrap(), 16);
+            assert_eq!(queued[..16], [0xEE; 16]);
+        }
     }
 
     fn efault_after_a_regrow_fences_the_page_of(start: usize) {

@@ -790,7 +790,8 @@ fn under_rlimit_as_each_share_is_exactly_its_part_of_what_the_limit_leaves_it() 
         || {
             // What the limit leaves a share is the limit less everything else
             // the process maps: the share's own mappings are not "else". Each
-            // share is pinned exactly (a third, or the use read as 0 or 1
+            // share (received by descriptor, attached by name, attached by
+            // path, created) is pinned exactly (a third, or the use read as 0 or 1
             // byte, would move the cap), and admits exactly its cap less what
             // it holds, refusing one page more.
             let page = rustix::param::page_size();
@@ -801,8 +802,25 @@ fn under_rlimit_as_each_share_is_exactly_its_part_of_what_the_limit_leaves_it() 
             exact.address_space(0).reserve_blocks(false);
             let held = 64 * MIB;
             type Map<'a> = &'a dyn Fn(usize) -> Result<MmapRegion, shm_region::Error>;
-            let cases: [(Map, usize, &str); 2] = [
+            // A file attached by name or path is unlinked once mapped, so
+            // that the next one can take its name.
+            let by_name = |len| {
+                let file = ShmFile::new("exact-share", len);
+                exact.attach_shm(&file.0)
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let by_path = |len| {
+                let path = dir.path().join("exact-share");
+                let file = std::fs::File::create_new(&path).unwrap();
+                file.set_len(u64::try_from(len).unwrap()).unwrap();
+                let r = exact.attach(&path);
+                std::fs::remove_file(&path).unwrap();
+                r
+            };
+            let cases: [(Map, usize, &str); 4] = [
                 (&|len| exact.attach_fd(sparse_memfd(len)), 8, "attach_fd"),
+                (&by_name, 8, "attach_shm"),
+                (&by_path, 8, "attach"),
                 (&|len| exact.create_sealed("share", len), 4, "create_sealed"),
             ];
             for (map, divisor, op) in cases {

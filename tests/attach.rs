@@ -206,6 +206,84 @@ fn attach_refuses_files_owned_by_another_user_unless_allowed() {
     assert_eq!(&buf, b"from the creator");
 }
 
+/// Sets this process's real, effective and saved uids (`setresuid`; glibc
+/// applies it to every thread), and checks that it took.
+fn set_uids(real: u32, effective: u32, saved: u32) {
+    // SAFETY: `setresuid` takes plain integers and touches no memory of
+    // ours.
+    assert_eq!(unsafe { libc::setresuid(real, effective, saved) }, 0);
+    assert_eq!(
+        (
+            rustix::process::getuid().as_raw(),
+            rustix::process::geteuid().as_raw()
+        ),
+        (real, effective)
+    );
+}
+
+/// The owner check compares a file's owner with the effective uid, the one
+/// the kernel checks access with, not the real one. Root runs the suite,
+/// where the two are equal; so a child process (this binary re-run) sets
+/// them apart with `setresuid` and attaches, by descriptor and by path, a
+/// file owned by each: with the real uid 0 and the effective 65534, the
+/// file of 65534 is accepted and root's refused as `UntrustedOwner`
+/// naming both uids; with the real uid 65534 and the effective 0, the
+/// reverse.
+#[test]
+fn the_owner_check_compares_the_effective_uid_not_the_real_one() {
+    const TEST: &str = "the_owner_check_compares_the_effective_uid_not_the_real_one";
+    const NOBODY: u32 = 65534;
+    if role().as_deref() != Some("uids") {
+        if !is_root() {
+            skip(TEST, "needs root to chown and to set the uids apart");
+            return;
+        }
+        run_self(TEST, "uids");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Traversable by 65534, who opens the files by path below.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let file_of = |name: &str, owner: u32| {
+        let path = dir.path().join(name);
+        let f = std::fs::File::create(&path).unwrap();
+        f.set_len(8192).unwrap();
+        // Readable by all (so each uid can open both read-only), writable
+        // by the owner only (group- or other-writable would be refused for
+        // its mode, not its owner).
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::chown(&path, Some(owner), Some(owner)).unwrap();
+        path
+    };
+    let roots = file_of("root", 0);
+    let nobodys = file_of("nobody", NOBODY);
+    let refused = |r: shm_region::Result<MmapRegion>, owner: u32, euid: u32| {
+        let e = r.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::UntrustedOwner, "{e}");
+        let debug = format!("{e:?}");
+        assert!(
+            debug.contains(&format!("uid: {owner}, euid: {euid}")),
+            "{debug}"
+        );
+    };
+    for (real, effective) in [(0, NOBODY), (NOBODY, 0)] {
+        // Opened as root, before the uids change.
+        let (root_fd, nobody_fd) = (open_fd(&roots, 0), open_fd(&nobodys, 0));
+        set_uids(real, effective, 0);
+        let (mine, mine_fd, theirs, theirs_fd, other) = if effective == 0 {
+            (&roots, root_fd, &nobodys, nobody_fd, NOBODY)
+        } else {
+            (&nobodys, nobody_fd, &roots, root_fd, 0)
+        };
+        assert_eq!(MmapRegion::attach_fd(mine_fd).unwrap().len(), 8192);
+        assert_eq!(MmapRegion::attach_read_only(mine).unwrap().len(), 8192);
+        refused(MmapRegion::attach_fd(theirs_fd), other, effective);
+        refused(MmapRegion::attach_read_only(theirs), other, effective);
+        // Back to root for the next round (the saved uid is 0).
+        set_uids(0, 0, 0);
+    }
+}
+
 #[test]
 fn attach_fd_of_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();

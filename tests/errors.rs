@@ -649,6 +649,78 @@ mod files {
         );
     }
 
+    /// After a truncation the handle found, an access past the view's
+    /// length is `OutOfBounds` and its message names the accessible length
+    /// (the file's 4096 bytes), not the view's mapped 8192: every accessor
+    /// that reports a bound, through each path that builds the error.
+    #[test]
+    fn out_of_bounds_after_a_truncation_names_the_accessible_length_not_the_view_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = seg(&dir);
+        let host = create(&path, 8192);
+        let mut guest = MmapRegion::attach(&path).unwrap();
+        let view = guest.region();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(4096)
+            .unwrap();
+        assert_eq!(err(guest.check_and_remap()).kind(), ErrorKind::Truncated);
+        assert_eq!(view.len(), 8192, "the view keeps its mapped length");
+        let (tx, _rx) = std::os::unix::net::UnixStream::pair().unwrap();
+        let e = err(view.read_at(8190, &mut [0; 4]));
+        assert_eq!(
+            e.to_string(),
+            "read_at: access out of bounds: 4 bytes at offset 8190, accessible length 4096"
+        );
+        assert_eq!(
+            format!("{e:?}"),
+            debug_of(
+                &e,
+                r#"Error { kind: OutOfBounds, op: "read_at", offset: 8190, len: 4, accessible_len: 4096 }"#
+            )
+        );
+        let expected = [
+            (
+                err(view.write_at(8000, &[0; 200])),
+                "write_at: access out of bounds: 200 bytes at offset 8000, accessible length 4096",
+            ),
+            (
+                err(view.atomic_u32(8192)),
+                "atomic_u32: access out of bounds: 4 bytes at offset 8192, accessible length 4096",
+            ),
+            (
+                err(view.atomic_u64(8192)),
+                "atomic_u64: access out of bounds: 8 bytes at offset 8192, accessible length 4096",
+            ),
+            (
+                err(view.write_to_fd(8191, 2, &tx)),
+                "write_to_fd: access out of bounds: 2 bytes at offset 8191, accessible length 4096",
+            ),
+            (
+                err(view.read_from_fd(8191, 2, &tx)),
+                "read_from_fd: access out of bounds: 2 bytes at offset 8191, accessible length 4096",
+            ),
+            (
+                err(guest.flush_range(0, 8193)),
+                "flush_range: access out of bounds: 8193 bytes at offset 0, accessible length 4096",
+            ),
+        ];
+        for (e, message) in expected {
+            assert_eq!(
+                (e.kind(), e.to_string().as_str()),
+                (ErrorKind::OutOfBounds, message)
+            );
+        }
+        // Within the view's length but past the file: `Truncated`.
+        assert_eq!(
+            err(view.read_at(4096, &mut [0; 1])).kind(),
+            ErrorKind::Truncated
+        );
+        drop(host);
+    }
+
     #[test]
     fn path_is_given_for_path_operations_only() {
         let dir = tempfile::tempdir().unwrap();

@@ -321,3 +321,53 @@ fn for_each_chunk_races_a_growth_and_sees_every_published_byte() {
         },
     );
 }
+
+/// Model 6. The host writes bytes `4..8` and grows its in-memory region
+/// from 8 to 16 bytes on one thread, then raises a flag with a `Relaxed`
+/// store; the main thread spins on the flag with `Relaxed` loads (no
+/// synchronisation: it only steers loom to the interleaving that matters),
+/// then makes a new handle with `peer` from a handle made before, reads
+/// through it, and follows with `check_and_remap` and reads again. The
+/// only edge from the host's bytes to the new handles is the published
+/// length, which `peer` and `check_and_remap` must load with `Acquire`.
+/// Proves: a handle that takes the length 16 reads the bytes written
+/// before it was published. (The spin is needed: loom's search keeps only
+/// the last access to each atomic, and `resize` loads the length itself
+/// just before it raises it, which hides the peer's earlier load from the
+/// search; without the flag loom runs one interleaving, the peer's first,
+/// and a `Relaxed` load of the length passes, as it passes model 1.)
+#[test]
+fn a_peer_made_after_a_growth_reads_every_byte_written_before_the_length_it_took() {
+    model(
+        "a_peer_made_after_a_growth_reads_every_byte_written_before_the_length_it_took",
+        || {
+            let mut host = MmapOptions::new().address_space(16).in_memory(8).unwrap();
+            let mut follower = host.peer().unwrap();
+            let grown = loom::sync::Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+            let flag = loom::sync::Arc::clone(&grown);
+            let grower = thread::spawn(move || {
+                host.region().write_at(4, &[5; 4]).unwrap();
+                host.resize(16).unwrap();
+                flag.store(1, Ordering::Relaxed);
+                host
+            });
+            while grown.load(Ordering::Relaxed) == 0 {
+                thread::yield_now();
+            }
+            let stale = |h: &MmapRegion, what: &str| {
+                assert!([8, 16].contains(&h.len()), "{what}: {}", h.len());
+                if h.len() == 16 {
+                    let mut b = [0; 4];
+                    h.region().read_at(4, &mut b).unwrap();
+                    assert_eq!(b, [5; 4], "{what} took the length 16 with stale bytes");
+                }
+            };
+            let late = follower.peer().unwrap();
+            stale(&late, "peer");
+            let grew = follower.check_and_remap().unwrap();
+            assert_eq!(grew, follower.len() == 16);
+            stale(&follower, "check_and_remap");
+            grower.join().unwrap();
+        },
+    );
+}

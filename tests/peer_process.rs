@@ -400,53 +400,11 @@ fn the_connecting_side_names_the_process_that_listened() {
     child.wait().unwrap();
 }
 
-static HANDLED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-extern "C" fn count_signal(_: libc::c_int) {
-    HANDLED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-}
-
 #[test]
 fn signals_during_wait_exit_neither_end_it_early_nor_extend_it() {
-    const TIMEOUT: Duration = Duration::from_millis(300);
-    // SAFETY: an all-zero `sigaction` is a valid value of the C struct (no
-    // flags, an empty mask, a null handler that is set next).
-    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-    action.sa_sigaction = count_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: `action.sa_mask` is a valid, writable `sigset_t`.
-    assert_eq!(unsafe { libc::sigemptyset(&mut action.sa_mask) }, 0);
-    // SAFETY: `action` is initialised; the handler only increments an
-    // atomic, which is async-signal-safe; the old action is not asked for
-    // (null). No other test of this binary uses `SIGUSR1`.
-    let rc = unsafe { libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()) };
-    assert_eq!(rc, 0);
+    // Signals at 20 to 280 ms of a 300 ms `wait_exit` (`common`'s body).
     let (a, _b) = UnixStream::pair().unwrap();
     let peer = fdpass::peer_process(&a).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let handle = std::thread::spawn(move || {
-        let start = Instant::now();
-        tx.send(start).unwrap();
-        let r = peer.wait_exit(Some(TIMEOUT)).unwrap();
-        (r, start.elapsed())
-    });
-    let start = rx.recv().unwrap();
-    let before = HANDLED.load(std::sync::atomic::Ordering::SeqCst);
-    for at in (20..=280).step_by(20).map(Duration::from_millis) {
-        if let Some(d) = (start + at).checked_duration_since(Instant::now()) {
-            std::thread::sleep(d);
-        }
-        use std::os::unix::thread::JoinHandleExt;
-        // SAFETY: the thread has not been joined (we hold its handle), so
-        // its `pthread_t` is valid; `SIGUSR1` has a handler installed.
-        let rc = unsafe { libc::pthread_kill(handle.as_pthread_t(), libc::SIGUSR1) };
-        assert!(rc == 0 || rc == libc::ESRCH, "pthread_kill: {rc}");
-    }
-    let (exited, took) = handle.join().unwrap();
-    assert!(
-        HANDLED.load(std::sync::atomic::Ordering::SeqCst) > before,
-        "no signal handled"
-    );
-    assert!(!exited);
-    assert!(took >= TIMEOUT, "returned after {took:?}");
-    assert!(took < Duration::from_millis(520), "returned after {took:?}");
+    let at: Vec<u64> = (20..=280).step_by(20).collect();
+    common::signals_during_a_timed_wait(1, &at, move |t| peer.wait_exit(Some(t)).unwrap(), false);
 }

@@ -477,6 +477,65 @@ fn registry_slots_are_reused_after_mappings_are_dropped() {
     );
 }
 
+/// The registry's high-water mark (how far the handler looks in a chunk)
+/// only ever rises: two threads register and unregister in an order that
+/// barriers force, so that the last registration takes a slot freed below
+/// a live one. That registration must not lower the mark under the live
+/// mapping: a fault there is still contained (`Truncated`), where a mark
+/// stored instead of raised hides the slot from the handler and the child
+/// dies of `SIGBUS`.
+#[test]
+fn a_slot_reused_below_a_live_mapping_leaves_that_mapping_guarded() {
+    const TEST: &str = "a_slot_reused_below_a_live_mapping_leaves_that_mapping_guarded";
+    if !in_child(TEST) {
+        return;
+    }
+    sigbus::install().unwrap();
+    let dir = base_dir();
+    let path = dir.path().join("segment");
+    let host = MmapRegion::create(&path, PAGE, FileCleanup::Manual).unwrap();
+    let dup = || host.fd().unwrap().try_clone_to_owned().unwrap();
+    let barrier = std::sync::Barrier::new(2);
+    let (victim, late) = std::thread::scope(|s| {
+        // Thread A registers the lower slot, and frees it once B holds
+        // the one above.
+        s.spawn(|| {
+            let low = MmapRegion::attach_fd(dup()).unwrap();
+            barrier.wait(); // 1: `low` is registered.
+            barrier.wait(); // 2: the victim is registered above it.
+            drop(low);
+            barrier.wait(); // 3: `low`'s slot is free.
+        });
+        // Thread B registers the victim above it at 1, and at 3 (after
+        // `low` left) the late mapping, which takes the lowest free slot:
+        // the one `low` left, below the victim's.
+        let b = s.spawn(|| {
+            barrier.wait();
+            let mut victim = MmapRegion::attach_fd(dup()).unwrap();
+            victim.resize(4 * PAGE).unwrap();
+            barrier.wait();
+            barrier.wait();
+            let late = MmapRegion::attach_fd(dup()).unwrap();
+            (victim, late)
+        });
+        b.join().unwrap()
+    });
+    peer_set_len(&path, PAGE);
+    let mut b = [0u8; 1];
+    assert_eq!(
+        kind(victim.region().read_at(3 * PAGE, &mut b)),
+        ErrorKind::Truncated
+    );
+    // The late mapping (in the reused slot) is guarded too, and the page
+    // the file kept still reads.
+    assert_eq!(late.len(), 4 * PAGE);
+    assert_eq!(
+        kind(late.region().read_at(3 * PAGE, &mut b)),
+        ErrorKind::Truncated
+    );
+    victim.region().read_at(0, &mut b).unwrap();
+}
+
 /// Runs the calling test's body in a child process (this binary re-run
 /// with the role "child") and asserts that the child succeeded; returns
 /// `true` in the child, where the caller then runs the body.

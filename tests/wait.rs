@@ -386,44 +386,13 @@ mod futex {
         assert!(took >= timeout, "returned after {took:?}");
     }
 
-    static HANDLED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-    extern "C" fn count_signal(_: libc::c_int) {
-        HANDLED.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Installs `count_signal` for `SIGUSR1`, without `SA_RESTART`, so
-    /// that a futex wait it interrupts fails with `EINTR`.
-    fn install_handler() {
-        // SAFETY: an all-zero `sigaction` is a valid value of the C struct
-        // (no flags, an empty mask, a null handler that is set next).
-        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-        action.sa_sigaction = count_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        // SAFETY: `action.sa_mask` is a valid, writable `sigset_t`.
-        assert_eq!(unsafe { libc::sigemptyset(&mut action.sa_mask) }, 0);
-        // SAFETY: `action` is initialised; the handler only increments an
-        // atomic, which is async-signal-safe; the old action is not asked
-        // for (null). No other test of this binary uses `SIGUSR1`.
-        let rc = unsafe { libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()) };
-        assert_eq!(rc, 0);
-    }
-
     fn signal(handle: &thread::JoinHandle<impl Send>) {
-        assert_eq!(send_signal(handle), 0);
-    }
-
-    /// Sends `SIGUSR1` to the thread; returns `pthread_kill`'s result (0,
-    /// or `ESRCH` if the thread has already returned).
-    fn send_signal(handle: &thread::JoinHandle<impl Send>) -> i32 {
-        use std::os::unix::thread::JoinHandleExt;
-        // SAFETY: the thread has not been joined (we hold its handle), so
-        // its `pthread_t` is valid; `SIGUSR1` has a handler installed.
-        unsafe { libc::pthread_kill(handle.as_pthread_t(), libc::SIGUSR1) }
+        assert_eq!(send_sigusr1(handle), 0);
     }
 
     #[test]
     fn signals_handled_during_a_wait_neither_end_it_nor_count_as_its_timeout() {
-        install_handler();
+        count_sigusr1();
         let host = MmapRegion::in_memory(4096).unwrap();
         let view = host.region();
 
@@ -431,23 +400,23 @@ mod futex {
         let timeout = Duration::from_millis(300);
         let (tid, handle) = waiter(&view, 0, 0, Some(timeout));
         wait_until_asleep(tid);
-        let before = HANDLED.load(Ordering::SeqCst);
+        let before = sigusr1_handled();
         for _ in 0..5 {
             signal(&handle);
             thread::sleep(Duration::from_millis(20));
         }
         let (res, took, _) = handle.join().unwrap();
-        assert!(HANDLED.load(Ordering::SeqCst) > before, "no signal handled");
+        assert!(sigusr1_handled() > before, "no signal handled");
         assert_eq!(res, Ok(false));
         assert!(took >= timeout, "returned after {took:?}");
 
         // Without a timeout: the wait goes on after the signal until woken.
         let (tid, handle) = waiter(&view, 4, 0, None);
         wait_until_asleep(tid);
-        let before = HANDLED.load(Ordering::SeqCst);
+        let before = sigusr1_handled();
         signal(&handle);
         wait_until(LIMIT, "the signal to be handled", || {
-            HANDLED.load(Ordering::SeqCst) > before
+            sigusr1_handled() > before
         });
         store(&view, 4, 1);
         let deadline = Instant::now() + LIMIT;
@@ -464,46 +433,17 @@ mod futex {
     fn signals_late_in_a_timed_wait_do_not_extend_it_past_its_deadline() {
         // A wait that started its timeout over after each EINTR would end
         // at least a whole timeout after the last signal: here signals at
-        // 200, 250 and 290 ms of a 300 ms wait, so such a wait takes at
-        // least 590 ms. The right one ends at its deadline, 300 ms, plus
-        // scheduling delay; the upper bound leaves 220 ms for that (a
-        // signal sent late on a loaded machine only lands after the wait,
-        // where it makes the bound easier to meet, never harder).
-        const TIMEOUT: Duration = Duration::from_millis(300);
-        const BOUND: Duration = Duration::from_millis(520);
-        install_handler();
+        // 200, 250 and 290 ms of a 300 ms wait, three rounds, so such a
+        // wait takes at least 590 ms. The right one ends at its deadline,
+        // 300 ms, plus scheduling delay (`common`'s body and bound).
         let host = MmapRegion::in_memory(4096).unwrap();
         let view = host.region();
-        for round in 0..3 {
-            let (tx, rx) = std::sync::mpsc::channel();
-            let v = view.clone();
-            let handle = thread::spawn(move || {
-                let start = Instant::now();
-                tx.send(start).unwrap();
-                let res = v.wait_u32(0, 0, Some(TIMEOUT));
-                (res, start.elapsed())
-            });
-            let start = rx.recv().unwrap();
-            let before = HANDLED.load(Ordering::SeqCst);
-            for at in [200, 250, 290].map(Duration::from_millis) {
-                if let Some(d) = (start + at).checked_duration_since(Instant::now()) {
-                    thread::sleep(d);
-                }
-                // On a loaded machine the thread may be done already.
-                let rc = send_signal(&handle);
-                assert!(rc == 0 || rc == libc::ESRCH, "pthread_kill: {rc}");
-            }
-            let (res, took) = handle.join().unwrap();
-            assert_eq!(res, Ok(false), "round {round}");
-            assert!(
-                HANDLED.load(Ordering::SeqCst) > before,
-                "round {round}: no signal handled"
-            );
-            assert!(
-                (TIMEOUT..BOUND).contains(&took),
-                "round {round}: a {TIMEOUT:?} wait interrupted late took {took:?}"
-            );
-        }
+        signals_during_a_timed_wait(
+            3,
+            &[200, 250, 290],
+            move |t| view.wait_u32(0, 0, Some(t)),
+            Ok(false),
+        );
     }
 }
 

@@ -133,3 +133,47 @@ fn close_pidfds(space: &[MaybeUninit<u8>]) -> usize {
 fn close_pidfds(_: &[MaybeUninit<u8>]) -> usize {
     0
 }
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod tests {
+    /// `CMSG_SPACE(len)` as the C library computes it.
+    fn cmsg_space(len: usize) -> usize {
+        let len = libc::c_uint::try_from(len).unwrap();
+        // SAFETY: `CMSG_SPACE` only computes with its argument (libc
+        // declares it `unsafe` with the pointer macros, but it reads no
+        // memory).
+        usize::try_from(unsafe { libc::CMSG_SPACE(len) }).unwrap()
+    }
+
+    /// The control buffer `recv_with` allocates is exactly what the C
+    /// library's `CMSG_SPACE` gives for one `SCM_RIGHTS` message of
+    /// `min(max_fds, MAX_FDS_PER_MESSAGE) + 1` descriptors, plus the
+    /// messages the kernel may add on Linux (credentials, a pidfd, a
+    /// security label of up to 256 bytes), each with the `cmsghdr`
+    /// alignment rustix's `cmsg_space!` adds so that it can align the
+    /// buffer. A size one descriptor short is absorbed twice over on
+    /// Linux: by the room for the added messages (no receive test sees
+    /// it), and for an odd count by `CMSG_SPACE`'s rounding to 8 bytes. So
+    /// the figure is pinned exactly, for every count.
+    #[test]
+    fn control_space_is_exactly_cmsg_space_of_one_more_descriptor_than_asked_plus_the_kernels_messages(
+    ) {
+        use crate::fdpass::{control_space, MAX_FDS_PER_MESSAGE};
+        let fd = std::mem::size_of::<libc::c_int>();
+        let slack = std::mem::align_of::<libc::cmsghdr>();
+        let space = |data: usize| cmsg_space(data + slack);
+        let added = space(std::mem::size_of::<libc::ucred>()) + space(fd) + space(64 * fd);
+        for max_fds in 0..=MAX_FDS_PER_MESSAGE + 8 {
+            let rights = space(fd * (max_fds.min(MAX_FDS_PER_MESSAGE) + 1));
+            assert_eq!(control_space(max_fds), rights + added, "max_fds {max_fds}");
+        }
+        assert_eq!(
+            control_space(usize::MAX),
+            space(fd * (MAX_FDS_PER_MESSAGE + 1)) + added
+        );
+        // The figures on x86_64 and arm64 Linux, for one descriptor asked
+        // for: CMSG_SPACE(8 + 8) = 32, then 40 + 32 + 280.
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(control_space(1), 32 + 40 + 32 + 280);
+    }
+}

@@ -163,6 +163,11 @@ impl Region {
         // A range a contained `SIGBUS` already cut: no call, so that no
         // replaced (private) page is written out or read into.
         self.after_access(op, offset, len)?;
+        #[cfg(test)]
+        super::seam::before_fd_limit();
+        // Read again after the check: another thread of this handle may
+        // have found a truncation meanwhile, and the call must not reach
+        // past it (the mapping checks the range against this limit).
         let limit = self.view.accessible_len();
         let call = || {
             if into_region {

@@ -358,3 +358,109 @@ pub fn wait_until_asleep(tid: i32) {
         }
     }
 }
+
+/// How many `SIGUSR1`s [`count_sigusr1`]'s handler has handled in this
+/// process.
+static SIGUSR1_HANDLED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+extern "C" fn sigusr1_counter(_: libc::c_int) {
+    SIGUSR1_HANDLED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Installs a handler for `SIGUSR1` that only counts
+/// ([`sigusr1_handled`]), without `SA_RESTART`, so that a system call it
+/// interrupts (`poll`, a futex wait) fails with `EINTR`. No test of a
+/// binary that calls this uses `SIGUSR1` otherwise.
+pub fn count_sigusr1() {
+    // SAFETY: an all-zero `sigaction` is a valid value of the C struct (no
+    // flags, an empty mask, a null handler that is set next).
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = sigusr1_counter as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: `action.sa_mask` is a valid, writable `sigset_t`.
+    assert_eq!(unsafe { libc::sigemptyset(&mut action.sa_mask) }, 0);
+    // SAFETY: `action` is initialised; the handler only increments an
+    // atomic, which is async-signal-safe; the old action is not asked for
+    // (null).
+    let rc = unsafe { libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()) };
+    assert_eq!(rc, 0);
+}
+
+/// How many `SIGUSR1`s the handler [`count_sigusr1`] installs has
+/// handled.
+pub fn sigusr1_handled() -> usize {
+    SIGUSR1_HANDLED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Sends `SIGUSR1` to the thread; returns `pthread_kill`'s result (0, or
+/// `ESRCH` if the thread has already returned).
+pub fn send_sigusr1<T>(handle: &std::thread::JoinHandle<T>) -> i32 {
+    use std::os::unix::thread::JoinHandleExt;
+    // SAFETY: the thread has not been joined (the caller holds its
+    // handle), so its `pthread_t` is valid; `SIGUSR1` has a handler
+    // installed (`count_sigusr1`).
+    unsafe { libc::pthread_kill(handle.as_pthread_t(), libc::SIGUSR1) }
+}
+
+/// The timeout of the waits [`signals_during_a_timed_wait`] interrupts.
+pub const SIGNALLED_TIMEOUT: Duration = Duration::from_millis(300);
+/// The most such a wait may take: its timeout plus 220 ms of scheduling
+/// delay. A wait that started its timeout over after an `EINTR` at 290 ms
+/// or later takes at least 590 ms; one that ended at the first `EINTR`
+/// returns before its timeout.
+pub const SIGNALLED_BOUND: Duration = Duration::from_millis(520);
+
+/// The test body "signals during a wait" that the doorbell, the peer's
+/// `wait_exit` and `wait_u32` share. For each of `rounds`: runs
+/// `wait(SIGNALLED_TIMEOUT)` on a thread (a wait that nothing ends early),
+/// sends it `SIGUSR1` at each of `at` (milliseconds since the wait
+/// started; a signal sent on a loaded machine after the wait returned
+/// finds the thread gone, `ESRCH`, which is accepted), and asserts that
+/// at least one signal was handled, that the wait returned `timed_out`,
+/// and that it took at least its timeout and less than
+/// [`SIGNALLED_BOUND`]: the signals neither ended it early nor extended
+/// it.
+pub fn signals_during_a_timed_wait<R>(
+    rounds: usize,
+    at: &[u64],
+    wait: impl Fn(Duration) -> R + Send + Sync + 'static,
+    timed_out: R,
+) where
+    R: std::fmt::Debug + PartialEq + Send + 'static,
+{
+    count_sigusr1();
+    let wait = std::sync::Arc::new(wait);
+    for round in 0..rounds {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let w = std::sync::Arc::clone(&wait);
+        let handle = std::thread::spawn(move || {
+            let start = Instant::now();
+            tx.send(start).unwrap();
+            let res = w(SIGNALLED_TIMEOUT);
+            (res, start.elapsed())
+        });
+        let start = rx.recv().unwrap();
+        let before = sigusr1_handled();
+        for &ms in at {
+            if let Some(d) =
+                (start + Duration::from_millis(ms)).checked_duration_since(Instant::now())
+            {
+                std::thread::sleep(d);
+            }
+            let rc = send_sigusr1(&handle);
+            assert!(
+                rc == 0 || rc == libc::ESRCH,
+                "round {round}: pthread_kill: {rc}"
+            );
+        }
+        let (res, took) = handle.join().unwrap();
+        assert!(
+            sigusr1_handled() > before,
+            "round {round}: no signal handled"
+        );
+        assert_eq!(res, timed_out, "round {round}");
+        assert!(
+            (SIGNALLED_TIMEOUT..SIGNALLED_BOUND).contains(&took),
+            "round {round}: a {SIGNALLED_TIMEOUT:?} wait interrupted by signals took {took:?}"
+        );
+    }
+}

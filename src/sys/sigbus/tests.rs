@@ -531,3 +531,61 @@ fn a_fork_child_starts_with_no_handler_counted_and_no_slot_of_its_own() {
     reg.release();
     assert!(status.unwrap().success());
 }
+
+/// The `SIGBUS` registry and handler run outside every model that judges
+/// orderings: loom does not model signals or `mmap`, Miri cannot run them,
+/// and x86's strong ordering lets a weakened ordering pass every
+/// behaviour test here (a `Relaxed` load of the cut compiles to the same
+/// `mov` as an `Acquire` one). So their text is held to the audited
+/// orderings: `SeqCst` everywhere, except the cut's `Acquire` fence and
+/// load (`Registration::cut`, documented there) and the `Relaxed` load of
+/// `Debug`. A change to any ordering in these files must come with a new
+/// audit of it and a change here.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "a check of these files' text: nothing for Miri to judge"
+)]
+fn every_atomic_ordering_of_the_sigbus_guard_is_the_audited_one() {
+    let files = [
+        ("registry.rs", include_str!("registry.rs")),
+        ("handler.rs", include_str!("handler.rs")),
+        ("replace.rs", include_str!("replace.rs")),
+        ("mod.rs", include_str!("mod.rs")),
+    ];
+    let mut not_seq_cst = Vec::new();
+    let mut seq_cst = 0;
+    for (name, text) in files {
+        for line in text.lines() {
+            let mut rest = line;
+            while let Some(at) = rest.find("Ordering::") {
+                let after = &rest[at + "Ordering::".len()..];
+                let word: String = after
+                    .chars()
+                    .take_while(char::is_ascii_alphanumeric)
+                    .collect();
+                if word == "SeqCst" {
+                    seq_cst += 1;
+                } else {
+                    not_seq_cst.push((name, word, line.trim().to_owned()));
+                }
+                rest = after;
+            }
+        }
+    }
+    let audited: Vec<(&str, String, String)> = [
+        (
+            "Relaxed",
+            r#".field("cut", &self.cut_cell().load(Ordering::Relaxed))"#,
+        ),
+        ("Acquire", "fence(Ordering::Acquire);"),
+        ("Acquire", "self.cut_cell().load(Ordering::Acquire)"),
+    ]
+    .into_iter()
+    .map(|(word, line)| ("registry.rs", word.to_owned(), line.to_owned()))
+    .collect();
+    assert_eq!(not_seq_cst, audited);
+    // Every other ordering is `SeqCst` (a count, so that one turned into
+    // something this scan cannot read is seen too).
+    assert_eq!(seq_cst, 76, "SeqCst orderings in the guard's files");
+}
