@@ -897,7 +897,7 @@ mod seam {
     /// Runs `f` (once, on this thread) at the next `before_fd_limit`:
     /// between a descriptor call's bounds check and its read of the limit
     /// it hands to the call.
-    #[cfg_attr(any(miri, loom), allow(dead_code))]
+    #[cfg_attr(any(miri, loom, windows), allow(dead_code))]
     pub(super) fn set_before_fd_limit(f: impl FnOnce() + 'static) {
         BEFORE_FD_LIMIT.with(|s| *s.borrow_mut() = Some(Box::new(f)));
     }
