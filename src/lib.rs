@@ -72,6 +72,18 @@
 //! [in-memory regions](MmapRegion::in_memory) are modelled by loom, so that
 //! protocols built on a [`Region`] can be model-checked too.
 //!
+//! **Platforms.** Linux gets everything; macOS and the BSDs the portable
+//! Unix path. On Windows the same `MmapRegion`, `MmapOptions`, `Region`,
+//! `EventCount`, `Error` and `ErrorKind` work over files by path, named
+//! pagefile-backed sections (`create_shm`/`attach_shm`, in `Local\`) and
+//! in-memory regions; what Windows cannot have (descriptor passing, seals
+//! and `Frozen`, `Doorbell`, `sigbus`, `stage`) is absent there, options it
+//! cannot honour are refused with `ErrorKind::Unsupported`, and the
+//! documentation of `MmapRegion` on Windows says what differs (a named
+//! region's length is whole pages; a file grows into a new mapping; waits
+//! between processes poll). `SECURITY.md` ("Windows") says what is tested
+//! under Wine, what only compiles and what is argued on paper.
+//!
 //! The [`guide`] has the long-form documentation, one module per topic
 //! (growth, frozen regions, `SIGBUS`, pool servers, notification, Python
 //! and C peers, verifying your protocol, resources, errors), each with
@@ -80,37 +92,52 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-// Everything below needs Unix (file descriptors, `mmap`, `fstat`): on other
-// targets this one message is the only error.
+// Everything below needs Unix or Windows (files, mappings, handles or
+// descriptors): on other targets this one message is the only error.
 #[cfg(not(any(unix, windows)))]
 compile_error!(
     "shm-region supports Unix (Linux, Android, macOS, FreeBSD and other Unix systems) and Windows only"
 );
 
+/// The items inside, each compiled on Unix and Windows only (so that the
+/// `compile_error!` above is the only error elsewhere).
+macro_rules! portable {
+    ($($item:item)*) => { $( #[cfg(any(unix, windows))] $item )* };
+}
+
 // Portable modules: the same code on every platform, calling the platform
-// part of `sys` (and, for construction, `unix` or `windows` below) by the
-// same names.
-mod error;
-mod event;
-// Not under loom: the hostile backing is real memory, which loom cannot see.
-#[cfg(all(feature = "arbitrary", not(loom)))]
-#[cfg_attr(docsrs, doc(cfg(feature = "arbitrary")))]
-pub mod hostile;
-mod map;
-mod options;
-#[cfg(loom)]
-#[doc(hidden)]
-pub mod protocol;
-#[cfg(not(loom))]
-mod protocol;
-mod shared;
-mod spin;
-mod sync;
-mod sys;
-#[cfg(feature = "zerocopy")]
-mod typed;
-mod view;
-mod wait;
+// part of `sys` (and, for construction, `region`/`open` on Unix or
+// `windows` on Windows) by the same names.
+portable! {
+    mod error;
+    mod event;
+    // Not under loom: the hostile backing is real memory, which loom cannot see.
+    #[cfg(all(feature = "arbitrary", not(loom)))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "arbitrary")))]
+    pub mod hostile;
+    mod map;
+    mod options;
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub mod protocol;
+    #[cfg(not(loom))]
+    mod protocol;
+    mod shared;
+    mod spin;
+    mod sync;
+    mod sys;
+    #[cfg(feature = "zerocopy")]
+    mod typed;
+    mod view;
+    mod wait;
+
+    pub use error::{Error, ErrorKind, Result};
+    pub use event::EventCount;
+    pub use options::{Advice, FileCleanup, MmapOptions};
+    pub use shared::{SharedU32, SharedU64};
+    pub use sys::unmap_failures;
+    pub use view::Region;
+}
 
 // Unix: files through directory descriptors, POSIX names, descriptor
 // passing, seals, the SIGBUS guard.
@@ -149,18 +176,12 @@ mod windows;
 
 #[cfg(unix)]
 pub use doorbell::Doorbell;
-pub use error::{Error, ErrorKind, Result};
-pub use event::EventCount;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use frozen::{FreezeError, Frozen};
-pub use options::{Advice, FileCleanup, MmapOptions};
 #[cfg(unix)]
 pub use region::MmapRegion;
-pub use shared::{SharedU32, SharedU64};
 #[cfg(unix)]
 pub use staged::{PublishError, Staged};
-pub use sys::unmap_failures;
-pub use view::Region;
 #[cfg(windows)]
 pub use windows::MmapRegion;
 

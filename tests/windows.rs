@@ -402,6 +402,35 @@ fn manual_cleanup_removes_the_file_on_drop_and_auto_leaves_nothing_to_attach() {
 }
 
 #[test]
+fn an_attached_handle_that_takes_ownership_removes_the_file_only_if_the_name_still_holds_it() {
+    let dir = Scratch::new("own");
+    let path = dir.path("segment");
+    let mut host = MmapRegion::create(&path, PAGE, FileCleanup::Manual).unwrap();
+    host.release_ownership();
+    let mut guest = MmapRegion::attach(&path).unwrap();
+    guest.take_ownership();
+    drop(host);
+    assert!(path.exists(), "the guest's view still maps it");
+    drop(guest);
+    assert!(
+        !path.exists(),
+        "removed through the guest's verified handle"
+    );
+
+    // Another file at the name when ownership is taken: nothing removed.
+    let mut host = MmapRegion::create(&path, PAGE, FileCleanup::Manual).unwrap();
+    host.release_ownership();
+    let mut guest = MmapRegion::attach(&path).unwrap();
+    drop(host);
+    std::fs::rename(&path, dir.path("moved")).unwrap();
+    std::fs::write(&path, b"another file").unwrap();
+    guest.take_ownership();
+    drop(guest);
+    assert_eq!(std::fs::read(&path).unwrap(), b"another file");
+    assert!(dir.path("moved").exists());
+}
+
+#[test]
 fn options_windows_cannot_honour_are_refused_as_unsupported_before_anything_is_made() {
     let dir = Scratch::new("options");
     let path = dir.path("segment");

@@ -4,7 +4,7 @@
 //! calls [`file_len`] and [`is_open_read_only`] by the names it uses on
 //! Unix (`map.rs`).
 
-use std::os::windows::io::{BorrowedHandle, OwnedHandle};
+use std::os::windows::io::{AsHandle, BorrowedHandle, OwnedHandle};
 use std::path::Path;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -52,6 +52,19 @@ pub(crate) fn create_new(path: &Path, op: &'static str) -> Result<OwnedHandle> {
 /// Opens `path` without following a final reparse point.
 pub(crate) fn open_existing(path: &Path, writable: bool, op: &'static str) -> Result<OwnedHandle> {
     file::open_existing_file(path, writable).map_err(|e| path_error(op, path, &e))
+}
+
+/// A handle with `DELETE` access to the file at `path`, if that is the
+/// file `ours` is open on (same volume and file identifier): how a region
+/// that attached a file takes ownership of it. `None` if the name now
+/// holds another file, or cannot be opened so.
+pub(crate) fn reopen_for_removal(path: &Path, ours: BorrowedHandle<'_>) -> Option<OwnedHandle> {
+    let h = file::open_for_removal(path).ok()?;
+    let (a, b) = (
+        file::file_facts(ours).ok()?,
+        file::file_facts(h.as_handle()).ok()?,
+    );
+    ((a.volume_serial, a.file_index) == (b.volume_serial, b.file_index)).then_some(h)
 }
 
 /// The facts of the open file.

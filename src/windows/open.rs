@@ -214,7 +214,7 @@ impl MmapOptions {
         let path = path.as_ref();
         self.refuse_unsupported_on_windows(OP)?;
         let to = map::checked_size(self, size, OP)?;
-        let file: FileArc = std::sync::Arc::new(OwnedFile::new(fs::create_new(path, OP)?));
+        let file: FileArc = std::sync::Arc::new(OwnedFile::deletable(fs::create_new(path, OP)?));
         // From here on a failure removes the file again (through its
         // handle: only the file just made).
         let made = (|| {

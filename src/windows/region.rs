@@ -158,10 +158,25 @@ impl MmapRegion {
     }
 
     /// Makes this handle remove the file when dropped (a file region;
-    /// nothing for named and in-memory regions). The file is removed
-    /// through this handle's own handle to it, so only the file it mapped.
+    /// nothing for named and in-memory regions), through a handle to the
+    /// file it mapped, never by name alone: a created handle has one; an
+    /// attached handle opens the file at its [`path`](Self::path) again now
+    /// with `DELETE` access and keeps that handle if it is the same file
+    /// (same volume and file identifier). If it is not, or it cannot be
+    /// opened so, dropping the handle removes nothing. Windows refuses to
+    /// delete a file any process maps: the removal waits for this handle's
+    /// last view, and if another process still maps the file then, it
+    /// stays.
     pub fn take_ownership(&mut self) {
-        self.owner = matches!(self.backing, Backing::File(_));
+        let Backing::File(file) = &self.backing else {
+            return;
+        };
+        if !file.can_remove() {
+            if let Some(h) = fs::reopen_for_removal(&self.path, file.as_handle()) {
+                file.remove_through(h);
+            }
+        }
+        self.owner = true;
     }
 
     /// Makes this handle leave the file in place when dropped.

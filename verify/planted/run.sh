@@ -27,6 +27,9 @@ set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
+# Harnesses for x86_64-pc-windows-gnu run under Wine in the repository's
+# prefix (verify/wine/setup.sh), not in one the scratch copy lacks.
+export WINEPREFIX="${WINEPREFIX:-$repo/target/wine/prefix}"
 MIRI_SEEDS="${MIRI_SEEDS:-32}"
 HARNESS_TIMEOUT="${HARNESS_TIMEOUT:-600}"
 export CARGO_TERM_COLOR=never

@@ -100,13 +100,31 @@ pub fn create_new_file(path: &Path, writable: bool) -> io::Result<OwnedHandle> {
 /// `InvalidInput` for a path with a NUL; otherwise the error of
 /// `CreateFileW`, with its code.
 pub fn open_existing_file(path: &Path, writable: bool) -> io::Result<OwnedHandle> {
+    open_with(path, access(writable, false))
+}
+
+/// Opens the existing file at `path` as [`open_existing_file`] does
+/// (never following a final reparse point), with `GENERIC_READ` and
+/// `DELETE`: the handle a region that takes ownership of a file it
+/// attached removes it through, once [`file_facts`] showed it is the same
+/// file.
+///
+/// # Errors
+///
+/// As [`open_existing_file`] (`ERROR_ACCESS_DENIED` if the file's DACL
+/// does not grant `DELETE`).
+pub fn open_for_removal(path: &Path) -> io::Result<OwnedHandle> {
+    open_with(path, access(false, true))
+}
+
+fn open_with(path: &Path, access: u32) -> io::Result<OwnedHandle> {
     let name = wide(path.as_os_str())?;
     // SAFETY: W2/W3: `name` is NUL-terminated; default security (none is
     // created), no template handle.
     let h = unsafe {
         CreateFileW(
             name.as_ptr(),
-            access(writable, false),
+            access,
             SHARE,
             ptr::null(),
             OPEN_EXISTING,
