@@ -107,8 +107,8 @@ pub(crate) fn address_space_used() -> Option<usize> {
 /// hardened defaults. Each setter documents its trade-off.
 ///
 /// ```
-/// # #[cfg(miri)] fn main() {} // Miri cannot map files.
-/// # #[cfg(not(miri))]
+/// # #[cfg(any(miri, windows))] fn main() {} // Miri cannot map files; Windows refuses `populate`.
+/// # #[cfg(not(any(miri, windows)))]
 /// # fn main() -> Result<(), shm_region::Error> {
 /// use shm_region::{FileCleanup, MmapOptions};
 /// let dir = tempfile::tempdir().unwrap();

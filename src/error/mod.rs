@@ -270,8 +270,8 @@ impl ErrorKind {
 /// allocate.
 ///
 /// ```
-/// # #[cfg(miri)] fn main() {} // Miri cannot open files.
-/// # #[cfg(not(miri))] fn main() {
+/// # #[cfg(any(miri, windows))] fn main() {} // Miri cannot open files; no /dev/null on Windows.
+/// # #[cfg(not(any(miri, windows)))] fn main() {
 /// use shm_region::{Error, ErrorKind, MmapRegion};
 /// let err = MmapRegion::attach("/dev/null").unwrap_err();
 /// assert_eq!(err.kind(), ErrorKind::NotRegularFile);
