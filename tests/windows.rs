@@ -305,6 +305,39 @@ fn a_peer_cannot_cut_a_mapped_file_and_the_region_stays_readable() {
 }
 
 #[test]
+fn attaching_and_following_never_change_the_files_size() {
+    let dir = Scratch::new("size");
+    let path = dir.path("segment");
+    let host = MmapRegion::create(&path, 4 * PAGE, FileCleanup::Manual).unwrap();
+    let mut guest = MmapRegion::attach(&path).unwrap();
+    let mut ro = MmapRegion::attach_read_only(&path).unwrap();
+    for r in [&mut guest, &mut ro] {
+        assert_eq!(r.len(), 4 * PAGE);
+        assert!(!r.check_and_remap().unwrap());
+        assert_eq!(
+            r.ensure_len(8 * PAGE).unwrap_err().kind(),
+            ErrorKind::OutOfBounds
+        );
+    }
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 4 * 4096);
+    // A file whose length is not a page multiple keeps it.
+    let odd = dir.path("odd");
+    std::fs::write(&odd, vec![7u8; 5000]).unwrap();
+    let r = MmapRegion::attach(&odd).unwrap();
+    assert_eq!(r.len(), 5000);
+    let mut buf = [0u8; 2];
+    r.region().read_at(4998, &mut buf).unwrap();
+    assert_eq!(buf, [7, 7]);
+    assert_eq!(
+        r.region().read_at(4999, &mut buf).unwrap_err().kind(),
+        ErrorKind::OutOfBounds
+    );
+    drop(r);
+    assert_eq!(std::fs::metadata(&odd).unwrap().len(), 5000);
+    drop(host);
+}
+
+#[test]
 fn create_is_exclusive_and_attach_refuses_directories_empty_and_missing_files() {
     let dir = Scratch::new("checks");
     let path = dir.path("segment");
@@ -471,6 +504,31 @@ fn options_windows_cannot_honour_are_refused_as_unsupported_before_anything_is_m
             "{what}"
         );
     }
+    // A file cannot be reserved past its length on Windows: `address_space`
+    // is refused for files, and honoured by named and in-memory regions.
+    let mut reserved = MmapOptions::new();
+    reserved.address_space(64 * PAGE);
+    let err = reserved
+        .create(&path, PAGE, FileCleanup::Manual)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert!(
+        err.to_string().contains("MmapOptions::address_space"),
+        "{err}"
+    );
+    assert!(!path.exists());
+    let _file = MmapRegion::create(&path, PAGE, FileCleanup::Manual).unwrap();
+    assert_eq!(
+        reserved.attach(&path).unwrap_err().kind(),
+        ErrorKind::Unsupported
+    );
+    let mut mem = reserved.in_memory(PAGE).unwrap();
+    mem.resize(64 * PAGE).unwrap();
+    assert_eq!(
+        mem.resize(65 * PAGE).unwrap_err().kind(),
+        ErrorKind::Unsupported
+    );
+
     let host = MmapRegion::in_memory(PAGE).unwrap();
     assert_eq!(
         host.advise(shm_region::Advice::WillNeed)

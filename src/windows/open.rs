@@ -14,7 +14,7 @@ use crate::sync::{Arc, AtomicUsize, Ordering};
 use crate::sys::windows::{section, security::ObjectKind};
 use crate::sys::{self, Errno, Mapping, OwnedFile};
 
-/// The longest section name `create_shm` takes (Unix's `NAME_MAX`, so
+/// The longest section name `create_shm` takes, in bytes (Unix's `NAME_MAX`, so
 /// that a name works on every platform).
 const NAME_MAX: usize = 255;
 
@@ -24,7 +24,7 @@ fn section_name(name: &str, op: &'static str) -> Result<String> {
     let bare = name.strip_prefix('/').unwrap_or(name);
     if bare.is_empty() || bare.len() > NAME_MAX || bare.contains(['\\', '/', '\0']) {
         return Err(Error::new(ErrorKind::InvalidPath, op).because(
-            "a section name is 1 to 255 characters after one optional leading '/', \
+            "a section name is 1 to 255 bytes after one optional leading '/', \
              with no '/', '\\' or NUL",
         ));
     }
@@ -170,6 +170,20 @@ impl MmapRegion {
 }
 
 impl MmapOptions {
+    /// For a file: `address_space` too, which Windows cannot honour there
+    /// (a section of a file cannot be longer than the file; it grows into a
+    /// new mapping), refused before anything is made.
+    fn refuse_unsupported_for_files(&self, op: &'static str) -> Result<()> {
+        self.refuse_unsupported_on_windows(op)?;
+        if self.address_space.is_some() {
+            return Err(Error::new(ErrorKind::Unsupported, op).because(
+                "MmapOptions::address_space: on Windows a file cannot be mapped past its \
+                 length (it grows into a new mapping); it applies to create_shm and in_memory",
+            ));
+        }
+        Ok(())
+    }
+
     /// The options Windows cannot honour, refused before anything is made.
     fn refuse_unsupported_on_windows(&self, op: &'static str) -> Result<()> {
         self.refuse_unsupported(op)?;
@@ -212,7 +226,7 @@ impl MmapOptions {
     ) -> Result<MmapRegion> {
         const OP: &str = "create";
         let path = path.as_ref();
-        self.refuse_unsupported_on_windows(OP)?;
+        self.refuse_unsupported_for_files(OP)?;
         let to = map::checked_size(self, size, OP)?;
         let file: FileArc = std::sync::Arc::new(OwnedFile::deletable(fs::create_new(path, OP)?));
         // From here on a failure removes the file again (through its
@@ -264,7 +278,7 @@ impl MmapOptions {
     }
 
     fn attach_path(&self, path: &Path, writable: bool, op: &'static str) -> Result<MmapRegion> {
-        self.refuse_unsupported_on_windows(op)?;
+        self.refuse_unsupported_for_files(op)?;
         let file = fs::open_existing(path, writable, op)?;
         let size = fs::validate(self, file.as_handle(), op).map_err(|e| e.with_path(path))?;
         let len = map::file_mappable(self, size, op).map_err(|e| e.with_path(path))?;

@@ -46,7 +46,10 @@ pub(super) enum Backing {
 ///   them (each unless an option allows it). A file cannot be cut below a
 ///   mapped view on Windows (`SetEndOfFile` fails), so no peer can make an
 ///   access fault. A file grows into a new mapping (a new generation):
-///   the section of a file cannot be longer than the file.
+///   the section of a file cannot be longer than the file, which is also
+///   why [`MmapOptions::address_space`] is refused (`Unsupported`) for
+///   files there. Neither attaching nor following ever changes the file's
+///   size.
 /// - [`create_shm`](Self::create_shm) makes a named section in the
 ///   `Local\` namespace (this session's), pagefile-backed, owner-only,
 ///   and refuses a name that exists (the existing object is closed,

@@ -16,13 +16,16 @@ use crate::sys::round_up_to_page;
 use crate::sys::sigbus::Registration;
 
 impl Mapping {
-    /// Maps `file` whole: a new section of exactly `len` bytes (so the file
-    /// is at least that long: a writable section longer than its file
-    /// lengthens the file; the crate sets the length first) and a view of
-    /// it, rounded up to pages. No reservation past `len`: the section of a
-    /// file cannot be longer than the file without making the file that
-    /// long, so on Windows a file grows into a new mapping (a new
-    /// generation), and `reserve` is not used.
+    /// Maps the first `len` bytes of `file`: a new section of the file's
+    /// size as it is now (size 0 asked: a section never lengthens the file,
+    /// as a larger size asked would for a writable one) and a view of `len`
+    /// bytes of it, rounded up to pages. If the file is now shorter than
+    /// `len` (a peer cut it before any view mapped it), the view cannot be
+    /// made and the call fails (`ERROR_ACCESS_DENIED` on Windows). No
+    /// reservation past `len`: the section of a file cannot be longer than
+    /// the file without making the file that long, so on Windows a file
+    /// grows into a new mapping (a new generation), and `reserve` is not
+    /// used.
     pub(crate) fn new(
         file: BorrowedHandle<'_>,
         len: usize,
@@ -33,8 +36,7 @@ impl Mapping {
             return Err(Errno::INVAL);
         }
         let rounded = round_up_to_page(len).ok_or(Errno::INVAL)?;
-        let size = u64::try_from(len).map_err(|_| Errno::INVAL)?;
-        let made = section::create_section(Some(file), size, writable, None, false);
+        let made = section::create_section(Some(file), 0, writable, None, false);
         let sec = made.map_err(|e| Errno::of(&e))?;
         // The view keeps the section alive; its handle closes at the end.
         let view = section::map_view(sec.as_handle(), len, writable).map_err(|e| Errno::of(&e))?;
