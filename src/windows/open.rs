@@ -18,7 +18,7 @@ use crate::sys::{self, Errno, Mapping, OwnedFile};
 /// that a name works on every platform).
 const NAME_MAX: usize = 255;
 
-/// `name` checked (one optional leading `/`, then 1 to 255 characters
+/// `name` checked (one optional leading `/`, then 1 to 255 bytes
 /// with no `/`, `\` or NUL), as `Local\<name>`.
 fn section_name(name: &str, op: &'static str) -> Result<String> {
     let bare = name.strip_prefix('/').unwrap_or(name);
