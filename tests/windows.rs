@@ -594,6 +594,83 @@ fn wait_u32_in_another_process_returns_after_a_store_here() {
     finish(c);
 }
 
+/// A section made exactly as Python's `multiprocessing.shared_memory`
+/// makes one on Windows, attached and shared both ways (`SharedMemory(name, create=True, size=5000)`:
+/// `CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE, 0,
+/// 5000, name)`, no `SEC_RESERVE`, default security, a name without a
+/// namespace, i.e. the session's), with its first bytes written through a
+/// view as Python's `buf` writes them.
+#[test]
+fn a_section_made_as_pythons_shared_memory_makes_it_attaches_with_the_defaults() {
+    use windows_sys::Win32::Foundation::{CloseHandle, INVALID_HANDLE_VALUE};
+    use windows_sys::Win32::System::Memory::{
+        CreateFileMappingW, MapViewOfFile, UnmapViewOfFile, FILE_MAP_WRITE, PAGE_READWRITE,
+    };
+    let name = format!("wnsm_{}", unique("py").replace('-', ""));
+    let wide: Vec<u16> = name.encode_utf16().chain([0]).collect();
+    // SAFETY: a NUL-terminated name, no security attributes (the default,
+    // as Python passes), the pagefile (INVALID_HANDLE_VALUE).
+    let section = unsafe {
+        CreateFileMappingW(
+            INVALID_HANDLE_VALUE,
+            std::ptr::null(),
+            PAGE_READWRITE,
+            0,
+            5000,
+            wide.as_ptr(),
+        )
+    };
+    assert!(!section.is_null());
+    // SAFETY: `section` is the valid handle just made; 5000 bytes fit it.
+    let view = unsafe { MapViewOfFile(section, FILE_MAP_WRITE, 0, 0, 5000) };
+    assert!(!view.Value.is_null());
+    // SAFETY: the view is 5000 writable bytes this test owns; nothing else
+    // in this process touches them.
+    unsafe { std::ptr::copy_nonoverlapping(b"from python".as_ptr(), view.Value.cast::<u8>(), 11) };
+
+    let mut peer = if under_wine() {
+        // Wine gives a section made with default security no owner and a
+        // NULL DACL (everyone may write); Windows gives it the token's
+        // default owner and default DACL (the user, SYSTEM, and for an
+        // elevated administrator Administrators), which the defaults
+        // accept. Under Wine each check refuses it, and each option lets
+        // it through.
+        let err = MmapRegion::attach_shm(&name).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UntrustedOwner, "{err}");
+        let mut o = MmapOptions::new();
+        o.allow_other_owner(true);
+        let err = o.attach_shm(&name).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InsecureMode, "{err}");
+        o.allow_group_or_other_write(true);
+        o.attach_shm(&name).unwrap()
+    } else {
+        MmapRegion::attach_shm(&name).unwrap()
+    };
+    // Whole pages, as Python's own attach sees it (VirtualQuery).
+    assert_eq!(peer.len(), 2 * PAGE);
+    let mut buf = [0u8; 11];
+    peer.region().read_at(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"from python");
+    peer.region().write_at(100, b"from rust").unwrap();
+    let mut back = [0u8; 9];
+    // SAFETY: bytes 100..109 of the 5000-byte view, written above through
+    // another view of the same section and read after the write returned.
+    let at = unsafe { view.Value.cast::<u8>().add(100) };
+    // SAFETY: as above: 9 bytes inside the view, into a private buffer.
+    unsafe { std::ptr::copy_nonoverlapping(at, back.as_mut_ptr(), 9) };
+    assert_eq!(&back, b"from rust");
+    // It cannot grow: its size is the one Python gave it.
+    assert_eq!(
+        peer.resize(3 * PAGE).unwrap_err().kind(),
+        ErrorKind::FileTooLarge
+    );
+    assert!(!peer.check_and_remap().unwrap());
+    // SAFETY: the view made above, unmapped once.
+    unsafe { UnmapViewOfFile(view) };
+    // SAFETY: the handle made above, closed once.
+    unsafe { CloseHandle(section) };
+}
+
 /// Whether this runs under Wine (its prefix is in the environment and its
 /// `Z:` drive maps the Unix root).
 fn under_wine() -> bool {

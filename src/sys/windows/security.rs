@@ -14,7 +14,8 @@ use windows_sys::Win32::Security::Authorization::{
 use windows_sys::Win32::Security::{
     AddAccessAllowedAce, CopySid, CreateWellKnownSid, EqualSid, GetAce, GetLengthSid,
     GetTokenInformation, InitializeAcl, InitializeSecurityDescriptor, IsValidSid,
-    SetSecurityDescriptorControl, SetSecurityDescriptorDacl, SetSecurityDescriptorOwner, TokenUser,
+    SetSecurityDescriptorControl, SetSecurityDescriptorDacl, SetSecurityDescriptorOwner, TokenOwner,
+    TokenUser, TOKEN_INFORMATION_CLASS, TOKEN_OWNER,
     WinBuiltinAdministratorsSid, WinCreatorOwnerRightsSid, WinLocalSystemSid, ACCESS_ALLOWED_ACE,
     ACE_HEADER, ACL, ACL_REVISION, DACL_SECURITY_INFORMATION, INHERIT_ONLY_ACE,
     OWNER_SECURITY_INFORMATION, PSID, SECURITY_ATTRIBUTES, SECURITY_DESCRIPTOR,
@@ -197,6 +198,23 @@ impl Sid {
 ///
 /// The errors of `OpenProcessToken` and `GetTokenInformation`.
 pub fn current_user_sid() -> io::Result<Sid> {
+    token_sid(TokenUser)
+}
+
+/// The SID this process's token makes the owner of the objects it creates
+/// without naming one (`TokenOwner`): the user, or `BUILTIN\Administrators`
+/// for an elevated administrator (and under Wine).
+///
+/// # Errors
+///
+/// As [`current_user_sid`].
+pub fn default_owner_sid() -> io::Result<Sid> {
+    token_sid(TokenOwner)
+}
+
+/// The SID that `class` (`TokenUser` or `TokenOwner`, whose structures
+/// both start with the SID pointer) names in this process's token.
+fn token_sid(class: TOKEN_INFORMATION_CLASS) -> io::Result<Sid> {
     let mut raw = ptr::null_mut();
     // SAFETY: `GetCurrentProcess` returns a pseudo handle that needs no
     // closing and takes no arguments.
@@ -213,7 +231,7 @@ pub fn current_user_sid() -> io::Result<Sid> {
     let ok = unsafe {
         GetTokenInformation(
             token.as_raw_handle(),
-            TokenUser,
+            class,
             ptr::null_mut(),
             0,
             &mut needed,
@@ -227,7 +245,7 @@ pub fn current_user_sid() -> io::Result<Sid> {
     }
     let bytes = usize::try_from(needed)
         .map_err(io::Error::other)?
-        .max(size_of::<TOKEN_USER>());
+        .max(size_of::<TOKEN_USER>().max(size_of::<TOKEN_OWNER>()));
     let mut buf = vec![0u64; bytes.div_ceil(8)];
     let len = u32::try_from(buf.len() * 8).map_err(io::Error::other)?;
     // SAFETY: W2: `buf` is `len` bytes, 8-byte aligned (as `TOKEN_USER`
@@ -235,18 +253,25 @@ pub fn current_user_sid() -> io::Result<Sid> {
     check(unsafe {
         GetTokenInformation(
             token.as_raw_handle(),
-            TokenUser,
+            class,
             buf.as_mut_ptr().cast(),
             len,
             &mut needed,
         )
     })?;
     // SAFETY: W2: the call filled `buf`, aligned and large enough, with a
-    // `TOKEN_USER` followed by the SID it points to.
-    let user = unsafe { buf.as_ptr().cast::<TOKEN_USER>().read() };
-    // SAFETY: `user.User.Sid` points into `buf`, alive here, to the valid
-    // SID the call wrote.
-    unsafe { Sid::copy_of(user.User.Sid) }
+    // `TOKEN_USER` or a `TOKEN_OWNER` (by `class`) followed by the SID it
+    // points to.
+    let sid = if class == TokenOwner {
+        // SAFETY: as above, a `TOKEN_OWNER`.
+        unsafe { buf.as_ptr().cast::<TOKEN_OWNER>().read() }.Owner
+    } else {
+        // SAFETY: as above, a `TOKEN_USER`.
+        unsafe { buf.as_ptr().cast::<TOKEN_USER>().read() }.User.Sid
+    };
+    // SAFETY: `sid` points into `buf`, alive here, to the valid SID the
+    // call wrote.
+    unsafe { Sid::copy_of(sid) }
 }
 
 #[cfg_attr(
@@ -384,11 +409,13 @@ fn query(h: BorrowedHandle<'_>, kind: ObjectKind) -> io::Result<ObjectSecurity> 
 }
 
 /// Whether the object's owner is the user this process runs as (the token
-/// user).
-///
-/// Files and sections owned by `BUILTIN\Administrators` (the default owner
-/// of what an elevated administrator's process creates without setting an
-/// owner) are *not* the current user's by this test.
+/// user) or the owner this process's token gives the objects it creates
+/// without naming one ([`default_owner_sid`]): an object this process
+/// could have made itself. For an elevated administrator (and under Wine)
+/// that default owner is `BUILTIN\Administrators`, so the sections such a
+/// peer makes with default security (Python's `SharedMemory` does) are
+/// accepted, as root's files are by a process running as root; a process
+/// that is not elevated accepts its user alone.
 ///
 /// # Errors
 ///
@@ -402,7 +429,12 @@ pub fn owner_is_current_user(h: BorrowedHandle<'_>, kind: ObjectKind) -> io::Res
     let me = current_user_sid()?;
     // SAFETY: W4: `sec.owner` points into the descriptor `sec` keeps alive,
     // to the valid SID `GetSecurityInfo` returned.
-    Ok(unsafe { me.equals(sec.owner) })
+    if unsafe { me.equals(sec.owner) } {
+        return Ok(true);
+    }
+    let default = default_owner_sid()?;
+    // SAFETY: W4: as above.
+    Ok(unsafe { default.equals(sec.owner) })
 }
 
 /// Whether the object's DACL lets anyone other than the current user,

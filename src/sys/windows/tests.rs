@@ -807,3 +807,4 @@ fn sections_refuse_views_past_their_end_writes_to_read_only_ones_and_size_zero()
     // ERROR_FILE_NOT_FOUND: no such name.
     assert_eq!(code(open_section(&unique_name("none"), true)), Some(2));
 }
+
