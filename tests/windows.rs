@@ -676,3 +676,100 @@ fn a_section_made_as_pythons_shared_memory_makes_it_attaches_with_the_defaults()
 fn under_wine() -> bool {
     std::env::var_os("WINEPREFIX").is_some() && Path::new("Z:\\etc").is_dir()
 }
+
+#[test]
+fn attach_shm_refuses_a_section_reserved_past_max_size_and_takes_one_within_it() {
+    let name = unique("max-size");
+    let _host = MmapOptions::new()
+        .address_space(64 * PAGE)
+        .create_shm(&name, PAGE, FileCleanup::Manual)
+        .unwrap();
+    // The section its maker reserved is 64 pages, a length this process
+    // did not choose: bounded by max_size as a file's size is.
+    let err = MmapOptions::new()
+        .max_size(16 * PAGE)
+        .attach_shm(&name)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FileTooLarge, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("262144"), "{msg}");
+    assert!(msg.contains("MmapOptions::max_size"), "{msg}");
+    let ok = MmapOptions::new()
+        .max_size(64 * PAGE)
+        .attach_shm_read_only(&name)
+        .unwrap();
+    assert_eq!(ok.len(), PAGE, "the committed prefix");
+}
+
+#[test]
+fn attach_maps_a_file_of_5000_bytes_without_lengthening_it_to_whole_pages() {
+    let dir = Scratch::new("odd-length");
+    let path = dir.path("segment");
+    let bytes: Vec<u8> = (0..5000u32)
+        .map(|i| u8::try_from(i % 251).unwrap())
+        .collect();
+    std::fs::write(&path, &bytes).unwrap();
+    let ro = MmapRegion::attach_read_only(&path).unwrap();
+    assert_eq!(ro.len(), 5000);
+    let rw = MmapRegion::attach(&path).unwrap();
+    assert_eq!(rw.len(), 5000);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 5000);
+    let mut buf = [0u8; 8];
+    rw.region().read_at(4992, &mut buf).unwrap();
+    assert_eq!(&buf[..], &bytes[4992..]);
+    assert_eq!(
+        rw.region().read_at(4993, &mut buf).unwrap_err().kind(),
+        ErrorKind::OutOfBounds
+    );
+    rw.region().write_at(4999, b"!").unwrap();
+    drop(rw);
+    drop(ro);
+    let after = std::fs::read(&path).unwrap();
+    assert_eq!(after.len(), 5000, "never lengthened");
+    assert_eq!(after[4999], b'!');
+}
+
+#[test]
+fn a_create_that_fails_after_making_the_file_leaves_nothing_at_the_path() {
+    let dir = Scratch::new("failed-create");
+    for cleanup in [FileCleanup::Manual, FileCleanup::Auto] {
+        let path = dir.path(&format!("{cleanup:?}"));
+        // 64 TiB: the file is made, then its sizing (no disk for its
+        // reservation) or its mapping fails.
+        let err = MmapRegion::create(&path, 1 << 46, cleanup).unwrap_err();
+        if under_wine() {
+            // Wine 8 maps no view of 64 TiB: ERROR_NOT_ENOUGH_MEMORY.
+            assert_eq!((err.kind(), err.raw_os_error()), (ErrorKind::Os, Some(8)));
+        } else {
+            assert!(
+                matches!(
+                    err.kind(),
+                    ErrorKind::FileTooLarge | ErrorKind::StorageFull | ErrorKind::Os
+                ),
+                "{err}"
+            );
+        }
+        assert!(!path.exists(), "{cleanup:?}: {err}");
+        // The name is free again.
+        drop(MmapRegion::create(&path, PAGE, FileCleanup::Manual).unwrap());
+        assert!(!path.exists());
+    }
+}
+
+#[test]
+fn resize_never_cuts_a_file_that_a_peer_grew_further() {
+    let dir = Scratch::new("peer-grown");
+    let path = dir.path("segment");
+    let mut host = MmapRegion::create(&path, 4 * PAGE, FileCleanup::Manual).unwrap();
+    let peer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    peer.set_len(16 * 4096).unwrap();
+    host.resize(8 * PAGE).unwrap();
+    assert_eq!(host.len(), 8 * PAGE);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        16 * 4096,
+        "the peer's growth is kept"
+    );
+    assert!(host.check_and_remap().unwrap());
+    assert_eq!(host.len(), 16 * PAGE);
+}

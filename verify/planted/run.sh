@@ -17,6 +17,9 @@
 #                           at LOOM_MAX_PREEMPTIONS (default 3 here)
 #   miri ARGS [-- FILTER]   cargo +nightly miri test ARGS with
 #                           -Zmiri-many-seeds=0..$MIRI_SEEDS (default 32)
+# ARGS may name a target: `test --target x86_64-pc-windows-gnu --test
+# windows -- NAME` runs under Wine (run verify/wine/setup.sh once first;
+# WINEPREFIX, below, points at the repository's prefix).
 # Builds go to target/planted/<kind> of the repository, never to the
 # repository's own target directories: cargo gives the scratch copy's
 # artifacts the same names as the repository's (the path is not part of
@@ -27,8 +30,10 @@ set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
-# Harnesses for x86_64-pc-windows-gnu run under Wine in the repository's
-# prefix (verify/wine/setup.sh), not in one the scratch copy lacks.
+# Harnesses with `--target x86_64-pc-windows-gnu` run under Wine through
+# verify/wine/runner.sh, which defaults WINEPREFIX to target/wine/prefix
+# beside ITSELF: in the scratch copy, which has no target/. The prefix
+# verify/wine/setup.sh made in the repository is used instead.
 export WINEPREFIX="${WINEPREFIX:-$repo/target/wine/prefix}"
 MIRI_SEEDS="${MIRI_SEEDS:-32}"
 HARNESS_TIMEOUT="${HARNESS_TIMEOUT:-600}"

@@ -808,3 +808,143 @@ fn sections_refuse_views_past_their_end_writes_to_read_only_ones_and_size_zero()
     assert_eq!(code(open_section(&unique_name("none"), true)), Some(2));
 }
 
+/// As [`section_with_sddl`], with the error of `CreateFileMappingW` (for
+/// descriptors Windows may refuse, such as another owner).
+fn try_section_with_sddl(name: &str, sddl: &str) -> std::io::Result<OwnedHandle> {
+    let w = wide(std::ffi::OsStr::new(sddl)).unwrap();
+    let mut sd = ptr::null_mut();
+    // SAFETY: as in `create_with_sddl`.
+    let ok = unsafe {
+        ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            w.as_ptr(),
+            SDDL_REVISION_1,
+            &mut sd,
+            ptr::null_mut(),
+        )
+    };
+    assert_ne!(ok, 0, "SDDL {sddl}: {}", std::io::Error::last_os_error());
+    // SAFETY: W4: `sd` is ours to free with `LocalFree`.
+    let guard = unsafe { LocalBox::new(sd) };
+    let sa = SECURITY_ATTRIBUTES {
+        nLength: u32::try_from(std::mem::size_of::<SECURITY_ATTRIBUTES>()).unwrap(),
+        lpSecurityDescriptor: sd,
+        bInheritHandle: 0,
+    };
+    let wname = wide(std::ffi::OsStr::new(name)).unwrap();
+    // SAFETY: W2/W3/W4: pagefile-backed; NUL-terminated name; `sa` points
+    // to the descriptor `guard` keeps alive past the call.
+    let h = unsafe {
+        CreateFileMappingW(
+            windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE,
+            &sa,
+            PAGE_READWRITE,
+            0,
+            65536,
+            wname.as_ptr(),
+        )
+    };
+    // SAFETY: W1/W9: `h` is what `CreateFileMappingW` just returned.
+    let h = unsafe { owned(h) };
+    drop(guard);
+    h
+}
+
+#[test]
+fn attach_shm_refuses_a_section_another_user_owns_unless_allow_other_owner() {
+    // Owner SYSTEM, a DACL of the user and SYSTEM alone: only the owner
+    // check can refuse it. Windows refuses to give a non-privileged
+    // process's object another owner (ERROR_INVALID_OWNER, 1307); Wine 8
+    // accepts it.
+    let name = unique_name("foreign-owner");
+    let me = current_user_sid_string().unwrap();
+    let made = try_section_with_sddl(&name, &format!("O:SYD:P(A;;GA;;;{me})(A;;GA;;;SY)"));
+    let section = match made {
+        Ok(s) => s,
+        Err(e) => {
+            assert_eq!((under_wine(), e.raw_os_error()), (false, Some(1307)));
+            return;
+        }
+    };
+    assert!(under_wine(), "Windows gave the section another owner");
+    assert!(!others_may_write(section.as_handle(), ObjectKind::Section).unwrap());
+    let bare = name.strip_prefix("Local\\").unwrap();
+    for read_only in [false, true] {
+        let o = crate::MmapOptions::new();
+        let r = if read_only {
+            o.attach_shm_read_only(bare)
+        } else {
+            o.attach_shm(bare)
+        };
+        let err = r.unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::UntrustedOwner, "{err}");
+        assert!(
+            err.to_string().contains("MmapOptions::allow_other_owner"),
+            "{err}"
+        );
+    }
+    let allowed = crate::MmapOptions::new()
+        .allow_other_owner(true)
+        .attach_shm(bare)
+        .unwrap();
+    // A section made without SEC_RESERVE is committed whole: 64 KiB.
+    assert_eq!(allowed.len(), 65536);
+}
+
+#[test]
+fn a_view_the_system_refuses_to_unmap_is_counted_in_unmap_failures() {
+    let page = page_size();
+    let base = alloc_private(page).unwrap();
+    let before = crate::unmap_failures();
+    // SAFETY: test of the failure path of `View`'s drop. `[base, base +
+    // page)` is a private allocation this test owns, not a view:
+    // `UnmapViewOfFile` of it fails (STATUS_NOT_MAPPED_VIEW) and leaves it
+    // allocated, as checked below; nothing else refers to it, and it is
+    // freed once, after.
+    drop(unsafe { View::from_raw(base, page) });
+    assert_eq!(crate::unmap_failures(), before + 1);
+    // SAFETY: test: still our committed allocation (the unmap failed).
+    unsafe { base.as_ptr().write_volatile(7) };
+    // SAFETY: as above.
+    assert_eq!(unsafe { base.as_ptr().read_volatile() }, 7);
+    // SAFETY: test: `base` came from `alloc_private`, nothing uses it after.
+    assert!(unsafe { free_private(base) });
+}
+
+#[test]
+fn a_created_section_has_a_protected_dacl_of_the_user_and_system_alone() {
+    use std::os::windows::io::AsRawHandle;
+    use windows_sys::Win32::Security::Authorization::{GetSecurityInfo, SE_KERNEL_OBJECT};
+    use windows_sys::Win32::Security::{
+        GetSecurityDescriptorControl, ACL, DACL_SECURITY_INFORMATION, SE_DACL_PROTECTED,
+    };
+    let name = unique_name("protected");
+    let s = create_section(None, 65536, true, Some(&name), false).unwrap();
+    let mut dacl: *mut ACL = ptr::null_mut();
+    let mut sd = ptr::null_mut();
+    // SAFETY: W1/W2: the handle is open; the out-pointers are live locals;
+    // only the DACL is asked for.
+    let err = unsafe {
+        GetSecurityInfo(
+            s.as_raw_handle(),
+            SE_KERNEL_OBJECT,
+            DACL_SECURITY_INFORMATION,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            &mut dacl,
+            ptr::null_mut(),
+            &mut sd,
+        )
+    };
+    assert_eq!(err, 0);
+    // SAFETY: W4: `sd` was `LocalAlloc`ed for us by `GetSecurityInfo`.
+    let _guard = unsafe { LocalBox::new(sd) };
+    let (mut control, mut revision) = (0u16, 0u32);
+    // SAFETY: W2/W4: `sd` is the live descriptor; live out-pointers.
+    let ok = unsafe { GetSecurityDescriptorControl(sd, &mut control, &mut revision) };
+    assert_ne!(ok, 0);
+    assert_ne!(control & SE_DACL_PROTECTED, 0, "control {control:#x}");
+    assert!(!dacl.is_null());
+    // SAFETY: W4: `dacl` points into the descriptor `_guard` keeps alive.
+    let header = unsafe { dacl.read_unaligned() };
+    assert_eq!(header.AceCount, 2, "the user and SYSTEM");
+}
