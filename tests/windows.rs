@@ -355,6 +355,12 @@ fn create_is_exclusive_and_attach_refuses_directories_empty_and_missing_files() 
     let err = MmapRegion::create(&dir.0, PAGE, FileCleanup::Manual).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
 
+    // A device by name: refused as not a file, before any other query.
+    for device in ["NUL", "\\\\.\\NUL"] {
+        let err = MmapRegion::attach(device).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotRegularFile, "{device}: {err}");
+    }
+
     let empty = dir.path("empty");
     std::fs::write(&empty, b"").unwrap();
     assert_eq!(

@@ -88,6 +88,10 @@ pub(crate) fn validate(
     h: BorrowedHandle<'_>,
     op: &'static str,
 ) -> Result<u64> {
+    // First: a device or a pipe answers no further query as a file does.
+    if !file::is_disk_file(h) {
+        return Err(Error::not_regular_file(op, "a device or a pipe"));
+    }
     let f = facts(h, op)?;
     if f.is_reparse_point {
         return Err(Error::not_regular_file(

@@ -183,6 +183,18 @@ unsafe fn info_ex<T>(h: BorrowedHandle<'_>, class: FILE_INFO_BY_HANDLE_CLASS) ->
     Ok(out)
 }
 
+/// Whether the open handle is a disk file (`GetFileType` says
+/// `FILE_TYPE_DISK`), asked before anything else of a handle `attach`
+/// opened: a device or a pipe answers no further query as a file does.
+pub fn is_disk_file(h: BorrowedHandle<'_>) -> bool {
+    file_type(h) == FILE_TYPE_DISK
+}
+
+fn file_type(h: BorrowedHandle<'_>) -> u32 {
+    // SAFETY: W1: open borrowed handle; `GetFileType` only reads it.
+    unsafe { GetFileType(h.as_raw_handle()) }
+}
+
 /// The facts of an open file.
 ///
 /// # Errors
@@ -201,8 +213,7 @@ pub fn file_facts(h: BorrowedHandle<'_>) -> io::Result<FileFacts> {
     // SAFETY: `FILE_ID_INFO` is what `FileIdInfo` writes; all-zero is a
     // valid one (integers and a byte array).
     let id: io::Result<FILE_ID_INFO> = unsafe { info_ex(h, FileIdInfo) };
-    // SAFETY: W1: open borrowed handle; `GetFileType` only reads it.
-    let file_type = unsafe { GetFileType(h.as_raw_handle()) };
+    let file_type = file_type(h);
     let index64 = (u64::from(info.nFileIndexHigh) << 32) | u64::from(info.nFileIndexLow);
     let (volume_serial, file_index) = match id {
         Ok(id) if id.FileId.Identifier != [0; 16] => (
