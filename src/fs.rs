@@ -167,7 +167,7 @@ pub(crate) fn open_existing(
     let mut moved = Error::with_errno(ErrorKind::Os, op, Errno::AGAIN);
     for _ in 0..TRIES {
         let (fd, st) = open_regular(loc, flags, op)?;
-        #[cfg(all(test, not(miri), not(loom)))]
+        #[cfg(all(test, not(loom)))]
         tests::race_point(loc, &loc.name);
         match confirm_name(loc, st.st_dev, st.st_ino, allow_hard_links, op) {
             Ok(()) => return Ok(fd),
@@ -238,7 +238,7 @@ fn open_regular(
 /// `O_NOFOLLOW` and check again with `fstat`. Used off Linux; compiled for
 /// tests on Linux too, so that it runs somewhere.
 #[cfg(any(
-    all(test, not(miri), not(loom)),
+    all(test, not(loom)),
     not(any(target_os = "linux", target_os = "android"))
 ))]
 fn open_regular_portable(
@@ -251,7 +251,7 @@ fn open_regular_portable(
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
         return Err(Error::not_regular(op, st.st_mode));
     }
-    #[cfg(all(test, not(miri), not(loom)))]
+    #[cfg(all(test, not(loom)))]
     tests::race_point(loc, &loc.name);
     let fd = retry(|| {
         rustix::fs::openat(
@@ -502,7 +502,7 @@ pub(crate) fn create_temp(loc: &Location, mode: Mode) -> Result<(OsString, Owned
         let mut name = OsString::from(".");
         name.push(&loc.name);
         name.push(format!(".{suffix:016x}.stage"));
-        #[cfg(all(test, not(miri), not(loom)))]
+        #[cfg(all(test, not(loom)))]
         tests::race_point(loc, &name);
         match create_exclusive(loc.dir.as_fd(), &name, mode) {
             Ok(fd) => return Ok((name, fd)),
@@ -823,7 +823,7 @@ pub(crate) fn remove_if_same(
     }
 }
 
-#[cfg(all(test, not(miri), not(loom)))]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::cell::RefCell;
@@ -898,6 +898,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "files and directories")]
     fn portable_open_refuses_symlinks_directories_and_fifos() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("target"), b"data").unwrap();
@@ -916,6 +917,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "files and directories")]
     fn portable_open_refuses_a_symlink_swapped_in_after_its_lstat() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("seg"), b"mine").unwrap();
@@ -936,6 +938,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "files and directories")]
     fn portable_open_refuses_a_fifo_swapped_in_after_its_lstat_without_blocking() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("seg"), b"mine").unwrap();
@@ -960,6 +963,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "files and directories")]
     fn a_name_replaced_between_open_and_check_is_opened_again() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("seg"), b"first").unwrap();
@@ -976,6 +980,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "files and directories")]
     fn a_name_replaced_at_every_look_gives_up_after_four_tries_with_eagain() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("seg"), b"0").unwrap();
@@ -993,6 +998,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "files and directories")]
     fn a_hard_link_made_between_open_and_check_is_refused_without_retrying() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("seg"), b"mine").unwrap();
@@ -1014,6 +1020,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "files and directories")]
     fn a_name_with_one_link_is_opened_at_the_first_look() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("seg"), b"mine").unwrap();
@@ -1024,6 +1031,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "files and directories")]
     fn a_staging_name_taken_meanwhile_is_retried_under_another_name() {
         let dir = tempfile::tempdir().unwrap();
         let loc = locate(&dir.path().join("seg"), "t").unwrap();
@@ -1052,6 +1060,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "files and directories")]
     fn a_staging_error_other_than_a_taken_name_is_returned_at_once() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("gone")).unwrap();
@@ -1068,6 +1077,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "files and directories")]
     fn locate_of_a_bare_name_opens_the_current_directory() {
         // `cargo test` runs unit tests in the package root.
         let loc = locate(Path::new("Cargo.toml"), "t").unwrap();
@@ -1078,6 +1088,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "files and directories")]
     fn locate_refuses_a_parent_that_is_not_a_directory_at_once() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("file"), b"").unwrap();
@@ -1097,6 +1108,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "files and directories")]
     fn zero_fill_grows_to_exact_size_with_zeros() {
         let f = tempfile::tempfile().unwrap();
         std::io::Write::write_all(&mut &f, b"abc").unwrap();
@@ -1127,6 +1139,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "files and directories")]
     fn zero_fill_on_a_full_tmpfs_reports_storage_full_and_restores_the_size() {
         // The portable reservation path (used off Linux, and on Linux file
         // systems without fallocate), exercised here on a 1 MiB tmpfs.
@@ -1158,6 +1171,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "files and directories")]
     fn extend_never_shrinks_below_the_size_seen() {
         let f = tempfile::tempfile().unwrap();
         f.set_len(10_000).unwrap();
@@ -1175,6 +1189,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "files and directories")]
     fn portable_publish_links_without_replacing_and_drops_the_old_name() {
         // The non-Linux publish path (link + unlink), exercised on Linux.
         let dir = tempfile::tempdir().unwrap();

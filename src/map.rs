@@ -461,7 +461,7 @@ pub(crate) fn exclude(options: &MmapOptions, map: &Mapping, op: &'static str) ->
         .map_err(|e| Error::os(op, e))
 }
 
-#[cfg(all(test, not(miri), not(loom)))]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
@@ -525,6 +525,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "reads /proc/self/maps and /proc/self/status")]
     fn address_space_size_is_a_power_of_two_past_every_mapping() {
         let size = address_space_size();
         assert!(size.is_power_of_two());

@@ -144,11 +144,11 @@ pub(crate) mod portable {
     }
 }
 
-#[cfg(all(test, not(miri), not(loom)))]
-mod tests {
+/// The checks of names, which need no shared memory object (so Miri runs
+/// them too).
+#[cfg(all(test, not(loom)))]
+mod name_tests {
     use super::*;
-    use crate::{FileCleanup, MmapOptions, MmapRegion};
-    use std::path::Path;
 
     #[test]
     fn bare_name_takes_one_optional_leading_slash() {
@@ -172,6 +172,13 @@ mod tests {
             assert_eq!(err.to_string(), format!("t: {BAD_NAME}"), "{name:?}");
         }
     }
+}
+
+#[cfg(all(test, not(miri), not(loom)))]
+mod tests {
+    use super::*;
+    use crate::{FileCleanup, MmapOptions, MmapRegion};
+    use std::path::Path;
 
     fn unique(tag: &str) -> String {
         format!("shm-region-unit-{tag}-{}", std::process::id())

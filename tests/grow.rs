@@ -1,5 +1,10 @@
 //! Growth, following growth, stale views, truncation and bounds.
-#![cfg(all(unix, not(miri)))]
+//!
+//! The tests that hold for any region run over files natively and over
+//! in-memory regions under Miri ([`Backing`]); the others need a file, which
+//! Miri cannot map, and are ignored there (`tests/grow_in_memory.rs` has the
+//! in-memory counterparts of most of them).
+#![cfg(unix)]
 
 mod common;
 
@@ -16,11 +21,48 @@ fn pair(dir: &tempfile::TempDir, size: usize) -> (MmapRegion, MmapRegion) {
     (host, guest)
 }
 
+/// What the tests that hold for any region run over: a file natively, an
+/// in-memory region under Miri.
+struct Backing {
+    #[cfg(not(miri))]
+    dir: tempfile::TempDir,
+}
+
+impl Backing {
+    fn new() -> Self {
+        Backing {
+            #[cfg(not(miri))]
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A new region of `size` bytes: the creator of a file natively.
+    fn create(&self, size: usize) -> MmapRegion {
+        #[cfg(not(miri))]
+        return MmapRegion::create(seg(&self.dir), size, FileCleanup::Manual).unwrap();
+        #[cfg(miri)]
+        return MmapRegion::in_memory(size).unwrap();
+    }
+
+    /// A second handle on `host`'s region: an attach of the file natively,
+    /// a `peer` of the in-memory region under Miri.
+    fn attach(&self, host: &MmapRegion) -> MmapRegion {
+        #[cfg(not(miri))]
+        {
+            let _ = host;
+            MmapRegion::attach(seg(&self.dir)).unwrap()
+        }
+        #[cfg(miri)]
+        host.peer().unwrap()
+    }
+}
+
 fn file_len(dir: &tempfile::TempDir) -> u64 {
     std::fs::metadata(seg(dir)).unwrap().len()
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: the file's length and blocks")]
 fn resize_grows_in_place_keeping_old_bytes_and_zeroing_new_ones() {
     let dir = tempfile::tempdir().unwrap();
     let mut host = MmapRegion::create(seg(&dir), 3 * PAGE + 10, FileCleanup::Manual).unwrap();
@@ -54,8 +96,7 @@ fn resize_grows_in_place_keeping_old_bytes_and_zeroing_new_ones() {
 
 #[test]
 fn resize_to_the_same_length_is_a_no_op() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut host = MmapRegion::create(seg(&dir), PAGE, FileCleanup::Manual).unwrap();
+    let mut host = Backing::new().create(PAGE);
     let view = host.region();
     host.resize(PAGE).unwrap();
     assert_eq!((host.len(), host.generation()), (PAGE, 0));
@@ -63,6 +104,7 @@ fn resize_to_the_same_length_is_a_no_op() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: the file's length")]
 fn resize_smaller_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut host = MmapRegion::create(seg(&dir), 2 * PAGE, FileCleanup::Manual).unwrap();
@@ -81,6 +123,10 @@ fn resize_smaller_is_refused_and_changes_nothing() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "Miri cannot map files: the file's length and the kernel's mmap"
+)]
 fn resize_to_unmappable_sizes_is_invalid_input_and_keeps_the_region() {
     let dir = tempfile::tempdir().unwrap();
     let mut host = MmapRegion::create(seg(&dir), PAGE, FileCleanup::Manual).unwrap();
@@ -118,6 +164,7 @@ fn resize_to_unmappable_sizes_is_invalid_input_and_keeps_the_region() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: page faults of a file mapping")]
 fn growth_does_not_refault_pages_already_touched() {
     let dir = tempfile::tempdir().unwrap();
     let size = 4 << 20;
@@ -144,6 +191,7 @@ fn growth_does_not_refault_pages_already_touched() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: a 1 GiB file mapping")]
 fn default_reservation_keeps_the_base_up_to_one_gib() {
     let dir = tempfile::tempdir().unwrap();
     let mut host = MmapOptions::new()
@@ -162,6 +210,7 @@ fn default_reservation_keeps_the_base_up_to_one_gib() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: two mappings of one file")]
 fn growth_beyond_the_reservation_moves_the_base_and_old_views_stay_valid() {
     let dir = tempfile::tempdir().unwrap();
     let mut host = MmapOptions::new()
@@ -190,8 +239,7 @@ fn growth_beyond_the_reservation_moves_the_base_and_old_views_stay_valid() {
 
 #[test]
 fn stale_view_stays_readable_and_refresh_moves_it_to_the_newest_mapping() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut host = MmapRegion::create(seg(&dir), PAGE, FileCleanup::Manual).unwrap();
+    let mut host = Backing::new().create(PAGE);
     let mut view = host.region();
     let clone = view.clone();
     host.resize(2 * PAGE).unwrap();
@@ -212,6 +260,7 @@ fn stale_view_stays_readable_and_refresh_moves_it_to_the_newest_mapping() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: the file and /proc/self/maps")]
 fn view_outlives_its_region_and_the_mapping_is_released_after_the_last_view() {
     let dir = tempfile::tempdir().unwrap();
     let path = seg(&dir);
@@ -233,6 +282,7 @@ fn view_outlives_its_region_and_the_mapping_is_released_after_the_last_view() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: the file's length")]
 fn check_and_remap_follows_growth_without_changing_the_file_size() {
     let dir = tempfile::tempdir().unwrap();
     let (mut host, mut guest) = pair(&dir, PAGE);
@@ -260,6 +310,7 @@ fn check_and_remap_follows_growth_without_changing_the_file_size() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: the file's length")]
 fn resize_by_the_host_never_shrinks_a_file_a_peer_grew_further() {
     let dir = tempfile::tempdir().unwrap();
     let (mut host, mut guest) = pair(&dir, PAGE);
@@ -272,6 +323,7 @@ fn resize_by_the_host_never_shrinks_a_file_a_peer_grew_further() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: a truncated file")]
 fn check_and_remap_detects_truncation_and_fences_every_view() {
     let dir = tempfile::tempdir().unwrap();
     let (host, mut guest) = pair(&dir, 4 * PAGE);
@@ -316,8 +368,7 @@ fn check_and_remap_detects_truncation_and_fences_every_view() {
 
 #[test]
 fn out_of_bounds_and_overflowing_accesses_are_invalid_input() {
-    let dir = tempfile::tempdir().unwrap();
-    let host = MmapRegion::create(seg(&dir), 100, FileCleanup::Manual).unwrap();
+    let host = Backing::new().create(100);
     let r = host.region();
     let mut one = [0u8; 1];
     let mut two = [0u8; 2];
@@ -345,8 +396,9 @@ fn out_of_bounds_and_overflowing_accesses_are_invalid_input() {
 
 #[test]
 fn misaligned_atomics_are_invalid_input_and_aligned_ones_are_shared() {
-    let dir = tempfile::tempdir().unwrap();
-    let (host, guest) = pair(&dir, PAGE);
+    let backing = Backing::new();
+    let host = backing.create(PAGE);
+    let guest = backing.attach(&host);
     let r = host.region();
     for off in [1, 2, 3] {
         assert_eq!(kind(r.atomic_u32(off)), ErrorKind::Misaligned);
@@ -380,8 +432,7 @@ fn handles_and_views_are_send_sync_and_views_work_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<MmapRegion>();
     assert_send_sync::<shm_region::Region>();
-    let dir = tempfile::tempdir().unwrap();
-    let mut host = MmapRegion::create(seg(&dir), PAGE, FileCleanup::Manual).unwrap();
+    let mut host = Backing::new().create(PAGE);
     let view = host.region();
     let reader = std::thread::spawn(move || {
         let mut v = view;
@@ -406,6 +457,7 @@ fn handles_and_views_are_send_sync_and_views_work_across_threads() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: a truncated file")]
 fn check_and_remap_stays_truncated_after_the_file_grows_back() {
     let dir = tempfile::tempdir().unwrap();
     let (_host, mut guest) = pair(&dir, 4 * PAGE);
@@ -431,6 +483,7 @@ fn check_and_remap_stays_truncated_after_the_file_grows_back() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: the file's length")]
 fn resize_past_max_size_is_file_too_large_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut host = MmapOptions::new()
@@ -449,6 +502,7 @@ fn resize_past_max_size_is_file_too_large_and_changes_nothing() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: a sparse file")]
 fn attach_of_a_file_larger_than_the_address_space_is_file_too_large() {
     // Sparse files this large exist on tmpfs and ext4 alike; no process can
     // map them, and the error says so instead of `Os(ENOMEM)`.
@@ -500,6 +554,7 @@ fn attach_of_a_file_larger_than_the_address_space_is_file_too_large() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: a truncated file")]
 fn every_resize_after_a_truncation_is_truncated_and_flush_and_advise_cover_what_is_left() {
     let dir = tempfile::tempdir().unwrap();
     let (_host, mut guest) = pair(&dir, 4 * PAGE);

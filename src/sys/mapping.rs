@@ -420,7 +420,7 @@ impl Mapping {
     }
 }
 
-#[cfg(all(test, unix, not(miri), not(loom)))]
+#[cfg(all(test, unix, not(loom)))]
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
@@ -451,6 +451,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap of a file")]
     fn file_grows_under_a_reserved_mapping_without_moving_it() {
         let ps = page_size();
         let f = file_of(u64::try_from(ps).unwrap());
@@ -476,6 +477,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap of a file")]
     fn exact_mapping_covers_only_the_rounded_length() {
         let ps = page_size();
         let f = file_of(u64::try_from(ps).unwrap());
@@ -485,6 +487,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap of a file")]
     fn unmappable_reservation_falls_back_to_an_exact_mapping() {
         let ps = page_size();
         let f = file_of(u64::try_from(ps).unwrap());
@@ -494,6 +497,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap of a file")]
     fn read_only_mapping_refuses_writes_and_atomics() {
         let ps = page_size();
         let f = file_of(u64::try_from(ps).unwrap());
@@ -506,6 +510,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap of a file")]
     fn atomics_require_alignment_and_bounds() {
         let ps = page_size();
         let f = file_of(u64::try_from(ps).unwrap());
@@ -518,6 +523,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "calls munmap")]
     fn failed_unmap_is_counted_instead_of_panicking() {
         let before = unmap_failures();
         // Not page-aligned, so `munmap` refuses it (EINVAL) without
@@ -538,6 +544,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap of a file")]
     fn zero_length_mapping_is_refused() {
         let f = file_of(1);
         assert_eq!(
