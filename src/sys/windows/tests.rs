@@ -124,42 +124,7 @@ fn create_with_sddl(path: &Path, sddl: &str) -> OwnedHandle {
 
 /// Creates a pagefile-backed named section whose descriptor is `sddl`.
 fn section_with_sddl(name: &str, sddl: &str) -> OwnedHandle {
-    let w = wide(std::ffi::OsStr::new(sddl)).unwrap();
-    let mut sd = ptr::null_mut();
-    // SAFETY: as in `create_with_sddl`.
-    let ok = unsafe {
-        ConvertStringSecurityDescriptorToSecurityDescriptorW(
-            w.as_ptr(),
-            SDDL_REVISION_1,
-            &mut sd,
-            ptr::null_mut(),
-        )
-    };
-    assert_ne!(ok, 0, "SDDL {sddl}: {}", std::io::Error::last_os_error());
-    // SAFETY: W4: `sd` is ours to free with `LocalFree`.
-    let guard = unsafe { LocalBox::new(sd) };
-    let sa = SECURITY_ATTRIBUTES {
-        nLength: u32::try_from(std::mem::size_of::<SECURITY_ATTRIBUTES>()).unwrap(),
-        lpSecurityDescriptor: sd,
-        bInheritHandle: 0,
-    };
-    let wname = wide(std::ffi::OsStr::new(name)).unwrap();
-    // SAFETY: W2/W3/W4: pagefile-backed; NUL-terminated name; `sa` points
-    // to the descriptor `guard` keeps alive past the call.
-    let h = unsafe {
-        CreateFileMappingW(
-            windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE,
-            &sa,
-            PAGE_READWRITE,
-            0,
-            65536,
-            wname.as_ptr(),
-        )
-    };
-    // SAFETY: W1/W9: `h` is what `CreateFileMappingW` just returned.
-    let h = unsafe { owned(h) }.expect("create the section with the SDDL descriptor");
-    drop(guard);
-    h
+    try_section_with_sddl(name, sddl).expect("create the section with the SDDL descriptor")
 }
 
 fn write_bytes(view: &View, offset: usize, bytes: &[u8]) {
