@@ -502,6 +502,7 @@ mod tests {
     /// before and after (at most 1,000 tries).
     #[cfg(any(target_os = "linux", target_os = "android"))]
     #[test]
+    #[cfg_attr(miri, ignore = "reads /proc/self/statm, /proc/self/status and /proc/self/maps")]
     fn address_space_used_is_this_processs_vm_size_and_the_sum_of_its_mappings() {
         let mut compared = 0;
         for _ in 0..1000 {

@@ -779,3 +779,175 @@ fn resize_never_cuts_a_file_that_a_peer_grew_further() {
     assert!(host.check_and_remap().unwrap());
     assert_eq!(host.len(), 16 * PAGE);
 }
+
+/// A function of kernel32 by name (the dev-dependency lacks the feature
+/// that declares it).
+fn kernel32(name: &[u8]) -> unsafe extern "system" fn() -> isize {
+    use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
+    // SAFETY: NUL-terminated module and function names; kernel32 is always
+    // loaded in a Windows process.
+    // SAFETY: a NUL-terminated module name; kernel32 is always loaded.
+    let module = unsafe { GetModuleHandleA(c"kernel32.dll".as_ptr().cast()) };
+    // SAFETY: the module just found and a NUL-terminated function name.
+    let f = unsafe { GetProcAddress(module, name.as_ptr()) };
+    f.expect("kernel32 export")
+}
+
+/// An object of another type at the name (here an event): `create_shm` is
+/// `AlreadyExists` (Windows says `ERROR_INVALID_HANDLE`, 6) and
+/// `attach_shm` is `NotFound` (no section has that name), as their
+/// documentation says.
+#[test]
+fn an_object_of_another_type_at_the_name_is_already_exists_for_create_shm_and_not_found_for_attach_shm(
+) {
+    type CreateEventW = unsafe extern "system" fn(
+        *const std::ffi::c_void,
+        i32,
+        i32,
+        *const u16,
+    ) -> *mut std::ffi::c_void;
+    let name = unique("event-squat");
+    let wide: Vec<u16> = format!("Local\\{name}").encode_utf16().chain([0]).collect();
+    // SAFETY: `CreateEventW` has this signature (kernel32 export).
+    let create_event = unsafe {
+        std::mem::transmute::<unsafe extern "system" fn() -> isize, CreateEventW>(kernel32(
+            b"CreateEventW\0",
+        ))
+    };
+    // SAFETY: default security, manual reset, not signalled, a
+    // NUL-terminated name.
+    let event = unsafe { create_event(std::ptr::null(), 1, 0, wide.as_ptr()) };
+    assert!(!event.is_null());
+    let created = MmapRegion::create_shm(&name, PAGE, FileCleanup::Manual);
+    let attached = MmapRegion::attach_shm(&name);
+    // SAFETY: the handle made above, closed once.
+    unsafe { windows_sys::Win32::Foundation::CloseHandle(event) };
+    let created = created.unwrap_err();
+    let attached = attached.unwrap_err();
+    assert_eq!(
+        (created.kind(), attached.kind()),
+        (ErrorKind::AlreadyExists, ErrorKind::NotFound),
+        "create_shm: {created}; attach_shm: {attached}"
+    );
+}
+
+/// `attach_shm` never publishes more than `max_size`: a section of 5000
+/// bytes (as Python makes one, two whole pages committed) with
+/// `max_size(5000)` is `FileTooLarge`, as `attach` of such a file is.
+#[test]
+fn attach_shm_never_publishes_more_than_max_size() {
+    use windows_sys::Win32::Foundation::{CloseHandle, INVALID_HANDLE_VALUE};
+    use windows_sys::Win32::System::Memory::{CreateFileMappingW, PAGE_READWRITE};
+    let name = unique("max-5000");
+    let wide: Vec<u16> = format!("Local\\{name}").encode_utf16().chain([0]).collect();
+    // SAFETY: a NUL-terminated name, default security, the pagefile.
+    let section = unsafe {
+        CreateFileMappingW(
+            INVALID_HANDLE_VALUE,
+            std::ptr::null(),
+            PAGE_READWRITE,
+            0,
+            5000,
+            wide.as_ptr(),
+        )
+    };
+    assert!(!section.is_null());
+    let mut o = MmapOptions::new();
+    // Under Wine a section made with default security has no owner and a
+    // NULL DACL (see the test of Python's section): allow both, so that only
+    // max_size is under test.
+    o.allow_other_owner(true).allow_group_or_other_write(true);
+    let attached = o.max_size(5000).attach_shm(&name);
+    let outcome = attached.map(|r| r.len()).map_err(|e| e.kind());
+    // SAFETY: the handle made above, closed once.
+    unsafe { CloseHandle(section) };
+    assert!(
+        matches!(outcome, Err(ErrorKind::FileTooLarge)) || matches!(outcome, Ok(n) if n <= 5000),
+        "max_size(5000) gave {outcome:?}"
+    );
+}
+
+/// With the feature `arbitrary`, `hostile::region`'s memory is committed
+/// on Windows before its initial bytes are copied in: its atomics and
+/// writes work from safe code (in a child process, so that a crash would
+/// fail this test alone). Run with `--features arbitrary`.
+#[cfg(feature = "arbitrary")]
+#[test]
+fn a_hostile_region_on_windows_is_committed_and_usable_from_safe_code() {
+    if let Some((r, _)) = role() {
+        if r != "hostile" {
+            return;
+        }
+        // First byte: 4 initial bytes; then the initial bytes; no stream.
+        let data = [4u8, 1, 2, 3, 4];
+        let mut u = arbitrary::Unstructured::new(&data);
+        let region = shm_region::hostile::region(&mut u, PAGE).unwrap();
+        let word = region.atomic_u32(0).unwrap().load(Ordering::Relaxed);
+        assert_eq!(word, u32::from_ne_bytes([1, 2, 3, 4]));
+        region.write_at(8, b"x").unwrap();
+        return;
+    }
+    finish(child(
+        "a_hostile_region_on_windows_is_committed_and_usable_from_safe_code",
+        "hostile",
+        "",
+    ));
+}
+
+/// `peer()` of a `FileCleanup::Auto` file region (marked for deletion on
+/// Windows) maps the same file: it checks its own handle without refusing
+/// the deletion mark (on Windows; Wine reports the mark false anyway).
+#[test]
+fn a_peer_of_an_auto_cleanup_file_region_maps_the_same_file() {
+    let dir = Scratch::new("auto-peer");
+    let path = dir.path("segment");
+    let host = MmapRegion::create(&path, PAGE, FileCleanup::Auto).unwrap();
+    host.region().write_at(0, b"auto").unwrap();
+    let peer = host.peer().unwrap();
+    let mut buf = [0u8; 4];
+    peer.region().read_at(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"auto");
+}
+
+/// `attach_shm` refuses a named section backed by a file (`Unsupported`):
+/// a view of a file can raise `EXCEPTION_IN_PAGE_ERROR` when its storage
+/// fails, which nothing contains on Windows.
+#[test]
+fn attach_shm_refuses_a_named_section_backed_by_a_file() {
+    use std::os::windows::io::AsRawHandle;
+    use windows_sys::Win32::Foundation::CloseHandle;
+    use windows_sys::Win32::System::Memory::{CreateFileMappingW, PAGE_READWRITE};
+    let dir = Scratch::new("file-section");
+    let path = dir.path("backing");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .unwrap();
+    file.set_len(2 * 4096).unwrap();
+    let name = unique("file-backed");
+    let wide: Vec<u16> = format!("Local\\{name}").encode_utf16().chain([0]).collect();
+    // SAFETY: an open file handle, default security, a NUL-terminated name;
+    // size 0: the file's size.
+    let section = unsafe {
+        CreateFileMappingW(
+            file.as_raw_handle(),
+            std::ptr::null(),
+            PAGE_READWRITE,
+            0,
+            0,
+            wide.as_ptr(),
+        )
+    };
+    assert!(!section.is_null());
+    let mut o = MmapOptions::new();
+    // Default security: under Wine no owner and a NULL DACL.
+    o.allow_other_owner(true).allow_group_or_other_write(true);
+    let region = o.attach_shm(&name);
+    // SAFETY: the handle made above, closed once.
+    unsafe { CloseHandle(section) };
+    let err = region.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert!(err.to_string().contains("backed by a file"), "{err}");
+}

@@ -60,8 +60,11 @@ impl Mapping {
             return Err(Errno::INVAL);
         }
         let mut map = Self::in_memory(len)?;
+        // Accessible before anything touches it (Windows: committed).
+        map.commit(len)?;
         // SAFETY: `map` was allocated just above with at least `len >=
-        // init.len()` bytes (checked), writable and zeroed (invariant 2),
+        // init.len()` bytes (checked), writable and zeroed, and committed
+        // on Windows (invariant 2, W11),
         // and is not shared yet: no other reference to it, in this thread or
         // another, exists before it is returned, so this plain copy races
         // nothing (invariant 3 concerns memory already shared). `init` is

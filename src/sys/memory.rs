@@ -20,6 +20,9 @@ use super::round_up_to_page;
 impl Mapping {
     /// A writable range of `capacity` zero bytes (rounded up to pages),
     /// aligned to the page size like a file mapping, owned until `Drop`.
+    /// On Windows the range is reserved and none of it committed: bytes
+    /// may be touched only once [`commit`](Mapping::commit) made them
+    /// accessible (W10, W11); elsewhere `commit` has nothing to do.
     ///
     /// # Errors
     ///

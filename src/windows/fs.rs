@@ -88,6 +88,26 @@ pub(crate) fn validate(
     h: BorrowedHandle<'_>,
     op: &'static str,
 ) -> Result<u64> {
+    checks(options, h, true, op)
+}
+
+/// As [`validate`], for a handle this process already holds on its own
+/// region (`peer`): a file marked for deletion (`FileCleanup::Auto`) is
+/// accepted, as a Unix file with no name is.
+pub(crate) fn validate_own(
+    options: &MmapOptions,
+    h: BorrowedHandle<'_>,
+    op: &'static str,
+) -> Result<u64> {
+    checks(options, h, false, op)
+}
+
+fn checks(
+    options: &MmapOptions,
+    h: BorrowedHandle<'_>,
+    refuse_delete_pending: bool,
+    op: &'static str,
+) -> Result<u64> {
     // First: a device or a pipe answers no further query as a file does.
     if !file::is_disk_file(h) {
         return Err(Error::not_regular_file(op, "a device or a pipe"));
@@ -105,7 +125,7 @@ pub(crate) fn validate(
     if !f.is_disk_file {
         return Err(Error::not_regular_file(op, "a device or a pipe"));
     }
-    if f.delete_pending {
+    if refuse_delete_pending && f.delete_pending {
         return Err(Error::new(ErrorKind::NotFound, op).because("the file is marked for deletion"));
     }
     if !options.trust.allow_hard_links && f.links > 1 {

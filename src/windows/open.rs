@@ -143,7 +143,7 @@ impl MmapRegion {
             Backing::File(file) => {
                 let dup = file.try_clone().map_err(|e| Error::os(OP, Errno::of(&e)))?;
                 let file: FileArc = std::sync::Arc::new(dup);
-                let size = fs::validate(&self.options, file.as_handle(), OP)?;
+                let size = fs::validate_own(&self.options, file.as_handle(), OP)?;
                 let len = map::file_mappable(&self.options, size, OP)?;
                 let map = map::map_len(
                     &self.options,
@@ -339,6 +339,12 @@ impl MmapOptions {
             e @ (Errno::ALREADY_EXISTS | Errno::EXIST) => {
                 Error::with_errno(ErrorKind::AlreadyExists, OP, e)
             }
+            // An object of another type (6) or a section whose DACL
+            // refuses us (5) holds the name.
+            e @ (Errno::BADF | Errno::ACCESS) => Error::with_errno(ErrorKind::AlreadyExists, OP, e)
+                .because(
+                    "an object of that name exists (another type, or one that refuses this user)",
+                ),
             e => Error::os(OP, e),
         })?;
         let mut map =
@@ -380,11 +386,21 @@ impl MmapOptions {
         let full = section_name(name, op)?;
         let section = section::open_section(&full, writable).map_err(|e| match Errno::of(&e) {
             Errno::NOENT => Error::with_errno(ErrorKind::NotFound, op, Errno::NOENT),
+            // An object of another type holds the name: no section has it.
+            Errno::BADF => Error::with_errno(ErrorKind::NotFound, op, Errno::BADF)
+                .because("the name holds an object that is not a section"),
             e => Error::os(op, e),
         })?;
         fs::check_trust(self, section.as_handle(), ObjectKind::Section, op)?;
         let mut map =
             Mapping::of_section(section.as_handle(), writable).map_err(|e| Error::os(op, e))?;
+        if map.backed_by_file() {
+            return Err(Error::new(ErrorKind::Unsupported, op).because(
+                "the named section is backed by a file: a view of a file can raise \
+                 EXCEPTION_IN_PAGE_ERROR when its storage fails, which nothing contains on \
+                 Windows; a named region must be pagefile-backed",
+            ));
+        }
         // The view is as long as the section its creator reserved: a
         // length a peer chose, bounded like a file's size.
         let view = map.mapped_len();
@@ -402,6 +418,9 @@ impl MmapOptions {
         let len = map.committed();
         if len == 0 {
             return Err(Error::new(ErrorKind::EmptyFile, op));
+        }
+        if let Some(max) = self.max_size.filter(|&max| len > max) {
+            return Err(Error::too_large(op, len, Limit::MaxSize(max)));
         }
         let mut region = MmapRegion::with(
             Backing::Section(Arc::new(section)),

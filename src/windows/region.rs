@@ -67,12 +67,19 @@ pub(super) enum Backing {
 /// - [`FileCleanup`](crate::FileCleanup): a named section lives while any
 ///   handle or view of it does, in any process, and its name goes with
 ///   the last of them, whatever the cleanup. For a file, `Manual` removes
-///   it when the owning handle drops (through its handle, so only the file
-///   it created), and `Auto` marks it for deletion as soon as it is
-///   mapped: `attach` by path then fails, and the file disappears with its
-///   last handle and view.
+///   it through its own handle (so only the file it created) once the
+///   owning handle and its last view are gone; Windows refuses to delete a
+///   file that another handle, in this process or another, still maps,
+///   and then the file stays. `Auto` marks the file for deletion before it
+///   is mapped: `attach` by path then fails on Windows, and the file
+///   disappears with its last handle and view.
 /// - [`Region::wait_u32`] between processes polls (see its
 ///   documentation for the latency).
+/// - A view of a file whose storage fails (a network or removable
+///   volume) can raise `EXCEPTION_IN_PAGE_ERROR`, the counterpart of
+///   `SIGBUS`, which the crate does not contain on Windows: map files on
+///   local volumes. Named regions must be pagefile-backed: `attach_shm`
+///   refuses a section backed by a file (`Unsupported`).
 /// - Descriptor passing, seals, `Frozen`, `Doorbell`, `stage`, the
 ///   `SIGBUS` guard and advice do not exist on Windows; `advise` is
 ///   `Unsupported`.
@@ -202,9 +209,14 @@ impl MmapRegion {
     /// (generation + 1); views taken before keep theirs.
     ///
     /// A file's blocks are reserved (unless
-    /// [`MmapOptions::reserve_blocks`] is off), then its length is raised,
-    /// then a new mapping of the new length is made; if that mapping
-    /// cannot be made, the file's length is set back. A named or
+    /// [`MmapOptions::reserve_blocks`] is off), then its length is raised
+    /// (never lowered: a peer may have grown it further), then a new
+    /// mapping of the new length is made; if that mapping cannot be made,
+    /// the error is returned and the file keeps its new length (setting it
+    /// back could cut a peer's growth). Two handles growing one file at
+    /// once are not serialised: one may set a length below the other's
+    /// before either maps it; then the other's mapping fails (an error,
+    /// never a fault: a length below a mapped view is refused). A named or
     /// in-memory region commits the pages in place (same base address),
     /// a named one in whole pages.
     ///
@@ -256,17 +268,11 @@ impl MmapRegion {
                 if to > now {
                     fs::set_len(h, to, OP)?;
                 }
-                let map = map::map_len(&self.options, self.origin, file, None, new_size, true, OP);
-                match map {
-                    Ok(map) => (map, new_size),
-                    Err(e) => {
-                        if to > now {
-                            // Our own views are shorter than `now`.
-                            let _ = fs::set_len(h, now, OP);
-                        }
-                        return Err(e);
-                    }
-                }
+                // If the new mapping cannot be made, the file keeps its new
+                // length: setting it back could cut a growth a peer made
+                // meanwhile.
+                let map = map::map_len(&self.options, self.origin, file, None, new_size, true, OP)?;
+                (map, new_size)
             }
             Backing::Section(_) => {
                 let len = sys::round_up_to_page(new_size)

@@ -98,6 +98,20 @@ impl Mapping {
         self
     }
 
+    /// Makes `[0, len)` accessible: on Unix every page of a mapping already
+    /// is (invariant 2), so this only checks `len` (`EINVAL` past the
+    /// mapping). The Windows part commits the pages.
+    #[cfg_attr(
+        not(all(feature = "arbitrary", not(loom))),
+        allow(dead_code, reason = "only the hostile backing calls it on Unix")
+    )]
+    pub(crate) fn commit(&self, len: usize) -> Result<(), Errno> {
+        if len > self.len {
+            return Err(Errno::INVAL);
+        }
+        Ok(())
+    }
+
     /// The descriptor of the mapped file, if the handle that made the
     /// mapping attached it ([`with_file`](Self::with_file)); `None` for
     /// memory.

@@ -40,6 +40,9 @@ impl Errno {
     pub(crate) const NOMEM: Self = Self(w::ERROR_NOT_ENOUGH_MEMORY);
     /// `ERROR_COMMITMENT_LIMIT`: the system's commit charge is spent.
     pub(crate) const COMMIT: Self = Self(w::ERROR_COMMITMENT_LIMIT);
+    /// `ERROR_INVALID_HANDLE`: also what opening or creating a section
+    /// says when an object of another type holds the name.
+    pub(crate) const BADF: Self = Self(w::ERROR_INVALID_HANDLE);
     /// `ERROR_ACCESS_DENIED`.
     pub(crate) const ACCESS: Self = Self(w::ERROR_ACCESS_DENIED);
     /// `ERROR_NOT_SUPPORTED`.

@@ -19,6 +19,7 @@ use windows_sys::Win32::Storage::FileSystem::{
     FILE_ATTRIBUTE_REPARSE_POINT, FILE_DISPOSITION_INFO, FILE_END_OF_FILE_INFO,
     FILE_FLAG_OPEN_REPARSE_POINT, FILE_ID_INFO, FILE_INFO_BY_HANDLE_CLASS, FILE_SHARE_DELETE,
     FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_STANDARD_INFO, FILE_TYPE_DISK, OPEN_EXISTING,
+    SECURITY_IDENTIFICATION, SECURITY_SQOS_PRESENT,
 };
 
 use super::handle::{check, owned, wide};
@@ -41,6 +42,16 @@ fn access(writable: bool, delete: bool) -> u32 {
     }
     a
 }
+
+/// The flags of every open: the name's final reparse point is opened as
+/// itself, and a named pipe the path may lead to may identify this process
+/// but not impersonate it (`SECURITY_SQOS_PRESENT |
+/// SECURITY_IDENTIFICATION`: without them a pipe's server gets
+/// impersonation rights over the client).
+const OPEN_FLAGS: u32 = FILE_ATTRIBUTE_NORMAL
+    | FILE_FLAG_OPEN_REPARSE_POINT
+    | SECURITY_SQOS_PRESENT
+    | SECURITY_IDENTIFICATION;
 
 /// Creates a new file at `path`, failing if any entry exists there
 /// (`CREATE_NEW`: `ERROR_FILE_EXISTS`, 80, also for a symbolic link,
@@ -75,7 +86,7 @@ pub fn create_new_file(path: &Path, writable: bool) -> io::Result<OwnedHandle> {
             SHARE,
             &sa,
             CREATE_NEW,
-            FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT,
+            OPEN_FLAGS,
             ptr::null_mut(),
         )
     };
@@ -128,7 +139,7 @@ fn open_with(path: &Path, access: u32) -> io::Result<OwnedHandle> {
             SHARE,
             ptr::null(),
             OPEN_EXISTING,
-            FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT,
+            OPEN_FLAGS,
             ptr::null_mut(),
         )
     };

@@ -98,6 +98,12 @@ impl Mapping {
         section::committed_prefix(&self.pages())
     }
 
+    /// Whether this view shows a file rather than the pagefile
+    /// (`section::backed_by_file`).
+    pub(crate) fn backed_by_file(&self) -> bool {
+        section::backed_by_file(self.base)
+    }
+
     /// This mapping, remembering `file` as the handle of the file it maps.
     #[must_use]
     pub(crate) fn with_file(mut self, file: Arc<super::OwnedFile>) -> Self {

@@ -94,9 +94,13 @@
 //!     (`CreateFileMappingW`'s documentation of `SEC_RESERVE`). A view of a
 //!     file is as long as the file (rounded up to pages) when it is made,
 //!     and a file cannot be cut below a mapped view (`SetEndOfFile` fails
-//!     with `ERROR_USER_MAPPED_FILE`), so no access to a view faults: there
-//!     is no `SIGBUS` to contain (the registration is the stub, the cut
-//!     offset stays `usize::MAX`). Invariant 3 (foreign memory) is
+//!     with `ERROR_USER_MAPPED_FILE`), so no truncation makes an access to
+//!     a view fault: there is no `SIGBUS` to contain (the registration is
+//!     the stub, the cut offset stays `usize::MAX`). A view of a file
+//!     whose storage fails (a network or removable volume) can raise
+//!     `EXCEPTION_IN_PAGE_ERROR`, which ends the process (a crash, not
+//!     undefined behaviour, as in invariant 4); named regions refuse
+//!     file-backed sections for that reason. Invariant 3 (foreign memory) is
 //!     unchanged: the same `asm!` copies on x86_64, the portable
 //!     per-byte atomic copy on aarch64.
 //!

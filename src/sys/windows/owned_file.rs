@@ -18,8 +18,8 @@ use std::sync::OnceLock;
 /// when its handle drops if views of it remain: the removal waits for the
 /// last holder of this handle (the owning `MmapRegion` and every mapping
 /// it made, which its views keep), after their views are unmapped. If
-/// another process still maps the file then, Windows refuses and the file
-/// stays.
+/// another handle still maps the file then, in this process or another,
+/// Windows refuses and the file stays.
 #[derive(Debug)]
 pub(crate) struct OwnedFile {
     handle: OwnedHandle,

@@ -19,7 +19,8 @@ use windows_sys::Win32::Storage::FileSystem::READ_CONTROL;
 use windows_sys::Win32::System::Memory::{
     CreateFileMappingW, FlushViewOfFile, MapViewOfFile, OpenFileMappingW, UnmapViewOfFile,
     VirtualAlloc, VirtualQuery, FILE_MAP_READ, FILE_MAP_WRITE, MEMORY_BASIC_INFORMATION,
-    MEMORY_MAPPED_VIEW_ADDRESS, MEM_COMMIT, PAGE_READONLY, PAGE_READWRITE, SEC_RESERVE,
+    MEMORY_MAPPED_VIEW_ADDRESS, MEM_COMMIT, PAGE_GUARD, PAGE_NOACCESS, PAGE_READONLY, PAGE_READWRITE,
+    SEC_RESERVE,
 };
 
 use super::file::flush_file;
@@ -280,6 +281,31 @@ pub(crate) fn map_whole(section: BorrowedHandle<'_>, writable: bool) -> io::Resu
     Ok(view)
 }
 
+/// Whether the view at `base` shows a file (`K32GetMappedFileNameW` names
+/// one) rather than the pagefile: a view of a file can raise
+/// `EXCEPTION_IN_PAGE_ERROR` when the file's storage fails (a network or
+/// removable volume), which nothing contains on Windows, so a named
+/// region must be pagefile-backed.
+pub(crate) fn backed_by_file(base: NonNull<u8>) -> bool {
+    let mut name = [0u16; 8];
+    // SAFETY: `GetCurrentProcess` takes nothing and returns a pseudo
+    // handle that needs no closing.
+    let me = unsafe { windows_sys::Win32::System::Threading::GetCurrentProcess() };
+    let cap = u32::try_from(name.len()).unwrap_or(0);
+    // SAFETY: W2/W5: a query of this process's view at `base`; it writes
+    // at most `cap` UTF-16 units into `name`, a live local of that size.
+    let n = unsafe {
+        windows_sys::Win32::System::ProcessStatus::K32GetMappedFileNameW(
+            me,
+            base.as_ptr().cast_const().cast(),
+            name.as_mut_ptr(),
+            cap,
+        )
+    };
+    // A name (even cut short: `n` is then the buffer's length) means a file.
+    n != 0
+}
+
 /// The length of the allocation (a view or a reservation) starting at
 /// `base`: the consecutive runs `VirtualQuery` reports with that base.
 fn allocation_len(base: NonNull<u8>) -> usize {
@@ -371,7 +397,9 @@ pub fn committed_prefix(view: &View) -> usize {
                 size_of::<MEMORY_BASIC_INFORMATION>(),
             )
         };
-        if n == 0 || info.State != MEM_COMMIT {
+        // Committed and readable through this view: a page this view
+        // cannot read (no access, a guard page) ends the prefix too.
+        if n == 0 || info.State != MEM_COMMIT || info.Protect & (PAGE_NOACCESS | PAGE_GUARD) != 0 {
             break;
         }
         // The run of pages alike starts at `info.BaseAddress` (`at` rounded
