@@ -306,23 +306,25 @@ pub(crate) fn backed_by_file(base: NonNull<u8>) -> bool {
     n != 0
 }
 
+/// What `VirtualQuery` says of the pages at `at`, or `None` if it says
+/// nothing (an address past the user address space).
+fn query(at: *const u8) -> Option<MEMORY_BASIC_INFORMATION> {
+    let mut info = MEMORY_BASIC_INFORMATION::default();
+    // SAFETY: W2: `VirtualQuery` only writes `info`, a live local of the
+    // size passed; any address may be asked about.
+    let n = unsafe { VirtualQuery(at.cast(), &mut info, size_of::<MEMORY_BASIC_INFORMATION>()) };
+    (n != 0).then_some(info)
+}
+
 /// The length of the allocation (a view or a reservation) starting at
 /// `base`: the consecutive runs `VirtualQuery` reports with that base.
 fn allocation_len(base: NonNull<u8>) -> usize {
     let mut len = 0usize;
     loop {
-        let at = base.as_ptr().wrapping_add(len);
-        let mut info = MEMORY_BASIC_INFORMATION::default();
-        // SAFETY: W2: `VirtualQuery` only writes `info`, a live local of
-        // the size passed; any address may be asked about.
-        let n = unsafe {
-            VirtualQuery(
-                at.cast_const().cast(),
-                &mut info,
-                size_of::<MEMORY_BASIC_INFORMATION>(),
-            )
+        let Some(info) = query(base.as_ptr().wrapping_add(len)) else {
+            return len;
         };
-        if n == 0 || info.AllocationBase != base.as_ptr().cast() || info.RegionSize == 0 {
+        if info.AllocationBase != base.as_ptr().cast() || info.RegionSize == 0 {
             return len;
         }
         len = len.saturating_add(info.RegionSize);
@@ -386,20 +388,12 @@ pub fn committed_prefix(view: &View) -> usize {
     let mapped = view.mapped_len();
     let mut done = 0usize;
     while done < mapped {
-        let at = base.wrapping_add(done);
-        let mut info = MEMORY_BASIC_INFORMATION::default();
-        // SAFETY: W2/W7: `at` is inside the view's range; `VirtualQuery`
-        // only writes `info`, a live local of the size passed.
-        let n = unsafe {
-            VirtualQuery(
-                at.cast_const().cast(),
-                &mut info,
-                size_of::<MEMORY_BASIC_INFORMATION>(),
-            )
+        let Some(info) = query(base.wrapping_add(done)) else {
+            break;
         };
         // Committed and readable through this view: a page this view
         // cannot read (no access, a guard page) ends the prefix too.
-        if n == 0 || info.State != MEM_COMMIT || info.Protect & (PAGE_NOACCESS | PAGE_GUARD) != 0 {
+        if info.State != MEM_COMMIT || info.Protect & (PAGE_NOACCESS | PAGE_GUARD) != 0 {
             break;
         }
         // The run of pages alike starts at `info.BaseAddress` (`at` rounded
